@@ -1,0 +1,62 @@
+// The one random number generator of pybackprop: PCG32 (XSH-RR), with our own
+// uniform, normal and bounded draws, so that a seed gives the same numbers on
+// every platform and compiler. docs/internals.md ("RNG") is the specification;
+// pybackprop/reference/rng.py is its pure-Python twin.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace bp {
+
+// What a generator is used for; it selects an independent PCG stream.
+enum class RngPurpose : uint64_t { Init = 1, Shuffle = 2, Dropout = 3, Noise = 4 };
+
+// stream(purpose, counter, index) = purpose << 56 | counter << 16 | index
+inline uint64_t rng_stream(RngPurpose purpose, uint64_t counter, uint64_t index) {
+    return (static_cast<uint64_t>(purpose) << 56) | (counter << 16) | (index & 0xFFFFu);
+}
+
+class Pcg32 {
+public:
+    Pcg32(uint64_t seed, uint64_t stream) : state_(0), inc_((stream << 1u) | 1u) {
+        next();
+        state_ += seed;
+        next();
+    }
+
+    uint32_t next() {
+        uint64_t old = state_;
+        state_ = old * 6364136223846793005ULL + inc_;
+        uint32_t xorshifted = static_cast<uint32_t>(((old >> 18u) ^ old) >> 27u);
+        uint32_t rot = static_cast<uint32_t>(old >> 59u);
+        return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
+    }
+
+    // Uniform double in [0, 1) with 53 random bits.
+    double uniform01() {
+        uint64_t a = next() >> 5, b = next() >> 6;
+        return (static_cast<double>(a) * 67108864.0 + static_cast<double>(b)) *
+               (1.0 / 9007199254740992.0);
+    }
+
+    // Standard normal by Box-Muller, one value per call.
+    double normal() {
+        double u1 = 1.0 - uniform01();  // (0, 1]: log(u1) is finite
+        double u2 = uniform01();
+        return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    }
+
+    // Uniform integer in [0, n), 0 < n < 2^32, without modulo bias.
+    uint32_t below(uint32_t n) {
+        uint32_t threshold = (0u - n) % n;
+        for (;;) {
+            uint32_t r = next();
+            if (r >= threshold) return r % n;
+        }
+    }
+
+private:
+    uint64_t state_, inc_;
+};
+
+}  // namespace bp

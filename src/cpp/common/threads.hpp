@@ -1,0 +1,43 @@
+// The core's thread count. Work is split over fixed output rows, each of which
+// one thread computes alone in a fixed order, so results are bitwise the same
+// for any thread count.
+#pragma once
+#include <atomic>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#include <thread>
+
+namespace bp {
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+inline int available_cpus() {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    unsigned n = std::thread::hardware_concurrency();
+    return n ? static_cast<int>(n) : 1;
+}
+
+inline std::atomic<int>& thread_count_storage() {
+    static std::atomic<int> n{available_cpus()};
+    return n;
+}
+inline int num_threads() { return thread_count_storage().load(std::memory_order_relaxed); }
+inline void set_num_threads(int n) { thread_count_storage().store(n < 1 ? 1 : n); }
+
+// Threads worth using for `flops` multiply-adds: small layers stay on one.
+inline int threads_for(double flops) {
+    constexpr double kMinFlopsPerThread = 64.0 * 1024.0;
+    int n = num_threads();
+    if (flops < 2 * kMinFlopsPerThread) return 1;
+    int useful = static_cast<int>(flops / kMinFlopsPerThread);
+    return useful < n ? useful : n;
+}
+
+}  // namespace bp

@@ -1,0 +1,73 @@
+// The three matrix products of a dense layer, row-major, no transposes
+// materialised:
+//   Z  = A · W     forward             matmul_nn: C[M,N] += A[M,K] · B[K,N]
+//   dW = Aᵀ · δ    weight gradient     matmul_tn: C[K,N] += A[M,K]ᵀ · B[M,N]
+//   dA = δ · Wᵀ    gradient to inputs  matmul_nt: C[M,K] += A[M,N] · B[K,N]ᵀ
+// All accumulate into C. Each output row is computed by one thread in a fixed
+// order, so the result does not depend on the number of threads. These are the
+// portable kernels; the inner loops are contiguous so the compiler vectorises
+// them.
+#pragma once
+#include <cstddef>
+
+#include "common/threads.hpp"
+
+namespace bp {
+
+// C[M,N] += A[M,K] · B[K,N]
+template <typename T>
+void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
+    const int nt = threads_for(double(M) * K * N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (std::ptrdiff_t i = 0; i < M; ++i) {
+        T* c = C + i * N;
+        const T* a = A + i * K;
+        for (std::ptrdiff_t k = 0; k < K; ++k) {
+            const T aik = a[k];
+            const T* b = B + k * N;
+            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
+        }
+    }
+}
+
+// C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
+template <typename T>
+void matmul_tn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
+    const int nt = threads_for(double(M) * K * N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (std::ptrdiff_t k = 0; k < K; ++k) {
+        T* c = C + k * N;
+        for (std::ptrdiff_t i = 0; i < M; ++i) {
+            const T aik = A[i * K + k];
+            const T* b = B + i * N;
+            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
+        }
+    }
+}
+
+// Dot product with eight independent partial sums (vectorisable without
+// reassociating a single sum, and the same order on every run).
+template <typename T>
+inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += x[j + l] * y[j + l];
+    T tail = 0;
+    for (; j < n; ++j) tail += x[j] * y[j];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+// C[M,K] += A[M,N] · B[K,N]ᵀ
+template <typename T>
+void matmul_nt(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K) {
+    const int nt = threads_for(double(M) * K * N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (std::ptrdiff_t i = 0; i < M; ++i) {
+        const T* a = A + i * N;
+        T* c = C + i * K;
+        for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += dot(a, B + k * N, N);
+    }
+}
+
+}  // namespace bp

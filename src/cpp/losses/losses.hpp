@@ -1,0 +1,94 @@
+// Losses: the mean loss of a batch and its gradient. For mse, mae and huber the
+// gradient is dL/dŶ (then the output activation's backward runs); the two
+// cross-entropies are fused with their output activation and give dL/dZ
+// directly, which is both cheaper and stable:
+//   sigmoid + BCE:  L = max(z,0) − z·y + log1p(e^−|z|),  dL/dz = σ(z) − y
+//   softmax + CE:   L = −Σ_k y_k log softmax(z)_k,      dL/dz = softmax(z) − y
+// (divide by the number of averaged terms). See docs/internals.md, "Losses".
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "activations/activations.hpp"
+#include "common/enums.hpp"
+
+namespace bp {
+
+// True when the loss's gradient is with respect to the logits Z (fused).
+inline bool loss_is_fused(Loss loss) {
+    return loss == Loss::BinaryCrossentropy || loss == Loss::CategoricalCrossentropy;
+}
+
+// The output activation a fused loss needs (Identity when any will do).
+inline Act loss_required_activation(Loss loss) {
+    switch (loss) {
+        case Loss::BinaryCrossentropy: return Act::Sigmoid;
+        case Loss::CategoricalCrossentropy: return Act::Softmax;
+        default: return Act::Identity;
+    }
+}
+
+// Mean loss over the batch, and its gradient into G (rows, cols):
+// G = dL/dŶ for unfused losses, dL/dZ for fused ones. Z are the output
+// logits, A = f(Z) the predictions, Y the targets (one-hot rows for CE).
+// Sums are taken in double, so float32 losses are reported accurately.
+template <typename T>
+double loss_forward_backward(Loss loss, T* G, const T* Z, const T* A, const T* Y,
+                             std::size_t rows, std::size_t cols) {
+    const std::size_t n = rows * cols;
+    const T inv_n = T(1) / static_cast<T>(n);
+    double sum = 0;
+    switch (loss) {
+        case Loss::Mse:
+            for (std::size_t i = 0; i < n; ++i) {
+                const T d = A[i] - Y[i];
+                sum += double(d) * double(d);
+                if (G) G[i] = T(2) * d * inv_n;
+            }
+            return sum / double(n);
+        case Loss::Mae:
+            for (std::size_t i = 0; i < n; ++i) {
+                const T d = A[i] - Y[i];
+                sum += std::fabs(double(d));
+                if (G) G[i] = (d > T(0) ? T(1) : d < T(0) ? T(-1) : T(0)) * inv_n;
+            }
+            return sum / double(n);
+        case Loss::Huber:  // delta = 1
+            for (std::size_t i = 0; i < n; ++i) {
+                const T d = A[i] - Y[i];
+                const double ad = std::fabs(double(d));
+                sum += ad < 1.0 ? 0.5 * double(d) * double(d) : ad - 0.5;
+                if (G) G[i] = (d > T(1) ? T(1) : d < T(-1) ? T(-1) : d) * inv_n;
+            }
+            return sum / double(n);
+        case Loss::BinaryCrossentropy:
+            for (std::size_t i = 0; i < n; ++i) {
+                const T z = Z[i];
+                const T l = (z > T(0) ? z : T(0)) - z * Y[i] + std::log1p(std::exp(-std::fabs(z)));
+                sum += double(l);
+                if (G) G[i] = (A[i] - Y[i]) * inv_n;
+            }
+            return sum / double(n);
+        case Loss::CategoricalCrossentropy: {
+            const T inv_rows = T(1) / static_cast<T>(rows);
+            for (std::size_t r = 0; r < rows; ++r) {
+                const T* z = Z + r * cols;
+                T m = z[0];
+                for (std::size_t j = 1; j < cols; ++j) m = z[j] > m ? z[j] : m;
+                T s = 0;
+                for (std::size_t j = 0; j < cols; ++j) s += std::exp(z[j] - m);
+                const T log_s = std::log(s);
+                T l = 0;  // −Σ y log softmax(z), log softmax = z − m − log Σ e^(z−m)
+                for (std::size_t j = 0; j < cols; ++j) l -= Y[r * cols + j] * (z[j] - m - log_s);
+                sum += double(l);
+                if (G)
+                    for (std::size_t j = 0; j < cols; ++j)
+                        G[r * cols + j] = (A[r * cols + j] - Y[r * cols + j]) * inv_rows;
+            }
+            return sum / double(rows);
+        }
+    }
+    return sum;
+}
+
+}  // namespace bp

@@ -1,0 +1,93 @@
+// Aligned memory. An Arena is one 64-byte-aligned allocation carved into named
+// views by a size table (llm.c style): every W and b of a network lives in one
+// parameter arena, every dW and db in a gradient arena with the same layout,
+// the optimiser's state in a third. The optimiser then updates one flat vector
+// and a distributed all-reduce is one call.
+#pragma once
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace bp {
+
+inline constexpr std::size_t kAlign = 64;  // bytes: a cache line, an AVX-512 register
+
+// Rounds a count of T up so that the next view starts on a 64-byte boundary.
+template <typename T>
+constexpr std::size_t padded(std::size_t n) {
+    constexpr std::size_t per_line = kAlign / sizeof(T);
+    return (n + per_line - 1) / per_line * per_line;
+}
+
+// A zero-initialised, 64-byte-aligned, owning buffer of T (move-only).
+template <typename T>
+class AlignedBuffer {
+public:
+    AlignedBuffer() = default;
+    explicit AlignedBuffer(std::size_t n) { resize(n); }
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+        o.data_ = nullptr;
+        o.size_ = 0;
+    }
+    AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+        if (this != &o) {
+            release();
+            data_ = o.data_;
+            size_ = o.size_;
+            o.data_ = nullptr;
+            o.size_ = 0;
+        }
+        return *this;
+    }
+    ~AlignedBuffer() { release(); }
+
+    // Reallocates (contents become zero) when n differs from the current size.
+    void resize(std::size_t n) {
+        if (n == size_) return;
+        release();
+        if (n == 0) return;
+        std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+        void* p = std::aligned_alloc(kAlign, bytes);
+        if (!p) throw std::bad_alloc();
+        std::memset(p, 0, bytes);
+        data_ = static_cast<T*>(p);
+        size_ = n;
+    }
+    void zero() {
+        if (size_) std::memset(data_, 0, size_ * sizeof(T));
+    }
+    T* data() { return data_; }
+    const T* data() const { return data_; }
+    std::size_t size() const { return size_; }
+
+private:
+    void release() {
+        std::free(data_);
+        data_ = nullptr;
+        size_ = 0;
+    }
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// Size table for an arena: add() returns the offset of a new view; every view
+// starts 64-byte aligned.
+template <typename T>
+class ArenaLayout {
+public:
+    std::size_t add(std::size_t n) {
+        std::size_t offset = total_;
+        total_ += padded<T>(n);
+        return offset;
+    }
+    std::size_t total() const { return total_; }
+
+private:
+    std::size_t total_ = 0;
+};
+
+}  // namespace bp
