@@ -1,0 +1,53 @@
+"""pybackprop: multi-layer perceptrons trained by backpropagation.
+
+A fast C++ core driven from NumPy, with a readable pure-NumPy twin
+(:mod:`pybackprop.reference`) that computes the same numbers.
+
+>>> import pybackprop as bp
+>>> model = bp.Sequential([bp.Dense(4, activation="relu"), bp.Dense(1)], input_dim=3, seed=0)
+>>> model.compile(loss="mse", optimizer=bp.SGD(lr=0.01))
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import _core, activations, callbacks, initializers, losses, optimizers
+from ._validation import check_int
+from .callbacks import History
+from .layers import Dense, Layer
+from .model import Sequential
+from .optimizers import SGD
+
+__version__: str = _core.build_info()["version"]
+
+__all__ = [
+    "Dense", "History", "Layer", "SGD", "Sequential", "activations", "build_info", "callbacks",
+    "get_num_threads", "initializers", "losses", "optimizers", "set_num_threads",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads the core may use (default: the CPUs this process may run on).
+
+    Results are bitwise identical for any thread count.
+
+    >>> import pybackprop as bp
+    >>> old = bp.get_num_threads(); bp.set_num_threads(1); bp.get_num_threads()
+    1
+    >>> bp.set_num_threads(old)
+    """
+    _core.set_num_threads(check_int("n", n, minimum=1))
+
+
+def get_num_threads() -> int:
+    """The core's thread count (see :func:`set_num_threads`)."""
+    return int(_core.get_num_threads())
+
+
+def build_info() -> Dict[str, Any]:
+    """How the core was built: version, compiler, OpenMP, instruction set, CPUs.
+
+    >>> sorted(build_info())
+    ['compiler', 'cpus', 'isa', 'openmp', 'version']
+    """
+    return dict(_core.build_info())
