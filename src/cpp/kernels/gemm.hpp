@@ -14,12 +14,23 @@
 
 namespace bp {
 
+// Calls row(i) for i in [0, rows): directly when one thread is enough (no
+// OpenMP region, which costs more than a tiny layer's whole product), else
+// split statically over `threads`.
+template <typename F>
+inline void for_each_row(std::ptrdiff_t rows, int threads, F&& row) {
+    if (threads <= 1) {
+        for (std::ptrdiff_t i = 0; i < rows; ++i) row(i);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::ptrdiff_t i = 0; i < rows; ++i) row(i);
+}
+
 // C[M,N] += A[M,K] · B[K,N]
 template <typename T>
 void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
-    const int nt = threads_for(double(M) * K * N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (std::ptrdiff_t i = 0; i < M; ++i) {
+    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
         T* c = C + i * N;
         const T* a = A + i * K;
         for (std::ptrdiff_t k = 0; k < K; ++k) {
@@ -27,22 +38,20 @@ void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
             const T* b = B + k * N;
             for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
         }
-    }
+    });
 }
 
 // C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
 template <typename T>
 void matmul_tn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
-    const int nt = threads_for(double(M) * K * N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (std::ptrdiff_t k = 0; k < K; ++k) {
+    for_each_row(K, threads_for(double(M) * K * N), [=](std::ptrdiff_t k) {
         T* c = C + k * N;
         for (std::ptrdiff_t i = 0; i < M; ++i) {
             const T aik = A[i * K + k];
             const T* b = B + i * N;
             for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
         }
-    }
+    });
 }
 
 // Dot product with eight independent partial sums (vectorisable without
@@ -61,13 +70,11 @@ inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
 // C[M,K] += A[M,N] · B[K,N]ᵀ
 template <typename T>
 void matmul_nt(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K) {
-    const int nt = threads_for(double(M) * K * N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (std::ptrdiff_t i = 0; i < M; ++i) {
+    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
         const T* a = A + i * N;
         T* c = C + i * K;
         for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += dot(a, B + k * N, N);
-    }
+    });
 }
 
 }  // namespace bp

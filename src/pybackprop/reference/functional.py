@@ -1,0 +1,375 @@
+"""One small function per concept: a Dense layer, activations, losses, SGD.
+
+Read it like micrograd: every forward sits next to its local derivative, and
+the chain rule is the only thing that joins them (see ``network.py``).
+
+Shapes: B = batch size, IN/OUT = fan-in/fan-out of a layer, K = output units.
+All functions keep the dtype of their inputs (float32 stays float32).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` that flushes tiny results to 0 quietly (an underflow to 0 is the right answer).
+
+    Callers never pass large positive arguments, so this cannot overflow.
+    """
+    with np.errstate(under="ignore"):
+        return np.exp(x)
+
+
+# --------------------------------------------------------------------------
+# Dense layer:  z = a_prev @ W + b
+# --------------------------------------------------------------------------
+
+def dense_forward(a_prev: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Affine map of a Dense layer.
+
+    Parameters
+    ----------
+    a_prev : (B, IN) array
+        Activations of the previous layer (or the inputs X).
+    W : (IN, OUT) array
+    b : (OUT,) array or None
+        None for a layer without bias.
+
+    Returns
+    -------
+    z : (B, OUT) array
+
+    Examples
+    --------
+    >>> dense_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)).shape
+    (2, 4)
+    """
+    z = a_prev @ W  # (B, IN) @ (IN, OUT) -> (B, OUT)
+    if b is not None:
+        z = z + b  # (OUT,) broadcast over the B rows
+    return z
+
+
+def dense_backward(dz: np.ndarray, a_prev: np.ndarray, W: np.ndarray,
+                   use_bias: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Local derivatives of ``z = a_prev @ W + b``, given ``dz = dL/dz``.
+
+    Parameters
+    ----------
+    dz : (B, OUT) array
+    a_prev : (B, IN) array
+    W : (IN, OUT) array
+    use_bias : bool
+
+    Returns
+    -------
+    dW : (IN, OUT) array
+        ``a_prev.T @ dz``: each weight sees its input times the error of its unit.
+    db : (OUT,) array or None
+        ``dz.sum(axis=0)``: a bias sees the error of its unit, summed over the batch.
+    da_prev : (B, IN) array
+        ``dz @ W.T``: the error sent back to the previous layer.
+
+    Examples
+    --------
+    >>> dW, db, da = dense_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((3, 4)), True)
+    >>> dW.shape, db.shape, da.shape
+    ((3, 4), (4,), (2, 3))
+    """
+    dW = a_prev.T @ dz  # (IN, B) @ (B, OUT) -> (IN, OUT)
+    db = dz.sum(axis=0) if use_bias else None  # (OUT,)
+    da_prev = dz @ W.T  # (B, OUT) @ (OUT, IN) -> (B, IN)
+    return dW, db, da_prev
+
+
+# --------------------------------------------------------------------------
+# Activations: a = f(z), and dz = df(z, a, dA) = dA * f'(z)
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation: forward ``f(z, **params)`` and backward ``df(z, a, dA, **params)``.
+
+    ``df`` returns ``dL/dz`` given ``dA = dL/da`` (and ``a = f(z)``, which some
+    derivatives reuse). ``params`` holds the parameters and their defaults.
+
+    Examples
+    --------
+    >>> act = ACTIVATIONS["tanh"]
+    >>> z = np.array([[0.0, 1.0]]); a = act.f(z)
+    >>> act.df(z, a, np.ones_like(z)).round(4).tolist()
+    [[1.0, 0.42]]
+    """
+
+    name: str
+    f: Callable[..., np.ndarray]
+    df: Callable[..., np.ndarray]
+    params: dict[str, float] = field(default_factory=dict)
+
+
+def identity(z, **_):
+    """z (alias 'linear')."""
+    return z
+
+
+def identity_backward(z, a, dA, **_):
+    """dz = dA (the slope is 1)."""
+    return dA
+
+
+def relu(z, **_):
+    """max(z, 0)."""
+    return np.maximum(z, 0)
+
+
+def relu_backward(z, a, dA, **_):
+    """dz = dA where z > 0, else 0."""
+    return dA * (z > 0)  # relu'(0) = 0
+
+
+def leaky_relu(z, alpha=0.01):
+    """z if z > 0 else alpha z."""
+    return np.where(z > 0, z, alpha * z)
+
+
+def leaky_relu_backward(z, a, dA, alpha=0.01):
+    """dz = dA if z > 0 else alpha dA."""
+    return np.where(z > 0, dA, alpha * dA)  # slope alpha at 0
+
+
+def noisy_relu(z, sigma=0.1):
+    """relu of z (z already holds the noise while training)."""
+    # The noise z <- z + sigma * N(0, 1) is added by the layer *before* this call
+    # while training (it needs the model's RNG); here it is plain relu.
+    return relu(z)
+
+
+def noisy_relu_backward(z, a, dA, sigma=0.1):
+    """relu' of the noisy z."""
+    return relu_backward(z, a, dA)  # relu' of the (noisy) z
+
+
+def sigmoid(z, **_):
+    """1 / (1 + exp(-z)), computed without overflow."""
+    # 1/(1+exp(-z)) for z >= 0 and exp(z)/(1+exp(z)) for z < 0: exp never sees a
+    # positive argument, so it cannot overflow.
+    e = _exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(z, a, dA, **_):
+    """dz = dA s (1 - s), with s = a."""
+    return dA * a * (1 - a)  # s' = s (1 - s)
+
+
+def tanh(z, **_):
+    """tanh(z)."""
+    return np.tanh(z)
+
+
+def tanh_backward(z, a, dA, **_):
+    """dz = dA (1 - t^2), with t = a."""
+    return dA * (1 - a * a)  # tanh' = 1 - t^2
+
+
+def elu(z, alpha=1.0):
+    """z if z > 0 else alpha (exp(z) - 1), the latter as expm1 for accuracy near 0."""
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+
+
+def elu_backward(z, a, dA, alpha=1.0):
+    """dz = dA if z > 0 else dA alpha exp(z)."""
+    return np.where(z > 0, dA, dA * (alpha * _exp(np.minimum(z, 0))))
+
+
+SOFTPLUS_THRESHOLD = 20  # above it softplus(z) = z to working precision
+
+
+def softplus(z, **_):
+    """log(1 + exp(z)), and z itself above the threshold 20."""
+    return np.where(z > SOFTPLUS_THRESHOLD, z,
+                    np.log1p(_exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
+
+
+def softplus_backward(z, a, dA, **_):
+    """dz = dA sigmoid(z), and dA above the threshold 20."""
+    return np.where(z > SOFTPLUS_THRESHOLD, dA, dA * sigmoid(z))  # softplus' = sigmoid
+
+
+GELU_C = math.sqrt(2 / math.pi)
+GELU_K = 0.044715
+
+
+def gelu(z, **_):
+    """0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))."""
+    # tanh form: 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3)
+    t = np.tanh(GELU_C * (z + GELU_K * z ** 3))
+    return 0.5 * z * (1 + t)
+
+
+def gelu_backward(z, a, dA, **_):
+    """dz = dA (0.5 (1 + t) + 0.5 z (1 - t^2) du/dz), t = tanh(u)."""
+    t = np.tanh(GELU_C * (z + GELU_K * z ** 3))
+    du_dz = GELU_C * (1 + 3 * GELU_K * z ** 2)
+    return dA * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du_dz)
+
+
+def softmax(z, **_):
+    """exp(z) / rowsum(exp(z)), row by row, the row max subtracted first."""
+    e = _exp(z - z.max(axis=1, keepdims=True))  # (B, K); subtract the row max first
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward(z, a, dA, **_):
+    """dz = s * (dA - rowsum(dA * s)), with s = a."""
+    # Each row s = softmax(z) has Jacobian diag(s) - s s^T, so
+    # dz = (diag(s) - s s^T) dA = s * (dA - <dA, s>), row by row.
+    return a * (dA - (dA * a).sum(axis=1, keepdims=True))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "identity": Activation("identity", identity, identity_backward),
+    "relu": Activation("relu", relu, relu_backward),
+    "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_backward, {"alpha": 0.01}),
+    "noisy_relu": Activation("noisy_relu", noisy_relu, noisy_relu_backward, {"sigma": 0.1}),
+    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_backward),
+    "tanh": Activation("tanh", tanh, tanh_backward),
+    "elu": Activation("elu", elu, elu_backward, {"alpha": 1.0}),
+    "softplus": Activation("softplus", softplus, softplus_backward),
+    "gelu": Activation("gelu", gelu, gelu_backward),
+    "softmax": Activation("softmax", softmax, softmax_backward),
+}
+ACTIVATIONS["linear"] = ACTIVATIONS["identity"]  # alias
+
+
+# --------------------------------------------------------------------------
+# Losses: L = loss(out, y) (mean over the batch), and grad(out, y) = dL/d(out)
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss: ``loss(out, y)`` (a scalar) and ``grad(out, y)`` (same shape as ``out``).
+
+    When ``fused_with`` names an activation ("sigmoid" or "softmax"), the output
+    layer must use it and ``out`` is that layer's *logits* z: the loss includes
+    the activation and ``grad`` is ``dL/dz`` directly, which is both simpler and
+    numerically safer than going through ``dL/da`` and ``f'(z)``.
+
+    Examples
+    --------
+    >>> mse = LOSSES["mse"]
+    >>> float(mse.loss(np.array([[1.0, 3.0]]), np.array([[0.0, 0.0]])))
+    5.0
+    """
+
+    name: str
+    loss: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    grad: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    fused_with: str | None = None
+
+
+def mse_loss(y_hat, y):
+    """mean over all N K elements of (y_hat - y)^2."""
+    return np.mean((y_hat - y) ** 2)
+
+
+def mse_grad(y_hat, y):
+    """2 (y_hat - y) / (N K)."""
+    return 2 * (y_hat - y) / y_hat.size  # (B, K); size = N K
+
+
+def mae_loss(y_hat, y):
+    """mean of |y_hat - y|."""
+    return np.mean(np.abs(y_hat - y))
+
+
+def mae_grad(y_hat, y):
+    """sign(y_hat - y) / (N K)."""
+    return np.sign(y_hat - y) / y_hat.size  # sign(0) = 0
+
+
+def huber_loss(y_hat, y):
+    """mean of 0.5 d^2 if |d| < 1 else |d| - 0.5, d = y_hat - y."""
+    d = y_hat - y
+    return np.mean(np.where(np.abs(d) < 1, 0.5 * d * d, np.abs(d) - 0.5))  # delta = 1
+
+
+def huber_grad(y_hat, y):
+    """clip(d, -1, 1) / (N K)."""
+    return np.clip(y_hat - y, -1, 1) / y_hat.size
+
+
+def bce_loss(z, y):
+    """binary cross-entropy of sigmoid(z) against y, on the logits z."""
+    # -[y log s(z) + (1-y) log(1-s(z))] rewritten on the logits so that no
+    # exp or log can overflow: max(z, 0) - z y + log(1 + exp(-|z|)).
+    return np.mean(np.maximum(z, 0) - z * y + np.log1p(_exp(-np.abs(z))))
+
+
+def bce_grad(z, y):
+    """dL/dz = (sigmoid(z) - y) / (N K)."""
+    return (sigmoid(z) - y) / z.size  # dL/dz, sigmoid folded in
+
+
+def log_softmax(z):
+    """z - max - log(rowsum(exp(z - max))), row by row."""
+    shifted = z - z.max(axis=1, keepdims=True)  # (B, K)
+    return shifted - np.log(_exp(shifted).sum(axis=1, keepdims=True))
+
+
+def cce_loss(z, y):
+    """mean over the N rows of -sum_k y_k log softmax(z)_k."""
+    return np.mean(-(y * log_softmax(z)).sum(axis=1))  # mean over the B rows
+
+
+def cce_grad(z, y):
+    """dL/dz = (softmax(z) - y) / N."""
+    # dL/dz of -sum_k y_k log softmax(z)_k is softmax(z) * sum_k y_k - y,
+    # which is softmax(z) - y for targets whose rows sum to 1 (one-hot).
+    return (softmax(z) - y) / z.shape[0]
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss("mse", mse_loss, mse_grad),
+    "mae": Loss("mae", mae_loss, mae_grad),
+    "huber": Loss("huber", huber_loss, huber_grad),
+    "binary_crossentropy": Loss("binary_crossentropy", bce_loss, bce_grad, "sigmoid"),
+    "categorical_crossentropy": Loss("categorical_crossentropy", cce_loss, cce_grad, "softmax"),
+}
+
+
+# --------------------------------------------------------------------------
+# SGD, as torch.optim.SGD (dampening 0)
+# --------------------------------------------------------------------------
+
+def sgd_update(params: list[np.ndarray], grads: list[np.ndarray], bufs: list[np.ndarray],
+               lr: float, momentum: float = 0.0, nesterov: bool = False,
+               weight_decay: float = 0.0) -> None:
+    """One SGD step over every parameter, in place (``params`` and ``bufs`` change).
+
+    For each parameter p with gradient grad and momentum buffer buf (zeros at first)::
+
+        g = grad + weight_decay * p
+        buf = momentum * buf + g                      (if momentum != 0)
+        g = g + momentum * buf if nesterov else buf   (if momentum != 0)
+        p = p - lr * g
+
+    Examples
+    --------
+    >>> p, b = [np.array([1.0])], [np.zeros(1)]
+    >>> sgd_update(p, [np.array([0.5])], b, lr=0.1, momentum=0.9)
+    >>> p[0].tolist(), b[0].tolist()
+    ([0.95], [0.5])
+    """
+    for p, grad, buf in zip(params, grads, bufs):
+        g = grad + weight_decay * p if weight_decay != 0 else grad
+        if momentum != 0:
+            buf *= momentum
+            buf += g  # buf = momentum * buf + g
+            g = g + momentum * buf if nesterov else buf
+        p -= lr * g
