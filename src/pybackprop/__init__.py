@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from . import _core, activations, callbacks, initializers, losses, optimizers
+from . import _core, activations, callbacks, initializers, losses, optimizers, schedules
 from ._validation import check_int
-from .callbacks import History
-from .layers import Dense, Layer
+from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
+                        TerminateOnNaN)
+from .io import load
+from .layers import Dense, Dropout, Layer
 from .model import Sequential
-from .optimizers import SGD
+from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Dense", "History", "Layer", "SGD", "Sequential", "activations", "build_info", "callbacks",
-    "get_num_threads", "initializers", "losses", "optimizers", "set_num_threads",
+    "Adagrad", "Adam", "Callback", "Dense", "Dropout", "EarlyStopping", "History", "Layer",
+    "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
+    "TerminateOnNaN", "activations", "build_info", "callbacks", "get_num_threads", "initializers", "load",
+    "losses", "optimizers", "schedules", "set_num_threads",
 ]
 
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import activations as _activations
 from . import initializers as _initializers
-from ._validation import as_numeric_array, check_bool, check_int, fail
+from . import schedules as _schedules
+from ._validation import as_numeric_array, check_bool, check_choice, check_float, check_int, fail
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
@@ -110,7 +111,80 @@ class Dense(Layer):
         return f"Dense({self.units}, activation={act!r}, use_bias={self.use_bias}, init={init!r})"
 
 
-LAYERS = {"Dense": Dense}
+class Dropout(Layer):
+    """Dropout with keep probability ``p``: each unit is KEPT with probability p.
+
+    Placed first it drops input features; after a Dense layer it drops that
+    layer's units. Give exactly one of ``keep_prob`` (p, in (0, 1]) or ``rate``
+    (the drop probability of Keras and PyTorch, 1 - p, in [0, 1)).
+
+    Parameters
+    ----------
+    keep_prob : float or schedule
+        Probability of keeping a unit; a schedule (e.g.
+        ``bp.schedules.Linear(1.0, 0.5, steps=20)``) changes it during training.
+    rate : float
+        Probability of dropping a unit (instead of keep_prob).
+    scaling : {"inverted", "classic"}
+        ``"inverted"`` (default): kept units are scaled by 1/p while training and
+        nothing happens at inference. ``"classic"``: nothing while training, the
+        outputs are multiplied by p at inference (the textbook form). Both have
+        the same expected output.
+    mask : {"per_sample", "per_batch"}
+        A new mask for every sample (default), or one mask for the whole
+        mini-batch (a dropped unit then gets exactly zero gradient in that step).
+
+    Examples
+    --------
+    >>> import pybackprop as bp
+    >>> bp.Dropout(keep_prob=0.8)
+    Dropout(keep_prob=0.8, scaling='inverted', mask='per_sample')
+    >>> bp.Dropout(rate=0.2).keep_prob
+    0.8
+    >>> bp.Dropout(keep_prob=0.8, rate=0.2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Dropout: give exactly one of keep_prob (the probability of KEEPING a unit, in (0, 1]) or rate (the probability of DROPPING a unit, = 1 - keep_prob, in [0, 1)); got both
+    """
+
+    def __init__(self, keep_prob: Any = None, *, rate: Optional[float] = None, scaling: str = "inverted",
+                 mask: str = "per_sample") -> None:
+        both = "give exactly one of keep_prob (the probability of KEEPING a unit, in (0, 1]) or rate " \
+               "(the probability of DROPPING a unit, = 1 - keep_prob, in [0, 1))"
+        if (keep_prob is None) == (rate is None):
+            raise ValueError(f"Dropout: {both}; got {'both' if rate is not None else 'neither'}")
+        if rate is not None:
+            r = check_float("rate", rate)
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"rate: expected the probability of DROPPING a unit in [0, 1) "
+                                 f"(keep_prob = 1 - rate), got {rate!r}")
+            keep_prob = 1.0 - r
+        value = _schedules.get("keep_prob", keep_prob)
+        if not isinstance(value, _schedules.Schedule) and not 0.0 < value <= 1.0:
+            raise ValueError(f"keep_prob: expected the probability of KEEPING a unit in (0, 1] "
+                             f"(rate = 1 - keep_prob is the drop probability), got {keep_prob!r}")
+        self.keep_prob: Union[float, _schedules.Schedule] = value
+        self.scaling = check_choice("scaling", scaling, ("inverted", "classic"))
+        self.mask = check_choice("mask", mask, ("per_sample", "per_batch"))
+
+    def current_keep_prob(self) -> float:
+        """The keep probability now (a schedule's value at t = 0 before training)."""
+        return self.keep_prob(0) if isinstance(self.keep_prob, _schedules.Schedule) else self.keep_prob
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"class_name": "Dropout", "keep_prob": _schedules.to_config(self.keep_prob),
+                "scaling": self.scaling, "mask": self.mask}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Dropout":
+        return cls(keep_prob=_schedules.from_value(config["keep_prob"]), scaling=config["scaling"],
+                   mask=config["mask"])
+
+    def __repr__(self) -> str:
+        return f"Dropout(keep_prob={self.keep_prob!r}, scaling={self.scaling!r}, mask={self.mask!r})"
+
+
+LAYERS = {"Dense": Dense, "Dropout": Dropout}
 
 
 def from_config(config: Dict[str, Any]) -> Layer:

@@ -6,8 +6,6 @@ parameters and runs every forward, backward and update, without the GIL.
 from __future__ import annotations
 
 import secrets
-import sys
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -15,11 +13,12 @@ import numpy as np
 from . import _core
 from . import layers as _layers
 from . import optimizers as _optimizers
-from ._validation import (as_matrix, as_numeric_array, check_bool, check_choice, check_dtype, check_int,
-                          fail)
-from .callbacks import History
+from . import schedules as _schedules
+from ._validation import (as_matrix, as_numeric_array, check_bool, check_choice, check_dtype, check_float,
+                          check_int, fail)
+from .callbacks import Callback, History, ProgressBar
 from .losses import LOSSES
-from .layers import Dense, Layer
+from .layers import Dense, Dropout, Layer
 
 _CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 CONFIG_FORMAT = 1
@@ -74,6 +73,7 @@ class Sequential:
         self.loss: Optional[str] = None
         self.optimizer: Optional[_optimizers.Optimizer] = None
         self.history: Optional[History] = None
+        self.stop_training = False
         self._net: Any = None
         if layers is not None:
             if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
@@ -106,10 +106,19 @@ class Sequential:
         return self._net is not None
 
     @property
+    def _dense(self) -> List[Dense]:
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def _dropouts(self) -> List[Dropout]:
+        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+
+    @property
     def output_dim(self) -> int:
-        if not self.layers:
-            raise RuntimeError("the model has no layers")
-        return self.layers[-1].units  # type: ignore[attr-defined, no-any-return]
+        dense = self._dense
+        if not dense:
+            raise RuntimeError("the model has no Dense layer")
+        return dense[-1].units
 
     def build(self, input_dim: int) -> None:
         """Allocate the parameters and draw the initial weights.
@@ -128,28 +137,45 @@ class Sequential:
             if input_dim != self.input_dim:
                 fail("input_dim", f"{self.input_dim} (the model is built)", input_dim)
             return
-        if not self.layers:
-            raise RuntimeError("the model has no layers: add at least one Dense layer")
-        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
-        for i, layer in enumerate(dense):
-            if layer.activation.name == "softmax" and i != len(dense) - 1:
+        dense = self._dense
+        if not dense:
+            raise RuntimeError("the model has no Dense layer: add at least one")
+        if isinstance(self.layers[-1], Dropout):
+            fail("layers", "a Dense layer after the last Dropout (Dropout cannot be the output)",
+                 self.layers[-1])
+        specs = []
+        pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                if pending is not None:
+                    fail(f"layers[{i}]", "a Dense layer between two Dropout layers", layer)
+                pending = (i, layer)
+                continue
+            d = len(specs)  # index of this Dense layer in the core
+            if layer.activation.name == "softmax" and d != len(dense) - 1:
                 fail(f"activation of layer {i}", "softmax only on the output layer", "softmax")
-            fan_in = input_dim if i == 0 else dense[i - 1].units
+            fan_in = input_dim if d == 0 else dense[d - 1].units
             if not isinstance(layer.init, str) and layer.init.shape != (fan_in, layer.units):
                 fail(f"init of layer {i}", f"an array of shape {(fan_in, layer.units)}", layer.init)
-        specs = []  # (units, activation, alpha, sigma, use_bias) for the core
-        for layer in dense:
+            drop: Dict[str, Any] = {}
+            if pending is not None:
+                j, dropout = pending
+                drop = dict(dropout_keep_prob=dropout.current_keep_prob(),
+                            dropout_inverted=dropout.scaling == "inverted",
+                            dropout_per_batch=dropout.mask == "per_batch", dropout_index=j)
+                dropout._index, pending = d, None
             p = layer.activation.params()
-            specs.append((layer.units, layer.activation.name, p.get("alpha", 0.0), p.get("sigma", 0.0),
-                          layer.use_bias))
+            specs.append(_core.DenseSpec(layer.units, layer.activation.name, alpha=p.get("alpha", 0.0),
+                                         sigma=p.get("sigma", 0.0), use_bias=layer.use_bias, index=i, **drop))
+            layer._index = d
         net = _CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
-        for i, layer in enumerate(dense):
+        for d, layer in enumerate(dense):
             if isinstance(layer.init, str):
-                net.init_layer(i, layer.init)
+                net.init_layer(d, layer.init)
             else:
-                net.W(i)[...] = layer.init
-        for i, layer in enumerate(self.layers):
-            layer._model, layer._index = self, i
+                net.W(d)[...] = layer.init
+        for layer in self.layers:
+            layer._model = self
         self._net, self.input_dim = net, input_dim
         if self.loss is not None:
             self._configure_core()
@@ -171,7 +197,9 @@ class Sequential:
             output) or ``"categorical_crossentropy"`` (softmax output; integer
             class labels or one-hot targets).
         optimizer : str or Optimizer
-            ``"sgd"`` (lr 0.01) or an optimiser object, e.g. ``bp.SGD(lr=0.1, momentum=0.9)``.
+            ``"sgd"`` (lr 0.01), ``"adam"``, ``"rmsprop"``, ``"adagrad"`` or an
+            optimiser object, e.g. ``bp.SGD(lr=0.1, momentum=0.9)``. Compiling
+            resets the optimiser's state (momentum buffers, moments).
 
         Examples
         --------
@@ -185,9 +213,9 @@ class Sequential:
         """
         loss = check_choice("loss", loss, LOSSES)
         optimizer = _optimizers.get(optimizer)
-        if self.layers:
+        if self._dense:
             required = LOSSES[loss]
-            out = self.layers[-1].activation.name  # type: ignore[attr-defined]
+            out = self._dense[-1].activation.name
             if required is not None and out != required:
                 raise ValueError(f"loss: {loss} expected an output layer with activation "
                                  f"'{required}', got '{out}'")
@@ -196,10 +224,35 @@ class Sequential:
             self._configure_core()
 
     def _configure_core(self) -> None:
-        assert self.optimizer is not None and self.loss is not None
-        cfg = self.optimizer.get_config()
+        assert self.loss is not None
         self._net.set_loss(self.loss)
-        self._net.set_sgd(cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["weight_decay"])
+        self._configure_optimizer(reset_state=True)
+
+    def _configure_optimizer(self, reset_state: bool) -> None:
+        assert self.optimizer is not None
+        if self.built:
+            self._net.set_optimizer(**self.optimizer.core_kwargs())
+            if reset_state:
+                self._net.reset_optimizer_state()
+
+    def _lr_now(self) -> float:
+        """The learning rate of the next step (a schedule evaluated at the current time)."""
+        assert self.optimizer is not None
+        lr = self.optimizer.lr
+        if isinstance(lr, _schedules.Schedule):
+            t = self._net.epoch_counter if lr.unit == "epoch" else self._net.step_counter
+            lr = lr(t)
+        return check_float("lr (schedule value)", lr, minimum=0.0)
+
+    def _set_keep_probs_now(self) -> None:
+        """Give scheduled Dropout keep probabilities their value at the current time to the core."""
+        for dropout in self._dropouts:
+            if isinstance(dropout.keep_prob, _schedules.Schedule):
+                unit = dropout.keep_prob.unit
+                t = self._net.epoch_counter if unit == "epoch" else self._net.step_counter
+                value = dropout.keep_prob(t)
+                _schedules.check_values("keep_prob", np.array([value]), 0.0, 1.0, low_inclusive=False)
+                self._net.set_keep_prob(dropout._index, value)
 
     def _require_compiled(self) -> None:
         if self.loss is None:
@@ -208,10 +261,10 @@ class Sequential:
     # ------------------------------------------------------------------ data
     def _inputs(self, X: Any, name: str = "X") -> np.ndarray:
         if not self.built:
-            arr = as_numeric_array(name, X)
-            if arr.ndim != 2:
-                as_matrix(name, arr, self.dtype)  # raises the standard message
+            # Check the data fully before building, so that bad data never builds the model.
+            arr = as_matrix(name, X, self.dtype)
             self.build(int(arr.shape[1]))
+            return arr
         return as_matrix(name, X, self.dtype, columns=self.input_dim)
 
     def _targets(self, y: Any, n: int, name: str = "y") -> np.ndarray:
@@ -242,7 +295,8 @@ class Sequential:
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
-            verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None) -> History:
+            verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None,
+            validation_split: float = 0.0, callbacks: Optional[Sequence[Callback]] = None) -> History:
         """Train with mini-batch gradient descent; the epoch loop runs in C++.
 
         Parameters
@@ -258,14 +312,23 @@ class Sequential:
         shuffle : bool
             Reshuffle the samples every epoch (from the model's seed).
         verbose : {0, 1, 2}
-            0 silent, 1 or 2 one line per epoch.
+            0 silent, 1 or 2 one line per epoch (epoch, loss, val_loss, samples/s).
         validation_data : (X_val, y_val), optional
             Evaluated after every epoch, in inference mode (``val_loss``).
+        validation_split : float
+            Fraction in [0, 1) of the samples, taken from the end of ``X`` and
+            ``y`` before any shuffling, held out as validation data (ignored when
+            ``validation_data`` is given).
+        callbacks : list of Callback, optional
+            E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``LearningRateScheduler``,
+            ``TerminateOnNaN``; called between epochs.
 
         Returns
         -------
         History
-            ``history.history["loss"]``, ``["grad_norm"]`` (and ``["val_loss"]``).
+            ``history.history["loss"]``, ``["grad_norm"]``, ``["lr"]``
+            (``["keep_prob"]`` with Dropout, ``["val_loss"]`` with validation),
+            and the per-step values in ``history.steps``.
 
         Examples
         --------
@@ -282,30 +345,74 @@ class Sequential:
         batch_size = check_int("batch_size", batch_size, minimum=1)
         shuffle = check_bool("shuffle", shuffle)
         verbose = check_int("verbose", verbose, minimum=0)
+        validation_split = check_float("validation_split", validation_split, minimum=0.0, maximum=1.0,
+                                       max_inclusive=False)
+        callbacks = list(callbacks or [])
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback):
+                fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
             Xv = self._inputs(validation_data[0], "validation_data[0]")
             val = (Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
+        elif validation_split > 0:
+            cut = int(round(Xc.shape[0] * (1.0 - validation_split)))
+            if not 0 < cut < Xc.shape[0]:
+                fail("validation_split", f"a fraction leaving samples on both sides of {Xc.shape[0]}",
+                     validation_split)
+            val = (Xc[cut:], Yc[cut:])
+            Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
 
+        n, net = Xc.shape[0], self._net
+        steps = -(-n // min(batch_size, n))
         history = History()
-        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": Xc.shape[0],
-                          "steps": -(-Xc.shape[0] // batch_size)}
-        self.history = history
-        for i in range(epochs):
-            epoch = self._net.epoch_counter
-            start = time.perf_counter()
-            loss, grad_norm, _ = self._net.fit_epoch(Xc, Yc, batch_size, shuffle)
-            logs: Dict[str, Any] = {"loss": loss, "grad_norm": list(grad_norm)}
+        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": steps}
+        self.history, self.stop_training = history, False
+        callbacks = ([ProgressBar()] if verbose else []) + callbacks
+        for cb in callbacks:
+            cb.set_model(self)
+            cb.on_train_begin()
+        for _ in range(epochs):
+            epoch = net.epoch_counter
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
+            loss, grad_norm, _, lr_used, keep_used = net.fit_epoch(Xc, Yc, batch_size, shuffle, lr_steps,
+                                                                    keep_steps)
+            logs: Dict[str, Any] = {"loss": loss, "grad_norm": list(grad_norm), "lr": float(lr_used[0])}
+            if keep_used.shape[1]:
+                logs["keep_prob"] = [float(v) for v in keep_used[0]]
             if val is not None:
-                logs["val_loss"] = self._net.evaluate(*val)
-            history.append(epoch, logs)
-            if verbose:
-                extra = f" - val_loss: {logs['val_loss']:.6g}" if val is not None else ""
-                print(f"Epoch {i + 1}/{epochs} - loss: {loss:.6g}{extra} - "
-                      f"{time.perf_counter() - start:.3f}s", file=sys.stdout, flush=True)
+                logs["val_loss"] = float(net.evaluate(*val))
+            history.append(epoch, logs, {"lr": lr_used, "keep_prob": keep_used})
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end()
         return history
+
+    def _epoch_schedules(self, epoch: int, first_step: int, steps: int
+                         ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """Per-step lr and keep_prob arrays for the coming epoch (None when constant)."""
+        assert self.optimizer is not None
+        lr = None
+        if isinstance(self.optimizer.lr, _schedules.Schedule):
+            lr = self.optimizer.lr.values(epoch, first_step, steps)
+            _schedules.check_values("lr", lr, 0.0, np.inf, low_inclusive=True)
+        dropouts = self._dropouts
+        keep = None
+        if any(isinstance(d.keep_prob, _schedules.Schedule) for d in dropouts):
+            keep = np.empty((steps, len(dropouts)))
+            for k, d in enumerate(dropouts):
+                p = d.keep_prob
+                keep[:, k] = p.values(epoch, first_step, steps) if isinstance(p, _schedules.Schedule) \
+                    else float(p)  # type: ignore[arg-type]
+            _schedules.check_values("keep_prob", keep.ravel(), 0.0, 1.0, low_inclusive=False)
+        return lr, keep
 
     def train_step(self, X: Any, y: Any) -> float:
         """One gradient-descent update on ``(X, y)`` as a single batch.
@@ -321,17 +428,35 @@ class Sequential:
         1.0
         """
         Xc, Yc = self._data(X, y)
-        return float(self._net.train_step(Xc, Yc))
+        lr = self._lr_now()
+        self._set_keep_probs_now()
+        return float(self._net.train_step(Xc, Yc, lr))
 
-    def loss_and_gradients(self, X: Any, y: Any, training: bool = False
-                           ) -> Tuple[float, List[Dict[str, np.ndarray]]]:
+    def loss_and_gradients(self, X: Any, y: Any, training: bool = False,
+                           masks: Optional[Dict[int, Any]] = None, return_masks: bool = False) -> Any:
         """The loss of ``(X, y)`` as one batch and its gradient, without updating.
+
+        Parameters
+        ----------
+        X, y : arrays
+            One batch.
+        training : bool
+            Training mode: Dropout drops (masks drawn from the model's RNG for
+            the next step, or taken from ``masks``) and noisy_relu adds noise.
+        masks : dict, optional
+            ``{index of a Dropout in model.layers: 0/1 array of shape
+            (n_samples, n_units)}`` (a single row is broadcast), to replay a step.
+        return_masks : bool
+            Also return the masks used, in the same form.
 
         Returns
         -------
         loss : float
         grads : list of dict
-            One dict per layer: ``{"W": dL/dW, "b": dL/db}`` (no ``"b"`` without bias).
+            One dict per entry of ``model.layers``: ``{"W": dL/dW, "b": dL/db}``
+            (no ``"b"`` without bias; ``{}`` for Dropout).
+        masks : dict
+            Only with ``return_masks=True``.
 
         Examples
         --------
@@ -342,15 +467,46 @@ class Sequential:
         (25.0, [{'W': array([[20.]])}])
         """
         training = check_bool("training", training)
+        return_masks = check_bool("return_masks", return_masks)
         Xc, Yc = self._data(X, y)
-        loss = float(self._net.loss_and_gradients(Xc, Yc, training))
+        mask_list = None if masks is None else self._mask_list(masks, Xc.shape[0])
+        if training:
+            self._set_keep_probs_now()
+        loss = float(self._net.loss_and_gradients(Xc, Yc, training, mask_list))
         grads: List[Dict[str, np.ndarray]] = []
-        for i, layer in enumerate(self.layers):
-            g = {"W": self._net.dW(i).copy()}
-            if layer.use_bias:  # type: ignore[attr-defined]
-                g["b"] = self._net.db(i).copy()
+        for layer in self.layers:
+            g: Dict[str, np.ndarray] = {}
+            if isinstance(layer, Dense):
+                g["W"] = self._net.dW(layer._index).copy()
+                if layer.use_bias:
+                    g["b"] = self._net.db(layer._index).copy()
             grads.append(g)
-        return loss, grads
+        if not return_masks:
+            return loss, grads
+        used = {i: self._net.mask(layer._index) for i, layer in enumerate(self.layers)
+                if isinstance(layer, Dropout) and training}
+        return loss, grads, used
+
+    def _mask_list(self, masks: Any, n: int) -> List[Optional[np.ndarray]]:
+        """Dropout masks keyed by layer index -> the core's list (one entry per Dense layer)."""
+        if not isinstance(masks, dict):
+            fail("masks", "a dict {Dropout layer index: 0/1 array}", masks, TypeError)
+        out: List[Optional[np.ndarray]] = [None] * len(self._dense)
+        for key, value in masks.items():
+            if not isinstance(key, int) or not 0 <= key < len(self.layers) \
+                    or not isinstance(self.layers[key], Dropout):
+                fail("masks", "keys that are indices of Dropout layers in model.layers", key)
+            dropout = self.layers[key]
+            fan = self.input_dim if dropout._index == 0 else self._dense[dropout._index - 1].units
+            arr = as_numeric_array(f"masks[{key}]", value)
+            try:
+                arr = np.broadcast_to(arr, (n, fan))
+            except ValueError:
+                fail(f"masks[{key}]", f"an array of shape ({n}, {fan}) or ({fan},)", arr)
+            if not np.isin(arr, (0, 1)).all():
+                fail(f"masks[{key}]", "only 0 (dropped) and 1 (kept)", arr)
+            out[dropout._index] = np.ascontiguousarray(arr, dtype=self.dtype)
+        return out
 
     # ------------------------------------------------------------------ inference
     def predict(self, X: Any) -> np.ndarray:
@@ -361,7 +517,8 @@ class Sequential:
         >>> m.predict([[2.0]])
         array([[2., 0.]], dtype=float32)
         """
-        return self._net.predict(self._inputs(X))  # type: ignore[no-any-return]
+        Xc = self._inputs(X)  # first: it builds an unbuilt model (self._net is None until then)
+        return self._net.predict(Xc)  # type: ignore[no-any-return]
 
     def evaluate(self, X: Any, y: Any) -> float:
         """Mean loss over ``(X, y)`` in inference mode.
@@ -381,10 +538,10 @@ class Sequential:
         if not self.built:
             return []
         out: List[np.ndarray] = []
-        for i, layer in enumerate(self.layers):
-            out.append(self._net.W(i).copy())
-            if layer.use_bias:  # type: ignore[attr-defined]
-                out.append(self._net.b(i).copy())
+        for d, layer in enumerate(self._dense):
+            out.append(self._net.W(d).copy())
+            if layer.use_bias:
+                out.append(self._net.b(d).copy())
         return out
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -403,9 +560,10 @@ class Sequential:
             raise RuntimeError("the model is not built yet: give input_dim or call build() first")
         targets = []
         for i, layer in enumerate(self.layers):
-            targets.append((f"weights[{len(targets)}] (W of layer {i})", self._net.W(i)))
-            if layer.use_bias:  # type: ignore[attr-defined]
-                targets.append((f"weights[{len(targets)}] (b of layer {i})", self._net.b(i)))
+            if isinstance(layer, Dense):
+                targets.append((f"weights[{len(targets)}] (W of layer {i})", self._net.W(layer._index)))
+                if layer.use_bias:
+                    targets.append((f"weights[{len(targets)}] (b of layer {i})", self._net.b(layer._index)))
         if not isinstance(weights, (list, tuple)):
             fail("weights", f"a list of {len(targets)} arrays", weights, TypeError)
         if len(weights) != len(targets):
@@ -466,19 +624,54 @@ class Sequential:
         Total params: 21
         """
         rows = [("#", "layer", "units", "activation", "bias", "params")]
-        total = 0
+        total, fan_in = 0, self.input_dim
         for i, layer in enumerate(self.layers):
-            fan_in = (self.input_dim if i == 0 else self.layers[i - 1].units)  # type: ignore[attr-defined]
-            units, bias = layer.units, layer.use_bias  # type: ignore[attr-defined]
+            if isinstance(layer, Dropout):
+                rows.append((str(i), "Dropout", "", f"keep_prob={layer.keep_prob}", "", "0"))
+                continue
+            assert isinstance(layer, Dense)
+            units, bias = layer.units, layer.use_bias
             params = None if fan_in is None else fan_in * units + (units if bias else 0)
             total += params or 0
-            rows.append((str(i), type(layer).__name__, str(units), layer.activation.name,  # type: ignore
+            rows.append((str(i), "Dense", str(units), layer.activation.name,
                          "yes" if bias else "no", "?" if params is None else str(params)))
+            fan_in = units
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         print_fn(f"Sequential ({self.dtype}, seed {self.seed})")
         for r in rows:
             print_fn("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
         print_fn(f"Total params: {total if self.built else '? (not built: input_dim unknown)'}")
+
+    def save(self, path: Any) -> None:
+        """Write the model to one file: config, weights, optimiser and RNG state.
+
+        The write goes to a temporary file renamed over ``path``, so a failed
+        write never destroys an earlier file. See :func:`pybackprop.load`.
+
+        >>> import os, tempfile, numpy as np, pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(2)], input_dim=3, seed=0)
+        >>> m.compile(loss="mse", optimizer=bp.Adam())
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.pbp")
+        >>> m.save(path)
+        >>> x = np.ones((1, 3))
+        >>> np.array_equal(bp.load(path).predict(x), m.predict(x))
+        True
+        """
+        from .io import save_model
+
+        save_model(self, path)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        from .io import model_to_bytes
+
+        return {"pybackprop": model_to_bytes(self)}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        from .io import model_from_bytes
+
+        self.__dict__.update(model_from_bytes(state["pybackprop"]).__dict__)
+        for layer in self.layers:
+            layer._model = self
 
     def __repr__(self) -> str:
         return (f"Sequential({self.layers!r}, input_dim={self.input_dim}, dtype={self.dtype!r}, "

@@ -1,27 +1,57 @@
-"""Optimisers. They match ``torch.optim`` step by step (docs/internals.md).
+"""Optimisers. Each matches its ``torch.optim`` namesake step by step
+(docs/internals.md), and each takes ``clip_norm``: before the update, the
+gradients of all parameters are scaled so that their global L2 norm is at most
+``clip_norm`` (as ``torch.nn.utils.clip_grad_norm_``).
+
+The learning rate may be a number or a schedule (:mod:`pybackprop.schedules`).
 
 >>> import pybackprop as bp
->>> opt = bp.SGD(lr=0.1, momentum=0.9, nesterov=True)
->>> opt.get_config()["nesterov"]
-True
+>>> bp.Adam(lr=1e-3, clip_norm=1.0)
+Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0, clip_norm=1.0)
+>>> bp.SGD(lr=bp.schedules.TimeBased(0.1, decay=0.01)).lr
+TimeBased(initial=0.1, decay=0.01, unit='epoch')
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple, Union
 
+from . import schedules as _schedules
 from ._validation import check_bool, check_float, fail
+
+LrLike = Union[float, _schedules.Schedule, Any]
 
 
 class Optimizer:
-    """Base class of the optimisers."""
+    """Base class: hyperparameters only; the update runs in the C++ core."""
+
+    kind: str = ""
+
+    def __init__(self, lr: LrLike, weight_decay: float, clip_norm: Optional[float]) -> None:
+        self.lr: Union[float, _schedules.Schedule] = _schedules.get("lr", lr)
+        if not isinstance(self.lr, _schedules.Schedule):
+            self.lr = check_float("lr", self.lr, minimum=0.0)
+        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, minimum=0.0,
+                                                                     min_inclusive=False)
+
+    def _params(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def core_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of ``_core.Network*.set_optimizer`` (lr at t = 0 for schedules)."""
+        lr = self.lr(0) if isinstance(self.lr, _schedules.Schedule) else self.lr
+        return {"kind": self.kind, "lr": lr, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm or 0.0, **self._params()}
 
     def get_config(self) -> Dict[str, Any]:
-        raise NotImplementedError
+        return {"class_name": type(self).__name__, "lr": _schedules.to_config(self.lr), **self._params(),
+                "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
 
     def __repr__(self) -> str:
         cfg = self.get_config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k != "class_name")
-        return f"{cfg['class_name']}({args})"
+        name = cfg.pop("class_name")
+        cfg["lr"] = self.lr
+        return f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
 
 
 class SGD(Optimizer):
@@ -36,7 +66,7 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float
+    lr : float or schedule
         Learning rate, >= 0.
     momentum : float
         Momentum factor in [0, 1).
@@ -44,38 +74,176 @@ class SGD(Optimizer):
         Nesterov momentum (needs momentum > 0).
     weight_decay : float
         L2 penalty added to the gradient, >= 0.
+    clip_norm : float, optional
+        Clip the global gradient norm to this value before the update.
 
     Examples
     --------
     >>> SGD(lr=0.01, momentum=0.9)
-    SGD(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0)
+    SGD(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0, clip_norm=None)
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        self.lr = check_float("lr", lr, minimum=0.0)
+    kind = "sgd"
+
+    def __init__(self, lr: LrLike = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
         self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
         self.nesterov = check_bool("nesterov", nesterov)
-        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         if self.nesterov and self.momentum == 0:
             fail("nesterov", "momentum > 0 with nesterov=True", momentum)
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "SGD", "lr": self.lr, "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+    def _params(self) -> Dict[str, Any]:
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
 
-OPTIMIZERS = {"sgd": SGD, "SGD": SGD}
+class Adam(Optimizer):
+    """Adam, exactly ``torch.optim.Adam`` (amsgrad off)::
+
+        g = grad + weight_decay * w
+        m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g**2
+        w = w - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    Parameters
+    ----------
+    lr : float or schedule
+        Learning rate (default 0.001).
+    beta1, beta2 : float
+        Decay rates of the moment estimates, in [0, 1). ``betas=(beta1, beta2)``,
+        torch's spelling, is accepted too.
+    eps : float
+        Added to the denominator.
+    weight_decay : float
+        L2 penalty added to the gradient.
+    clip_norm : float, optional
+        Global gradient norm clipping.
+
+    Examples
+    --------
+    >>> Adam(betas=(0.8, 0.99)).beta1
+    0.8
+    """
+
+    kind = "adam"
+
+    def __init__(self, lr: LrLike = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = None,
+                 betas: Optional[Tuple[float, float]] = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        if betas is not None:
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                fail("betas", "a pair (beta1, beta2)", betas, TypeError)
+            beta1, beta2 = betas
+        self.beta1 = check_float("beta1", beta1, minimum=0.0, maximum=1.0, max_inclusive=False)
+        self.beta2 = check_float("beta2", beta2, minimum=0.0, maximum=1.0, max_inclusive=False)
+        self.eps = check_float("eps", eps, minimum=0.0)
+
+    def _params(self) -> Dict[str, Any]:
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """RMSprop, exactly ``torch.optim.RMSprop`` (centered off)::
+
+        g = grad + weight_decay * w
+        s = alpha * s + (1 - alpha) * g**2;   d = g / (sqrt(s) + eps)
+        momentum > 0:  v = momentum * v + d;  w = w - lr * v      else  w = w - lr * d
+
+    Parameters
+    ----------
+    lr : float or schedule
+        Learning rate (default 0.01, as torch).
+    alpha : float
+        Smoothing constant in [0, 1].
+    eps : float
+        Added to the denominator.
+    momentum : float
+        Momentum factor in [0, 1).
+    weight_decay : float
+        L2 penalty.
+    clip_norm : float, optional
+        Global gradient norm clipping.
+
+    Examples
+    --------
+    >>> RMSprop(momentum=0.9).alpha
+    0.99
+    """
+
+    kind = "rmsprop"
+
+    def __init__(self, lr: LrLike = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        self.alpha = check_float("alpha", alpha, minimum=0.0, maximum=1.0)
+        self.eps = check_float("eps", eps, minimum=0.0)
+        self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
+
+    def _params(self) -> Dict[str, Any]:
+        return {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum}
+
+
+class Adagrad(Optimizer):
+    """Adagrad, exactly ``torch.optim.Adagrad``::
+
+        g = grad + weight_decay * w
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g**2                         (s starts at initial_accumulator_value)
+        w = w - clr * g / (sqrt(s) + eps)
+
+    Parameters
+    ----------
+    lr : float or schedule
+        Learning rate (default 0.01).
+    lr_decay : float
+        Learning-rate decay per step.
+    eps : float
+        Added to the denominator (default 1e-10).
+    initial_accumulator_value : float
+        Starting value of the sum of squares.
+    weight_decay : float
+        L2 penalty.
+    clip_norm : float, optional
+        Global gradient norm clipping.
+
+    Examples
+    --------
+    >>> Adagrad(lr=0.1).eps
+    1e-10
+    """
+
+    kind = "adagrad"
+
+    def __init__(self, lr: LrLike = 0.01, lr_decay: float = 0.0, eps: float = 1e-10,
+                 initial_accumulator_value: float = 0.0, weight_decay: float = 0.0,
+                 clip_norm: Optional[float] = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        self.lr_decay = check_float("lr_decay", lr_decay, minimum=0.0)
+        self.eps = check_float("eps", eps, minimum=0.0)
+        self.initial_accumulator_value = check_float("initial_accumulator_value", initial_accumulator_value,
+                                                     minimum=0.0)
+
+    def _params(self) -> Dict[str, Any]:
+        return {"lr_decay": self.lr_decay, "eps": self.eps,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop, "Adagrad": Adagrad}
+_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
 def get(spec: Any) -> Optimizer:
-    """An optimiser from a name (``"sgd"``, defaults) or an object."""
+    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, ``"adagrad"``, with defaults) or an object.
+
+    >>> get("adam")
+    Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0, clip_norm=None)
+    """
     if isinstance(spec, Optimizer):
         return spec
-    if isinstance(spec, str) and spec in OPTIMIZERS:
-        return OPTIMIZERS[spec]()
-    fail("optimizer", "'sgd' or an optimiser object such as bp.SGD(lr=0.01)", spec,
-         ValueError if isinstance(spec, str) else TypeError)
+    if isinstance(spec, str) and spec.lower() in _BY_NAME:
+        return _BY_NAME[spec.lower()]()
+    fail("optimizer", "one of 'sgd', 'adam', 'rmsprop', 'adagrad', or an optimiser object such as "
+         "bp.SGD(lr=0.01)", spec, ValueError if isinstance(spec, str) else TypeError)
     raise AssertionError  # unreachable
 
 
@@ -84,5 +252,6 @@ def from_config(config: Dict[str, Any]) -> Optimizer:
     params = dict(config)
     name = params.pop("class_name", None)
     if name not in OPTIMIZERS:
-        fail("optimizer config class_name", "'SGD'", name)
-    return OPTIMIZERS[name](**params)
+        fail("optimizer config class_name", "one of " + ", ".join(OPTIMIZERS), name)
+    params["lr"] = _schedules.from_value(params["lr"])
+    return OPTIMIZERS[name](**params)  # type: ignore[no-any-return]

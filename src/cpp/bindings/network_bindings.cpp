@@ -7,9 +7,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <optional>
+
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "bindings/bindings.hpp"
@@ -24,9 +26,6 @@ namespace {
 template <typename T>
 using InArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-// (units, activation, alpha, sigma, use_bias)
-using LayerTuple = std::tuple<std::size_t, std::string, double, double, bool>;
-
 // Checks a 2-D array of `cols` columns (and `rows` rows unless rows < 0).
 template <typename T>
 std::size_t check_matrix(const InArray<T>& a, const char* name, std::size_t cols, long rows = -1) {
@@ -37,6 +36,19 @@ std::size_t check_matrix(const InArray<T>& a, const char* name, std::size_t cols
         require(a.shape(0) == rows, name, std::to_string(rows) + " rows (as X)", std::to_string(a.shape(0)));
     require(a.shape(0) >= 1, name, "at least one row", "0");
     return std::size_t(a.shape(0));
+}
+
+template <typename Net>
+void check_layer(const Net& n, std::size_t l) {
+    require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+}
+
+OptKind opt_kind_from_name(const std::string& name) {
+    if (name == "sgd") return OptKind::Sgd;
+    if (name == "adam") return OptKind::Adam;
+    if (name == "rmsprop") return OptKind::Rmsprop;
+    if (name == "adagrad") return OptKind::Adagrad;
+    throw ValueError("optimizer: expected one of sgd, adam, rmsprop, adagrad, got '" + name + "'");
 }
 
 // Runs f without the GIL, holding the network's lock.
@@ -57,18 +69,8 @@ template <typename T>
 void bind_one(py::module_& m, const char* name) {
     using Net = Network<T>;
     py::class_<Net>(m, name)
-        .def(py::init([](std::size_t input_dim, const std::vector<LayerTuple>& layers, uint64_t seed) {
-                 std::vector<DenseSpec> specs;
-                 for (const auto& [units, act, alpha, sigma, use_bias] : layers) {
-                     DenseSpec s;
-                     s.units = units;
-                     s.act.kind = act_from_name(act);
-                     s.act.alpha = alpha;
-                     s.act.sigma = sigma;
-                     s.use_bias = use_bias;
-                     specs.push_back(s);
-                 }
-                 return new Net(input_dim, std::move(specs), seed);
+        .def(py::init([](std::size_t input_dim, const std::vector<DenseSpec>& layers, uint64_t seed) {
+                 return new Net(input_dim, layers, seed);
              }),
              py::arg("input_dim"), py::arg("layers"), py::arg("seed"))
         .def_property_readonly("input_dim", &Net::input_dim)
@@ -78,32 +80,33 @@ void bind_one(py::module_& m, const char* name) {
         .def_property_readonly("seed", &Net::seed)
         .def_readwrite("epoch_counter", &Net::epoch_counter)
         .def_readwrite("step_counter", &Net::step_counter)
+        .def_readwrite("optimizer_step", &Net::optimizer_step)
+        .def_property_readonly("num_dropout", &Net::num_dropout)
         .def("init_layer",
              [](Net& n, std::size_t l, const std::string& init) {
-                 require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()),
-                         std::to_string(l));
+                 check_layer(n, l);
                  n.init_layer(l, init_from_name(init));
              })
         // Zero-copy views into the arenas.
         .def("W", [](py::object self, std::size_t l) {
             Net& n = self.cast<Net&>();
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             return view<T>(self, n.W(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))});
         })
         .def("b", [](py::object self, std::size_t l) -> py::object {
             Net& n = self.cast<Net&>();
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             if (!n.has_bias(l)) return py::none();
             return view<T>(self, n.b(l), {py::ssize_t(n.fan_out(l))});
         })
         .def("dW", [](py::object self, std::size_t l) {
             Net& n = self.cast<Net&>();
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             return view<T>(self, n.dW(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))});
         })
         .def("db", [](py::object self, std::size_t l) -> py::object {
             Net& n = self.cast<Net&>();
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             if (!n.has_bias(l)) return py::none();
             return view<T>(self, n.db(l), {py::ssize_t(n.fan_out(l))});
         })
@@ -115,32 +118,66 @@ void bind_one(py::module_& m, const char* name) {
             Net& n = self.cast<Net&>();
             return view<T>(self, n.grads(), {py::ssize_t(n.arena_size())});
         })
-        .def("momentum", [](py::object self) {
+        .def("state1", [](py::object self) {
             Net& n = self.cast<Net&>();
-            return view<T>(self, n.momentum(), {py::ssize_t(n.arena_size())});
+            return view<T>(self, n.state1(), {py::ssize_t(n.arena_size())});
+        })
+        .def("state2", [](py::object self) {
+            Net& n = self.cast<Net&>();
+            return view<T>(self, n.state2(), {py::ssize_t(n.arena_size())});
+        })
+        .def("mask", [](Net& n, std::size_t l) -> py::object {
+            check_layer(n, l);
+            if (!n.has_dropout(l)) return py::none();
+            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_in(l))});
+            std::copy(n.mask(l), n.mask(l) + n.last_batch() * n.fan_in(l), out.mutable_data());
+            return out;
         })
         // Activations of the last forward pass (copies).
         .def("Z", [](Net& n, std::size_t l) {
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_out(l))});
             std::copy(n.Z(l), n.Z(l) + n.last_batch() * n.fan_out(l), out.mutable_data());
             return out;
         })
         .def("A", [](Net& n, std::size_t l) {
-            require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
+            check_layer(n, l);
             py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_out(l))});
             std::copy(n.A(l), n.A(l) + n.last_batch() * n.fan_out(l), out.mutable_data());
             return out;
         })
         // Training configuration.
         .def("set_loss", [](Net& n, const std::string& loss) { n.set_loss(loss_from_name(loss)); })
-        .def("set_sgd",
-             [](Net& n, double lr, double momentum, bool nesterov, double weight_decay) {
-                 n.set_sgd(SgdConfig{lr, momentum, nesterov, weight_decay});
+        .def("set_optimizer",
+             [](Net& n, const std::string& kind, double lr, double weight_decay, double clip_norm,
+                double momentum, bool nesterov, double beta1, double beta2, double eps, double alpha,
+                double lr_decay, double initial_accumulator_value) {
+                 OptimizerConfig c;
+                 c.kind = opt_kind_from_name(kind);
+                 c.lr = lr;
+                 c.weight_decay = weight_decay;
+                 c.clip_norm = clip_norm;
+                 c.momentum = momentum;
+                 c.nesterov = nesterov;
+                 c.beta1 = beta1;
+                 c.beta2 = beta2;
+                 c.eps = eps;
+                 c.alpha = alpha;
+                 c.lr_decay = lr_decay;
+                 c.initial_accumulator_value = initial_accumulator_value;
+                 n.set_optimizer(c);
              },
-             py::arg("lr"), py::arg("momentum") = 0.0, py::arg("nesterov") = false,
-             py::arg("weight_decay") = 0.0)
+             py::arg("kind"), py::arg("lr"), py::arg("weight_decay") = 0.0, py::arg("clip_norm") = 0.0,
+             py::arg("momentum") = 0.0, py::arg("nesterov") = false, py::arg("beta1") = 0.9,
+             py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("alpha") = 0.99,
+             py::arg("lr_decay") = 0.0, py::arg("initial_accumulator_value") = 0.0)
         .def("reset_optimizer_state", &Net::reset_optimizer_state)
+        .def("set_keep_prob", &Net::set_keep_prob, py::arg("layer"), py::arg("keep_prob"))
+        .def("keep_prob", [](const Net& n, std::size_t l) {
+            check_layer(n, l);
+            require(n.has_dropout(l), "layer", "a dense layer preceded by dropout", std::to_string(l));
+            return n.keep_prob(l);
+        })
         // Computation, without the GIL.
         .def("predict", [](Net& n, const InArray<T>& X) {
             const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
@@ -156,32 +193,93 @@ void bind_one(py::module_& m, const char* name) {
             const T *x = X.data(), *y = Y.data();
             return locked(n, [&] { return n.evaluate(x, y, rows); });
         })
-        .def("loss_and_gradients", [](Net& n, const InArray<T>& X, const InArray<T>& Y, bool training) {
-            const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
-            check_matrix<T>(Y, "y", n.output_dim(), long(rows));
-            const T *x = X.data(), *y = Y.data();
-            return locked(n, [&] { return n.loss_and_gradients(x, y, rows, training); });
-        }, py::arg("X"), py::arg("Y"), py::arg("training") = false)
-        .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y) {
-            const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
-            check_matrix<T>(Y, "y", n.output_dim(), long(rows));
-            const T *x = X.data(), *y = Y.data();
-            return locked(n, [&] { return n.train_step(x, y, rows); });
-        })
-        .def("fit_epoch",
-             [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle) {
+        .def("loss_and_gradients",
+             [](Net& n, const InArray<T>& X, const InArray<T>& Y, bool training,
+                const std::optional<std::vector<std::optional<InArray<T>>>>& masks) {
                  const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
                  check_matrix<T>(Y, "y", n.output_dim(), long(rows));
+                 std::vector<const T*> mask_ptrs(n.num_layers(), nullptr);
+                 if (masks) {
+                     require(masks->size() == n.num_layers(), "masks", "one entry per dense layer",
+                             std::to_string(masks->size()));
+                     for (std::size_t l = 0; l < n.num_layers(); ++l) {
+                         if (!(*masks)[l]) continue;
+                         require(n.has_dropout(l), "masks", "None for a layer without dropout",
+                                 "an array for layer " + std::to_string(l));
+                         check_matrix<T>(*(*masks)[l], "mask", n.fan_in(l), long(rows));
+                         mask_ptrs[l] = (*masks)[l]->data();
+                     }
+                 }
                  const T *x = X.data(), *y = Y.data();
-                 EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle); });
-                 return py::make_tuple(s.loss, s.grad_norm, s.steps);
+                 return locked(n, [&] {
+                     return n.loss_and_gradients(x, y, rows, training, masks ? &mask_ptrs : nullptr);
+                 });
              },
-             py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"));
+             py::arg("X"), py::arg("Y"), py::arg("training") = false, py::arg("masks") = py::none())
+        .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
+            const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
+            check_matrix<T>(Y, "y", n.output_dim(), long(rows));
+            const T *x = X.data(), *y = Y.data();
+            const double rate = lr ? *lr : n.optimizer().lr;
+            require(std::isfinite(rate) && rate >= 0, "lr", "a finite number >= 0", std::to_string(rate));
+            return locked(n, [&] { return n.train_step(x, y, rows, rate); });
+        }, py::arg("X"), py::arg("Y"), py::arg("lr") = py::none())
+        .def("fit_epoch",
+             [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
+                const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep) {
+                 const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
+                 check_matrix<T>(Y, "y", n.output_dim(), long(rows));
+                 require(batch_size >= 1, "batch_size", "a positive integer", std::to_string(batch_size));
+                 const std::size_t bs = std::min(batch_size, rows), steps = (rows + bs - 1) / bs;
+                 StepSchedule schedule;
+                 if (lr) {
+                     require(lr->ndim() == 1 && std::size_t(lr->shape(0)) == steps, "lr schedule",
+                             std::to_string(steps) + " values (one per step)", std::to_string(lr->size()));
+                     schedule.lr = lr->data();
+                 }
+                 if (keep) {
+                     require(keep->ndim() == 2 && std::size_t(keep->shape(0)) == steps &&
+                                 std::size_t(keep->shape(1)) == n.num_dropout(),
+                             "keep_prob schedule", "shape (" + std::to_string(steps) + ", " +
+                             std::to_string(n.num_dropout()) + ")", std::to_string(keep->size()) + " values");
+                     schedule.keep = keep->data();
+                 }
+                 const T *x = X.data(), *y = Y.data();
+                 EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle, schedule); });
+                 py::array_t<double> lr_used(py::ssize_t(s.lr.size()), s.lr.data());
+                 py::array_t<double> keep_used({py::ssize_t(s.steps), py::ssize_t(n.num_dropout())}, s.keep.data());
+                 return py::make_tuple(s.loss, s.grad_norm, s.steps, lr_used, keep_used);
+             },
+             py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"),
+             py::arg("lr") = py::none(), py::arg("keep_prob") = py::none());
 }
 
 }  // namespace
 
 void bind_network(py::module_& m) {
+    py::class_<DenseSpec>(m, "DenseSpec")
+        .def(py::init([](std::size_t units, const std::string& activation, double alpha, double sigma,
+                         bool use_bias, std::size_t index, double dropout_keep_prob, bool dropout_inverted,
+                         bool dropout_per_batch, std::size_t dropout_index) {
+                 DenseSpec s;
+                 s.units = units;
+                 s.act.kind = act_from_name(activation);
+                 s.act.alpha = alpha;
+                 s.act.sigma = sigma;
+                 s.use_bias = use_bias;
+                 s.index = index;
+                 s.dropout.enabled = dropout_keep_prob > 0;
+                 s.dropout.keep_prob = dropout_keep_prob > 0 ? dropout_keep_prob : 1.0;
+                 s.dropout.inverted = dropout_inverted;
+                 s.dropout.per_batch = dropout_per_batch;
+                 s.dropout.index = dropout_index;
+                 return s;
+             }),
+             py::arg("units"), py::arg("activation"), py::arg("alpha") = 0.0, py::arg("sigma") = 0.0,
+             py::arg("use_bias") = true, py::arg("index") = 0, py::arg("dropout_keep_prob") = 0.0,
+             py::arg("dropout_inverted") = true, py::arg("dropout_per_batch") = false,
+             py::arg("dropout_index") = 0,
+             "A dense layer for the core; dropout_keep_prob > 0 puts dropout on its input.");
     bind_one<float>(m, "NetworkF32");
     bind_one<double>(m, "NetworkF64");
 }

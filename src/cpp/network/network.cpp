@@ -14,6 +14,14 @@
 
 namespace bp {
 
+namespace {
+void check_keep_prob(double p, const std::string& where) {
+    require(p > 0.0 && p <= 1.0, "keep_prob of " + where,
+            "a probability of keeping a unit in (0, 1] (drop probability rate = 1 - keep_prob)",
+            std::to_string(p));
+}
+}  // namespace
+
 template <typename T>
 Network<T>::Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64_t seed)
     : input_dim_(input_dim), layers_(std::move(layers)), seed_(seed) {
@@ -21,22 +29,26 @@ Network<T>::Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64
     require(!layers_.empty(), "layers", "at least one Dense layer", "none");
     ArenaLayout<T> layout;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-        require(layers_[l].units >= 1, "units of layer " + std::to_string(l), "a positive integer",
-                std::to_string(layers_[l].units));
-        require(layers_[l].act.kind != Act::Softmax || l + 1 == layers_.size(),
-                "activation of layer " + std::to_string(l), "softmax only on the output layer",
-                "softmax on a hidden layer");
+        const std::string name = "layer " + std::to_string(layers_[l].index);
+        require(layers_[l].units >= 1, "units of " + name, "a positive integer", std::to_string(layers_[l].units));
+        require(layers_[l].act.kind != Act::Softmax || l + 1 == layers_.size(), "activation of " + name,
+                "softmax only on the output layer", "softmax on a hidden layer");
+        if (layers_[l].dropout.enabled) {
+            check_keep_prob(layers_[l].dropout.keep_prob, "the dropout before " + name);
+            dropout_layers_.push_back(l);
+        }
         w_off_.push_back(layout.add(fan_in(l) * fan_out(l)));
         b_off_.push_back(layers_[l].use_bias ? layout.add(fan_out(l)) : 0);
     }
     params_.resize(layout.total());
     grads_.resize(layout.total());
-    momentum_.resize(layout.total());
+    state1_.resize(layout.total());
+    state2_.resize(layout.total());
 }
 
 template <typename T>
 void Network<T>::init_layer(std::size_t l, Init init) {
-    Pcg32 rng(seed_, rng_stream(RngPurpose::Init, 0, l));
+    Pcg32 rng(seed_, rng_stream(RngPurpose::Init, 0, layers_[l].index));
     init_weights(W(l), fan_in(l), fan_out(l), init, rng);
     if (T* bias = b(l)) std::fill(bias, bias + fan_out(l), T(0));
 }
@@ -53,13 +65,52 @@ void Network<T>::set_loss(Loss loss) {
 }
 
 template <typename T>
+void Network<T>::set_optimizer(const OptimizerConfig& c) {
+    auto nonneg = [](double v, const char* name) {
+        require(std::isfinite(v) && v >= 0, name, "a finite number >= 0", std::to_string(v));
+    };
+    nonneg(c.lr, "lr");
+    nonneg(c.weight_decay, "weight_decay");
+    nonneg(c.clip_norm, "clip_norm");
+    nonneg(c.momentum, "momentum");
+    nonneg(c.eps, "eps");
+    nonneg(c.lr_decay, "lr_decay");
+    nonneg(c.initial_accumulator_value, "initial_accumulator_value");
+    require(c.beta1 >= 0 && c.beta1 < 1, "beta1", "a number in [0, 1)", std::to_string(c.beta1));
+    require(c.beta2 >= 0 && c.beta2 < 1, "beta2", "a number in [0, 1)", std::to_string(c.beta2));
+    require(c.alpha >= 0 && c.alpha <= 1, "alpha", "a number in [0, 1]", std::to_string(c.alpha));
+    opt_ = c;
+}
+
+template <typename T>
+void Network<T>::reset_optimizer_state() {
+    state1_.zero();
+    state2_.zero();
+    if (opt_.kind == OptKind::Adagrad)
+        std::fill(state1_.data(), state1_.data() + state1_.size(), T(opt_.initial_accumulator_value));
+    optimizer_step = 0;
+}
+
+template <typename T>
+void Network<T>::set_keep_prob(std::size_t l, double keep_prob) {
+    require(l < layers_.size() && has_dropout(l), "layer", "a dense layer preceded by dropout", std::to_string(l));
+    check_keep_prob(keep_prob, "layer " + std::to_string(layers_[l].dropout.index));
+    layers_[l].dropout.keep_prob = keep_prob;
+}
+
+template <typename T>
 void Network<T>::ensure_capacity(std::size_t rows) {
     if (rows <= capacity_) return;
     ArenaLayout<T> layout;
+    d_off_.clear();
+    m_off_.clear();
     z_off_.clear();
     a_off_.clear();
     std::size_t widest = input_dim_;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const std::size_t drop = has_dropout(l) ? rows * fan_in(l) : 0;
+        d_off_.push_back(layout.add(drop));
+        m_off_.push_back(layout.add(drop));
         z_off_.push_back(layout.add(rows * fan_out(l)));
         a_off_.push_back(layout.add(rows * fan_out(l)));
         widest = std::max(widest, fan_out(l));
@@ -72,24 +123,49 @@ void Network<T>::ensure_capacity(std::size_t rows) {
     capacity_ = rows;
 }
 
-// Forward pass of a batch X (B, input_dim): Z_l = A_{l-1} W_l + b_l, A_l = f_l(Z_l).
 template <typename T>
-void Network<T>::forward(const T* X, std::size_t B, bool training) {
+const T* Network<T>::layer_input(std::size_t l, const T* X) const {
+    if (has_dropout(l)) return acts_.data() + d_off_[l];
+    return l == 0 ? X : A(l - 1);
+}
+
+// Forward pass of a batch X (B, input_dim), layer by layer:
+//   D_l = dropout(A_{l-1})   (when the layer has input dropout)
+//   Z_l = D_l W_l + b_l,  A_l = f_l(Z_l)
+template <typename T>
+void Network<T>::forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks) {
     const T* a_prev = X;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const std::size_t in = fan_in(l), out = fan_out(l);
+        if (has_dropout(l)) {
+            const DropoutSpec& drop = layers_[l].dropout;
+            T* D = acts_.data() + d_off_[l];
+            T* M = acts_.data() + m_off_[l];
+            if (training) {
+                if (masks && (*masks)[l]) {
+                    std::memcpy(M, (*masks)[l], B * in * sizeof(T));
+                } else {
+                    Pcg32 rng(seed_, rng_stream(RngPurpose::Dropout, step_counter, drop.index));
+                    dropout_mask(M, B, in, drop.keep_prob, drop.per_batch, rng);
+                }
+                dropout_forward(D, a_prev, M, B * in, T(drop.train_scale()));
+            } else {
+                dropout_forward(D, a_prev, static_cast<const T*>(nullptr), B * in, T(drop.inference_scale()));
+            }
+        }
         T* z = acts_.data() + z_off_[l];
         T* a = acts_.data() + a_off_[l];
-        dense_forward(z, a_prev, W(l), b(l), B, fan_in(l), fan_out(l));
+        dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out);
         const Activation& act = layers_[l].act;
         if (training && act.kind == Act::NoisyRelu) {  // Z += sigma · N(0, 1), row-major
-            Pcg32 rng(seed_, rng_stream(RngPurpose::Noise, step_counter, l));
-            for (std::size_t i = 0; i < B * fan_out(l); ++i)
-                z[i] += static_cast<T>(act.sigma * rng.normal());
+            Pcg32 rng(seed_, rng_stream(RngPurpose::Noise, step_counter, layers_[l].index));
+            for (std::size_t i = 0; i < B * out; ++i) z[i] += static_cast<T>(act.sigma * rng.normal());
         }
-        activation_forward(act, a, z, B, fan_out(l));
+        activation_forward(act, a, z, B, out);
         a_prev = a;
     }
     last_batch_ = B;
+    last_training_ = training;
 }
 
 // Backward pass after forward(X): accumulates dW, db of every layer; returns the loss.
@@ -102,15 +178,29 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
     if (!loss_is_fused(loss_))  // delta holds dL/dŶ: through the output activation
         activation_backward(layers_[L - 1].act, delta, delta, Z(L - 1), A(L - 1), B, output_dim());
     for (std::size_t l = L; l-- > 0;) {
-        const T* a_prev = l == 0 ? X : A(l - 1);
-        dense_backward(l == 0 ? nullptr : delta_prev, dW(l), db(l), delta, a_prev, W(l), B, fan_in(l),
+        const std::size_t in = fan_in(l);
+        dense_backward(l == 0 ? nullptr : delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, in,
                        fan_out(l));
-        if (l > 0) {
-            activation_backward(layers_[l - 1].act, delta_prev, delta_prev, Z(l - 1), A(l - 1), B, fan_in(l));
-            std::swap(delta, delta_prev);
+        if (l == 0) break;
+        if (has_dropout(l)) {  // delta_prev = dL/dD: through the dropout to dL/dA
+            const DropoutSpec& drop = layers_[l].dropout;
+            if (last_training_)
+                dropout_backward(delta_prev, mask(l), B * in, T(drop.train_scale()));
+            else
+                for (std::size_t i = 0; i < B * in; ++i) delta_prev[i] *= T(drop.inference_scale());
         }
+        activation_backward(layers_[l - 1].act, delta_prev, delta_prev, Z(l - 1), A(l - 1), B, in);
+        std::swap(delta, delta_prev);
     }
     return loss;
+}
+
+template <typename T>
+void Network<T>::step(double lr) {
+    ++optimizer_step;
+    apply_optimizer(opt_, lr, optimizer_step, params_.data(), grads_.data(), state1_.data(), state2_.data(),
+                    params_.size());
+    ++step_counter;
 }
 
 template <typename T>
@@ -139,40 +229,45 @@ void Network<T>::predict(T* out, const T* X, std::size_t n) {
 
 template <typename T>
 double Network<T>::evaluate(const T* X, const T* Y, std::size_t n) {
-    const std::size_t K = output_dim();
+    const std::size_t K = output_dim(), L = layers_.size();
     double total = 0;
     for (std::size_t start = 0; start < n; start += kInferenceChunk) {
         const std::size_t B = std::min(kInferenceChunk, n - start);
         ensure_capacity(B);
         forward(X + start * input_dim_, B, false);
-        const std::size_t L = layers_.size();
         total += loss_forward_backward<T>(loss_, nullptr, Z(L - 1), A(L - 1), Y + start * K, B, K) * double(B);
     }
     return total / double(n);
 }
 
 template <typename T>
-double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training) {
+double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
+                                      const std::vector<const T*>* masks) {
     ensure_capacity(n);
     zero_grads();
-    forward(X, n, training);
+    forward(X, n, training, masks);
     return backward(X, Y, n);
 }
 
 template <typename T>
-double Network<T>::train_step(const T* X, const T* Y, std::size_t n) {
+double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr) {
     const double loss = loss_and_gradients(X, Y, n, true);
-    update();
-    ++step_counter;
+    step(lr);
     return loss;
 }
 
 template <typename T>
-EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size,
-                                 bool shuffle) {
+EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
+                                 StepSchedule schedule) {
     require(n >= 1 && n < (std::size_t(1) << 32), "X", "between 1 and 2^32 - 1 samples", std::to_string(n));
     require(batch_size >= 1, "batch_size", "a positive integer", std::to_string(batch_size));
     const std::size_t D = input_dim_, K = output_dim(), bs = std::min(batch_size, n);
+    const std::size_t steps = (n + bs - 1) / bs, nd = dropout_layers_.size();
+    // Check the schedules before touching anything, so a bad value leaves the model as it was.
+    for (std::size_t s = 0; schedule.lr && s < steps; ++s)
+        require(std::isfinite(schedule.lr[s]) && schedule.lr[s] >= 0, "lr schedule",
+                "finite values >= 0", std::to_string(schedule.lr[s]));
+    for (std::size_t i = 0; schedule.keep && i < steps * nd; ++i) check_keep_prob(schedule.keep[i], "the schedule");
     ensure_capacity(bs);
 
     order_.resize(n);
@@ -184,8 +279,10 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
 
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
-    for (std::size_t start = 0; start < n; start += bs) {
-        const std::size_t B = std::min(bs, n - start);
+    stats.lr.reserve(steps);
+    stats.keep.reserve(steps * nd);
+    for (std::size_t s = 0; s < steps; ++s) {
+        const std::size_t start = s * bs, B = std::min(bs, n - start);
         const T* xb = X + start * D;
         const T* yb = Y + start * K;
         if (shuffle) {  // gather the batch's rows
@@ -197,12 +294,19 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             xb = xbatch_.data();
             yb = ybatch_.data();
         }
+        for (std::size_t k = 0; k < nd; ++k) {
+            DropoutSpec& drop = layers_[dropout_layers_[k]].dropout;
+            if (schedule.keep) drop.keep_prob = schedule.keep[s * nd + k];
+            stats.keep.push_back(drop.keep_prob);
+        }
+        const double lr = schedule.lr ? schedule.lr[s] : opt_.lr;
+        stats.lr.push_back(lr);
+
         zero_grads();
         forward(xb, B, true);
         stats.loss += backward(xb, yb, B) * double(B);
         for (std::size_t l = 0; l < layers_.size(); ++l) stats.grad_norm[l] += layer_grad_norm(l);
-        update();
-        ++step_counter;
+        step(lr);
         ++stats.steps;
     }
     stats.loss /= double(n);

@@ -1,16 +1,18 @@
-// A sequential network of dense layers and its training loop.
+// A sequential network of dense layers (each optionally preceded by dropout)
+// and its training loop.
 //
 // Memory, one allocation per family (llm.c style), each carved into per-layer
 // views by a size table:
-//   params_   W0 b0 W1 b1 ...          (the parameter arena; W is (fan_in, fan_out))
-//   grads_    dW0 db0 dW1 db1 ...      (same layout as params_)
-//   momentum_ one buffer per parameter (same layout; SGD with momentum)
-//   acts_     Z0 A0 Z1 A1 ...          (batch-major activations, `capacity_` rows)
+//   params_  W0 b0 W1 b1 ...          (the parameter arena; W is (fan_in, fan_out))
+//   grads_   dW0 db0 dW1 db1 ...      (same layout as params_)
+//   state1_, state2_                  (optimiser state, same layout; see optimizer.hpp)
+//   acts_    [D0 M0] Z0 A0 [D1 M1] Z1 A1 ...   (batch-major, `capacity_` rows;
+//            D, M: the dropped input and mask of a layer with input dropout)
 //
-// Data flows: forward() fills Z and A of every layer; backward() turns the
-// loss gradient into dW, db layer by layer from the last; update() moves the
-// whole parameter arena at once. train_step() and fit_epoch() are those three
-// in a loop, with no allocation per step once the buffers have grown.
+// Data flows: forward() fills D, M, Z and A of every layer; backward() turns the
+// loss gradient into dW, db layer by layer from the last; step() moves the whole
+// parameter arena at once. train_step() and fit_epoch() are those three in a
+// loop, with no allocation per step once the buffers have grown.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,8 +21,9 @@
 
 #include "activations/activations.hpp"
 #include "common/enums.hpp"
+#include "layers/dropout.hpp"
 #include "memory/arena.hpp"
-#include "optimizers/sgd.hpp"
+#include "optimizers/optimizer.hpp"
 
 namespace bp {
 
@@ -28,12 +31,23 @@ struct DenseSpec {
     std::size_t units = 1;
     Activation act;
     bool use_bias = true;
+    std::size_t index = 0;  // position in the model's layer list (its RNG streams)
+    DropoutSpec dropout;    // dropout applied to this layer's input
+};
+
+// Optional per-step schedules for fit_epoch: lr[steps] and keep[steps × n_dropout]
+// (null: the configured constant values).
+struct StepSchedule {
+    const double* lr = nullptr;
+    const double* keep = nullptr;
 };
 
 struct EpochStats {
     double loss = 0;                 // sample-weighted mean of the batch losses
-    std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂
+    std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂ (before clipping)
     std::size_t steps = 0;
+    std::vector<double> lr;          // the learning rate of every step
+    std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
 };
 
 template <typename T>
@@ -45,9 +59,11 @@ public:
     std::size_t input_dim() const { return input_dim_; }
     std::size_t output_dim() const { return layers_.back().units; }
     std::size_t num_layers() const { return layers_.size(); }
+    std::size_t num_dropout() const { return dropout_layers_.size(); }
     std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].units; }
     std::size_t fan_out(std::size_t l) const { return layers_[l].units; }
     bool has_bias(std::size_t l) const { return layers_[l].use_bias; }
+    bool has_dropout(std::size_t l) const { return layers_[l].dropout.enabled; }
     uint64_t seed() const { return seed_; }
 
     T* W(std::size_t l) { return params_.data() + w_off_[l]; }
@@ -56,37 +72,46 @@ public:
     T* db(std::size_t l) { return has_bias(l) ? grads_.data() + b_off_[l] : nullptr; }
     T* params() { return params_.data(); }
     T* grads() { return grads_.data(); }
-    T* momentum() { return momentum_.data(); }
+    T* state1() { return state1_.data(); }
+    T* state2() { return state2_.data(); }
     std::size_t arena_size() const { return params_.size(); }
-    std::size_t w_offset(std::size_t l) const { return w_off_[l]; }
-    std::size_t b_offset(std::size_t l) const { return b_off_[l]; }
 
-    // Draws layer l's W from the model's RNG, stream (Init, 0, l); zeroes b.
+    // Draws layer l's W from the model's RNG, stream (Init, 0, index); zeroes b.
     void init_layer(std::size_t l, Init init);
 
     // --- training configuration ----------------------------------------------
     void set_loss(Loss loss);  // checks fused losses against the output activation
     Loss loss() const { return loss_; }
-    void set_sgd(const SgdConfig& c) { sgd_ = c; }
-    const SgdConfig& sgd() const { return sgd_; }
-    void reset_optimizer_state() { momentum_.zero(); }
+    void set_optimizer(const OptimizerConfig& c);  // validates; keeps the state
+    const OptimizerConfig& optimizer() const { return opt_; }
+    void reset_optimizer_state();
+    // The keep probability of the dropout in front of dense layer l.
+    void set_keep_prob(std::size_t l, double keep_prob);
+    double keep_prob(std::size_t l) const { return layers_[l].dropout.keep_prob; }
 
     uint64_t epoch_counter = 0;  // drives the shuffle stream
-    uint64_t step_counter = 0;   // drives noise (and, later, dropout) streams
+    uint64_t step_counter = 0;   // drives the dropout and noise streams
+    uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
 
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ---------
     void predict(T* out, const T* X, std::size_t n);
     double evaluate(const T* X, const T* Y, std::size_t n);
-    // Loss of the whole (X, Y) as one batch; gradients left in grads().
-    double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training);
-    // One update on (X, Y) as one batch; returns the loss before the update.
-    double train_step(const T* X, const T* Y, std::size_t n);
-    // One epoch of mini-batch SGD over (X, Y).
-    EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle);
+    // Loss of the whole (X, Y) as one batch; gradients left in grads(). With
+    // training, dropout masks are drawn for step_counter, or taken from `masks`
+    // (one B × fan_in array per dense layer, null where none) when given.
+    double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
+                              const std::vector<const T*>* masks = nullptr);
+    // One update at learning rate lr on (X, Y) as one batch; returns the loss before it.
+    double train_step(const T* X, const T* Y, std::size_t n, double lr);
+    // One epoch of mini-batch gradient descent over (X, Y).
+    EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
+                         StepSchedule schedule = {});
 
-    // Activations of the last forward pass (rows = its batch size).
+    // Activations of the last forward pass (rows = its batch size); the
+    // dropout mask and dropped input of layer l exist when has_dropout(l).
     const T* Z(std::size_t l) const { return acts_.data() + z_off_[l]; }
     const T* A(std::size_t l) const { return acts_.data() + a_off_[l]; }
+    const T* mask(std::size_t l) const { return acts_.data() + m_off_[l]; }
     std::size_t last_batch() const { return last_batch_; }
 
     // Serialises the public methods of one network between threads.
@@ -95,22 +120,25 @@ public:
 private:
     void ensure_capacity(std::size_t rows);
     void zero_grads() { grads_.zero(); }
-    void forward(const T* X, std::size_t B, bool training);
+    void forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks = nullptr);
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
-    void update() { sgd_update(params_.data(), grads_.data(), momentum_.data(), params_.size(), sgd_); }
+    void step(double lr);
     double layer_grad_norm(std::size_t l);
+    const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
 
     std::size_t input_dim_;
     std::vector<DenseSpec> layers_;
+    std::vector<std::size_t> dropout_layers_;  // dense layers with input dropout, in order
     uint64_t seed_;
     Loss loss_ = Loss::Mse;
-    SgdConfig sgd_;
+    OptimizerConfig opt_;
 
-    std::vector<std::size_t> w_off_, b_off_;  // views into params_ / grads_ / momentum_
-    AlignedBuffer<T> params_, grads_, momentum_;
+    std::vector<std::size_t> w_off_, b_off_;  // views into params_ / grads_ / state
+    AlignedBuffer<T> params_, grads_, state1_, state2_;
 
     std::size_t capacity_ = 0, last_batch_ = 0;
-    std::vector<std::size_t> z_off_, a_off_;  // views into acts_
+    bool last_training_ = false;
+    std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
     std::vector<std::size_t> order_;
     std::mutex mutex_;

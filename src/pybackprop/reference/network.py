@@ -158,6 +158,8 @@ class Network:
             opt = dict(compiled.get("optimizer") or {"class_name": "SGD", "lr": 0.01})
             if opt.pop("class_name", "SGD") != "SGD":
                 raise ValueError("compile.optimizer: the reference implements SGD only")
+            if opt.pop("clip_norm", None) is not None:
+                raise ValueError("compile.optimizer: the reference does not implement clip_norm yet")
             optimizer = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, **opt}
             if optimizer["nesterov"] and optimizer["momentum"] == 0:
                 raise ValueError("compile.optimizer: nesterov needs momentum > 0")

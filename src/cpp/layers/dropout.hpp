@@ -1,0 +1,55 @@
+// Dropout with keep probability p (the probability of KEEPING a unit).
+//
+//   training:  D = A ⊙ M · s,  M_ij ~ Bernoulli(p),  s = 1/p (inverted) or 1 (classic)
+//   inference: D = A · s',     s' = 1 (inverted)   or p (classic: "multiply by p at test time")
+//   backward:  dL/dA = dL/dD ⊙ M · s
+// Both scalings give the same expected output. A mask element is kept when
+// the next PCG32 output is below floor(p · 2^32) (so p = 1 keeps everything);
+// per_batch draws one row and repeats it for every sample of the batch.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "common/rng.hpp"
+
+namespace bp {
+
+struct DropoutSpec {
+    bool enabled = false;
+    double keep_prob = 1.0;
+    bool inverted = true;    // false: classic scaling
+    bool per_batch = false;  // false: a new mask for every sample
+    std::size_t index = 0;   // position in the model's layer list (its RNG stream)
+
+    double train_scale() const { return inverted ? 1.0 / keep_prob : 1.0; }
+    double inference_scale() const { return inverted ? 1.0 : keep_prob; }
+};
+
+// Fills M[B, F] with 0/1 from rng.
+template <typename T>
+void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per_batch, Pcg32& rng) {
+    const uint64_t threshold = static_cast<uint64_t>(std::floor(keep_prob * 4294967296.0));
+    const std::size_t drawn = per_batch ? F : B * F;
+    for (std::size_t i = 0; i < drawn; ++i) M[i] = uint64_t(rng.next()) < threshold ? T(1) : T(0);
+    if (per_batch)
+        for (std::size_t r = 1; r < B; ++r) std::memcpy(M + r * F, M, F * sizeof(T));
+}
+
+// D[n] = A ⊙ M · scale (M null: D = A · scale). D may alias A.
+template <typename T>
+void dropout_forward(T* D, const T* A, const T* M, std::size_t n, T scale) {
+    if (M)
+        for (std::size_t i = 0; i < n; ++i) D[i] = A[i] * M[i] * scale;
+    else
+        for (std::size_t i = 0; i < n; ++i) D[i] = A[i] * scale;
+}
+
+// dA[n] = dD ⊙ M · scale, in place.
+template <typename T>
+void dropout_backward(T* dA, const T* M, std::size_t n, T scale) {
+    for (std::size_t i = 0; i < n; ++i) dA[i] *= M[i] * scale;
+}
+
+}  // namespace bp

@@ -1,0 +1,176 @@
+"""Saving and loading models: one ``.npz`` file, no pickle.
+
+The file holds a JSON header (format name and version, library version, the
+model config, RNG and optimiser counters, and a SHA-256 of every array) and the
+raw arrays (weights, optimiser state). Loading uses ``allow_pickle=False`` and
+checks format, version and checksums, so a truncated, corrupted or tampered
+file raises a clear ``ValueError`` and nothing from the file is executed.
+
+>>> import os, tempfile, pybackprop as bp
+>>> m = bp.Sequential([bp.Dense(1)], input_dim=2, seed=3)
+>>> path = os.path.join(tempfile.mkdtemp(), "model.pbp")
+>>> m.save(path)
+>>> bp.load(path).get_config() == m.get_config()
+True
+"""
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+from typing import TYPE_CHECKING, Any, Dict
+
+import numpy as np
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Sequential
+
+FORMAT = "pybackprop-model"
+FORMAT_VERSION = 1
+
+
+def _sha256(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def _model_arrays(model: "Sequential") -> Dict[str, np.ndarray]:
+    if not model.built:
+        return {}
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays["optimizer_state1"] = model._net.state1().copy()
+    arrays["optimizer_state2"] = model._net.state2().copy()
+    return arrays
+
+
+def _write(model: "Sequential", f: Any) -> None:
+    from . import __version__
+
+    arrays = _model_arrays(model)
+    net = model._net
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
+        "config": model.get_config(),
+        "counters": None if net is None else {"epoch_counter": net.epoch_counter, "step_counter": net.step_counter,
+                                               "optimizer_step": net.optimizer_step},
+        "keep_probs": None if net is None else [net.keep_prob(d._index) for d in model._dropouts],
+        "sha256": {name: _sha256(a) for name, a in arrays.items()},
+    }
+    if any(_is_callable_schedule(v) for v in _schedule_configs(header["config"])):
+        raise ValueError("save: the model uses a Python callable as a schedule, which cannot be stored; "
+                         "use a pybackprop.schedules object (TimeBased, Exponential, Step, Linear)")
+    blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    np.savez(f, header=blob, **arrays)
+
+
+def _schedule_configs(config: Dict[str, Any]) -> list:
+    values = [layer.get("keep_prob") for layer in config["layers"]]
+    if config.get("compile"):
+        values.append(config["compile"]["optimizer"].get("lr"))
+    return values
+
+
+def _is_callable_schedule(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "FromCallable"
+
+
+def save_model(model: "Sequential", path: Any) -> None:
+    """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pybackprop-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write(model, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def model_to_bytes(model: "Sequential") -> bytes:
+    """The file format in memory (used by pickle and deepcopy)."""
+    buf = _io.BytesIO()
+    _write(model, buf)
+    return buf.getvalue()
+
+
+def _bad(source: str, problem: str) -> ValueError:
+    return ValueError(f"load: {source} is not a valid pybackprop model file: {problem}")
+
+
+def _read(f: Any, source: str) -> "Sequential":
+    from .model import Sequential
+
+    try:
+        with np.load(f, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise _bad(source, f"cannot read it as an npz archive ({type(e).__name__}: {e})") from None
+    if "header" not in arrays:
+        raise _bad(source, "no header")
+    try:
+        header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _bad(source, f"the header is not JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _bad(source, f"the header's format is not '{FORMAT}'")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise _bad(source, f"format version {header.get('format_version')!r}; this pybackprop reads version "
+                           f"{FORMAT_VERSION}")
+    sums = header.get("sha256", {})
+    if set(sums) != set(arrays):
+        raise _bad(source, f"arrays {sorted(arrays)} do not match the header's {sorted(sums)}")
+    for name, arr in arrays.items():
+        if _sha256(arr) != sums[name]:
+            raise _bad(source, f"checksum mismatch in '{name}' (the file was modified or corrupted)")
+    try:
+        model = Sequential.from_config(header["config"])
+        counters = header.get("counters")
+        if counters is not None:
+            if not model.built:
+                raise ValueError("counters for a model that is not built")
+            weights = [arrays[f"weight_{i}"] for i in range(sum(1 for k in arrays if k.startswith("weight_")))]
+            model.set_weights(weights)
+            net = model._net
+            for name in ("state1", "state2"):
+                state = arrays[f"optimizer_{name}"]
+                if state.shape != (net.arena_size,):
+                    raise ValueError(f"optimizer_{name} has shape {state.shape}, expected ({net.arena_size},)")
+                getattr(net, name)()[...] = state
+            net.epoch_counter = int(counters["epoch_counter"])
+            net.step_counter = int(counters["step_counter"])
+            net.optimizer_step = int(counters["optimizer_step"])
+            for dropout, p in zip(model._dropouts, header.get("keep_probs") or []):
+                net.set_keep_prob(dropout._index, float(p))
+    except (KeyError, TypeError, ValueError) as e:
+        raise _bad(source, f"{type(e).__name__}: {e}") from None
+    return model
+
+
+def load(path: Any) -> "Sequential":
+    """Load a model written by :meth:`Sequential.save`.
+
+    It predicts bitwise-identically and resumes training exactly (same
+    optimiser state, same RNG counters) as the saved model.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a readable pybackprop model (truncated, corrupted,
+        another format or version, or modified after writing).
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        return _read(f, repr(path))
+
+
+def model_from_bytes(blob: bytes) -> "Sequential":
+    """Inverse of :func:`model_to_bytes`."""
+    return _read(_io.BytesIO(blob), "the pickled data")
