@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from . import _core, activations, callbacks, initializers, losses, optimizers, schedules
+from . import _core, activations, callbacks, diagnostics, initializers, losses, optimizers, schedules
 from ._validation import check_int
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
                         TerminateOnNaN)
+from .diagnostics import gradient_check
 from .io import load
 from .layers import Dense, Dropout, Layer
-from .model import Sequential
+from .model import GradientFlowWarning, Sequential
 from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "Callback", "Dense", "Dropout", "EarlyStopping", "History", "Layer",
+    "Adagrad", "Adam", "Callback", "Dense", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
     "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
-    "TerminateOnNaN", "activations", "build_info", "callbacks", "get_num_threads", "initializers", "load",
+    "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "optimizers", "schedules", "set_num_threads",
 ]
 

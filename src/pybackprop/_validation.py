@@ -76,8 +76,9 @@ def check_dtype(value: Any) -> str:
         name = np.dtype(value).name
     except TypeError:
         name = None
-    if name not in DTYPES:
-        fail("dtype", "'float32' or 'float64'", value, ValueError if name else TypeError)
+    if name not in DTYPES:  # an unknown dtype name is a wrong value (ValueError), not a wrong type
+        wrong_value = name is not None or isinstance(value, str)
+        fail("dtype", "'float32' or 'float64'", value, ValueError if wrong_value else TypeError)
     return name  # type: ignore[return-value]
 
 
@@ -106,7 +107,8 @@ def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None) -> 
         fail(name, "at least one sample", arr)
     if columns is not None and arr.shape[1] != columns:
         fail(name, f"{columns} columns (features)", arr)
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # values too large for dtype: reported below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(out).all():
         where = np.argwhere(~np.isfinite(out))[0]
         fail(name, f"finite values (no NaN or inf; first at index {tuple(int(i) for i in where)} after "

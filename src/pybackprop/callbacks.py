@@ -59,7 +59,12 @@ class History(Callback):
         ``"loss"``: mean training loss of the epoch (sample-weighted over its
         mini-batches, as they were seen); ``"grad_norm"``: per epoch, the list
         of per-layer gradient L2 norms (over W and b, averaged over the epoch's
-        steps); ``"lr"``: the learning rate of the epoch's first step;
+        steps); per-layer gradient-flow diagnostics recorded by the C++ loop:
+        ``"weight_norm"`` (at the epoch's end), ``"update_ratio"`` (norm of the
+        epoch's change over the norm at its start), ``"dead_fraction"`` (ReLU-like
+        layers: share of units that never fired), ``"saturated_fraction"``
+        (sigmoid/tanh: share of outputs beyond 0.01/0.99), ``"nonfinite"`` (a NaN
+        or inf appeared); ``"lr"``: the learning rate of the epoch's first step;
         ``"keep_prob"`` (models with Dropout): per epoch, the list of each
         Dropout's keep probability at the first step; ``"val_loss"`` with
         validation data.

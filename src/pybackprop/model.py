@@ -6,6 +6,7 @@ parameters and runs every forward, backward and update, without the GIL.
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -21,6 +22,29 @@ from .losses import LOSSES
 from .layers import Dense, Dropout, Layer
 
 _CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
+#: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
+_HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
+#: the first layer's gradient norm relative to the last's beyond which fit warns
+VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
+
+
+class GradientFlowWarning(UserWarning):
+    """The first layer's gradient is vanishing or exploding relative to the last layer's."""
+
+
+def _warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
+    """Warn (and return True) when the first layer's gradient is tiny or huge relative to the last's."""
+    if len(grad_norm) < 2 or not all(np.isfinite(grad_norm)) or grad_norm[-1] == 0:
+        return False
+    ratio = grad_norm[0] / grad_norm[-1]
+    if VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
+        return False
+    kind = "vanishing" if ratio < VANISHING_RATIO else "exploding"
+    hint = ("try relu/leaky_relu activations, he_normal init, or fewer layers" if kind == "vanishing"
+            else "try a smaller lr, clip_norm on the optimiser, or a smaller init")
+    warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "
+                  f"the last layer's ({hint}); see history['grad_norm']", GradientFlowWarning, stacklevel=3)
+    return True
 CONFIG_FORMAT = 1
 
 
@@ -157,6 +181,11 @@ class Sequential:
             fan_in = input_dim if d == 0 else dense[d - 1].units
             if not isinstance(layer.init, str) and layer.init.shape != (fan_in, layer.units):
                 fail(f"init of layer {i}", f"an array of shape {(fan_in, layer.units)}", layer.init)
+            if not isinstance(layer.init, str):
+                with np.errstate(over="ignore"):  # finite in float64 but too large for float32
+                    finite = np.isfinite(layer.init.astype(self.dtype)).all()
+                if not finite:
+                    fail(f"init of layer {i}", f"values finite in {self.dtype}", layer.init)
             drop: Dict[str, Any] = {}
             if pending is not None:
                 j, dropout = pending
@@ -286,7 +315,14 @@ class Sequential:
             return onehot
         if arr.ndim == 1:
             arr = arr.reshape(-1, 1)
-        return as_matrix(name, arr, self.dtype, columns=k)
+        out = as_matrix(name, arr, self.dtype, columns=k)
+        if self.loss == "categorical_crossentropy":
+            # The fused gradient softmax(z) - y is the loss's gradient only for rows summing to 1.
+            tol = 100 * np.finfo(self.dtype).eps * k
+            if (out < 0).any() or (np.abs(out.sum(axis=1, dtype=np.float64) - 1) > tol).any():
+                fail(name, f"one-hot rows of {k} columns (or class probabilities summing to 1), "
+                     f"or integer class labels in [0, {k - 1}]", arr)
+        return out
 
     def _data(self, X: Any, y: Any) -> Tuple[np.ndarray, np.ndarray]:
         self._require_compiled()
@@ -371,6 +407,7 @@ class Sequential:
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": steps}
         self.history, self.stop_training = history, False
         callbacks = ([ProgressBar()] if verbose else []) + callbacks
+        warned = False
         for cb in callbacks:
             cb.set_model(self)
             cb.on_train_begin()
@@ -379,9 +416,13 @@ class Sequential:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
-            loss, grad_norm, _, lr_used, keep_used = net.fit_epoch(Xc, Yc, batch_size, shuffle, lr_steps,
-                                                                    keep_steps)
+            loss, grad_norm, _, lr_used, keep_used, health = net.fit_epoch(Xc, Yc, batch_size, shuffle,
+                                                                            lr_steps, keep_steps)
             logs: Dict[str, Any] = {"loss": loss, "grad_norm": list(grad_norm), "lr": float(lr_used[0])}
+            for key in _HEALTH_KEYS:
+                logs[key] = health[key]
+            if not warned:
+                warned = _warn_gradient_flow(grad_norm, epoch)
             if keep_used.shape[1]:
                 logs["keep_prob"] = [float(v) for v in keep_used[0]]
             if val is not None:
@@ -573,9 +614,10 @@ class Sequential:
             arr = as_numeric_array(name, w)
             if arr.shape != dest.shape:
                 fail(name, f"shape {dest.shape}", arr)
-            arr = np.asarray(arr, dtype=self.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):  # too large for dtype: reported below
+                arr = np.asarray(arr, dtype=self.dtype)
             if not np.isfinite(arr).all():
-                fail(name, "finite values", arr)
+                fail(name, f"finite values (in {self.dtype})", arr)
             arrays.append(arr)
         for (_, dest), arr in zip(targets, arrays):
             dest[...] = arr
@@ -641,6 +683,25 @@ class Sequential:
         for r in rows:
             print_fn("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
         print_fn(f"Total params: {total if self.built else '? (not built: input_dim unknown)'}")
+
+    def explain(self, x: Any, y: Any, lr: Optional[float] = None) -> Any:
+        """One SGD step on one sample with every value of the chain rule.
+
+        Returns a :class:`pybackprop.explain.Trace`: ``print(trace)`` is a
+        walk-through to follow with pen and paper, ``trace.to_dict()`` the data,
+        ``trace.to_markdown()`` a table. The step runs on a copy, through the
+        same C++ core that trains; this model is not changed.
+
+        >>> import pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(1, init=[[2.0]], use_bias=False)], input_dim=1, dtype="float64")
+        >>> m.compile(loss="mse")
+        >>> t = m.explain([1.0], [0.5], lr=0.1)
+        >>> t.loss, t.layers[0]["dW"], t.layers[0]["W_new"]   # (2 - 0.5)^2; 2·1.5·1; 2 - 0.1·3
+        (2.25, array([[3.]]), array([[1.7]]))
+        """
+        from .explain import explain
+
+        return explain(self, x, y, lr)
 
     def save(self, path: Any) -> None:
         """Write the model to one file: config, weights, optimiser and RNG state.

@@ -51,6 +51,28 @@ OptKind opt_kind_from_name(const std::string& name) {
     throw ValueError("optimizer: expected one of sgd, adam, rmsprop, adagrad, got '" + name + "'");
 }
 
+// Per-layer diagnostics as {name: list per layer}.
+py::dict health_dict(const std::vector<LayerHealth>& health) {
+    std::vector<double> grad, weight, ratio, dead, saturated;
+    std::vector<bool> nonfinite;
+    for (const LayerHealth& h : health) {
+        grad.push_back(h.grad_norm);
+        weight.push_back(h.weight_norm);
+        ratio.push_back(h.update_ratio);
+        dead.push_back(h.dead_fraction);
+        saturated.push_back(h.saturated_fraction);
+        nonfinite.push_back(h.nonfinite);
+    }
+    py::dict d;
+    d["grad_norm"] = grad;
+    d["weight_norm"] = weight;
+    d["update_ratio"] = ratio;
+    d["dead_fraction"] = dead;
+    d["saturated_fraction"] = saturated;
+    d["nonfinite"] = nonfinite;
+    return d;
+}
+
 // Runs f without the GIL, holding the network's lock.
 template <typename T, typename F>
 auto locked(Network<T>& net, F&& f) {
@@ -172,6 +194,25 @@ void bind_one(py::module_& m, const char* name) {
              py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("alpha") = 0.99,
              py::arg("lr_decay") = 0.0, py::arg("initial_accumulator_value") = 0.0)
         .def("reset_optimizer_state", &Net::reset_optimizer_state)
+        .def("batch_health", [](Net& n) { return health_dict(n.batch_health()); },
+             "Gradient-flow diagnostics of the last loss_and_gradients batch, per layer.")
+        .def("set_recording", &Net::set_recording, py::arg("on"))
+        .def("recorded", [](const Net& n, std::size_t l) {
+            check_layer(n, l);
+            const std::size_t B = n.recorded_batch();
+            require(B > 0, "recorded", "a backward pass with set_recording(True) first", "none");
+            auto copy = [&](typename Net::Recorded what, std::size_t cols) {
+                py::array_t<T> out({py::ssize_t(B), py::ssize_t(cols)});
+                std::copy(n.recorded(l, what), n.recorded(l, what) + B * cols, out.mutable_data());
+                return out;
+            };
+            py::dict d;
+            d["dA"] = copy(Net::Recorded::dA, n.fan_out(l));
+            d["fprime"] = copy(Net::Recorded::fprime, n.fan_out(l));
+            d["dZ"] = copy(Net::Recorded::dZ, n.fan_out(l));
+            d["dIn"] = copy(Net::Recorded::dIn, n.fan_in(l));
+            return d;
+        }, "Per-layer quantities of the last backward pass with recording on (see network.hpp).")
         .def("set_keep_prob", &Net::set_keep_prob, py::arg("layer"), py::arg("keep_prob"))
         .def("keep_prob", [](const Net& n, std::size_t l) {
             check_layer(n, l);
@@ -246,9 +287,10 @@ void bind_one(py::module_& m, const char* name) {
                  }
                  const T *x = X.data(), *y = Y.data();
                  EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle, schedule); });
+                 py::dict health = health_dict(s.health);
                  py::array_t<double> lr_used(py::ssize_t(s.lr.size()), s.lr.data());
                  py::array_t<double> keep_used({py::ssize_t(s.steps), py::ssize_t(n.num_dropout())}, s.keep.data());
-                 return py::make_tuple(s.loss, s.grad_norm, s.steps, lr_used, keep_used);
+                 return py::make_tuple(s.loss, s.grad_norm, s.steps, lr_used, keep_used, health);
              },
              py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"),
              py::arg("lr") = py::none(), py::arg("keep_prob") = py::none());

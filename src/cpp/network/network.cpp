@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -168,19 +169,57 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, const std::ve
     last_training_ = training;
 }
 
+template <typename T>
+void Network<T>::record(std::size_t l, Recorded what, const T* src, std::size_t n) {
+    T* dst = record_.data() + rec_off_[4 * l + std::size_t(what)];
+    if (src)
+        std::memcpy(dst, src, n * sizeof(T));
+    else
+        std::fill(dst, dst + n, std::numeric_limits<T>::quiet_NaN());
+}
+
 // Backward pass after forward(X): accumulates dW, db of every layer; returns the loss.
 template <typename T>
 double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
     const std::size_t L = layers_.size();
     T* delta = delta_a_.data();       // dL/dZ of the layer being processed
     T* delta_prev = delta_b_.data();  // dL/dA, then dL/dZ, of the layer below
+    if (recording_) {  // one view per (layer, quantity), B rows each
+        ArenaLayout<T> layout;
+        rec_off_.clear();
+        for (std::size_t l = 0; l < L; ++l) {
+            rec_off_.push_back(layout.add(B * fan_out(l)));  // dA
+            rec_off_.push_back(layout.add(B * fan_out(l)));  // fprime
+            rec_off_.push_back(layout.add(B * fan_out(l)));  // dZ
+            rec_off_.push_back(layout.add(B * fan_in(l)));   // dIn
+        }
+        record_.resize(layout.total());
+        rec_batch_ = B;
+        for (std::size_t l = 0; l < L; ++l) {  // f'(Z): the backward of dA = 1
+            T* fp = record_.data() + rec_off_[4 * l + 1];
+            const std::size_t n = B * fan_out(l);
+            if (layers_[l].act.kind == Act::Softmax) {
+                record(l, Recorded::fprime, nullptr, n);
+                continue;
+            }
+            std::fill(fp, fp + n, T(1));
+            activation_backward(layers_[l].act, fp, fp, Z(l), A(l), B, fan_out(l));
+        }
+    }
     const double loss = loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim());
-    if (!loss_is_fused(loss_))  // delta holds dL/dŶ: through the output activation
+    if (!loss_is_fused(loss_)) {  // delta holds dL/dŶ: through the output activation
+        if (recording_) record(L - 1, Recorded::dA, delta, B * output_dim());
         activation_backward(layers_[L - 1].act, delta, delta, Z(L - 1), A(L - 1), B, output_dim());
+    } else if (recording_) {
+        record(L - 1, Recorded::dA, nullptr, B * output_dim());
+    }
     for (std::size_t l = L; l-- > 0;) {
         const std::size_t in = fan_in(l);
-        dense_backward(l == 0 ? nullptr : delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, in,
-                       fan_out(l));
+        if (recording_) record(l, Recorded::dZ, delta, B * fan_out(l));
+        const bool need_input_grad = l > 0 || recording_;
+        dense_backward(need_input_grad ? delta_prev : nullptr, dW(l), db(l), delta, layer_input(l, X), W(l), B,
+                       in, fan_out(l));
+        if (recording_) record(l, Recorded::dIn, delta_prev, B * in);
         if (l == 0) break;
         if (has_dropout(l)) {  // delta_prev = dL/dD: through the dropout to dL/dA
             const DropoutSpec& drop = layers_[l].dropout;
@@ -189,6 +228,7 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
             else
                 for (std::size_t i = 0; i < B * in; ++i) delta_prev[i] *= T(drop.inference_scale());
         }
+        if (recording_) record(l - 1, Recorded::dA, delta_prev, B * in);
         activation_backward(layers_[l - 1].act, delta_prev, delta_prev, Z(l - 1), A(l - 1), B, in);
         std::swap(delta, delta_prev);
     }
@@ -211,6 +251,76 @@ double Network<T>::layer_grad_norm(std::size_t l) {
     if (const T* gb = db(l))
         for (std::size_t i = 0; i < fan_out(l); ++i) s += double(gb[i]) * double(gb[i]);
     return std::sqrt(s);
+}
+
+template <typename T>
+double Network<T>::layer_weight_norm(std::size_t l, const T* params) {
+    double s = 0;
+    const T* w = params + w_off_[l];
+    for (std::size_t i = 0; i < fan_in(l) * fan_out(l); ++i) s += double(w[i]) * double(w[i]);
+    if (has_bias(l))
+        for (std::size_t i = 0; i < fan_out(l); ++i) s += double(params[b_off_[l] + i]) * double(params[b_off_[l] + i]);
+    return std::sqrt(s);
+}
+
+namespace {
+bool relu_like(Act a) { return a == Act::Relu || a == Act::LeakyRelu || a == Act::NoisyRelu; }
+}  // namespace
+
+template <typename T>
+void Network<T>::activity_reset() {
+    alive_.assign(layers_.size(), {});
+    saturated_.assign(layers_.size(), 0.0);
+    seen_.assign(layers_.size(), 0.0);
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        if (relu_like(layers_[l].act.kind)) alive_[l].assign(fan_out(l), 0);
+}
+
+// After a forward pass of B rows: which relu units fired, how many sigmoid/tanh values saturated.
+template <typename T>
+void Network<T>::activity_accumulate(std::size_t B) {
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const Act kind = layers_[l].act.kind;
+        const std::size_t out = fan_out(l);
+        if (relu_like(kind)) {
+            const T* z = Z(l);
+            uint8_t* alive = alive_[l].data();
+            for (std::size_t r = 0; r < B; ++r)
+                for (std::size_t j = 0; j < out; ++j) alive[j] |= z[r * out + j] > T(0);
+        } else if (kind == Act::Sigmoid || kind == Act::Tanh) {
+            const T* a = A(l);
+            const T lo = kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
+            std::size_t count = 0;
+            for (std::size_t i = 0; i < B * out; ++i) count += (a[i] < lo) | (a[i] > hi);
+            saturated_[l] += double(count);
+            seen_[l] += double(B * out);
+        }
+    }
+}
+
+template <typename T>
+void Network<T>::activity_fill(std::vector<LayerHealth>& health) const {
+    if (alive_.size() != layers_.size()) return;  // no forward pass yet
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        if (!alive_[l].empty()) {
+            std::size_t dead = 0;
+            for (uint8_t a : alive_[l]) dead += !a;
+            health[l].dead_fraction = double(dead) / double(alive_[l].size());
+        }
+        if (seen_[l] > 0) health[l].saturated_fraction = saturated_[l] / seen_[l];
+    }
+}
+
+template <typename T>
+std::vector<LayerHealth> Network<T>::batch_health() {
+    std::vector<LayerHealth> health(layers_.size());
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        health[l].grad_norm = layer_grad_norm(l);
+        health[l].weight_norm = layer_weight_norm(l, params_.data());
+        health[l].nonfinite = !std::isfinite(health[l].grad_norm);
+    }
+    activity_fill(health);
+    return health;
 }
 
 // Inference in chunks, so memory stays bounded for any n.
@@ -246,6 +356,8 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
     ensure_capacity(n);
     zero_grads();
     forward(X, n, training, masks);
+    activity_reset();
+    activity_accumulate(n);
     return backward(X, Y, n);
 }
 
@@ -279,6 +391,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
 
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
+    stats.health.assign(layers_.size(), LayerHealth{});
+    snapshot_.resize(params_.size());
+    std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(T));
+    activity_reset();
+    bool loss_nonfinite = false;
     stats.lr.reserve(steps);
     stats.keep.reserve(steps * nd);
     for (std::size_t s = 0; s < steps; ++s) {
@@ -304,13 +421,34 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
 
         zero_grads();
         forward(xb, B, true);
-        stats.loss += backward(xb, yb, B) * double(B);
-        for (std::size_t l = 0; l < layers_.size(); ++l) stats.grad_norm[l] += layer_grad_norm(l);
+        activity_accumulate(B);
+        const double loss = backward(xb, yb, B);
+        loss_nonfinite |= !std::isfinite(loss);
+        stats.loss += loss * double(B);
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const double g = layer_grad_norm(l);
+            stats.grad_norm[l] += g;
+            stats.health[l].nonfinite |= !std::isfinite(g);
+        }
         step(lr);
         ++stats.steps;
     }
     stats.loss /= double(n);
-    for (double& g : stats.grad_norm) g /= double(stats.steps);
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        LayerHealth& h = stats.health[l];
+        stats.grad_norm[l] /= double(stats.steps);
+        h.grad_norm = stats.grad_norm[l];
+        h.weight_norm = layer_weight_norm(l, params_.data());
+        // ‖W_end − W_start‖ / ‖W_start‖ over the epoch: the snapshot becomes the difference.
+        const double start_norm = layer_weight_norm(l, snapshot_.data());
+        T* d = snapshot_.data();
+        for (std::size_t i = 0; i < fan_in(l) * fan_out(l); ++i) d[w_off_[l] + i] = params_.data()[w_off_[l] + i] - d[w_off_[l] + i];
+        if (has_bias(l))
+            for (std::size_t i = 0; i < fan_out(l); ++i) d[b_off_[l] + i] = params_.data()[b_off_[l] + i] - d[b_off_[l] + i];
+        h.update_ratio = start_norm > 0 ? layer_weight_norm(l, d) / start_norm : 0.0;
+        h.nonfinite |= loss_nonfinite || !std::isfinite(h.weight_norm);
+    }
+    activity_fill(stats.health);
     ++epoch_counter;
     return stats;
 }

@@ -42,9 +42,20 @@ struct StepSchedule {
     const double* keep = nullptr;
 };
 
+// Gradient-flow diagnostics of one layer, for an epoch or a single batch.
+struct LayerHealth {
+    double grad_norm = 0;           // ‖(dW, db)‖₂, before clipping (epoch: mean over steps)
+    double weight_norm = 0;         // ‖(W, b)‖₂ (epoch: at its end)
+    double update_ratio = 0;        // ‖Δ(W, b)‖₂ / ‖(W, b)‖₂ over the epoch (0 for a batch)
+    double dead_fraction = 0;       // relu-like layers: units with z <= 0 for every sample seen
+    double saturated_fraction = 0;  // sigmoid: a < 0.01 or a > 0.99; tanh: |a| > 0.99 (share of values)
+    bool nonfinite = false;         // a NaN or inf in the gradients or the loss
+};
+
 struct EpochStats {
     double loss = 0;                 // sample-weighted mean of the batch losses
     std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂ (before clipping)
+    std::vector<LayerHealth> health; // per layer, see LayerHealth
     std::size_t steps = 0;
     std::vector<double> lr;          // the learning rate of every step
     std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
@@ -114,6 +125,21 @@ public:
     const T* mask(std::size_t l) const { return acts_.data() + m_off_[l]; }
     std::size_t last_batch() const { return last_batch_; }
 
+    // Recording (for the chain-rule explainer; off in training): when on, every
+    // backward pass also keeps, per layer and with the batch's rows,
+    //   dA = dL/dA_l (NaN for the output of a fused loss, which skips it),
+    //   fprime = f'(Z_l) (elementwise; NaN for softmax, whose derivative is a Jacobian),
+    //   dZ = δ_l = dL/dZ_l, and dIn = dL/d(input of layer l) = δ_l W_lᵀ (layer 0 too).
+    void set_recording(bool on) { recording_ = on; }
+    enum class Recorded { dA = 0, fprime = 1, dZ = 2, dIn = 3 };
+    const T* recorded(std::size_t l, Recorded what) const {
+        return record_.data() + rec_off_[4 * l + std::size_t(what)];
+    }
+    std::size_t recorded_batch() const { return rec_off_.empty() ? 0 : rec_batch_; }
+
+    // Diagnostics of the last loss_and_gradients call (one batch), per layer.
+    std::vector<LayerHealth> batch_health();
+
     // Serialises the public methods of one network between threads.
     std::mutex& mutex() { return mutex_; }
 
@@ -124,6 +150,14 @@ private:
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
     void step(double lr);
     double layer_grad_norm(std::size_t l);
+    double layer_weight_norm(std::size_t l, const T* params);
+    // Unit activity over the batches since activity_reset(): feeds dead and saturated fractions.
+    void activity_reset();
+    void activity_accumulate(std::size_t B);
+    void activity_fill(std::vector<LayerHealth>& health) const;
+    std::vector<std::vector<uint8_t>> alive_;     // per layer and unit: ever z > 0
+    std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
+    AlignedBuffer<T> snapshot_;                   // parameters at the start of an epoch
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
 
     std::size_t input_dim_;
@@ -141,6 +175,11 @@ private:
     std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
     std::vector<std::size_t> order_;
+    bool recording_ = false;
+    AlignedBuffer<T> record_;
+    std::vector<std::size_t> rec_off_;  // 4 views per layer into record_ (see Recorded)
+    std::size_t rec_batch_ = 0;
+    void record(std::size_t l, Recorded what, const T* src, std::size_t n);
     std::mutex mutex_;
 };
 

@@ -1,0 +1,251 @@
+"""The chain-rule explainer: one sample, one SGD step, every number.
+
+``model.explain(x, y)`` runs one step of plain SGD on a copy of the model
+through the same C++ core that trains (forward, loss, backward with recording
+on, update) and returns a :class:`Trace` of every quantity, layer by layer.
+
+>>> import pybackprop as bp
+>>> model = bp.Sequential([bp.Dense(2, activation="relu", use_bias=False, init=[[1.0, -1.0]]),
+...                        bp.Dense(1, use_bias=False, init=[[0.5], [2.0]])], input_dim=1, dtype="float64")
+>>> model.compile(loss="mse")
+>>> trace = model.explain([3.0], [1.0], lr=0.1)
+>>> trace.loss                      # z1 = [3, -3], a1 = [3, 0], y_hat = 1.5, L = (1.5 - 1)^2
+0.25
+>>> trace.layers[0]["dW"]           # dL/dW1 = x^T · (dL/da1 ⊙ relu'(z1)) = 3 · [2·0.5·0.5, 0]
+array([[1.5, 0. ]])
+>>> trace.layers[1]["W_new"]        # W2 - 0.1 · a1^T · dL/dz2 = [0.5 - 0.1·3·1, 2 - 0]
+array([[0.2],
+       [2. ]])
+"""
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+import numpy as np
+
+from . import schedules as _schedules
+from ._validation import check_float
+from .layers import Dropout
+from .optimizers import SGD
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Sequential
+
+_LOSS_FORMULAS = {
+    "mse": ("mean((y_hat - y)^2)", "2 (y_hat - y) / N"),
+    "mae": ("mean(|y_hat - y|)", "sign(y_hat - y) / N"),
+    "huber": ("mean(0.5 d^2 if |d| < 1 else |d| - 0.5), d = y_hat - y", "clip(y_hat - y, -1, 1) / N"),
+    "binary_crossentropy": ("mean(-y log s - (1 - y) log(1 - s)), s = sigmoid(z)", "fused: dL/dz = (s - y) / N"),
+    "categorical_crossentropy": ("-sum(y log softmax(z))", "fused: dL/dz = softmax(z) - y"),
+}
+_DERIVATIVES = {
+    "identity": "1", "relu": "1 if z > 0 else 0", "leaky_relu": "1 if z > 0 else alpha",
+    "noisy_relu": "1 if z + noise > 0 else 0", "sigmoid": "a (1 - a)", "tanh": "1 - a^2",
+    "elu": "1 if z > 0 else alpha e^z", "softplus": "sigmoid(z)", "gelu": "d/dz [0.5 z (1 + tanh(u))]",
+    "softmax": "Jacobian diag(a) - a a^T",
+}
+_SHOW_WHOLE = 64  # matrices with at most this many entries are printed whole
+
+
+def _fmt(arr: Optional[np.ndarray], indent: int = 0) -> str:
+    if arr is None:
+        return "-"
+    a = np.asarray(arr, dtype=np.float64)
+    if a.size and np.isnan(a).all():
+        return "(not computed: fused with the loss)"
+    if a.size <= _SHOW_WHOLE:
+        text = np.array2string(a.squeeze(0) if a.ndim == 2 and a.shape[0] == 1 else a, precision=6,
+                               suppress_small=True, max_line_width=100)
+        return text.replace("\n", "\n" + " " * indent)
+    return (f"shape {a.shape}: mean {a.mean():.4g}, min {a.min():.4g}, max {a.max():.4g}, "
+            f"L2 norm {np.linalg.norm(a):.4g}")
+
+
+class Trace:
+    """Every value of one backpropagation step, from :meth:`Sequential.explain`.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        The sample (1, n_in) and its target (1, n_out) as the core saw them.
+    y_hat : numpy.ndarray
+        The output of the forward pass.
+    loss : float
+    loss_name : str
+    lr : float
+    layers : list of dict
+        One dict per Dense layer with ``name``, ``activation``, ``a_prev`` (its
+        input, after dropout if any), ``mask`` (dropout mask or None), ``W``,
+        ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
+        (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
+        update ``W_new``, ``b_new``.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, loss: float, loss_name: str, lr: float,
+                 layers: List[Dict[str, Any]]) -> None:
+        self.x, self.y, self.y_hat, self.loss = x, y, y_hat, loss
+        self.loss_name, self.lr, self.layers = loss_name, lr, layers
+
+    def to_dict(self) -> Dict[str, Any]:
+        """All the numbers as plain Python lists (JSON-serialisable).
+
+        Examples
+        --------
+        >>> import json, pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(1)], input_dim=2, seed=0); m.compile(loss="mse")
+        >>> d = m.explain([1.0, 2.0], [0.5]).to_dict()
+        >>> sorted(d)[:4], sorted(d["layers"][0])[:4]
+        (['layers', 'loss', 'loss_name', 'lr'], ['W', 'W_new', 'a', 'a_prev'])
+        >>> _ = json.dumps(d)
+        """
+        def plain(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return np.where(np.isnan(v), None, v).tolist() if v.dtype.kind == "f" else v.tolist()
+            return v
+
+        return {"x": plain(self.x), "y": plain(self.y), "y_hat": plain(self.y_hat), "loss": self.loss,
+                "loss_name": self.loss_name, "lr": self.lr,
+                "layers": [{k: plain(v) for k, v in layer.items()} for layer in self.layers]}
+
+    def _rows(self) -> List[tuple]:
+        """(section, quantity, formula, value) in the order of the walk-through."""
+        rows: List[tuple] = []
+        L = len(self.layers)
+        rows.append(("input", "x", "the sample", self.x))
+        for i, layer in enumerate(self.layers, start=1):
+            sec = f"forward, layer {i} ({layer['name']})"
+            prev = "x" if i == 1 else f"a{i - 1}"
+            if layer["mask"] is not None:
+                rows.append((sec, f"dropout mask", "1 = kept, 0 = dropped", layer["mask"]))
+                rows.append((sec, f"{prev} after dropout", f"{prev} ⊙ mask · scale", layer["a_prev"]))
+            rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
+            if layer["b"] is not None:
+                rows.append((sec, f"b{i}", "bias", layer["b"]))
+            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
+                         layer["z"]))
+            rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
+        loss_f, grad_f = _LOSSES(self.loss_name)
+        rows.append(("loss", "y", "the target", self.y))
+        rows.append(("loss", "L", loss_f, np.array([[self.loss]])))
+        for i in range(L, 0, -1):
+            layer = self.layers[i - 1]
+            sec = f"backward, layer {i} ({layer['name']})"
+            source = f"dL/dy_hat = {grad_f}" if i == L else f"from layer {i + 1}: dL/da{i} = dL/d(input of layer {i + 1})"
+            rows.append((sec, f"dL/da{i}", source, layer["dL_da"]))
+            rows.append((sec, f"f'(z{i})", f"{layer['activation']}'(z) = {_DERIVATIVES[layer['activation']]}",
+                         layer["fprime"]))
+            how = "fused with the loss" if i == L and np.isnan(layer["dL_da"]).all() else f"dL/da{i} ⊙ f'(z{i})"
+            rows.append((sec, f"δ{i} = dL/dz{i}", how + "  (chain rule)", layer["delta"]))
+            prev = "x" if i == 1 else f"a{i - 1}"
+            rows.append((sec, f"dL/dW{i}", f"{prev}ᵀ · δ{i}", layer["dW"]))
+            if layer["db"] is not None:
+                rows.append((sec, f"dL/db{i}", f"sum of δ{i} over the batch", layer["db"]))
+            rows.append((sec, f"dL/d{prev}", f"δ{i} · W{i}ᵀ", layer["dL_da_prev"]))
+        for i, layer in enumerate(self.layers, start=1):
+            sec = f"update (SGD, lr {self.lr:g})"
+            rows.append((sec, f"W{i} new", f"W{i} - {self.lr:g} · dL/dW{i}", layer["W_new"]))
+            if layer["b"] is not None:
+                rows.append((sec, f"b{i} new", f"b{i} - {self.lr:g} · dL/db{i}", layer["b_new"]))
+        return rows
+
+    def __str__(self) -> str:
+        lines, section = [], None
+        arch = " -> ".join([str(self.x.shape[1])] + [f"{layer['units']} {layer['activation']}" for layer in self.layers])
+        lines.append(f"One step of backpropagation: {arch}; loss {self.loss_name}; SGD lr {self.lr:g}")
+        for sec, name, formula, value in self._rows():
+            if sec != section:
+                lines.append(f"\n{sec}")
+                section = sec
+            head = f"  {name:<14s} {formula:<42s} = "
+            lines.append(head + _fmt(value, indent=len(head)))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_markdown(self) -> str:
+        """The walk-through as a Markdown table (quantity, formula, value).
+
+        Examples
+        --------
+        >>> import pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(1, init=[[2.0]], use_bias=False)], input_dim=1); m.compile(loss="mse")
+        >>> print(m.explain([1.0], [0.0]).to_markdown().splitlines()[0])
+        | step | quantity | formula | value |
+        """
+        out = ["| step | quantity | formula | value |", "|---|---|---|---|"]
+        for sec, name, formula, value in self._rows():
+            text = _fmt(value).replace("\n", " ").replace("|", "\\|")
+            out.append(f"| {sec} | {name} | {formula.replace('|', chr(92) + '|')} | `{' '.join(text.split())}` |")
+        return "\n".join(out)
+
+
+def _LOSSES(name: str) -> tuple:
+    return _LOSS_FORMULAS[name]
+
+
+def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> Trace:
+    """One SGD step on one sample, with every value of the chain rule (see :class:`Trace`).
+
+    The model itself is not changed: the step runs on a copy.
+
+    Parameters
+    ----------
+    model : Sequential
+        A compiled model.
+    x : array of shape (n_features,) or (1, n_features)
+    y : target of that sample
+    lr : float, optional
+        Learning rate of the step (default: the model's SGD learning rate, else 0.01).
+    """
+    model._require_compiled()
+    xs = np.asarray(x)
+    if xs.ndim == 1:
+        xs = xs.reshape(1, -1)
+    ys = np.asarray(y)
+    if ys.ndim == 0 or (ys.ndim == 1 and model.loss != "categorical_crossentropy"):
+        ys = ys.reshape(1, -1)
+    if lr is None:
+        opt_lr = getattr(model.optimizer, "lr", None)
+        lr = opt_lr if isinstance(model.optimizer, SGD) and not isinstance(opt_lr, _schedules.Schedule) else 0.01
+    lr = check_float("lr", lr, minimum=0.0)
+    Xc = model._inputs(xs)
+    if Xc.shape[0] != 1:
+        raise ValueError(f"x: expected one sample, got {Xc.shape[0]}")
+    Yc = model._targets(ys, 1)
+
+    step = copy.deepcopy(model)  # the step runs on a copy: same weights, counters, masks
+    step.compile(loss=model.loss, optimizer=SGD(lr=lr))
+    net = step._net
+    net.set_recording(True)
+    step._set_keep_probs_now()
+    loss = float(net.train_step(Xc, Yc, lr))
+    layers: List[Dict[str, Any]] = []
+    dropout_before: Dict[int, Dropout] = {}
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Dropout):
+            dropout_before[layer._index] = layer
+    a_prev = Xc
+    for d, layer in enumerate(model._dense):
+        rec = net.recorded(d)
+        W_old = model._net.W(d).copy()
+        b_old = None if not layer.use_bias else model._net.b(d).copy()
+        mask = net.mask(d) if d in dropout_before else None
+        inp = a_prev
+        if mask is not None:
+            drop = dropout_before[d]
+            scale = 1.0 / net.keep_prob(d) if drop.scaling == "inverted" else 1.0
+            inp = a_prev * mask * scale  # shown only; the core computed z from the same product
+        entry = {
+            "name": f"Dense {W_old.shape[0]} -> {layer.units}", "units": layer.units,
+            "activation": layer.activation.name, "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
+            "z": net.Z(d), "a": net.A(d), "dL_da": rec["dA"], "fprime": rec["fprime"], "delta": rec["dZ"],
+            "dW": net.dW(d).copy(), "db": None if not layer.use_bias else net.db(d).copy(),
+            "dL_da_prev": rec["dIn"], "W_new": net.W(d).copy(),
+            "b_new": None if not layer.use_bias else net.b(d).copy(),
+        }
+        layers.append(entry)
+        a_prev = entry["a"]
+    return Trace(Xc, Yc, layers[-1]["a"], loss, model.loss or "", lr, layers)
+
+
