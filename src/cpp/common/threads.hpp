@@ -33,7 +33,9 @@ inline void set_num_threads(int n) { thread_count_storage().store(n < 1 ? 1 : n)
 
 // Threads worth using for `flops` multiply-adds: small layers stay on one.
 inline int threads_for(double flops) {
-    constexpr double kMinFlopsPerThread = 64.0 * 1024.0;
+    // A thread must get enough work to pay for waking it (tens of microseconds on a
+    // busy machine): about a million multiply-adds.
+    constexpr double kMinFlopsPerThread = 1024.0 * 1024.0;
     int n = num_threads();
     if (flops < 2 * kMinFlopsPerThread) return 1;
     int useful = static_cast<int>(flops / kMinFlopsPerThread);
