@@ -131,7 +131,7 @@ class Trace:
         for i in range(L, 0, -1):
             layer = self.layers[i - 1]
             sec = f"backward, layer {i} ({layer['name']})"
-            source = f"dL/dy_hat = {grad_f}" if i == L else f"from layer {i + 1}: dL/da{i} = dL/d(input of layer {i + 1})"
+            source = f"dL/dy_hat = {grad_f}" if i == L else f"passed back by layer {i + 1}"
             rows.append((sec, f"dL/da{i}", source, layer["dL_da"]))
             rows.append((sec, f"f'(z{i})", f"{layer['activation']}'(z) = {_DERIVATIVES[layer['activation']]}",
                          layer["fprime"]))
