@@ -41,7 +41,8 @@ def test_callback_order_and_logs():
     X, y = _data()
     rec = Recorder()
     _model().fit(X, y, epochs=2, validation_data=(X, y), callbacks=[rec], verbose=0)
-    keys = ["grad_norm", "loss", "lr", "val_loss"]
+    keys = ["dead_fraction", "grad_norm", "loss", "lr", "nonfinite", "saturated_fraction", "update_ratio",
+            "val_loss", "weight_norm"]
     assert rec.calls == ["train_begin", ("epoch_begin", 0), ("epoch_end", 0, keys), ("epoch_begin", 1),
                          ("epoch_end", 1, keys), "train_end"]
 
@@ -125,11 +126,43 @@ def test_learning_rate_scheduler_keeps_optimizer_state():
         np.testing.assert_array_equal(wa, wb)
 
 
-def test_terminate_on_nan():
+def test_terminate_on_nan_stops_without_error():
     X, y = _data()
     stop = bp.TerminateOnNaN()
-    h = _model(lr=1e6).fit(X, y * 1e6, epochs=50, callbacks=[stop], verbose=0)
-    assert stop.terminated and not math.isfinite(h.history["loss"][-1]) and len(h.epoch) < 50
+    m = _model(lr=1e6)
+    with pytest.warns(bp.GradientFlowWarning):  # exploding, as intended here
+        h = m.fit(X, y * 1e6, epochs=50, callbacks=[stop], verbose=0)
+    assert stop.terminated and len(h.epoch) < 50
+    assert all(np.isfinite(w).all() for w in m.get_weights())  # the diverging step was not applied
+
+
+def test_divergence_error_without_terminate_on_nan():
+    X, y = _data()
+    m = _model(lr=1e6)
+    with pytest.warns(bp.GradientFlowWarning), pytest.raises(bp.DivergenceError, match="diverged in epoch") as err:
+        m.fit(X, y * 1e6, epochs=50, batch_size=8, shuffle=False, verbose=0)
+    e = err.value
+    assert e.history is m.history and len(e.history.epoch) == e.epoch
+    assert all(np.isfinite(w).all() for w in m.get_weights())
+    assert "clip_norm" in str(e)
+    # The weights are those of the last finite step: replaying the steps before it reproduces them.
+    replay = _model(lr=1e6)
+    with pytest.warns(bp.GradientFlowWarning):
+        replay.fit(X, y * 1e6, epochs=e.epoch, batch_size=8, shuffle=False, verbose=0)
+    for s in range(e.step):
+        replay.train_step(X[8 * s:8 * s + 8], y[8 * s:8 * s + 8] * 1e6)
+    for w0, w1 in zip(replay.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+
+
+def test_train_step_divergence_leaves_the_model_unchanged():
+    m = _model()
+    before = m.get_weights()
+    with pytest.raises(bp.DivergenceError):
+        m.train_step(np.full((1, 4), 1e300), [1e300])
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+    assert m._net.step_counter == 0
 
 
 def test_progress_bar_lines(capsys):

@@ -18,13 +18,13 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
 from .diagnostics import gradient_check
 from .io import load
 from .layers import Dense, Dropout, Layer
-from .model import GradientFlowWarning, Sequential
+from .model import DivergenceError, GradientFlowWarning, Sequential
 from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "Callback", "Dense", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
+    "Adagrad", "Adam", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
     "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "optimizers", "schedules", "set_num_threads",

@@ -234,7 +234,11 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when the epoch's loss is NaN or infinite.
+    """Stop training, without an error, when a loss becomes NaN or infinite.
+
+    Without it ``fit`` raises :class:`pybackprop.DivergenceError`; with it the
+    step that met the NaN is not applied, the epoch's loss is logged as that
+    value, and ``fit`` returns.
 
     Examples
     --------

@@ -135,9 +135,12 @@ def vanishing_cmd(args: argparse.Namespace) -> int:
           "barely learn;\ntanh, relu and leaky_relu keep it near 1.\n")
     boom = exploding_comparison(epochs=args.epochs, seed=args.seed)
     print("Exploding gradients: 8 relu layers initialised 2x too large, SGD lr 0.01.\n")
-    print(f"{'clip_norm':>10s} {'first |dW| (epoch 1)':>21s} {'loss before':>12s} {'loss after':>11s}")
+    print(f"{'clip_norm':>10s} {'first |dW| (epoch 1)':>21s} {'loss before':>12s} {'loss after':>11s}  outcome")
     for r in boom:
-        print(f"{str(r['clip_norm']):>10s} {r['first_grad_norm']:21.4g} {r['loss_before']:12.4g} {r['loss_after']:11.4g}")
+        outcome = "trained" if r["diverged"] is None else \
+            f"DivergenceError in epoch {r['diverged'][0]}, step {r['diverged'][1]}"
+        print(f"{str(r['clip_norm']):>10s} {r['first_grad_norm']:21.4g} {r['loss_before']:12.4g} "
+              f"{r['loss_after']:11.4g}  {outcome}")
     if args.plot:
         from .plot import _pyplot
 

@@ -202,14 +202,16 @@ def exploding_comparison(depth: int = 8, width: int = 32, init_scale: float = 2.
                          clip_norm: float = 1.0, seed: int = 0) -> List[Dict[str, Any]]:
     """Exploding gradients shown: a deep ReLU net with too large an init, without and with ``clip_norm``.
 
-    Each row: ``clip_norm``, the loss before and after, the first layer's
-    gradient norm in the first epoch (before clipping), and whether a NaN/inf appeared.
+    Each row: ``clip_norm``, the loss before and after (the NaN/inf loss where
+    training diverged), the first layer's gradient norm in the first epoch
+    (before clipping; NaN if it diverged then), and ``diverged``: None or
+    (epoch, step) of the :class:`~pybackprop.DivergenceError`.
 
     >>> rows = exploding_comparison(epochs=3)
-    >>> rows[0]["nonfinite"], rows[1]["nonfinite"], bool(rows[1]["loss_after"] < rows[1]["loss_before"])
-    (True, False, True)
+    >>> rows[0]["diverged"], rows[1]["diverged"], bool(rows[1]["loss_after"] < rows[1]["loss_before"])
+    ((0, 1), None, True)
     """
-    from .model import Sequential
+    from .model import DivergenceError, Sequential
     from .optimizers import SGD
 
     X, y = _regression_data(512, 8, seed)
@@ -223,10 +225,16 @@ def exploding_comparison(depth: int = 8, width: int = 32, init_scale: float = 2.
         model = Sequential(layers, input_dim=X.shape[1], seed=seed)
         model.compile(loss="mse", optimizer=SGD(lr=0.01, clip_norm=clip))
         before = model.evaluate(X, y)
+        diverged = None
         with warnings.catch_warnings():  # fit warns of exploding gradients: here it is the point
             warnings.simplefilter("ignore")
-            hist = model.fit(X, y, epochs=epochs, batch_size=32, verbose=0)
-        rows.append({"clip_norm": clip, "loss_before": before, "loss_after": hist.history["loss"][-1],
-                     "first_grad_norm": hist.history["grad_norm"][0][0],
-                     "nonfinite": any(any(v) for v in hist.history["nonfinite"])})
+            try:
+                hist = model.fit(X, y, epochs=epochs, batch_size=32, verbose=0)
+            except DivergenceError as e:
+                diverged, hist = e, e.history
+        h = hist.history if hist is not None else {}
+        rows.append({"clip_norm": clip, "loss_before": before,
+                     "loss_after": diverged.loss if diverged else h["loss"][-1],
+                     "first_grad_norm": h["grad_norm"][0][0] if h.get("grad_norm") else float("nan"),
+                     "diverged": None if diverged is None else (diverged.epoch, diverged.step)})
     return rows

@@ -219,7 +219,7 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     net = step._net
     net.set_recording(True)
     step._set_keep_probs_now()
-    loss = float(net.train_step(Xc, Yc, lr))
+    loss, _ = net.train_step(Xc, Yc, lr)  # a NaN/inf step is not applied: W_new then equals W
     layers: List[Dict[str, Any]] = []
     dropout_before: Dict[int, Dropout] = {}
     for i, layer in enumerate(model.layers):
@@ -246,6 +246,6 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         }
         layers.append(entry)
         a_prev = entry["a"]
-    return Trace(Xc, Yc, layers[-1]["a"], loss, model.loss or "", lr, layers)
+    return Trace(Xc, Yc, layers[-1]["a"], float(loss), model.loss or "", lr, layers)
 
 

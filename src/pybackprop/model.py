@@ -17,7 +17,7 @@ from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._validation import (as_matrix, as_numeric_array, check_bool, check_choice, check_dtype, check_float,
                           check_int, fail)
-from .callbacks import Callback, History, ProgressBar
+from .callbacks import Callback, History, ProgressBar, TerminateOnNaN
 from .losses import LOSSES
 from .layers import Dense, Dropout, Layer
 
@@ -26,6 +26,21 @@ _CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 _HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
 #: the first layer's gradient norm relative to the last's beyond which fit warns
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
+
+
+class DivergenceError(FloatingPointError):
+    """The loss (or a gradient) became NaN or infinite during training.
+
+    The model keeps the weights of the last finite step. Attributes: ``epoch``,
+    ``step`` (within the epoch), ``loss`` and ``history`` (the epochs completed).
+    """
+
+    def __init__(self, epoch: int, step: int, loss: float, history: Optional[History] = None) -> None:
+        self.epoch, self.step, self.loss, self.history = epoch, step, loss, history
+        super().__init__(f"training diverged in epoch {epoch}, step {step}: the loss is {loss} (or a gradient "
+                         "is NaN/inf); the model keeps the weights of the last finite step. Try a smaller "
+                         "learning rate, clip_norm on the optimiser (e.g. bp.SGD(lr, clip_norm=1.0)), or "
+                         "standardised inputs and targets.")
 
 
 class GradientFlowWarning(UserWarning):
@@ -359,6 +374,16 @@ class Sequential:
             E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``LearningRateScheduler``,
             ``TerminateOnNaN``; called between epochs.
 
+        Raises
+        ------
+        DivergenceError
+            When a loss or gradient becomes NaN/inf (unless a ``TerminateOnNaN``
+            callback is given: then training just stops). The weights are those
+            of the last finite step.
+        KeyboardInterrupt
+            On Ctrl-C, within a fraction of a second, after a completed step;
+            ``model.history`` holds the epochs completed.
+
         Returns
         -------
         History
@@ -416,8 +441,17 @@ class Sequential:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
-            loss, grad_norm, _, lr_used, keep_used, health = net.fit_epoch(Xc, Yc, batch_size, shuffle,
-                                                                            lr_steps, keep_steps)
+            loss, grad_norm, _, lr_used, keep_used, health, diverged = net.fit_epoch(
+                Xc, Yc, batch_size, shuffle, lr_steps, keep_steps)
+            if diverged is not None:
+                step, bad_loss = diverged
+                if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
+                    history.append(epoch, {"loss": bad_loss})
+                    for cb in callbacks:
+                        if isinstance(cb, TerminateOnNaN):
+                            cb.terminated = True
+                    break
+                raise DivergenceError(epoch, step, bad_loss, history)
             logs: Dict[str, Any] = {"loss": loss, "grad_norm": list(grad_norm), "lr": float(lr_used[0])}
             for key in _HEALTH_KEYS:
                 logs[key] = health[key]
@@ -471,7 +505,10 @@ class Sequential:
         Xc, Yc = self._data(X, y)
         lr = self._lr_now()
         self._set_keep_probs_now()
-        return float(self._net.train_step(Xc, Yc, lr))
+        loss, applied = self._net.train_step(Xc, Yc, lr)
+        if not applied:
+            raise DivergenceError(self._net.epoch_counter, 0, loss)
+        return float(loss)
 
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False,
                            masks: Optional[Dict[int, Any]] = None, return_masks: bool = False) -> Any:

@@ -263,8 +263,11 @@ void bind_one(py::module_& m, const char* name) {
             const T *x = X.data(), *y = Y.data();
             const double rate = lr ? *lr : n.optimizer().lr;
             require(std::isfinite(rate) && rate >= 0, "lr", "a finite number >= 0", std::to_string(rate));
-            return locked(n, [&] { return n.train_step(x, y, rows, rate); });
-        }, py::arg("X"), py::arg("Y"), py::arg("lr") = py::none())
+            bool applied = false;
+            const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied); });
+            return py::make_tuple(loss, applied);
+        }, py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(),
+        "One update; returns (loss, applied): a NaN/inf loss or gradient is not applied.")
         .def("fit_epoch",
              [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
                 const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep) {
@@ -285,12 +288,23 @@ void bind_one(py::module_& m, const char* name) {
                              std::to_string(n.num_dropout()) + ")", std::to_string(keep->size()) + " values");
                      schedule.keep = keep->data();
                  }
+                 // Ctrl-C: polled between steps; the Python signal handler runs under the GIL and,
+                 // if it raises, the error stays set and is thrown when the epoch returns.
+                 bool signalled = false;
+                 schedule.should_stop = [&signalled] {
+                     py::gil_scoped_acquire gil;
+                     signalled = PyErr_CheckSignals() != 0;
+                     return signalled;
+                 };
                  const T *x = X.data(), *y = Y.data();
                  EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle, schedule); });
+                 if (signalled) throw py::error_already_set();
                  py::dict health = health_dict(s.health);
                  py::array_t<double> lr_used(py::ssize_t(s.lr.size()), s.lr.data());
                  py::array_t<double> keep_used({py::ssize_t(s.steps), py::ssize_t(n.num_dropout())}, s.keep.data());
-                 return py::make_tuple(s.loss, s.grad_norm, s.steps, lr_used, keep_used, health);
+                 py::object diverged = py::none();
+                 if (s.diverged) diverged = py::make_tuple(s.steps, s.diverged_loss);
+                 return py::make_tuple(s.loss, s.grad_norm, s.steps, lr_used, keep_used, health, diverged);
              },
              py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"),
              py::arg("lr") = py::none(), py::arg("keep_prob") = py::none());

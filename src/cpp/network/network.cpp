@@ -1,6 +1,7 @@
 #include "network/network.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -362,9 +363,18 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 }
 
 template <typename T>
-double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr) {
+bool Network<T>::grads_finite() {
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        if (!std::isfinite(layer_grad_norm(l))) return false;
+    return true;
+}
+
+template <typename T>
+double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied) {
     const double loss = loss_and_gradients(X, Y, n, true);
-    step(lr);
+    const bool ok = std::isfinite(loss) && grads_finite();
+    if (ok) step(lr);
+    if (applied) *applied = ok;
     return loss;
 }
 
@@ -396,6 +406,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(T));
     activity_reset();
     bool loss_nonfinite = false;
+    using Clock = std::chrono::steady_clock;
+    auto last_poll = Clock::now();
     stats.lr.reserve(steps);
     stats.keep.reserve(steps * nd);
     for (std::size_t s = 0; s < steps; ++s) {
@@ -423,16 +435,34 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         forward(xb, B, true);
         activity_accumulate(B);
         const double loss = backward(xb, yb, B);
-        loss_nonfinite |= !std::isfinite(loss);
-        stats.loss += loss * double(B);
+        bool finite = std::isfinite(loss);
+        loss_nonfinite |= !finite;
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const double g = layer_grad_norm(l);
             stats.grad_norm[l] += g;
             stats.health[l].nonfinite |= !std::isfinite(g);
+            finite &= std::isfinite(g);
         }
+        if (!finite) {  // divergence: keep the weights of the last finite step
+            stats.diverged = true;
+            stats.diverged_loss = loss;
+            stats.lr.pop_back();
+            stats.keep.resize(stats.keep.size() - nd);
+            break;
+        }
+        stats.loss += loss * double(B);
         step(lr);
         ++stats.steps;
+        if (schedule.should_stop && s + 1 < steps &&
+            Clock::now() - last_poll >= std::chrono::milliseconds(20)) {
+            last_poll = Clock::now();
+            if (schedule.should_stop()) {
+                stats.interrupted = true;
+                break;
+            }
+        }
     }
+    if (stats.diverged || stats.interrupted) return stats;  // an unfinished epoch: no summary
     stats.loss /= double(n);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         LayerHealth& h = stats.health[l];

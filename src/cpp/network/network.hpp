@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -36,10 +37,12 @@ struct DenseSpec {
 };
 
 // Optional per-step schedules for fit_epoch: lr[steps] and keep[steps × n_dropout]
-// (null: the configured constant values).
+// (null: the configured constant values), and a stop request polled between
+// steps every ~20 ms (e.g. Ctrl-C; the poll may take the GIL, the steps never do).
 struct StepSchedule {
     const double* lr = nullptr;
     const double* keep = nullptr;
+    std::function<bool()> should_stop;
 };
 
 // Gradient-flow diagnostics of one layer, for an epoch or a single batch.
@@ -56,7 +59,10 @@ struct EpochStats {
     double loss = 0;                 // sample-weighted mean of the batch losses
     std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂ (before clipping)
     std::vector<LayerHealth> health; // per layer, see LayerHealth
-    std::size_t steps = 0;
+    std::size_t steps = 0;           // updates made
+    bool diverged = false;           // a step met a NaN/inf loss or gradient and was not applied
+    double diverged_loss = 0;        // that step's loss
+    bool interrupted = false;        // should_stop() asked to stop (after a completed step)
     std::vector<double> lr;          // the learning rate of every step
     std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
 };
@@ -113,7 +119,8 @@ public:
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
                               const std::vector<const T*>* masks = nullptr);
     // One update at learning rate lr on (X, Y) as one batch; returns the loss before it.
-    double train_step(const T* X, const T* Y, std::size_t n, double lr);
+    // A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
+    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
@@ -150,6 +157,7 @@ private:
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
     void step(double lr);
     double layer_grad_norm(std::size_t l);
+    bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
     // Unit activity over the batches since activity_reset(): feeds dead and saturated fractions.
     void activity_reset();
