@@ -73,7 +73,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 def check_dtype(value: Any) -> str:
     """Normalise a dtype argument to ``"float32"`` or ``"float64"``."""
     try:
-        name = np.dtype(value).name
+        name = None if value is None else np.dtype(value).name  # np.dtype(None) would be float64
     except TypeError:
         name = None
     if name not in DTYPES:  # an unknown dtype name is a wrong value (ValueError), not a wrong type
@@ -96,7 +96,8 @@ def as_numeric_array(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None) -> np.ndarray:
+def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None,
+              columns_are: str = "features") -> np.ndarray:
     """Check a 2-D, non-empty, finite array and return it C-contiguous in ``dtype``."""
     arr = as_numeric_array(name, value)
     if arr.ndim != 2:
@@ -106,7 +107,7 @@ def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None) -> 
     if arr.shape[0] == 0:
         fail(name, "at least one sample", arr)
     if columns is not None and arr.shape[1] != columns:
-        fail(name, f"{columns} columns (features)", arr)
+        fail(name, f"{columns} columns ({columns_are})", arr)
     with np.errstate(over="ignore", invalid="ignore"):  # values too large for dtype: reported below
         out = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(out).all():

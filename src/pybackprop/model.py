@@ -330,7 +330,7 @@ class Sequential:
             return onehot
         if arr.ndim == 1:
             arr = arr.reshape(-1, 1)
-        out = as_matrix(name, arr, self.dtype, columns=k)
+        out = as_matrix(name, arr, self.dtype, columns=k, columns_are="outputs")
         if self.loss == "categorical_crossentropy":
             # The fused gradient softmax(z) - y is the loss's gradient only for rows summing to 1.
             tol = 100 * np.finfo(self.dtype).eps * k
