@@ -1,4 +1,5 @@
-"""Tests of pybackprop.reference alone (no _core): derivatives, RNG, init, SGD, training."""
+"""Tests of pybackprop.reference alone (no _core): derivatives, RNG, init, dropout,
+optimisers, schedules, training."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 from pybackprop.reference import (
-    ACTIVATIONS, LOSSES, PCG32, Network, dense_backward, dense_forward,
-    init_weights, noise, permutation, sgd_update, stream,
+    ACTIVATIONS, LOSSES, PCG32, Network, adagrad_update, adam_update, clip_grad_norm,
+    dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask, dropout_scales,
+    init_weights, noise, permutation, rmsprop_update, schedule_value, sgd_update, stream,
 )
 from pybackprop.reference import rng
 
@@ -380,7 +382,21 @@ def test_one_dimensional_y_is_a_column():
     (lambda c: c["layers"][0].update(activation={"name": "softmax"}), "softmax"),
     (lambda c: c["layers"][1].update(activation={"name": "identity"}) or
      c["compile"].update(loss="binary_crossentropy"), "sigmoid"),
-    (lambda c: c["compile"]["optimizer"].update(class_name="Adam"), "SGD"),
+    (lambda c: c["compile"]["optimizer"].update(class_name="Lion"), "class_name"),
+    (lambda c: c["compile"]["optimizer"].update(class_name="Adam"), "Adam has no hyperparameter"),
+    (lambda c: c["compile"]["optimizer"].update(lr={"class_name": "FromCallable", "fn": "f"}),
+     "schedule"),
+    (lambda c: c["layers"].insert(0, {"class_name": "Dropout", "keep_prob": 0.0}), "KEEPING"),
+    (lambda c: c["layers"].insert(0, {"class_name": "Dropout", "keep_prob": 1.5}), "keep_prob"),
+    (lambda c: c["layers"].insert(0, {"class_name": "Dropout", "keep_prob": {"class_name": "Linear"}}),
+     "number only"),
+    (lambda c: c["layers"].insert(0, {"class_name": "Dropout", "keep_prob": 0.5, "scaling": "x"}),
+     "scaling"),
+    (lambda c: c["layers"].insert(0, {"class_name": "Dropout", "keep_prob": 0.5, "mask": "x"}), "mask"),
+    (lambda c: c["layers"].append({"class_name": "Dropout", "keep_prob": 0.5}), "end of the model"),
+    (lambda c: c["layers"].__setitem__(slice(1, 1), [{"class_name": "Dropout", "keep_prob": 0.5}] * 2),
+     "followed by a Dense"),
+    (lambda c: c["layers"].insert(1, {"class_name": "BatchNorm"}), "class_name"),
     (lambda c: c.update(dtype="float16"), "dtype"),
 ])
 def test_config_errors_name_the_field(cfg_change, match):
@@ -600,6 +616,320 @@ def test_network_init_uses_layer_index_and_zero_biases():
     net = Network.from_config(cfg)
     np.testing.assert_array_equal(net.layers[1].W, init_weights("he_uniform", 4, 3, 21, 1, "float64"))
     assert np.all(net.layers[0].b == 0) and np.all(net.layers[1].b == 0)
+
+
+# ---------------------------------------------------------------------- Dropout
+
+def with_dropouts(cfg, where):
+    """``cfg`` with Dropout layers inserted: ``where`` maps a position in the new layer
+    list to ``(keep_prob, scaling, mask)``."""
+    layers = list(cfg["layers"])
+    for pos in sorted(where):
+        keep_prob, scaling, mask = where[pos]
+        layers.insert(pos, {"class_name": "Dropout", "keep_prob": keep_prob, "scaling": scaling,
+                            "mask": mask})
+    return {**cfg, "layers": layers}
+
+
+def test_dropout_mask_follows_internals():
+    # stream(DROPOUT, step, layer), kept iff next() < floor(p 2^32), row-major
+    m = dropout_mask(9, step=4, layer_index=2, shape=(3, 5), keep_prob=0.3)
+    g, threshold = PCG32(9, stream(rng.DROPOUT, 4, 2)), math.floor(0.3 * 2 ** 32)
+    expected = [[float(g.next() < threshold) for _ in range(5)] for _ in range(3)]
+    assert m.tolist() == expected and m.dtype == np.float64
+    # per batch: the first row of the per-sample draws, repeated
+    mb = dropout_mask(9, 4, 2, (3, 5), 0.3, per_batch=True, dtype="float32")
+    assert mb.dtype == np.float32 and mb.tolist() == [expected[0]] * 3
+    assert np.all(dropout_mask(1, 0, 0, (4, 6), 1.0) == 1)  # p = 1 keeps everything
+    assert not np.array_equal(m, dropout_mask(9, 5, 2, (3, 5), 0.3))  # a new mask every step
+    assert not np.array_equal(m, dropout_mask(9, 4, 3, (3, 5), 0.3))  # and for every layer
+    big = dropout_mask(2, 0, 1, (200, 50), 0.7)
+    assert abs(big.mean() - 0.7) < 5 * math.sqrt(0.7 * 0.3 / big.size)
+
+
+def test_dropout_functions():
+    assert dropout_scales(0.8, "inverted") == (1 / 0.8, 1.0)
+    assert dropout_scales(0.8, "classic") == (1.0, 0.8)
+    a = np.array([[1.0, -2.0, 3.0]])
+    mask = np.array([[1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(dropout_forward(a, mask, 2.0), [[2.0, 0.0, 6.0]])
+    np.testing.assert_array_equal(dropout_forward(a, None, 0.5), [[0.5, -1.0, 1.5]])
+    np.testing.assert_array_equal(dropout_backward(np.ones((1, 3)), mask, 2.0), [[2.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(dropout_backward(np.ones((1, 3)), None, 0.5), [[0.5] * 3])
+    a32 = a.astype(np.float32)
+    assert dropout_forward(a32, mask.astype(np.float32), 1 / 0.3).dtype == np.float32
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("scaling,mask", [("inverted", "per_sample"), ("classic", "per_batch")])
+def test_dropout_network_gradients_match_central_differences(scaling, mask, training):
+    cfg = with_dropouts(make_config([6, 5, 2], ["tanh", "gelu", "identity"], "mse", seed=3),
+                        {0: (0.7, scaling, mask), 2: (0.5, scaling, mask)})
+    net = Network.from_config(cfg)
+    r = np.random.default_rng(31)
+    X, Y = r.normal(size=(6, 3)), r.normal(size=(6, 2))
+    _, grads, used = net.loss_and_gradients(X, Y, training=training, return_masks=True)
+    assert [sorted(g) for g in grads] == [[], ["W", "b"], [], ["W", "b"], ["W", "b"]]
+    assert sorted(used) == ([0, 2] if training else [])
+    # the masks are fixed by the step counter, so the loss is a smooth function of W
+    for i in (1, 3, 4):
+        numeric = numeric_grad(lambda: net.loss_and_gradients(X, Y, training=training)[0],
+                               net.layers[i].W)
+        assert rel_err(grads[i]["W"], numeric) < 1e-6, i
+
+
+def test_dropout_forward_trace_and_masks():
+    cfg = with_dropouts(make_config([4, 1], ["relu", "identity"], "mse", seed=8),
+                        {1: (0.6, "inverted", "per_sample")})
+    net = Network.from_config(cfg)
+    X = np.random.default_rng(2).normal(size=(5, 3))
+    net.step_counter = 7
+    t = net.forward_trace(X, training=True)
+    drawn = dropout_mask(8, 7, 1, (5, 4), 0.6)
+    np.testing.assert_array_equal(t[1]["mask"], drawn)
+    assert t[1]["scale"] == 1 / 0.6
+    np.testing.assert_array_equal(t[1]["a"], t[0]["a"] * drawn * (1 / 0.6))
+    np.testing.assert_array_equal(t[2]["a_prev"], t[1]["a"])
+    # inference: no mask, scale 1 (inverted); classic would scale by p
+    t_inf = net.forward_trace(X)
+    assert t_inf[1]["mask"] is None
+    np.testing.assert_array_equal(t_inf[1]["a"], t_inf[0]["a"])
+    # given masks replay, rows broadcast; bad masks are refused
+    row = np.array([1.0, 0.0, 1.0, 1.0])
+    given = net.forward_trace(X, training=True, masks={1: row})
+    np.testing.assert_array_equal(given[1]["mask"], np.tile(row, (5, 1)))
+    loss_a, grads_a, used = net.loss_and_gradients(X, np.zeros(5), training=True, return_masks=True)
+    loss_b, grads_b = net.loss_and_gradients(X, np.zeros(5), training=True, masks=used)
+    assert loss_a == loss_b and all(np.array_equal(grads_a[i][k], grads_b[i][k])
+                                    for i in (0, 2) for k in ("W", "b"))
+    with pytest.raises(ValueError, match="masks"):
+        net.forward_trace(X, training=True, masks={0: row})
+    with pytest.raises(ValueError, match=r"masks\[1\]"):
+        net.forward_trace(X, training=True, masks={1: np.ones(3)})
+    with pytest.raises(ValueError, match="0 \\(dropped\\) and 1"):
+        net.forward_trace(X, training=True, masks={1: row * 0.5})
+
+
+def test_dropout_layer_indices_drive_init_and_masks():
+    # Dense layers keep their position in the full list (Dropouts included) as RNG index.
+    cfg = with_dropouts(make_config([4, 3, 1], ["relu", "tanh", "identity"], "mse", seed=21,
+                                    init="he_uniform"), {0: (0.9, "inverted", "per_sample"),
+                                                         2: (0.8, "classic", "per_batch")})
+    net = Network.from_config(cfg)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dropout", "Dense", "Dropout", "Dense", "Dense"]
+    np.testing.assert_array_equal(net.layers[1].W, init_weights("he_uniform", 3, 4, 21, 1, "float64"))
+    np.testing.assert_array_equal(net.layers[3].W, init_weights("he_uniform", 4, 3, 21, 3, "float64"))
+    assert len(net.get_weights()) == 6
+    X = np.ones((3, 3))
+    t = net.forward_trace(X, training=True)
+    np.testing.assert_array_equal(t[0]["mask"], dropout_mask(21, 0, 0, (3, 3), 0.9))
+    np.testing.assert_array_equal(t[2]["mask"], dropout_mask(21, 0, 2, (3, 4), 0.8, per_batch=True))
+    # classic: nothing while training, times p at inference
+    np.testing.assert_array_equal(t[2]["a"], t[1]["a"] * t[2]["mask"])
+    t_inf = net.forward_trace(X)
+    np.testing.assert_array_equal(t_inf[2]["a"], t_inf[1]["a"] * 0.8)
+    net.train_step(X, np.zeros(3))  # the next step draws new masks
+    t1 = net.forward_trace(X, training=True)
+    np.testing.assert_array_equal(t1[0]["mask"], dropout_mask(21, 1, 0, (3, 3), 0.9))
+
+
+def test_keep_prob_one_is_the_network_without_dropout():
+    base = make_config([5, 2], ["tanh", "identity"], "mse", seed=4, momentum=0.9)
+    plain = Network.from_config(base)
+    dropped = Network.from_config(with_dropouts(base, {0: (1.0, "inverted", "per_sample"),
+                                                       2: (1.0, "classic", "per_batch")}),
+                                  plain.get_weights())
+    r = np.random.default_rng(3)
+    X, Y = r.normal(size=(12, 3)), r.normal(size=(12, 2))
+    ha, hb = plain.fit(X, Y, epochs=2, batch_size=5), dropped.fit(X, Y, epochs=2, batch_size=5)
+    assert ha == hb
+    for wa, wb in zip(plain.get_weights(), dropped.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(plain.predict(X), dropped.predict(X))
+
+
+def test_dropout_gradients_match_torch():
+    torch = pytest.importorskip("torch")
+    cfg = with_dropouts(make_config([6, 4, 2], ["tanh", "relu", "identity"], "mse", seed=6),
+                        {0: (0.75, "inverted", "per_sample"), 2: (0.5, "classic", "per_batch")})
+    net = Network.from_config(cfg)
+    r = np.random.default_rng(7)
+    X, Y = r.normal(size=(8, 3)), r.normal(size=(8, 2))
+    ref_loss, grads, masks = net.loss_and_gradients(X, Y, training=True, return_masks=True)
+    params = torch_net(torch, net.get_weights(), True)
+    a = torch.tensor(X) * torch.tensor(masks[0]) / 0.75
+    a = torch.tanh(a @ params[0]["W"] + params[0]["b"]) * torch.tensor(masks[2])  # classic: no 1/p
+    a = torch.relu(a @ params[1]["W"] + params[1]["b"])
+    out = a @ params[2]["W"] + params[2]["b"]
+    t_loss = torch.nn.functional.mse_loss(out, torch.tensor(Y))
+    t_loss.backward()
+    assert ref_loss == pytest.approx(t_loss.item(), rel=1e-12)
+    for i, p in zip((1, 3, 4), params):
+        for key in ("W", "b"):
+            np.testing.assert_allclose(grads[i][key], p[key].grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# -------------------------------------------------------- optimisers and schedules
+
+def test_clip_grad_norm():
+    g = [np.array([3.0, 0.0]), np.array([[4.0]])]
+    clipped = clip_grad_norm(g, 2.5)
+    coef = 2.5 / (5 + 1e-6)
+    np.testing.assert_array_equal(clipped[0], g[0] * coef)
+    np.testing.assert_array_equal(clipped[1], g[1] * coef)
+    assert g[0][0] == 3.0  # new arrays: the gradients given are left alone
+    assert clip_grad_norm(g, 5.0)[0][0] < 3.0  # coef = 5 / (5 + 1e-6) < 1: clipped, barely
+    assert clip_grad_norm(g, 6.0)[0] is g[0]  # coef >= 1: unchanged
+    g32 = [np.array([300.0], np.float32)]
+    assert clip_grad_norm(g32, 1.0)[0].dtype == np.float32
+
+
+def test_adam_two_steps_by_hand():
+    # p0 = 1, g1 = 0.5, g2 = -1, lr 0.1, betas (0.9, 0.999), eps 0, weight_decay 0.1
+    # step 1: g = 0.5 + 0.1 = 0.6; m = 0.06, v = 0.00036; p1 = 1 - 0.1/0.1 * 0.06/(0.018/sqrt(0.001)) = 0.9
+    # step 2: g = -1 + 0.09 = -0.91; m = 0.054 - 0.091 = -0.037;
+    #   v = 0.999 * 0.00036 + 0.001 * 0.8281 = 0.00118774
+    #   p2 = 0.9 + 0.1/0.19 * 0.037 / (sqrt(0.00118774) / sqrt(1 - 0.999^2))
+    p, m, v = [np.array([1.0])], [np.zeros(1)], [np.zeros(1)]
+    adam_update(p, [np.array([0.5])], m, v, t=1, lr=0.1, eps=0.0, weight_decay=0.1)
+    np.testing.assert_allclose(p[0], [0.9], rtol=1e-14)
+    adam_update(p, [np.array([-1.0])], m, v, t=2, lr=0.1, eps=0.0, weight_decay=0.1)
+    np.testing.assert_allclose(m[0], [-0.037], rtol=1e-13)
+    np.testing.assert_allclose(v[0], [0.00118774], rtol=1e-13)
+    expected = 0.9 + 0.1 / 0.19 * 0.037 / (math.sqrt(0.00118774) / math.sqrt(1 - 0.999 ** 2))
+    np.testing.assert_allclose(p[0], [expected], rtol=1e-13)
+
+
+def test_rmsprop_and_adagrad_by_hand():
+    # RMSprop alpha 0.5, eps 0, momentum 0.5: s1 = 0.5 * 0.25 = 0.125, d1 = 0.5 / sqrt(0.125);
+    # buf1 = d1; p1 = 1 - 0.1 d1. s2 = 0.0625 + 0.5, d2 = -1 / sqrt(0.5625); buf2 = 0.5 d1 + d2.
+    p, s, b = [np.array([1.0])], [np.zeros(1)], [np.zeros(1)]
+    rmsprop_update(p, [np.array([0.5])], s, b, lr=0.1, alpha=0.5, eps=0.0, momentum=0.5)
+    d1 = 0.5 / math.sqrt(0.125)
+    np.testing.assert_allclose(p[0], [1 - 0.1 * d1], rtol=1e-14)
+    rmsprop_update(p, [np.array([-1.0])], s, b, lr=0.1, alpha=0.5, eps=0.0, momentum=0.5)
+    buf2 = 0.5 * d1 - 1 / math.sqrt(0.5625)
+    np.testing.assert_allclose(b[0], [buf2], rtol=1e-14)
+    np.testing.assert_allclose(p[0], [1 - 0.1 * d1 - 0.1 * buf2], rtol=1e-14)
+    # Adagrad lr_decay 1, initial sum 1: clr_t = lr / t; sum1 = 1.25, sum2 = 2.25
+    p, acc = [np.array([1.0])], [np.ones(1)]
+    adagrad_update(p, [np.array([0.5])], acc, t=1, lr=0.1, lr_decay=1.0, eps=0.0)
+    p1 = 1 - 0.1 * 0.5 / math.sqrt(1.25)
+    np.testing.assert_allclose(p[0], [p1], rtol=1e-14)
+    adagrad_update(p, [np.array([-1.0])], acc, t=2, lr=0.1, lr_decay=1.0, eps=0.0)
+    np.testing.assert_allclose(acc[0], [2.25], rtol=1e-14)
+    np.testing.assert_allclose(p[0], [p1 + 0.05 * 1 / 1.5], rtol=1e-14)
+
+
+def test_optimizers_keep_float32():
+    one = lambda: [np.ones(3, np.float32)]  # noqa: E731
+    p = one()
+    adam_update(p, one(), m := one(), v := one(), t=3, lr=0.1, weight_decay=0.1)
+    assert {a.dtype for a in p + m + v} == {np.dtype(np.float32)}
+    rmsprop_update(p, one(), s := one(), b := one(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    assert {a.dtype for a in p + s + b} == {np.dtype(np.float32)}
+    adagrad_update(p, one(), acc := one(), t=2, lr=0.1, lr_decay=0.1, weight_decay=0.1)
+    assert {a.dtype for a in p + acc} == {np.dtype(np.float32)}
+
+
+def test_optimizer_config_defaults_state_and_step_counter():
+    cfg = make_config([3, 1], ["relu", "identity"], "mse")
+    cfg["compile"]["optimizer"] = {"class_name": "Adagrad", "lr": 0.1, "initial_accumulator_value": 0.5}
+    net = Network.from_config(cfg)
+    assert net.optimizer == {"class_name": "Adagrad", "lr": 0.1, "lr_decay": 0.0, "eps": 1e-10,
+                             "initial_accumulator_value": 0.5, "weight_decay": 0.0, "clip_norm": None}
+    assert all(np.all(a == 0.5) for a in net.optimizer_state["sum"]) and net.momentum_buffers is None
+    net.train_step(np.ones((2, 3)), np.ones(2))
+    assert net.optimizer_step == 1 and net.step_counter == 1
+    net.reset_optimizer_state()
+    assert net.optimizer_step == 0 and all(np.all(a == 0.5) for a in net.optimizer_state["sum"])
+    for name, keys in [("SGD", ["momentum_buffer"]), ("Adam", ["m", "v"]),
+                       ("RMSprop", ["square_avg", "momentum_buffer"])]:
+        cfg["compile"]["optimizer"] = {"class_name": name}
+        net = Network.from_config(cfg)
+        assert sorted(net.optimizer_state) == sorted(keys)
+        assert [a.shape for a in net.optimizer_state[keys[0]]] == [w.shape for w in net.get_weights()]
+
+
+def test_schedule_values():
+    tb = {"class_name": "TimeBased", "initial": 0.1, "decay": 0.5, "unit": "epoch"}
+    assert [schedule_value(tb, t) for t in range(3)] == [0.1, 0.1 / 1.5, 0.1 / 2.0]
+    assert schedule_value({"class_name": "Exponential", "initial": 1.0, "rate": 0.5}, 3) == 0.125
+    step = {"class_name": "Step", "initial": 1.0, "factor": 0.1, "every": 2}
+    assert [schedule_value(step, t) for t in range(5)] == [1.0, 1.0, 0.1, 0.1, 0.1 ** 2]
+    lin = {"class_name": "Linear", "start": 1.0, "end": 0.5, "steps": 2}
+    assert [schedule_value(lin, t) for t in range(4)] == [1.0, 0.75, 0.5, 0.5]
+    assert schedule_value({"class_name": "Constant", "value": 0.3}, 9) == 0.3
+    assert schedule_value(0.25, 4) == 0.25
+    with pytest.raises(ValueError, match="schedule"):
+        schedule_value({"class_name": "FromCallable", "fn": "f"}, 0)
+
+
+@pytest.mark.parametrize("unit", ["epoch", "step"])
+def test_fit_with_an_lr_schedule_uses_the_value_of_each_step(unit):
+    r = np.random.default_rng(40)
+    X, Y = r.normal(size=(10, 3)), r.normal(size=(10, 1))
+    schedule = {"class_name": "TimeBased", "initial": 0.2, "decay": 0.3, "unit": unit}
+    cfg = make_config([4, 1], ["tanh", "identity"], "mse", momentum=0.5)
+    cfg["compile"]["optimizer"]["lr"] = schedule
+    a = Network.from_config(cfg)
+    b = Network.from_config(make_config([4, 1], ["tanh", "identity"], "mse", momentum=0.5))
+    hist = a.fit(X, Y, epochs=3, batch_size=4)
+    lrs = []
+    for epoch in range(3):
+        order = permutation(0, epoch, 10)
+        for start in range(0, 10, 4):
+            t = epoch if unit == "epoch" else len(lrs)
+            lrs.append(0.2 / (1 + 0.3 * t))
+            b.optimizer["lr"] = lrs[-1]
+            b.train_step(X[order[start:start + 4]], Y[order[start:start + 4]])
+    assert hist["steps"]["lr"] == lrs
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+TORCH_OPTIMIZERS = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "momentum": 0.5, "weight_decay": 0.05}),
+    ("RMSprop", {"lr": 0.01}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.2, "weight_decay": 0.05}),
+]
+
+
+def torch_optimizer(torch, name, params, hp):
+    hp = dict(hp)
+    if name == "Adam":
+        hp["betas"] = (hp.pop("beta1", 0.9), hp.pop("beta2", 0.999))
+    return getattr(torch.optim, name)(params, **hp)
+
+
+@pytest.mark.parametrize("clip_norm", [None, 0.5])
+@pytest.mark.parametrize("name,hp", TORCH_OPTIMIZERS)
+def test_optimizer_steps_match_torch(name, hp, clip_norm):
+    torch = pytest.importorskip("torch")
+    r = np.random.default_rng(41)
+    acts = ["tanh", "relu", "identity"]
+    cfg = make_config([6, 5, 2], acts, "mse", seed=12, init="he_normal")
+    cfg["compile"]["optimizer"] = {"class_name": name, **hp, "clip_norm": clip_norm}
+    net = Network.from_config(cfg)
+    params = torch_net(torch, net.get_weights(), True)
+    flat = [p[k] for p in params for k in ("W", "b")]
+    opt = torch_optimizer(torch, name, flat, hp)
+    X, Y = r.normal(size=(40, 3)), r.normal(size=(40, 2)) * 3
+    for step in range(8):
+        rows = slice(5 * step, 5 * step + 5)
+        ref_loss = net.train_step(X[rows], Y[rows])
+        opt.zero_grad()
+        _, out = torch_forward(torch, params, acts, X[rows])
+        t_loss = torch.nn.functional.mse_loss(out, torch.tensor(Y[rows]))
+        t_loss.backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(flat, clip_norm)
+        opt.step()
+        assert ref_loss == pytest.approx(t_loss.item(), rel=1e-10), step
+    for w, t in zip(net.get_weights(), flat):
+        np.testing.assert_allclose(w, t.detach().numpy(), rtol=1e-10, atol=1e-13)
 
 
 # -------------------------------------------------------------------- isolation

@@ -134,6 +134,11 @@ class Dropout(Layer):
         A new mask for every sample (default), or one mask for the whole
         mini-batch (a dropped unit then gets exactly zero gradient in that step).
 
+    Notes
+    -----
+    With a keep_prob schedule and classic scaling, inference multiplies by the
+    keep probability of the last training step.
+
     Examples
     --------
     >>> import pybackprop as bp

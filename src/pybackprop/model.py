@@ -547,6 +547,8 @@ class Sequential:
         training = check_bool("training", training)
         return_masks = check_bool("return_masks", return_masks)
         Xc, Yc = self._data(X, y)
+        if masks is not None and not training:
+            fail("masks", "training=True (dropout masks are not used in inference mode)", masks)
         mask_list = None if masks is None else self._mask_list(masks, Xc.shape[0])
         if training:
             self._set_keep_probs_now()

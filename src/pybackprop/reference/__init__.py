@@ -4,9 +4,9 @@ It takes the same configs and weights as the core, draws the same random
 numbers (PCG32, bit for bit) and does the same math, one small function per
 concept. It has two jobs:
 
-- to teach: ``network.Network.fit`` -> ``train_step`` -> forward, loss,
-  backward, SGD update, each a few lines next to its local derivative
-  (``functional.py``);
+- to teach: ``network.Network.fit`` -> ``train_step`` -> forward (Dense and
+  Dropout layers), loss, backward, optimiser update (SGD, Adam, RMSprop,
+  Adagrad), each a few lines next to its local derivative (``functional.py``);
 - to check: the core's tests compare every activation, gradient and weight
   with this reference, which is itself checked against finite differences
   and PyTorch.
@@ -38,15 +38,25 @@ from .functional import (
     LOSSES,
     Activation,
     Loss,
+    adagrad_update,
+    adam_update,
+    clip_grad_norm,
     dense_backward,
     dense_forward,
+    dropout_backward,
+    dropout_forward,
+    dropout_scales,
+    rmsprop_update,
+    schedule_value,
     sgd_update,
 )
-from .network import Dense, Network
-from .rng import PCG32, init_weights, noise, permutation, stream
+from .network import OPTIMIZERS, Dense, Dropout, Network
+from .rng import PCG32, dropout_mask, init_weights, noise, permutation, stream
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "Activation", "Loss", "Dense", "Network", "PCG32",
-    "dense_backward", "dense_forward", "functional", "init_weights", "noise",
-    "permutation", "rng", "sgd_update", "stream",
+    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Activation", "Loss", "Dense", "Dropout", "Network",
+    "PCG32", "adagrad_update", "adam_update", "clip_grad_norm", "dense_backward", "dense_forward",
+    "dropout_backward", "dropout_forward", "dropout_mask", "dropout_scales", "functional",
+    "init_weights", "noise", "permutation", "rmsprop_update", "rng", "schedule_value",
+    "sgd_update", "stream",
 ]

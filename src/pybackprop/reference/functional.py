@@ -1,4 +1,5 @@
-"""One small function per concept: a Dense layer, activations, losses, SGD.
+"""One small function per concept: Dense and Dropout layers, activations, losses,
+the optimisers (SGD, Adam, RMSprop, Adagrad, gradient clipping) and schedules.
 
 Read it like micrograd: every forward sits next to its local derivative, and
 the chain rule is the only thing that joins them (see ``network.py``).
@@ -85,6 +86,58 @@ def dense_backward(dz: np.ndarray, a_prev: np.ndarray, W: np.ndarray,
     db = dz.sum(axis=0) if use_bias else None  # (OUT,)
     da_prev = dz @ W.T  # (B, OUT) @ (OUT, IN) -> (B, IN)
     return dW, db, da_prev
+
+
+# --------------------------------------------------------------------------
+# Dropout with keep probability p:  d = a * mask * s
+# --------------------------------------------------------------------------
+
+def dropout_scales(keep_prob: float, scaling: str) -> tuple[float, float]:
+    """The factors ``(s_train, s_inference)`` of a Dropout with keep probability p.
+
+    ``"inverted"``: kept units are scaled by 1/p while training, nothing at
+    inference. ``"classic"``: nothing while training, everything multiplied by p
+    at inference. Either way the expected training output equals the inference
+    output: E[mask * s_train] = p * s_train = s_inference.
+
+    Examples
+    --------
+    >>> dropout_scales(0.5, "inverted"), dropout_scales(0.5, "classic")
+    ((2.0, 1.0), (1.0, 0.5))
+    """
+    if scaling == "inverted":
+        return 1.0 / keep_prob, 1.0
+    return 1.0, keep_prob
+
+
+def dropout_forward(a: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """``d = a * mask * scale`` (training), or ``d = a * scale`` (inference: mask None).
+
+    Parameters
+    ----------
+    a : (B, F) array
+        Activations of the previous layer (or the inputs X).
+    mask : (B, F) array of 0 (dropped) and 1 (kept), or None
+    scale : float
+        ``s_train`` or ``s_inference`` of ``dropout_scales``.
+
+    Examples
+    --------
+    >>> dropout_forward(np.array([[1.0, 2.0]]), np.array([[0.0, 1.0]]), 2.0).tolist()
+    [[0.0, 4.0]]
+    """
+    return a * scale if mask is None else a * mask * scale
+
+
+def dropout_backward(dd: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """``dL/da = dL/dd * mask * scale``: a dropped unit passes no error back.
+
+    Examples
+    --------
+    >>> dropout_backward(np.array([[1.0, 1.0]]), np.array([[0.0, 1.0]]), 2.0).tolist()
+    [[0.0, 2.0]]
+    """
+    return dd * scale if mask is None else dd * (mask * scale)
 
 
 # --------------------------------------------------------------------------
@@ -344,8 +397,32 @@ LOSSES: dict[str, Loss] = {
 
 
 # --------------------------------------------------------------------------
-# SGD, as torch.optim.SGD (dampening 0)
+# Optimisers, as torch.optim: each updates every parameter in place.
+# params, grads and the state buffers are lists of arrays, in the same order;
+# t is the optimiser's own step number (1 for its first update).
 # --------------------------------------------------------------------------
+
+def clip_grad_norm(grads: list[np.ndarray], max_norm: float) -> list[np.ndarray]:
+    """Gradients scaled so that their global L2 norm is at most ``max_norm`` (new arrays).
+
+    As ``torch.nn.utils.clip_grad_norm_``::
+
+        total = sqrt(sum over every gradient element of g^2)     (in float64)
+        coef = max_norm / (total + 1e-6)
+        if coef < 1: every g = g * coef
+
+    Examples
+    --------
+    >>> g = clip_grad_norm([np.array([3.0]), np.array([4.0])], max_norm=1.0)   # norm 5 -> 1
+    >>> [round(float(x[0]), 6) for x in g]
+    [0.6, 0.8]
+    """
+    total = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+    coef = max_norm / (total + 1e-6)
+    if coef >= 1:
+        return grads
+    return [g * coef for g in grads]
+
 
 def sgd_update(params: list[np.ndarray], grads: list[np.ndarray], bufs: list[np.ndarray],
                lr: float, momentum: float = 0.0, nesterov: bool = False,
@@ -373,3 +450,140 @@ def sgd_update(params: list[np.ndarray], grads: list[np.ndarray], bufs: list[np.
             buf += g  # buf = momentum * buf + g
             g = g + momentum * buf if nesterov else buf
         p -= lr * g
+
+
+def adam_update(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray],
+                v: list[np.ndarray], t: int, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """One Adam step (torch.optim.Adam, amsgrad off), in place; ``t`` counts from 1.
+
+    For each parameter p with first and second moments m, v (zeros at first)::
+
+        g = grad + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g                 (mean of g)
+        v = beta2 * v + (1 - beta2) * g^2               (mean of g^2)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The factors 1 - beta^t undo the bias of moments that start at zero.
+
+    Examples
+    --------
+    >>> p, m, v = [np.array([1.0])], [np.zeros(1)], [np.zeros(1)]
+    >>> adam_update(p, [np.array([0.5])], m, v, t=1, lr=0.1)
+    >>> round(float(p[0][0]), 6)    # the first step moves by about lr
+    0.9
+    """
+    step_size = lr / (1 - beta1 ** t)  # bias correction of m
+    bc2_sqrt = math.sqrt(1 - beta2 ** t)  # bias correction of v, under the square root
+    for p, grad, m_, v_ in zip(params, grads, m, v):
+        g = grad + weight_decay * p if weight_decay != 0 else grad
+        m_ *= beta1
+        m_ += (1 - beta1) * g
+        v_ *= beta2
+        v_ += (1 - beta2) * g * g
+        p -= step_size * m_ / (np.sqrt(v_) / bc2_sqrt + eps)
+
+
+def rmsprop_update(params: list[np.ndarray], grads: list[np.ndarray], square_avg: list[np.ndarray],
+                   bufs: list[np.ndarray], lr: float, alpha: float = 0.99, eps: float = 1e-8,
+                   momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    """One RMSprop step (torch.optim.RMSprop, centered off), in place.
+
+    For each parameter p with running mean of squares s and momentum buffer buf
+    (both zeros at first)::
+
+        g = grad + weight_decay * p
+        s = alpha * s + (1 - alpha) * g^2
+        d = g / (sqrt(s) + eps)                          (g in units of its running RMS)
+        momentum > 0:  buf = momentum * buf + d;  p = p - lr * buf
+        else:          p = p - lr * d
+
+    Examples
+    --------
+    >>> p, s, b = [np.array([1.0])], [np.zeros(1)], [np.zeros(1)]
+    >>> rmsprop_update(p, [np.array([0.5])], s, b, lr=0.01, alpha=0.75)
+    >>> round(float(p[0][0]), 6)    # d = 0.5 / sqrt(0.25 * 0.25) = 2
+    0.98
+    """
+    for p, grad, s, buf in zip(params, grads, square_avg, bufs):
+        g = grad + weight_decay * p if weight_decay != 0 else grad
+        s *= alpha
+        s += (1 - alpha) * g * g
+        d = g / (np.sqrt(s) + eps)
+        if momentum > 0:
+            buf *= momentum
+            buf += d
+            p -= lr * buf
+        else:
+            p -= lr * d
+
+
+def adagrad_update(params: list[np.ndarray], grads: list[np.ndarray], sums: list[np.ndarray],
+                   t: int, lr: float, lr_decay: float = 0.0, eps: float = 1e-10,
+                   weight_decay: float = 0.0) -> None:
+    """One Adagrad step (torch.optim.Adagrad), in place; ``t`` counts from 1.
+
+    For each parameter p with sum of squares ``sum`` (initial_accumulator_value at first)::
+
+        g = grad + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        sum = sum + g^2
+        p = p - clr * g / (sqrt(sum) + eps)
+
+    Examples
+    --------
+    >>> p, s = [np.array([1.0])], [np.zeros(1)]
+    >>> adagrad_update(p, [np.array([0.5])], s, t=1, lr=0.1)
+    >>> round(float(p[0][0]), 6)    # g / sqrt(g^2) = 1 on the first step
+    0.9
+    """
+    clr = lr / (1 + (t - 1) * lr_decay)
+    for p, grad, s in zip(params, grads, sums):
+        g = grad + weight_decay * p if weight_decay != 0 else grad
+        s += g * g
+        p -= clr * g / (np.sqrt(s) + eps)
+
+
+# --------------------------------------------------------------------------
+# Schedules: a value (lr) that changes with the training time t
+# --------------------------------------------------------------------------
+
+def schedule_value(spec: float | dict, t: int) -> float:
+    """The value at time t of a number (constant) or of a schedule config dict.
+
+    The dicts are those of ``pybackprop.schedules`` (``get_config()``), with the
+    same formulas, so both engines compute the same floats:
+
+    ===========  ==================================================
+    Constant     value
+    TimeBased    initial / (1 + decay t)
+    Exponential  initial rate^t
+    Step         initial factor^(t // every)
+    Linear       start + (end - start) min(t, steps) / steps
+    ===========  ==================================================
+
+    What t counts (epochs or steps) is the dict's "unit"; the caller picks it
+    (see ``Network._now``).
+
+    Examples
+    --------
+    >>> schedule_value({"class_name": "TimeBased", "initial": 0.1, "decay": 1.0}, 1)
+    0.05
+    >>> schedule_value(0.01, 7)
+    0.01
+    """
+    if not isinstance(spec, dict):
+        return float(spec)
+    kind = spec.get("class_name")
+    if kind == "Constant":
+        return spec["value"]
+    if kind == "TimeBased":
+        return spec["initial"] / (1.0 + spec["decay"] * t)
+    if kind == "Exponential":
+        return spec["initial"] * spec["rate"] ** t
+    if kind == "Step":
+        return spec["initial"] * spec["factor"] ** (t // spec["every"])
+    if kind == "Linear":
+        return spec["start"] + (spec["end"] - spec["start"]) * min(t, spec["steps"]) / spec["steps"]
+    raise ValueError(f"schedule: expected a number or a config dict of Constant, TimeBased, "
+                     f"Exponential, Step or Linear, got {spec!r}")

@@ -1,7 +1,8 @@
-"""A whole MLP in NumPy: forward, loss, backward, SGD update, the epoch loop.
+"""A whole MLP in NumPy: forward, loss, backward, optimiser update, the epoch loop.
 
 Follow it top-down: ``fit`` -> ``train_step`` -> ``forward_trace`` (forward),
-``loss_and_gradients`` (loss and backward) -> ``sgd_update``.
+``loss_and_gradients`` (loss and backward) -> ``_update`` (clipping, then
+``sgd_update``, ``adam_update``, ``rmsprop_update`` or ``adagrad_update``).
 
 Shapes: B = batch size, IN/OUT = fan-in/fan-out of a layer, K = output units.
 Every array of the network is in its dtype (float32 or float64).
@@ -11,12 +12,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
 from . import rng
-from .functional import ACTIVATIONS, LOSSES, dense_backward, dense_forward, sgd_update
+from .functional import (
+    ACTIVATIONS,
+    LOSSES,
+    adagrad_update,
+    adam_update,
+    clip_grad_norm,
+    dense_backward,
+    dense_forward,
+    dropout_backward,
+    dropout_forward,
+    dropout_scales,
+    rmsprop_update,
+    schedule_value,
+    sgd_update,
+)
+
+# Hyperparameters of each optimiser and their defaults (those of torch.optim and
+# of pybackprop.optimizers); "lr" may be a number or a schedule config dict.
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    "SGD": {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "clip_norm": None},
+    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+             "clip_norm": None},
+    "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0,
+                "clip_norm": None},
+    "Adagrad": {"lr": 0.01, "lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0,
+                "weight_decay": 0.0, "clip_norm": None},
+}
 
 
 @dataclass
@@ -32,7 +59,7 @@ class Dense:
     params : dict
         Parameters of the activation (alpha, sigma), defaults filled in.
     index : int
-        Position in the config's layer list (selects the RNG streams).
+        Position in the config's layer list, Dropouts included (selects the RNG streams).
     """
 
     W: np.ndarray
@@ -42,20 +69,56 @@ class Dense:
     index: int
 
 
+@dataclass
+class Dropout:
+    """A Dropout layer: ``d = a * mask * s`` while training, ``d = a * s'`` at inference.
+
+    Attributes
+    ----------
+    keep_prob : float
+        p, the probability of KEEPING a unit, in (0, 1].
+    scaling : str
+        ``"inverted"`` (s = 1/p, s' = 1) or ``"classic"`` (s = 1, s' = p).
+    per_batch : bool
+        One mask for the whole batch (``mask="per_batch"``) instead of one per sample.
+    units : int
+        F, the number of units (or input features) it drops.
+    index : int
+        Position in the config's layer list (selects the RNG stream of its masks).
+    """
+
+    keep_prob: float
+    scaling: str
+    per_batch: bool
+    units: int
+    index: int
+
+
+Layer = Union[Dense, Dropout]
+
+
 class Network:
     """The reference MLP, built from the same config dict as ``Sequential.get_config()``.
 
     Attributes
     ----------
-    layers : list of Dense
+    layers : list of Dense and Dropout
+        In config order.
     dtype : numpy.dtype
     seed : int
     loss : str or None
         Key of ``LOSSES`` (None if the config has no "compile" entry).
     optimizer : dict or None
-        ``{"lr", "momentum", "nesterov", "weight_decay"}`` of SGD.
+        ``{"class_name": "SGD" | "Adam" | "RMSprop" | "Adagrad", "lr", ...,
+        "weight_decay", "clip_norm"}`` with every default filled in (see ``OPTIMIZERS``).
+    optimizer_state : dict of lists of arrays
+        The optimiser's buffers, one array per parameter in get_weights() order:
+        SGD ``"momentum_buffer"``; Adam ``"m"``, ``"v"``; RMSprop ``"square_avg"``,
+        ``"momentum_buffer"``; Adagrad ``"sum"``.
+    optimizer_step : int
+        The optimiser's own update count (Adam's and Adagrad's t is this + 1).
     epoch_counter, step_counter : int
-        Epochs and updates done so far (they drive shuffling and noise).
+        Epochs and updates done so far (they drive shuffling, dropout, noise, schedules).
 
     Examples
     --------
@@ -68,7 +131,7 @@ class Network:
     (5, 2)
     """
 
-    def __init__(self, layers: list[Dense], dtype: Any, seed: int,
+    def __init__(self, layers: list[Layer], dtype: Any, seed: int,
                  loss: str | None, optimizer: dict[str, Any] | None) -> None:
         self.layers = layers
         self.dtype = np.dtype(dtype)
@@ -77,8 +140,7 @@ class Network:
         self.optimizer = optimizer
         self.epoch_counter = 0
         self.step_counter = 0
-        # SGD momentum buffers, one per parameter, in get_weights() order.
-        self.momentum_buffers = [np.zeros_like(p) for p in self._parameters()]
+        self.reset_optimizer_state()
 
     # ---------------------------------------------------------------- building
 
@@ -115,11 +177,19 @@ class Network:
         if fan_in is None:
             raise ValueError("input_dim: expected an int (or weights to infer it from), got None")
 
-        layers = []
-        for index, spec in enumerate(config["layers"]):
-            if spec.get("class_name", "Dense") != "Dense":
-                raise ValueError(f"layers[{index}].class_name: the reference supports 'Dense' "
-                                 f"only, got {spec['class_name']!r}")
+        specs = config["layers"]
+        dense_indices = [i for i, s in enumerate(specs) if s.get("class_name", "Dense") == "Dense"]
+        if not dense_indices:
+            raise ValueError("layers: expected at least one Dense layer, got none")
+        layers: list[Layer] = []
+        for index, spec in enumerate(specs):
+            kind = spec.get("class_name", "Dense")
+            if kind == "Dropout":
+                layers.append(cls._dropout_from_config(spec, index, specs, fan_in))
+                continue
+            if kind != "Dense":
+                raise ValueError(f"layers[{index}].class_name: expected 'Dense' or 'Dropout', "
+                                 f"got {kind!r}")
             units, use_bias = int(spec["units"]), bool(spec.get("use_bias", True))
             act = spec.get("activation", {"name": "identity"})
             act = {"name": act} if isinstance(act, str) else dict(act)
@@ -128,7 +198,7 @@ class Network:
                 raise ValueError(f"layers[{index}].activation: expected one of "
                                  f"{sorted(ACTIVATIONS)}, got {name!r}")
             params = {**ACTIVATIONS[name].params, **act}
-            if name == "softmax" and index != len(config["layers"]) - 1:
+            if name == "softmax" and index != dense_indices[-1]:
                 raise ValueError(f"layers[{index}].activation: softmax is for the output layer only")
             if remaining is not None:
                 W = cls._take(remaining, (fan_in, units), dtype, f"weights for layers[{index}].W")
@@ -136,8 +206,8 @@ class Network:
                               f"weights for layers[{index}].b") if use_bias else None
             else:
                 init = spec.get("init", "glorot_uniform")
-                if init == "explicit":
-                    raise ValueError(f"layers[{index}].init: 'explicit' needs the weights argument")
+                if init == "explicit" or not isinstance(init, str):
+                    raise ValueError(f"layers[{index}].init: an explicit init needs the weights argument")
                 W = rng.init_weights(init, fan_in, units, seed, index, dtype)
                 b = np.zeros(units, dtype=dtype) if use_bias else None
             layers.append(Dense(W, b, ACTIVATIONS[name].name, params, index))
@@ -152,18 +222,54 @@ class Network:
             if loss not in LOSSES:
                 raise ValueError(f"compile.loss: expected one of {sorted(LOSSES)}, got {loss!r}")
             fused = LOSSES[loss].fused_with
-            if fused is not None and layers[-1].activation != fused:
+            out = [layer for layer in layers if isinstance(layer, Dense)][-1]
+            if fused is not None and out.activation != fused:
                 raise ValueError(f"compile.loss: {loss} needs a {fused} output layer, "
-                                 f"got {layers[-1].activation!r}")
-            opt = dict(compiled.get("optimizer") or {"class_name": "SGD", "lr": 0.01})
-            if opt.pop("class_name", "SGD") != "SGD":
-                raise ValueError("compile.optimizer: the reference implements SGD only")
-            if opt.pop("clip_norm", None) is not None:
-                raise ValueError("compile.optimizer: the reference does not implement clip_norm yet")
-            optimizer = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, **opt}
-            if optimizer["nesterov"] and optimizer["momentum"] == 0:
-                raise ValueError("compile.optimizer: nesterov needs momentum > 0")
+                                 f"got {out.activation!r}")
+            optimizer = cls._optimizer_from_config(compiled.get("optimizer"))
         return cls(layers, dtype, seed, loss, optimizer)
+
+    @staticmethod
+    def _dropout_from_config(spec: dict[str, Any], index: int, specs: list[dict[str, Any]],
+                             units: int) -> Dropout:
+        """A Dropout from its config dict, checked (numbers only: no keep_prob schedule)."""
+        where = f"layers[{index}]"
+        nxt = specs[index + 1].get("class_name", "Dense") if index + 1 < len(specs) else None
+        if nxt != "Dense":
+            raise ValueError(f"{where}: a Dropout must be followed by a Dense layer, got "
+                             f"{'the end of the model' if nxt is None else nxt!r}")
+        keep_prob = spec["keep_prob"]
+        if isinstance(keep_prob, dict):
+            raise ValueError(f"{where}.keep_prob: the reference takes a number only, got the "
+                             f"schedule {keep_prob.get('class_name')!r}")
+        keep_prob = float(keep_prob)
+        if not 0.0 < keep_prob <= 1.0:
+            raise ValueError(f"{where}.keep_prob: expected the probability of KEEPING a unit in "
+                             f"(0, 1] (the drop rate is 1 - keep_prob), got {keep_prob!r}")
+        scaling, mask = spec.get("scaling", "inverted"), spec.get("mask", "per_sample")
+        if scaling not in ("inverted", "classic"):
+            raise ValueError(f"{where}.scaling: expected 'inverted' or 'classic', got {scaling!r}")
+        if mask not in ("per_sample", "per_batch"):
+            raise ValueError(f"{where}.mask: expected 'per_sample' or 'per_batch', got {mask!r}")
+        return Dropout(keep_prob, scaling, mask == "per_batch", int(units), index)
+
+    @staticmethod
+    def _optimizer_from_config(spec: dict[str, Any] | None) -> dict[str, Any]:
+        """The optimiser dict: class_name and every hyperparameter, defaults filled in."""
+        spec = dict(spec or {"class_name": "SGD"})
+        name = spec.pop("class_name", "SGD")
+        if name not in OPTIMIZERS:
+            raise ValueError(f"compile.optimizer.class_name: expected one of {sorted(OPTIMIZERS)}, "
+                             f"got {name!r}")
+        unknown = sorted(set(spec) - set(OPTIMIZERS[name]))
+        if unknown:
+            raise ValueError(f"compile.optimizer: {name} has no hyperparameter(s) {unknown}")
+        optimizer = {"class_name": name, **OPTIMIZERS[name], **spec}
+        if isinstance(optimizer["lr"], dict):
+            schedule_value(optimizer["lr"], 0)  # raises for a schedule the reference cannot evaluate
+        if name == "SGD" and optimizer["nesterov"] and optimizer["momentum"] == 0:
+            raise ValueError("compile.optimizer: nesterov needs momentum > 0")
+        return optimizer
 
     @staticmethod
     def _take(arrays: list[np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
@@ -175,9 +281,18 @@ class Network:
             raise ValueError(f"{what}: expected shape {shape}, got {w.shape}")
         return np.array(w, dtype=dtype)  # a copy, in the network's dtype
 
+    @property
+    def dense_layers(self) -> list[Dense]:
+        """The layers that hold parameters, in order."""
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def input_dim(self) -> int:
+        return self.dense_layers[0].W.shape[0]
+
     def _parameters(self) -> list[np.ndarray]:
         """The parameter arrays themselves (not copies): [W0, b0, W1, ...]."""
-        return [p for layer in self.layers for p in (layer.W, layer.b) if p is not None]
+        return [p for layer in self.dense_layers for p in (layer.W, layer.b) if p is not None]
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters, flat: ``[W0, b0, W1, ...]`` (no b without bias).
@@ -188,30 +303,99 @@ class Network:
         """
         return [p.copy() for p in self._parameters()]
 
+    def reset_optimizer_state(self) -> None:
+        """Zero the optimiser's buffers and step count (what ``compile`` does in the core)."""
+        params = self._parameters()
+        zeros = lambda: [np.zeros_like(p) for p in params]  # noqa: E731
+        name = self.optimizer["class_name"] if self.optimizer else None
+        self.optimizer_state: dict[str, list[np.ndarray]] = {}
+        if name == "SGD":
+            self.optimizer_state = {"momentum_buffer": zeros()}
+        elif name == "Adam":
+            self.optimizer_state = {"m": zeros(), "v": zeros()}
+        elif name == "RMSprop":
+            self.optimizer_state = {"square_avg": zeros(), "momentum_buffer": zeros()}
+        elif name == "Adagrad":
+            start = self.optimizer["initial_accumulator_value"]
+            self.optimizer_state = {"sum": [np.full_like(p, start) for p in params]}
+        self.optimizer_step = 0
+
+    @property
+    def momentum_buffers(self) -> list[np.ndarray] | None:
+        """The momentum buffers of SGD (or RMSprop), one per parameter; None for the others."""
+        return self.optimizer_state.get("momentum_buffer")
+
+    def _now(self, spec: float | dict) -> float:
+        """A hyperparameter's value for the next step: a number, or a schedule evaluated at
+        t = epoch_counter (unit "epoch", the default) or t = step_counter (unit "step")."""
+        if isinstance(spec, dict) and spec.get("unit", "epoch") == "step":
+            return schedule_value(spec, self.step_counter)
+        return schedule_value(spec, self.epoch_counter)
+
     # ----------------------------------------------------------------- forward
 
     def _inputs(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=self.dtype)
-        if X.ndim != 2 or X.shape[1] != self.layers[0].W.shape[0]:
-            raise ValueError(f"X: expected shape (n, {self.layers[0].W.shape[0]}), got {X.shape}")
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise ValueError(f"X: expected shape (n, {self.input_dim}), got {X.shape}")
         if X.shape[0] == 0:
             raise ValueError("X: expected at least one sample, got 0 rows")
         return X
 
-    def forward_trace(self, X: Any, training: bool = False) -> list[dict[str, np.ndarray]]:
-        """Forward pass keeping, for every layer, ``{"a_prev", "z", "a"}``.
+    def _given_mask(self, masks: dict[int, Any], layer: Dropout, B: int) -> np.ndarray | None:
+        """The mask given for ``layer`` in ``masks`` as a (B, F) array, or None."""
+        if layer.index not in masks:
+            return None
+        where = f"masks[{layer.index}]"
+        try:
+            mask = np.broadcast_to(np.asarray(masks[layer.index], dtype=self.dtype), (B, layer.units))
+        except ValueError:
+            raise ValueError(f"{where}: expected shape ({B}, {layer.units}) or ({layer.units},), "
+                             f"got {np.shape(masks[layer.index])}") from None
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"{where}: expected only 0 (dropped) and 1 (kept)")
+        return mask
 
-        While training, a noisy_relu layer adds its noise to z first (z <- z + eps,
-        eps from ``rng.noise`` at the current ``step_counter``); its dict then
-        holds the noisy z and also ``"noise"`` (eps).
+    def forward_trace(self, X: Any, training: bool = False,
+                      masks: dict[int, Any] | None = None) -> list[dict[str, Any]]:
+        """Forward pass keeping a dict for every layer.
+
+        Dense: ``{"a_prev", "z", "a"}``. While training, a noisy_relu layer adds
+        its noise to z first (z <- z + eps, eps from ``rng.noise`` at the current
+        ``step_counter``); its dict then holds the noisy z and also ``"noise"`` (eps).
+
+        Dropout: ``{"a_prev", "mask", "scale", "a"}``, ``a = a_prev * mask * scale``.
+        While training the mask comes from ``masks[index]`` if given (a 0/1 array of
+        shape (B, F), or (F,) for every row), else from ``rng.dropout_mask`` at the
+        current ``step_counter``; at inference the mask is None and the scale is s'.
 
         Examples
         --------
         >>> # [t["a"].shape for t in net.forward_trace(X)]
         """
         a = self._inputs(X)
-        trace = []
+        masks = {} if masks is None else masks
+        unknown = set(masks) - {layer.index for layer in self.layers if isinstance(layer, Dropout)}
+        if unknown:
+            raise ValueError(f"masks: keys must be indices of Dropout layers, got {sorted(unknown)}")
+        B = a.shape[0]
+        trace: list[dict[str, Any]] = []
         for layer in self.layers:
+            if isinstance(layer, Dropout):
+                train_scale, inference_scale = dropout_scales(layer.keep_prob, layer.scaling)
+                if training:
+                    mask = self._given_mask(masks, layer, B)
+                    if mask is None:
+                        mask = rng.dropout_mask(self.seed, self.step_counter, layer.index,
+                                                (B, layer.units), layer.keep_prob, layer.per_batch,
+                                                self.dtype)
+                    scale = train_scale
+                else:
+                    mask, scale = None, inference_scale
+                d = dropout_forward(a, mask, scale)  # (B, F)
+                trace.append({"a_prev": a, "mask": mask, "scale": scale, "a": d})
+                a = d
+                continue
             z = dense_forward(a, layer.W, layer.b)  # (B, OUT)
             record = {"a_prev": a}
             if training and layer.activation == "noisy_relu":
@@ -224,17 +408,18 @@ class Network:
             trace.append(record)
         return trace
 
-    def forward(self, X: Any, training: bool = False) -> np.ndarray:
+    def forward(self, X: Any, training: bool = False,
+                masks: dict[int, Any] | None = None) -> np.ndarray:
         """Output of the network, shape (B, K).
 
         Examples
         --------
         >>> # y_hat = net.forward(X)
         """
-        return self.forward_trace(X, training)[-1]["a"]
+        return self.forward_trace(X, training, masks)[-1]["a"]
 
     def predict(self, X: Any) -> np.ndarray:
-        """Output in inference mode (no noise), shape (B, K).
+        """Output in inference mode (no noise, no dropping), shape (B, K).
 
         Examples
         --------
@@ -246,7 +431,7 @@ class Network:
 
     def _targets(self, Y: Any, n: int) -> np.ndarray:
         """Y as a (B, K) array of the dtype; integer labels (B,) become one-hot rows."""
-        K = self.layers[-1].W.shape[1]
+        K = self.dense_layers[-1].W.shape[1]
         Y = np.asarray(Y)
         if Y.ndim == 1 and self.loss == "categorical_crossentropy":
             labels = Y.astype(np.int64)
@@ -260,15 +445,31 @@ class Network:
             raise ValueError(f"y: expected shape ({n}, {K}), got {Y.shape}")
         return Y
 
-    def loss_and_gradients(self, X: Any, Y: Any, training: bool = False
-                           ) -> tuple[float, list[dict[str, np.ndarray]]]:
+    def loss_and_gradients(self, X: Any, Y: Any, training: bool = False,
+                           masks: dict[int, Any] | None = None, return_masks: bool = False
+                           ) -> Any:
         """Mean loss over the batch and its gradient for every parameter.
+
+        Parameters
+        ----------
+        X, Y : arrays
+            One batch.
+        training : bool
+            Training mode: Dropouts drop and noisy_relu adds noise (from the
+            current ``step_counter``).
+        masks : dict, optional
+            ``{index of a Dropout in layers: 0/1 array (B, F) or (F,)}``, used
+            instead of drawing (training mode), to replay a step.
+        return_masks : bool
+            Also return the masks used (training mode), in the same form.
 
         Returns
         -------
         loss : float
         grads : list of dict
-            One ``{"W": dW, "b": db}`` per layer (no "b" without bias).
+            One per layer: ``{"W": dW, "b": db}`` (no "b" without bias), ``{}`` for Dropout.
+        masks : dict
+            Only with ``return_masks=True``.
 
         Examples
         --------
@@ -276,9 +477,9 @@ class Network:
         """
         if self.loss is None:
             raise ValueError("loss: the config has no 'compile' entry, so no loss is defined")
-        trace = self.forward_trace(X, training)
+        trace = self.forward_trace(X, training, masks)
         Y = self._targets(Y, trace[0]["a_prev"].shape[0])
-        loss_fn, out = LOSSES[self.loss], trace[-1]
+        loss_fn, out, last = LOSSES[self.loss], trace[-1], self.layers[-1]
 
         # Start of the chain rule: dL/dz of the output layer, (B, K).
         if loss_fn.fused_with is not None:  # sigmoid+BCE, softmax+CE: on the logits
@@ -287,36 +488,60 @@ class Network:
         else:
             loss = loss_fn.loss(out["a"], Y)
             dA = loss_fn.grad(out["a"], Y)
-            last = self.layers[-1]
             dz = ACTIVATIONS[last.activation].df(out["z"], out["a"], dA, **last.params)
 
-        # Walk back through the layers: Dense backward, then the previous activation.
+        # Walk back through the layers. da = dL/da of the layer below the one done.
         grads: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
         for i in reversed(range(len(self.layers))):
-            layer = self.layers[i]
-            dW, db, da_prev = dense_backward(dz, trace[i]["a_prev"], layer.W, layer.b is not None)
+            layer, t = self.layers[i], trace[i]
+            if isinstance(layer, Dropout):  # d = a * mask * s, so dL/da = dL/dd * mask * s
+                da = dropout_backward(da, t["mask"], t["scale"])
+                continue
+            if i != len(self.layers) - 1:  # through this layer's activation
+                dz = ACTIVATIONS[layer.activation].df(t["z"], t["a"], da, **layer.params)
+            dW, db, da = dense_backward(dz, t["a_prev"], layer.W, layer.b is not None)
             grads[i]["W"] = dW
             if db is not None:
                 grads[i]["b"] = db
-            if i > 0:
-                prev, t = self.layers[i - 1], trace[i - 1]
-                dz = ACTIVATIONS[prev.activation].df(t["z"], t["a"], da_prev, **prev.params)
-        return float(loss), grads
+        if not return_masks:
+            return float(loss), grads
+        used = {layer.index: t["mask"] for layer, t in zip(self.layers, trace)
+                if isinstance(layer, Dropout) and training}
+        return float(loss), grads, used
 
     # ---------------------------------------------------------------- training
 
+    def _update(self, grads: list[np.ndarray]) -> None:
+        """One optimiser step on every parameter: clip the gradients, then the update rule."""
+        opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
+        lr = self._now(opt["lr"])
+        if opt["clip_norm"] is not None:
+            grads = clip_grad_norm(grads, opt["clip_norm"])
+        self.optimizer_step += 1
+        t, wd = self.optimizer_step, opt["weight_decay"]
+        if opt["class_name"] == "SGD":
+            sgd_update(params, grads, state["momentum_buffer"], lr, opt["momentum"], opt["nesterov"], wd)
+        elif opt["class_name"] == "Adam":
+            adam_update(params, grads, state["m"], state["v"], t, lr, opt["beta1"], opt["beta2"],
+                        opt["eps"], wd)
+        elif opt["class_name"] == "RMSprop":
+            rmsprop_update(params, grads, state["square_avg"], state["momentum_buffer"], lr,
+                           opt["alpha"], opt["eps"], opt["momentum"], wd)
+        else:
+            adagrad_update(params, grads, state["sum"], t, lr, opt["lr_decay"], opt["eps"], wd)
+
     def _step(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, list[dict[str, np.ndarray]]]:
-        """Forward (training), loss, backward, SGD update; returns the loss and gradients."""
+        """Forward (training), loss, backward, update; returns the loss and gradients."""
         if self.optimizer is None:
             raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
         loss, grads = self.loss_and_gradients(X, Y, training=True)
         flat = [g[k] for g in grads for k in ("W", "b") if k in g]  # same order as parameters
-        sgd_update(self._parameters(), flat, self.momentum_buffers, **self.optimizer)
+        self._update(flat)
         self.step_counter += 1
         return loss, grads
 
     def train_step(self, X: Any, Y: Any) -> float:
-        """One SGD update on one batch; returns the batch loss (before the update).
+        """One update on one batch; returns the batch loss (before the update).
 
         Examples
         --------
@@ -325,8 +550,8 @@ class Network:
         return self._step(X, Y)[0]
 
     def fit(self, X: Any, Y: Any, epochs: int = 1, batch_size: int = 32,
-            shuffle: bool = True) -> dict[str, list]:
-        """Train by mini-batch SGD.
+            shuffle: bool = True) -> dict[str, Any]:
+        """Train by mini-batch gradient descent.
 
         Each epoch visits the samples in the order ``rng.permutation(seed,
         epoch_counter, n)`` (or ``arange(n)`` without shuffle), in consecutive
@@ -336,8 +561,9 @@ class Network:
         -------
         dict
             ``"loss"``: per epoch, sum(loss_b * N_b) / n over its batches;
-            ``"grad_norm"``: per epoch, per layer, the mean over the steps of
-            sqrt(sum dW^2 + sum db^2).
+            ``"grad_norm"``: per epoch, per Dense layer, the mean over the steps
+            of sqrt(sum dW^2 + sum db^2) (before any clipping);
+            ``"steps"``: ``{"lr": [...]}``, the learning rate of every step.
 
         Examples
         --------
@@ -345,20 +571,24 @@ class Network:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an int >= 1, got {batch_size}")
+        if self.optimizer is None:
+            raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
         X = self._inputs(X)
         n = X.shape[0]
         Y = self._targets(Y, n)
-        history: dict[str, list] = {"loss": [], "grad_norm": []}
+        dense = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)]
+        history: dict[str, Any] = {"loss": [], "grad_norm": [], "steps": {"lr": []}}
         for _ in range(epochs):
             order = rng.permutation(self.seed, self.epoch_counter, n) if shuffle else np.arange(n)
-            loss_sum, norm_sums, steps = 0.0, [0.0] * len(self.layers), 0
+            loss_sum, norm_sums, steps = 0.0, [0.0] * len(dense), 0
             for start in range(0, n, batch_size):
                 rows = order[start:start + batch_size]  # (B,) sample indices
+                history["steps"]["lr"].append(self._now(self.optimizer["lr"]))
                 loss, grads = self._step(X[rows], Y[rows])
                 loss_sum += loss * len(rows)
-                for i, g in enumerate(grads):
-                    norm_sums[i] += math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2))
-                                                  for v in g.values()))
+                for k, i in enumerate(dense):
+                    norm_sums[k] += math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2))
+                                                  for v in grads[i].values()))
                 steps += 1
             history["loss"].append(loss_sum / n)
             history["grad_norm"].append([s / steps for s in norm_sums])

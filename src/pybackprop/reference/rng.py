@@ -171,6 +171,48 @@ def noise(seed: int, step: int, layer_index: int, shape: tuple[int, ...],
     return eps.reshape(shape).astype(dtype)
 
 
+def dropout_mask(seed: int, step: int, layer_index: int, shape: tuple[int, int], keep_prob: float,
+                 per_batch: bool = False, dtype: str | np.dtype = "float64") -> np.ndarray:
+    """The 0/1 mask of a Dropout layer at one step: 1 = kept, with probability keep_prob.
+
+    Drawn from stream(DROPOUT, step, layer_index): an element is kept iff
+    ``next() < floor(keep_prob * 2**32)`` (so keep_prob = 1 keeps everything).
+    Per sample: one draw per element of the (B, F) mask, row-major. Per batch:
+    F draws, the one row repeated for every sample.
+
+    Parameters
+    ----------
+    seed : int
+        The model's seed.
+    step : int
+        The model's ``step_counter``.
+    layer_index : int
+        Position of the Dropout in the model's layer list.
+    shape : (B, F)
+        Batch size and number of units (features) the Dropout sees.
+    keep_prob : float
+        In (0, 1].
+    per_batch : bool
+        One mask row for the whole batch instead of one per sample.
+
+    Examples
+    --------
+    >>> dropout_mask(0, step=0, layer_index=1, shape=(2, 5), keep_prob=1.0).tolist()
+    [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]]
+    >>> m = dropout_mask(0, 0, 1, (3, 4), 0.5, per_batch=True)
+    >>> bool((m == m[0]).all())
+    True
+    """
+    gen = PCG32(seed, stream(DROPOUT, step, layer_index))
+    threshold = math.floor(keep_prob * 4294967296.0)  # floor(p * 2**32)
+    B, F = shape
+    draws = F if per_batch else B * F
+    kept = np.array([gen.next() < threshold for _ in range(draws)], dtype=dtype)
+    if per_batch:
+        return np.tile(kept, (B, 1))  # the same row for every sample
+    return kept.reshape(B, F)
+
+
 # Initialiser aliases: xavier_* are the same formulas as glorot_*.
 INIT_ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal"}
 INITIALIZERS = ("random_normal", "random_uniform", "glorot_uniform", "glorot_normal",

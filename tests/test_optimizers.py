@@ -1,0 +1,305 @@
+"""Optimisers (DESIGN.md "Optimisers", docs/internals.md "Optimisers" and "Schedules").
+
+- 50 steps of SGD (plain, momentum, Nesterov), Adam, RMSprop (centered off;
+  with and without momentum) and Adagrad, each with weight decay, with and
+  without ``clip_norm``, on a 3-layer net with biases, match ``torch.optim``
+  step by step (loss and every weight after every step; float64 to ~1e-10,
+  float32 to ~1e-5), and the NumPy reference (weights and optimiser state);
+- the optimiser state survives ``save``/``bp.load`` and pickling: training
+  continues bitwise as an uninterrupted run would; ``compile`` resets it;
+- a time-based learning-rate schedule (per step and per epoch) gives the
+  weights of torch driven with the same per-step lr, and ``history.steps["lr"]``
+  holds exactly the schedule's values.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import pytest
+
+import pybackprop as bp
+from conftest import assert_close, assert_tensors_close, reference_of, tolerance
+from pybackprop.reference import permutation
+
+INPUT_DIM, HIDDEN, OUT = 5, (8, 6), 2
+ACTS = ("tanh", "sigmoid", "identity")
+STEPS, BATCH = 50, 8
+CLIP = 1.5  # about the median gradient norm of these nets: some steps clip, some do not
+
+# (class name, hyperparameters in pybackprop's spelling)
+VARIANTS = [
+    ("SGD", dict(lr=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02)),
+    ("Adam", dict(lr=0.01, weight_decay=0.01)),
+    ("Adam", dict(lr=0.005, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05)),
+    ("RMSprop", dict(lr=0.005, weight_decay=0.01)),
+    ("RMSprop", dict(lr=0.002, alpha=0.9, eps=1e-6, momentum=0.9, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.05, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.1, eps=1e-8, weight_decay=0.02)),
+]
+VARIANT_IDS = ["sgd", "sgd-momentum", "sgd-nesterov", "adam", "adam-betas", "rmsprop",
+               "rmsprop-momentum", "adagrad", "adagrad-decay"]
+
+
+def optimizer(name: str, clip_norm: Any = None, **hp: Any) -> bp.optimizers.Optimizer:
+    return getattr(bp, name)(clip_norm=clip_norm, **hp)
+
+
+def torch_optimizer(torch: Any, name: str, params: List[Any], hp: Dict[str, Any]) -> Any:
+    """The torch.optim twin (default hyperparameters are the same in both libraries)."""
+    hp = dict(hp)
+    if name == "Adam":
+        hp["betas"] = (hp.pop("beta1", 0.9), hp.pop("beta2", 0.999))
+    if name == "RMSprop":
+        hp["centered"] = False
+    return getattr(torch.optim, name)(params, **hp)
+
+
+def make_model(opt: bp.optimizers.Optimizer, dtype: str = "float64", seed: int = 7,
+               dropout: bool = False) -> bp.Sequential:
+    layers: List[Any] = [bp.Dense(HIDDEN[0], activation=ACTS[0])]
+    if dropout:
+        layers.append(bp.Dropout(keep_prob=0.8))
+    layers += [bp.Dense(HIDDEN[1], activation=ACTS[1]), bp.Dense(OUT, activation=ACTS[2])]
+    model = bp.Sequential(layers, input_dim=INPUT_DIM, dtype=dtype, seed=seed)
+    model.compile(loss="mse", optimizer=opt)
+    return model
+
+
+def make_data(n: int, dtype: str = "float64", seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(n, INPUT_DIM))
+    y = np.stack([np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2], np.cos(X[:, 3]) - X[:, 4]], axis=1) * 2
+    return X.astype(dtype), y.astype(dtype)
+
+
+class TorchNet:
+    """The same 3-layer MLP in torch: z = a @ W + b, weights as leaf tensors in get_weights() order."""
+
+    def __init__(self, torch: Any, weights: List[np.ndarray], dtype: str) -> None:
+        self.torch = torch
+        self.dtype = getattr(torch, dtype)
+        self.params = [torch.tensor(np.array(w), dtype=self.dtype, requires_grad=True) for w in weights]
+
+    def loss(self, X: np.ndarray, y: np.ndarray) -> Any:
+        torch = self.torch
+        a = torch.tensor(X, dtype=self.dtype)
+        for k, act in enumerate(ACTS):
+            a = a @ self.params[2 * k] + self.params[2 * k + 1]
+            a = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda t: t}[act](a)
+        return torch.nn.functional.mse_loss(a, torch.tensor(y, dtype=self.dtype))
+
+    def weights(self) -> List[np.ndarray]:
+        return [p.detach().numpy().copy() for p in self.params]
+
+
+def core_state(model: bp.Sequential, which: int) -> List[np.ndarray]:
+    """The core's optimiser-state arena ``state1`` / ``state2`` cut into one array per parameter
+    (get_weights() order), located through the offsets of the W/b views into the parameter arena."""
+    net = model._net
+    base = net.params().__array_interface__["data"][0]
+    state = (net.state1 if which == 1 else net.state2)()
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, bp.Dense):
+            for v in [layer.W] + ([layer.b] if layer.use_bias else []):
+                off = (v.__array_interface__["data"][0] - base) // v.itemsize
+                out.append(state[off:off + v.size].reshape(v.shape).copy())
+    return out
+
+
+# The reference's state buffers that live in the core's state1 / state2.
+STATE_NAMES = {"SGD": ("momentum_buffer", None), "Adam": ("m", "v"), "RMSprop": ("square_avg", "momentum_buffer"),
+               "Adagrad": ("sum", None)}
+TORCH_TOL = {"float64": (1e-10, 1e-12), "float32": (1e-5, 1e-5)}
+
+
+# ------------------------------------------------------------------------ 50 steps against torch
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clip_norm", [None, CLIP], ids=["noclip", "clip"])
+@pytest.mark.parametrize("name,hp", VARIANTS, ids=VARIANT_IDS)
+def test_fifty_steps_match_torch_and_the_reference(name, hp, clip_norm, dtype):
+    torch = pytest.importorskip("torch")
+    model = make_model(optimizer(name, clip_norm, **hp), dtype)
+    ref = reference_of(model)
+    tnet = TorchNet(torch, model.get_weights(), dtype)
+    topt = torch_optimizer(torch, name, tnet.params, hp)
+    X, y = make_data(STEPS * BATCH, dtype)
+    rtol, atol = TORCH_TOL[dtype]
+    clipped = 0
+    for step in range(STEPS):
+        rows = slice(step * BATCH, (step + 1) * BATCH)
+        loss = model.train_step(X[rows], y[rows])
+        loss_r = ref.train_step(X[rows], y[rows])
+        topt.zero_grad()
+        t_loss = tnet.loss(X[rows], y[rows])
+        t_loss.backward()
+        if clip_norm is not None:
+            total = float(torch.nn.utils.clip_grad_norm_(tnet.params, clip_norm))
+            clipped += total > clip_norm
+        topt.step()
+        assert loss == pytest.approx(t_loss.item(), rel=rtol, abs=atol), f"loss at step {step}"
+        assert loss == pytest.approx(loss_r, rel=rtol, abs=atol), f"reference loss at step {step}"
+        for k, (w, t) in enumerate(zip(model.get_weights(), tnet.weights())):
+            assert_close(f"{name} step {step} weight {k} (core vs torch)", w, t, rtol,
+                         atol * max(1.0, float(np.max(np.abs(t)))))
+    if clip_norm is not None:
+        assert 5 <= clipped <= STEPS - 5, f"clip_norm={clip_norm} clipped {clipped} of {STEPS} steps: want both cases"
+    assert model._net.optimizer_step == ref.optimizer_step == STEPS
+    assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), dtype)
+    for which, state_name in enumerate(STATE_NAMES[name], start=1):
+        if state_name is None or (state_name == "momentum_buffer" and not hp.get("momentum")):
+            continue
+        for k, (got, want) in enumerate(zip(core_state(model, which), ref.optimizer_state[state_name])):
+            # float32: Adam's m / sqrt(v) magnifies rounding where v is tiny, so the state after
+            # 50 steps agrees to ~1e-4 of its scale (the weights to ~1e-5)
+            rtol, atol = tolerance(dtype, want) if dtype == "float64" else \
+                (1e-4, 1e-4 * max(float(np.max(np.abs(want))), 1e-2))
+            assert_close(f"optimizer state {state_name} [{k}] (core vs reference)", got, want, rtol, atol)
+
+
+def test_clip_norm_scales_like_torch_and_history_is_measured_before_clipping():
+    model = make_model(bp.SGD(lr=0.1, clip_norm=0.05))
+    ref = reference_of(model)
+    start = model.get_weights()
+    X, y = make_data(16)
+    _, grads = model.loss_and_gradients(X, y)
+    flat = [g[k] for g in grads for k in ("W", "b") if k in g]
+    total = math.sqrt(sum(float(np.sum(g ** 2)) for g in flat))
+    assert total > 0.05  # so this step clips
+    hist = model.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    per_layer = [math.sqrt(sum(float(np.sum(v ** 2)) for v in g.values())) for g in grads]
+    np.testing.assert_allclose(hist.history["grad_norm"][0], per_layer, rtol=1e-12)  # before clipping
+    hist_r = ref.fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    np.testing.assert_allclose(hist_r["grad_norm"][0], per_layer, rtol=1e-12)
+    coef = 0.05 / (total + 1e-6)  # torch.nn.utils.clip_grad_norm_
+    expected = [w - 0.1 * (g * coef) for w, g in zip(start, flat)]
+    assert_tensors_close("one clipped SGD step", model.get_weights(), expected, "float64")
+    assert_tensors_close("reference", ref.get_weights(), expected, "float64")
+    assert math.sqrt(sum(float(np.sum((g * coef) ** 2)) for g in flat)) == pytest.approx(0.05, rel=1e-4)
+
+
+# ------------------------------------------------------------------------ state: save/load, pickle, compile
+@pytest.mark.parametrize("name,hp", [("Adam", dict(lr=0.01, weight_decay=0.01)),
+                                     ("RMSprop", dict(lr=0.003, momentum=0.9)),
+                                     ("Adagrad", dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
+                                     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True))],
+                         ids=["adam", "rmsprop", "adagrad", "sgd"])
+@pytest.mark.parametrize("via", ["save-load", "pickle"])
+def test_state_survives_save_load_and_pickle(name, hp, via, tmp_path):
+    X, y = make_data(60, seed=3)
+    fit = dict(epochs=2, batch_size=16, verbose=0)
+    straight = make_model(optimizer(name, 1.0, **hp), dropout=True)
+    straight.fit(X, y, **fit)
+    straight.fit(X, y, **fit)
+
+    first = make_model(optimizer(name, 1.0, **hp), dropout=True)
+    first.fit(X, y, **fit)
+    if via == "save-load":
+        first.save(tmp_path / "m.pbp")
+        resumed = bp.load(tmp_path / "m.pbp")
+    else:
+        resumed = pickle.loads(pickle.dumps(first))
+    middle = resumed.get_weights()
+    for which in (1, 2):
+        assert all(np.array_equal(a, b) for a, b in zip(core_state(resumed, which), core_state(first, which)))
+    assert (resumed._net.optimizer_step, resumed._net.step_counter, resumed._net.epoch_counter) == \
+        (first._net.optimizer_step, first._net.step_counter, first._net.epoch_counter) == (8, 8, 2)
+    resumed.fit(X, y, **fit)
+    first.fit(X, y, **fit)  # the original continues too, unchanged by saving
+    for model in (resumed, first):
+        for k, (a, b) in enumerate(zip(model.get_weights(), straight.get_weights())):
+            assert np.array_equal(a, b), f"weight {k} differs from the uninterrupted run"
+        for which in (1, 2):
+            assert all(np.array_equal(a, b) for a, b in zip(core_state(model, which), core_state(straight, which)))
+
+    # The check can fail: resuming from the weights and counters alone, with a fresh
+    # optimiser state, does not give the uninterrupted run.
+    fresh = make_model(optimizer(name, 1.0, **hp), dropout=True)
+    fresh.set_weights(middle)
+    fresh._net.epoch_counter, fresh._net.step_counter = 2, 8
+    fresh.fit(X, y, **fit)
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), straight.get_weights()))
+
+
+@pytest.mark.parametrize("name,hp", [("Adam", dict(lr=0.01)), ("Adagrad", dict(lr=0.05, initial_accumulator_value=0.3)),
+                                     ("RMSprop", dict(lr=0.01, momentum=0.5)), ("SGD", dict(lr=0.05, momentum=0.9))],
+                         ids=["adam", "adagrad", "rmsprop", "sgd"])
+def test_compile_resets_the_optimizer_state(name, hp):
+    X, y = make_data(40, seed=4)
+    model = make_model(optimizer(name, **hp))
+    model.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert model._net.optimizer_step == 10
+    assert any(np.any(s != 0) for s in core_state(model, 1))
+    model.compile(loss="mse", optimizer=optimizer(name, **hp))
+    assert model._net.optimizer_step == 0
+    assert (model._net.step_counter, model._net.epoch_counter) == (10, 2)  # only the optimiser restarts
+    start = hp.get("initial_accumulator_value", 0.0)
+    for which in (1, 2):
+        assert all(np.all(s == (start if which == 1 else 0.0)) for s in core_state(model, which))
+    # ... so training on equals a fresh optimiser from these weights and counters
+    twin = make_model(optimizer(name, **hp))
+    twin.set_weights(model.get_weights())
+    twin._net.step_counter, twin._net.epoch_counter = 10, 2
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    twin.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        assert np.array_equal(a, b)
+    # the reference resets the same way
+    ref = reference_of(model)
+    ref.reset_optimizer_state()
+    assert ref.optimizer_step == 0
+
+
+# ------------------------------------------------------------------------ learning-rate schedule
+@pytest.mark.parametrize("name,hp", [("SGD", dict(momentum=0.9, weight_decay=0.01)), ("Adam", dict())],
+                         ids=["sgd-momentum", "adam"])
+@pytest.mark.parametrize("unit", ["step", "epoch"])
+def test_time_based_lr_schedule_matches_torch(unit, name, hp):
+    torch = pytest.importorskip("torch")
+    initial, decay = (0.1, 0.05) if name == "SGD" else (0.02, 0.3)
+    schedule = bp.schedules.TimeBased(initial, decay=decay, unit=unit)
+    model = make_model(optimizer(name, lr=schedule, **hp), seed=9)
+    ref = reference_of(model)
+    tnet = TorchNet(torch, model.get_weights(), "float64")
+    topt = torch_optimizer(torch, name, tnet.params, {"lr": initial, **hp})
+    n, batch, epochs = 50, 16, 3  # 4 steps per epoch, the last one partial
+    X, y = make_data(n, seed=5)
+    hist = model.fit(X, y, epochs=epochs, batch_size=batch, shuffle=True, verbose=0)
+
+    expected_lr, step = [], 0
+    for epoch in range(epochs):
+        order = permutation(model.seed, epoch, n)  # the core's shuffle (parity-tested elsewhere)
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            lr = initial / (1.0 + decay * (step if unit == "step" else epoch))
+            expected_lr.append(lr)
+            for group in topt.param_groups:
+                group["lr"] = lr
+            topt.zero_grad()
+            tnet.loss(X[rows], y[rows]).backward()
+            topt.step()
+            step += 1
+    assert hist.steps["lr"].tolist() == expected_lr  # exactly the schedule's values
+    assert hist.history["lr"] == [expected_lr[4 * e] for e in range(epochs)]
+    assert_tensors_close("weights after fit (core vs torch)", model.get_weights(), tnet.weights(), "float64")
+
+    # train_step uses the value at the current time: t = step 12 or epoch 3
+    lr = initial / (1.0 + decay * (12 if unit == "step" else 3))
+    for group in topt.param_groups:
+        group["lr"] = lr
+    model.train_step(X[:10], y[:10])
+    topt.zero_grad()
+    tnet.loss(X[:10], y[:10]).backward()
+    topt.step()
+    assert_tensors_close("after train_step (core vs torch)", model.get_weights(), tnet.weights(), "float64")
+
+    # the reference evaluates the schedule's config the same way
+    hist_r = ref.fit(X, y, epochs=epochs, batch_size=batch, shuffle=True)
+    assert hist_r["steps"]["lr"] == expected_lr
+    ref.train_step(X[:10], y[:10])
+    assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), "float64")
