@@ -4,4 +4,5 @@
 
 namespace bp::bindings {
 void bind_network(pybind11::module_& m);
+void bind_kernels(pybind11::module_& m);  // private GEMM test hooks
 }

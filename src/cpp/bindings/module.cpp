@@ -5,6 +5,7 @@
 #include "bindings/bindings.hpp"
 #include "common/enums.hpp"
 #include "common/threads.hpp"
+#include "kernels/dispatch.hpp"
 
 #ifndef PYBACKPROP_VERSION
 #define PYBACKPROP_VERSION "dev"
@@ -15,6 +16,7 @@ namespace py = pybind11;
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pybackprop's C++ core (private: use the pybackprop package).";
     bp::bindings::bind_network(m);
+    bp::bindings::bind_kernels(m);
 
     m.def("set_num_threads", &bp::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &bp::num_threads);
@@ -44,7 +46,7 @@ PYBIND11_MODULE(_core, m) {
 #else
         info["openmp"] = false;
 #endif
-        info["isa"] = "generic";
+        info["isa"] = bp::active_kernel_table().name;
         info["cpus"] = bp::available_cpus();
         return info;
     });

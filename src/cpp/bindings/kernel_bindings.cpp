@@ -1,0 +1,145 @@
+// Private test hooks of the GEMM kernels (no math here): run one product with
+// a chosen kernel table, list the ISAs, report why an override was refused.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "bindings/bindings.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
+
+namespace py = pybind11;
+
+namespace bp::bindings {
+namespace {
+
+// Shapes of the three products as (rows, cols) of A, B and C, from m, k, n
+// named as in gemm.hpp's signatures.
+struct Dims {
+    py::ssize_t M, K, N;
+};
+
+void check_2d(const py::array& a, const char* name, py::ssize_t rows, py::ssize_t cols,
+              const std::string& op) {
+    if (a.shape(0) != rows || a.shape(1) != cols)
+        throw py::value_error("_gemm(" + op + "): " + name + " has shape (" +
+                              std::to_string(a.shape(0)) + ", " + std::to_string(a.shape(1)) +
+                              "), expected (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
+}
+
+template <typename T>
+void run(const std::string& op, const py::array& A, const py::array& B, py::array& C,
+         const std::string& isa) {
+    const T* a = static_cast<const T*>(A.data());
+    const T* b = static_cast<const T*>(B.data());
+    T* c = static_cast<T*>(C.mutable_data());
+    const KernelTable* table = nullptr;
+    if (isa != "reference" && isa != "auto") {
+        table = find_kernel_table(isa);
+        if (!table)
+            throw py::value_error("_gemm: isa must be 'reference', 'auto' or one of _kernel_isas(), got '" +
+                                  isa + "'");
+    }
+    Dims d{};
+    if (op == "nn") {  // C[M,N] += A[M,K] · B[K,N]
+        d = {A.shape(0), A.shape(1), B.shape(1)};
+        check_2d(B, "B", d.K, d.N, op);
+        check_2d(C, "C", d.M, d.N, op);
+    } else if (op == "tn") {  // C[K,N] += A[M,K]ᵀ · B[M,N]
+        d = {A.shape(0), A.shape(1), B.shape(1)};
+        check_2d(B, "B", d.M, d.N, op);
+        check_2d(C, "C", d.K, d.N, op);
+    } else if (op == "nt") {  // C[M,K] += A[M,N] · B[K,N]ᵀ
+        d = {A.shape(0), B.shape(0), A.shape(1)};
+        check_2d(B, "B", d.K, d.N, op);
+        check_2d(C, "C", d.M, d.K, op);
+    } else {
+        throw py::value_error("_gemm: op must be 'nn', 'tn' or 'nt', got '" + op + "'");
+    }
+    const std::ptrdiff_t M = d.M, K = d.K, N = d.N;
+    py::gil_scoped_release release;
+    if (isa == "reference") {
+        if (op == "nn") matmul_nn_reference(c, a, b, M, K, N);
+        else if (op == "tn") matmul_tn_reference(c, a, b, M, K, N);
+        else matmul_nt_reference(c, a, b, M, N, K);
+    } else if (isa == "auto") {  // exactly what the layers call
+        if (op == "nn") matmul_nn(c, a, b, M, K, N);
+        else if (op == "tn") matmul_tn(c, a, b, M, K, N);
+        else matmul_nt(c, a, b, M, N, K);
+    } else {  // always the blocked driver, with this table
+        if (op == "nn") gemm_blocked<T>(M, N, K, a, K, 1, b, N, 1, c, N, table);
+        else if (op == "tn") gemm_blocked<T>(K, N, M, a, 1, K, b, N, 1, c, N, table);
+        else gemm_blocked<T>(M, K, N, a, N, 1, b, 1, N, c, K, table);
+    }
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+    m.def(
+        "_gemm",
+        [](const std::string& op, const py::array& A, const py::array& B, py::array C,
+           const std::string& isa) {
+            for (const auto& [name, arr] : {std::pair<const char*, const py::array*>{"A", &A},
+                                            {"B", &B}, {"C", &C}}) {
+                if (arr->ndim() != 2)
+                    throw py::value_error(std::string("_gemm: ") + name + " must be 2-D");
+                if (!(arr->flags() & py::array::c_style))
+                    throw py::value_error(std::string("_gemm: ") + name + " must be C-contiguous");
+                if (!arr->dtype().is(C.dtype()))
+                    throw py::value_error("_gemm: A, B and C must share one dtype");
+            }
+            if (!C.writeable()) throw py::value_error("_gemm: C must be writeable");
+            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa);
+            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa);
+            else throw py::value_error("_gemm: dtype must be float32 or float64");
+            return C;
+        },
+        py::arg("op"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("isa") = "auto",
+        "C += op(A, B) in place (private test hook). op: 'nn' C=A·B, 'tn' C=Aᵀ·B, 'nt' "
+        "C=A·Bᵀ. isa: 'reference' (naive loops), 'auto' (what the layers call, small "
+        "products direct), or an ISA of _kernel_isas() (always the blocked driver).");
+
+    m.def(
+        "_kernel_isas",
+        [] {
+            py::list out;
+            for (const KernelTable* t : compiled_kernel_tables())
+                if (cpu_supports(*t)) out.append(t->name);
+            return out;
+        },
+        "The ISAs compiled into this build that this CPU supports, worst to best.");
+
+    m.def(
+        "_kernel_isas_compiled",
+        [] {
+            py::list out;
+            for (const KernelTable* t : compiled_kernel_tables()) out.append(t->name);
+            return out;
+        },
+        "Every ISA compiled into this build, supported by this CPU or not.");
+
+    m.def(
+        "_kernel_tiles",
+        [](const std::string& isa) {
+            const KernelTable* t = find_kernel_table(isa);
+            if (!t) throw py::value_error("_kernel_tiles: unknown or unsupported isa '" + isa + "'");
+            auto info = [](const auto& k) {
+                py::dict d;
+                d["mr"] = k.mr, d["nr"] = k.nr, d["mc"] = k.mc, d["kc"] = k.kc, d["nc"] = k.nc;
+                return d;
+            };
+            py::dict out;
+            out["float32"] = info(t->f32);
+            out["float64"] = info(t->f64);
+            return out;
+        },
+        py::arg("isa"), "Register tile and cache blocks of an ISA's kernels, per dtype.");
+
+    m.def("_isa_note", [] { return isa_note(); },
+          "Empty, or why the PYBACKPROP_ISA override was not honoured.");
+}
+
+}  // namespace bp::bindings

@@ -1,0 +1,133 @@
+// The blocked GEMM driver (loop nest, edge tiles, threads: see gemm.hpp).
+#include <algorithm>
+#include <cstddef>
+
+#include "common/threads.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/pack.hpp"
+#include "memory/arena.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace bp {
+namespace {
+
+// Packing buffers, one pair per thread and type, grown (never shrunk) and
+// reused: after the first call at a given blocking, no allocation.
+template <typename T>
+struct PackBuffers {
+    AlignedBuffer<T> a, b;
+    T* get_a(std::size_t n) { return grow(a, n); }
+    T* get_b(std::size_t n) { return grow(b, n); }
+    static T* grow(AlignedBuffer<T>& buf, std::size_t n) {
+        if (buf.size() < n) buf.resize(n);
+        return buf.data();
+    }
+};
+
+template <typename T>
+PackBuffers<T>& thread_buffers() {
+    thread_local PackBuffers<T> bufs;
+    return bufs;
+}
+
+// The largest register tile of any table, for the edge scratch tile.
+constexpr int kMaxTile = 12 * 32;
+
+// C[m,n] += A'[m,k] · B'[k,n] on one thread.
+template <typename T>
+void gemm_serial(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
+                 std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
+                 std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const GemmKernel<T>& K) {
+    const std::ptrdiff_t MR = K.mr, NR = K.nr, MC = K.mc, KC = K.kc, NC = K.nc;
+    PackBuffers<T>& bufs = thread_buffers<T>();
+    const std::ptrdiff_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
+    const std::ptrdiff_t mc_max = std::min(MC, (m + MR - 1) / MR * MR);
+    const std::ptrdiff_t kc_max = std::min(KC, k);
+    T* bpack = bufs.get_b(std::size_t(kc_max * nc_max));
+    T* apack = bufs.get_a(std::size_t(kc_max * mc_max));
+    alignas(64) T tile[kMaxTile];
+
+    for (std::ptrdiff_t jc = 0; jc < n; jc += NC) {
+        const std::ptrdiff_t nc = std::min(NC, n - jc);
+        for (std::ptrdiff_t pc = 0; pc < k; pc += KC) {
+            const std::ptrdiff_t kc = std::min(KC, k - pc);
+            pack_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, K.nr, bpack);
+            for (std::ptrdiff_t ic = 0; ic < m; ic += MC) {
+                const std::ptrdiff_t mc = std::min(MC, m - ic);
+                pack_a(mc, kc, A + ic * rsa + pc * csa, rsa, csa, K.mr, apack);
+                for (std::ptrdiff_t jr = 0; jr < nc; jr += NR) {
+                    const std::ptrdiff_t nr = std::min(NR, nc - jr);
+                    const T* bp = bpack + jr * kc;
+                    for (std::ptrdiff_t ir = 0; ir < mc; ir += MR) {
+                        const std::ptrdiff_t mr = std::min(MR, mc - ir);
+                        const T* ap = apack + ir * kc;
+                        T* c = C + (ic + ir) * ldc + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            K.fn(kc, ap, bp, c, ldc);
+                            continue;
+                        }
+                        // Edge tile: the same kernel on a copy (contract: gemm.hpp).
+                        for (std::ptrdiff_t i = 0; i < mr; ++i)
+                            for (std::ptrdiff_t j = 0; j < nr; ++j) tile[i * NR + j] = c[i * ldc + j];
+                        K.fn(kc, ap, bp, tile, NR);
+                        for (std::ptrdiff_t i = 0; i < mr; ++i)
+                            for (std::ptrdiff_t j = 0; j < nr; ++j) c[i * ldc + j] = tile[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
+                  std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
+                  std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    const GemmKernel<T>& K = (table ? *table : active_kernel_table()).template get<T>();
+    int threads = threads_for(double(m) * double(n) * double(k));
+    // Split the larger side of C into MR- or NR-aligned blocks, one per thread;
+    // each block runs the whole loop nest alone (the other operand is packed
+    // by every thread: a cost of 1/n or 1/m of the product).
+    const bool split_n = (n + K.nr - 1) / K.nr >= (m + K.mr - 1) / K.mr;
+    const std::ptrdiff_t unit = split_n ? K.nr : K.mr;
+    const std::ptrdiff_t tiles = ((split_n ? n : m) + unit - 1) / unit;
+    if (threads > tiles) threads = int(tiles);
+    if (threads <= 1) {
+        gemm_serial(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, K);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+#if defined(_OPENMP)
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        const std::ptrdiff_t lo = tiles * t / nt * unit, hi = tiles * (t + 1) / nt * unit;
+        if (split_n) {
+            const std::ptrdiff_t len = std::min(hi, n) - lo;
+            if (len > 0)
+                gemm_serial(m, len, k, A, rsa, csa, B + lo * csb, rsb, csb, C + lo, ldc, K);
+        } else {
+            const std::ptrdiff_t len = std::min(hi, m) - lo;
+            if (len > 0)
+                gemm_serial(len, n, k, A + lo * rsa, rsa, csa, B, rsb, csb, C + lo * ldc, ldc, K);
+        }
+    }
+}
+
+template void gemm_blocked<float>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const float*,
+                                  std::ptrdiff_t, std::ptrdiff_t, const float*, std::ptrdiff_t,
+                                  std::ptrdiff_t, float*, std::ptrdiff_t, const KernelTable*);
+template void gemm_blocked<double>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const double*,
+                                   std::ptrdiff_t, std::ptrdiff_t, const double*, std::ptrdiff_t,
+                                   std::ptrdiff_t, double*, std::ptrdiff_t, const KernelTable*);
+
+}  // namespace bp

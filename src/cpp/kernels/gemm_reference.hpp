@@ -1,0 +1,80 @@
+// The naive GEMM kernels: the oracle of every optimised kernel in the tests and
+// the portable path for small products (see gemm.hpp for when it is taken).
+// Row-major, no transposes materialised, all accumulate into C. Each output
+// row is computed by one thread in a fixed order, so the result does not
+// depend on the number of threads. The inner loops are contiguous so the
+// compiler vectorises them with the baseline ISA (no per-ISA flags here).
+#pragma once
+#include <cstddef>
+
+#include "common/threads.hpp"
+
+namespace bp {
+
+// Calls row(i) for i in [0, rows): directly when one thread is enough (no
+// OpenMP region, which costs more than a tiny layer's whole product), else
+// split statically over `threads`.
+template <typename F>
+inline void for_each_row(std::ptrdiff_t rows, int threads, F&& row) {
+    if (threads <= 1) {
+        for (std::ptrdiff_t i = 0; i < rows; ++i) row(i);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::ptrdiff_t i = 0; i < rows; ++i) row(i);
+}
+
+// C[M,N] += A[M,K] · B[K,N]
+template <typename T>
+void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
+                         std::ptrdiff_t N) {
+    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
+        T* c = C + i * N;
+        const T* a = A + i * K;
+        for (std::ptrdiff_t k = 0; k < K; ++k) {
+            const T aik = a[k];
+            const T* b = B + k * N;
+            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
+        }
+    });
+}
+
+// C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
+template <typename T>
+void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
+                         std::ptrdiff_t N) {
+    for_each_row(K, threads_for(double(M) * K * N), [=](std::ptrdiff_t k) {
+        T* c = C + k * N;
+        for (std::ptrdiff_t i = 0; i < M; ++i) {
+            const T aik = A[i * K + k];
+            const T* b = B + i * N;
+            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
+        }
+    });
+}
+
+// Dot product with eight independent partial sums (vectorisable without
+// reassociating a single sum, and the same order on every run).
+template <typename T>
+inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += x[j + l] * y[j + l];
+    T tail = 0;
+    for (; j < n; ++j) tail += x[j] * y[j];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+// C[M,K] += A[M,N] · B[K,N]ᵀ
+template <typename T>
+void matmul_nt_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N,
+                         std::ptrdiff_t K) {
+    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
+        const T* a = A + i * N;
+        T* c = C + i * K;
+        for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += dot(a, B + k * N, N);
+    });
+}
+
+}  // namespace bp

@@ -1,0 +1,202 @@
+"""The GEMM kernels (src/cpp/kernels): every ISA compiled in and supported by
+this CPU against the naive kernel, over the edge shapes of its register tile
+and cache blocks; bitwise invariance under the thread count; the dispatch and
+its PYBACKPROP_ISA override.
+
+The hook is the private ``_core._gemm(op, A, B, C, isa)`` (C += op(A, B) in
+place): ``isa="reference"`` is the naive kernel, an ISA name forces the blocked
+driver with that ISA's microkernels, ``"auto"`` is what the layers call.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pytest
+
+import pybackprop as bp
+from pybackprop import _core
+
+ISAS: List[str] = list(_core._kernel_isas())
+OPS = ["nn", "tn", "nt"]
+DTYPES = ["float32", "float64"]
+
+
+def operands(op: str, m: int, n: int, k: int, dtype: str, seed: int = 0):
+    """A, B, C for the logical product C[m,n] += A'[m,k] · B'[k,n] of ``op``."""
+    r = np.random.default_rng(seed)
+    if op == "nn":  # C[M,N] += A[M,K] · B[K,N]
+        shapes = (m, k), (k, n)
+    elif op == "tn":  # C[K,N] += A[M,K]ᵀ · B[M,N]: logical m = K, k = M
+        shapes = (k, m), (k, n)
+    else:  # C[M,K] += A[M,N] · B[K,N]ᵀ: logical n = K, k = N
+        shapes = (m, k), (n, k)
+    A = r.standard_normal(shapes[0]).astype(dtype)
+    B = r.standard_normal(shapes[1]).astype(dtype)
+    C = r.standard_normal((m, n)).astype(dtype)
+    return A, B, C
+
+
+def logical(op: str, A: np.ndarray, B: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    return (A.T if op == "tn" else A), (B.T if op == "nt" else B)
+
+
+def gemm(op: str, A: np.ndarray, B: np.ndarray, C: np.ndarray, isa: str) -> np.ndarray:
+    out = C.copy()
+    _core._gemm(op, A, B, out, isa)
+    return out
+
+
+def assert_gemm_close(label: str, op: str, A, B, C, got, want) -> None:
+    """|got - want| within a rounding bound per element, else report the worst.
+
+    The bound, 8 · eps · (|C| + √k · √((A'²)·(B'²))), is a few times the
+    random-walk rounding error of either summation order, and far below the
+    O(1) error of a wrong, missing or repeated term.
+    """
+    a, b = logical(op, A.astype(np.float64), B.astype(np.float64))
+    k = a.shape[1]
+    eps = np.finfo(got.dtype).eps
+    bound = 8 * eps * (np.abs(C) + np.sqrt(max(k, 1)) * np.sqrt((a * a) @ (b * b)))
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    bad = ~(err <= bound)
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(np.where(bad, err / bound, -1))), got.shape)
+        raise AssertionError(
+            f"{label}: {int(bad.sum())} of {got.size} elements off; worst at index "
+            f"{tuple(int(i) for i in idx)}: got {got[idx]!r}, want {want[idx]!r}, "
+            f"|diff| {err[idx]:.3e} > bound {bound[idx]:.3e}")
+
+
+def tiles(isa: str, dtype: str) -> Dict[str, int]:
+    return dict(_core._kernel_tiles(isa)[dtype])
+
+
+def edge_shapes(isa: str, dtype: str) -> List[Tuple[int, int, int]]:
+    """(m, n, k): 1, MR±1, NR±1, odd k, and sizes past the cache blocks."""
+    t = tiles(isa, dtype)
+    mr, nr = t["mr"], t["nr"]
+    ms = sorted({1, mr - 1, mr, mr + 1, 2 * mr + 1})
+    ns = sorted({1, nr - 1, nr, nr + 1, 2 * nr + 3})
+    shapes = [(m, n, k) for m in ms for n in ns for k in (1, 7, 33)]
+    shapes += [
+        (t["mc"] + mr + 1, 2 * nr + 1, t["kc"] + 3),  # two A' blocks, two KC slices
+        (mr + 2, t["nc"] + nr - 1, 5),                # two B' panels
+        (257, 301, 511),                              # a few hundred, odd everything
+        (1000, 1003, 129),                            # thousands
+        (64, 1000, 1001),
+    ]
+    return shapes
+
+
+def test_isas_are_listed_and_the_active_one_is_reported():
+    assert "generic" in ISAS, ISAS
+    assert set(ISAS) <= set(_core._kernel_isas_compiled())
+    assert bp.build_info()["isa"] in ISAS
+    if not os.environ.get("PYBACKPROP_ISA"):
+        assert _core._isa_note() == ""
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_isa_matches_naive_kernel_on_edge_shapes(isa, op, dtype):
+    for m, n, k in edge_shapes(isa, dtype):
+        A, B, C = operands(op, m, n, k, dtype, seed=m * 7919 + n * 31 + k)
+        got = gemm(op, A, B, C, isa)
+        want = gemm(op, A, B, C, "reference")
+        assert_gemm_close(f"{isa} {op} {dtype} m={m} n={n} k={k}", op, A, B, C, got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_auto_matches_naive_kernel(op, dtype):
+    """What the layers call, on both sides of the direct-path threshold."""
+    for m, n, k in [(1, 4, 3), (4, 1, 4), (16, 16, 16), (40, 50, 60), (100, 64, 784), (257, 129, 64)]:
+        A, B, C = operands(op, m, n, k, dtype)
+        assert_gemm_close(f"auto {op} {dtype} m={m} n={n} k={k}", op, A, B, C,
+                          gemm(op, A, B, C, "auto"), gemm(op, A, B, C, "reference"))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_tiny_products_take_the_direct_path(op):
+    """The textbook network's products (3/4/1 units, batch 1) are the naive loops, bit for bit."""
+    for m, n, k in [(1, 4, 3), (1, 4, 4), (1, 1, 4), (4, 3, 1), (4, 4, 1), (1, 3, 4), (1, 4, 4)]:
+        A, B, C = operands(op, m, n, k, "float32")
+        np.testing.assert_array_equal(gemm(op, A, B, C, "auto"), gemm(op, A, B, C, "reference"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", ISAS + ["auto"])
+def test_bitwise_identical_for_any_thread_count(isa, dtype, restore_num_threads):
+    shapes = [(300, 700, 257), (900, 70, 300), (256, 2048, 1024)]  # split n, split m, `wide`
+    for op in OPS:
+        for m, n, k in shapes:
+            A, B, C = operands(op, m, n, k, dtype)
+            results = {}
+            for t in (1, 2, 3):
+                bp.set_num_threads(t)
+                results[t] = gemm(op, A, B, C, isa)
+            for t in (2, 3):
+                if not np.array_equal(results[t], results[1]):
+                    diff = np.argwhere(results[t] != results[1])[0]
+                    i = tuple(int(x) for x in diff)
+                    raise AssertionError(
+                        f"{isa} {op} {dtype} m={m} n={n} k={k}: {t} threads differ from 1 at "
+                        f"{i}: {results[t][i]!r} != {results[1][i]!r}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_isas_agree_with_each_other(isa):
+    for op in OPS:
+        A, B, C = operands(op, 123, 77, 301, "float64")
+        assert_gemm_close(f"{isa} vs generic {op}", op, A, B, C,
+                          gemm(op, A, B, C, isa), gemm(op, A, B, C, "generic"))
+
+
+def test_hook_rejects_bad_arguments():
+    A = np.zeros((3, 4), np.float32)
+    B = np.zeros((4, 5), np.float32)
+    C = np.zeros((3, 5), np.float32)
+    with pytest.raises(ValueError, match="op must be"):
+        _core._gemm("tt", A, B, C, "auto")
+    with pytest.raises(ValueError, match="isa must be"):
+        _core._gemm("nn", A, B, C, "sse9")
+    with pytest.raises(ValueError, match=r"C has shape \(3, 5\), expected \(4, 5\)"):
+        _core._gemm("tn", A, np.zeros((3, 5), np.float32), C, "auto")
+    with pytest.raises(ValueError, match="share one dtype"):
+        _core._gemm("nn", A.astype(np.float64), B, C, "auto")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core._gemm("nn", A, B, np.zeros((5, 3), np.float32).T, "auto")
+
+
+def run_with_isa(value: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYBACKPROP_ISA=value)
+    code = ("import pybackprop as bp; from pybackprop import _core; "
+            "print(bp.build_info()['isa']); print(_core._isa_note())")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_env_override_selects_each_supported_isa(isa):
+    out = run_with_isa(isa)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == isa, out.stdout
+    assert out.stderr == "", out.stderr
+
+
+@pytest.mark.parametrize("value", ["sse9", "AVX2", "avx512"])
+def test_env_override_falls_back_visibly(value):
+    if value in ISAS:
+        pytest.skip(f"{value} is supported here")
+    out = run_with_isa(value)
+    assert out.returncode == 0, out.stderr
+    isa, note = out.stdout.splitlines()[:2]
+    default = run_with_isa("").stdout.splitlines()[0]
+    assert isa == default, (isa, default)  # the best available
+    assert f"PYBACKPROP_ISA={value}" in note and f"using {isa}" in note, note
+    assert f"PYBACKPROP_ISA={value}" in out.stderr, out.stderr
