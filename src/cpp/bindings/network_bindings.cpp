@@ -257,6 +257,12 @@ void bind_one(py::module_& m, const char* name) {
                  });
              },
              py::arg("X"), py::arg("Y"), py::arg("training") = false, py::arg("masks") = py::none())
+        .def("apply_gradients", [](Net& n, double lr) {
+            require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr));
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> guard(n.mutex());
+            n.apply_gradients(lr);
+        }, py::arg("lr"), "One optimiser step on the gradients in grads() (e.g. after an all-reduce).")
         .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
             const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
             check_matrix<T>(Y, "y", n.output_dim(), long(rows));

@@ -121,6 +121,9 @@ public:
     // One update at learning rate lr on (X, Y) as one batch; returns the loss before it.
     // A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
+    // Applies the optimiser to the gradients now in grads() (for data-parallel
+    // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
+    void apply_gradients(double lr) { step(lr); }
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
