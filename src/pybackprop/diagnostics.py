@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ._validation import check_float, check_int
+from .callbacks import History
 from .layers import Dense
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -228,6 +229,7 @@ def exploding_comparison(depth: int = 8, width: int = 32, init_scale: float = 2.
         diverged = None
         with warnings.catch_warnings():  # fit warns of exploding gradients: here it is the point
             warnings.simplefilter("ignore")
+            hist: Optional[History]
             try:
                 hist = model.fit(X, y, epochs=epochs, batch_size=32, verbose=0)
             except DivergenceError as e:

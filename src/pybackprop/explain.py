@@ -101,7 +101,7 @@ class Trace:
         """
         def plain(v: Any) -> Any:
             if isinstance(v, np.ndarray):
-                return np.where(np.isnan(v), None, v).tolist() if v.dtype.kind == "f" else v.tolist()
+                return _nan_to_none(v.tolist())
             return v
 
         return {"x": plain(self.x), "y": plain(self.y), "y_hat": plain(self.y_hat), "loss": self.loss,
@@ -180,6 +180,13 @@ class Trace:
         return "\n".join(out)
 
 
+def _nan_to_none(value: Any) -> Any:
+    """Nested lists with NaN (a quantity not computed) replaced by None, for JSON."""
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if value != value else value
+
+
 def _LOSSES(name: str) -> tuple:
     return _LOSS_FORMULAS[name]
 
@@ -215,6 +222,7 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     Yc = model._targets(ys, 1)
 
     step = copy.deepcopy(model)  # the step runs on a copy: same weights, counters, masks
+    assert model.loss is not None
     step.compile(loss=model.loss, optimizer=SGD(lr=lr))
     net = step._net
     net.set_recording(True)

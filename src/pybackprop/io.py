@@ -51,19 +51,20 @@ def _write(model: "Sequential", f: Any) -> None:
 
     arrays = _model_arrays(model)
     net = model._net
-    header = {
+    config = model.get_config()
+    header: Dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
-        "config": model.get_config(),
+        "config": config,
         "counters": None if net is None else {"epoch_counter": net.epoch_counter, "step_counter": net.step_counter,
                                                "optimizer_step": net.optimizer_step},
         "keep_probs": None if net is None else [net.keep_prob(d._index) for d in model._dropouts],
         "sha256": {name: _sha256(a) for name, a in arrays.items()},
     }
-    if any(_is_callable_schedule(v) for v in _schedule_configs(header["config"])):
+    if any(_is_callable_schedule(v) for v in _schedule_configs(config)):
         raise ValueError("save: the model uses a Python callable as a schedule, which cannot be stored; "
                          "use a pybackprop.schedules object (TimeBased, Exponential, Step, Linear)")
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    np.savez(f, header=blob, **arrays)
+    np.savez(f, header=blob, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
 
 def _schedule_configs(config: Dict[str, Any]) -> list:

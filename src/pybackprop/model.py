@@ -182,7 +182,7 @@ class Sequential:
         if isinstance(self.layers[-1], Dropout):
             fail("layers", "a Dense layer after the last Dropout (Dropout cannot be the output)",
                  self.layers[-1])
-        specs = []
+        specs: List[Any] = []
         pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
@@ -190,6 +190,7 @@ class Sequential:
                     fail(f"layers[{i}]", "a Dense layer between two Dropout layers", layer)
                 pending = (i, layer)
                 continue
+            assert isinstance(layer, Dense)
             d = len(specs)  # index of this Dense layer in the core
             if layer.activation.name == "softmax" and d != len(dense) - 1:
                 fail(f"activation of layer {i}", "softmax only on the output layer", "softmax")
@@ -577,7 +578,7 @@ class Sequential:
                     or not isinstance(self.layers[key], Dropout):
                 fail("masks", "keys that are indices of Dropout layers in model.layers", key)
             dropout = self.layers[key]
-            fan = self.input_dim if dropout._index == 0 else self._dense[dropout._index - 1].units
+            fan = int(self.input_dim or 0) if dropout._index == 0 else self._dense[dropout._index - 1].units
             arr = as_numeric_array(f"masks[{key}]", value)
             try:
                 arr = np.broadcast_to(arr, (n, fan))
@@ -638,7 +639,7 @@ class Sequential:
         """
         if not self.built:
             raise RuntimeError("the model is not built yet: give input_dim or call build() first")
-        targets = []
+        targets: List[Tuple[str, np.ndarray]] = []
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
                 targets.append((f"weights[{len(targets)}] (W of layer {i})", self._net.W(layer._index)))

@@ -316,6 +316,7 @@ class Network:
         elif name == "RMSprop":
             self.optimizer_state = {"square_avg": zeros(), "momentum_buffer": zeros()}
         elif name == "Adagrad":
+            assert self.optimizer is not None
             start = self.optimizer["initial_accumulator_value"]
             self.optimizer_state = {"sum": [np.full_like(p, start) for p in params]}
         self.optimizer_step = 0
@@ -480,6 +481,7 @@ class Network:
         trace = self.forward_trace(X, training, masks)
         Y = self._targets(Y, trace[0]["a_prev"].shape[0])
         loss_fn, out, last = LOSSES[self.loss], trace[-1], self.layers[-1]
+        assert isinstance(last, Dense)  # the config checks that the last layer is Dense
 
         # Start of the chain rule: dL/dz of the output layer, (B, K).
         if loss_fn.fused_with is not None:  # sigmoid+BCE, softmax+CE: on the logits
@@ -492,6 +494,7 @@ class Network:
 
         # Walk back through the layers. da = dL/da of the layer below the one done.
         grads: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
+        da: np.ndarray
         for i in reversed(range(len(self.layers))):
             layer, t = self.layers[i], trace[i]
             if isinstance(layer, Dropout):  # d = a * mask * s, so dL/da = dL/dd * mask * s
@@ -514,6 +517,7 @@ class Network:
     def _update(self, grads: list[np.ndarray]) -> None:
         """One optimiser step on every parameter: clip the gradients, then the update rule."""
         opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
+        assert opt is not None, "the config has no optimiser"
         lr = self._now(opt["lr"])
         if opt["clip_norm"] is not None:
             grads = clip_grad_norm(grads, opt["clip_norm"])
