@@ -1,0 +1,351 @@
+"""The scikit-learn adapter: check_estimator in full, and the behaviours users rely on."""
+import copy
+import functools
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_iris, make_classification, make_regression  # noqa: E402
+from unittest import SkipTest  # noqa: E402  (what sklearn's checks raise)
+
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks  # noqa: E402
+
+import pybackprop as bp  # noqa: E402
+from pybackprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The defaults, and a second configuration exercising what the defaults do not:
+#: dropout, early stopping (validation split inside fit), float64, SGD with Nesterov momentum.
+ESTIMATORS = [
+    MLPRegressor(),
+    MLPClassifier(),
+    MLPRegressor(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd"),
+    MLPClassifier(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd",
+                  hidden_layer_sizes=(32, 16), activation="tanh"),
+]
+
+
+def _check_name(check):
+    return check.func.__name__ if isinstance(check, functools.partial) else check.__name__
+
+
+_ARRAY_API_CODE = """
+import pickle, sys, traceback
+results = []
+for check, est in pickle.load(sys.stdin.buffer):
+    try:
+        check(est)
+        results.append(None)
+    except BaseException:
+        results.append(traceback.format_exc())
+sys.stdout.buffer.write(pickle.dumps(results))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _array_api_results():
+    """sklearn skips its array-API check unless SCIPY_ARRAY_API=1 was set before scipy was imported,
+    which a pytest session cannot guarantee: run those checks in one fresh interpreter (warnings are
+    errors there too) and return {(estimator repr, check repr): traceback or None}."""
+    jobs = [(check, est) for estimator in ESTIMATORS
+            for est, check in estimator_checks_generator(estimator, legacy=True, mark=None)
+            if _check_name(check).startswith("check_array_api")]
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", _ARRAY_API_CODE], input=pickle.dumps(jobs),
+                          capture_output=True, env={**os.environ, "SCIPY_ARRAY_API": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return {(repr(est), repr(check)): res for (check, est), res in zip(jobs, pickle.loads(proc.stdout))}
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_check_estimator(estimator, check):
+    name = _check_name(check)
+    if name.startswith("check_array_api") and os.environ.get("SCIPY_ARRAY_API") is None:
+        # check is a partial of (check function, estimator name, keywords): compare by repr
+        key = (repr(estimator), repr(check))
+        results = _array_api_results()
+        assert key in results, f"{key} not run in the subprocess: {sorted(results)}"
+        assert results[key] is None, results[key]
+        return
+    try:
+        check(estimator)
+    except SkipTest as exc:
+        # The only SkipTest sklearn raises for these estimators: the multilabel output-format check
+        # of decision_function, which neither this MLPClassifier nor sklearn's own has (scores are
+        # given by predict_proba). Any other skip fails here.
+        assert name == "check_classifiers_multilabel_output_format_decision_function", (name, exc)
+        assert not hasattr(estimator, "decision_function")
+        pytest.skip(f"{name}: the estimator has no decision_function (as sklearn's MLPClassifier)")
+
+
+# ---------------------------------------------------------------------- data
+def blobs(n=200, classes=3, seed=0):
+    X, y = make_classification(n_samples=n, n_features=6, n_informative=4, n_classes=classes,
+                               n_clusters_per_class=1, class_sep=2.0, random_state=seed)
+    return X, y
+
+
+def regression(n=200, outputs=1, seed=0):
+    X, y = make_regression(n_samples=n, n_features=5, n_informative=5, n_targets=outputs, noise=1.0,
+                           random_state=seed)
+    return StandardScaler().fit_transform(X), y / np.std(y, axis=0)
+
+
+# ---------------------------------------------------------------------- behaviour
+def test_grid_search_over_dropout_keep_prob():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    grid = GridSearchCV(MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=60,
+                                      random_state=0),
+                        {"dropout_keep_prob": [0.5, 0.8, 1.0]}, cv=3)
+    grid.fit(X, y)
+    assert grid.best_params_["dropout_keep_prob"] in (0.5, 0.8, 1.0)
+    assert list(grid.cv_results_["param_dropout_keep_prob"]) == [0.5, 0.8, 1.0]
+    assert grid.best_score_ > 0.8
+    # the refitted best estimator has a Dropout layer exactly when p < 1
+    n_dropout = sum(isinstance(layer, bp.Dropout) for layer in grid.best_estimator_.model_.layers)
+    assert n_dropout == (grid.best_params_["dropout_keep_prob"] < 1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, random_state=3), regression()),
+    lambda: (MLPClassifier(hidden_layer_sizes=(8,), batch_size=16, dropout_keep_prob=0.7, random_state=3), blobs()),
+    lambda: (MLPClassifier(hidden_layer_sizes=(8,), batch_size=16, solver="sgd", random_state=3), blobs(classes=2)),
+], ids=["regressor", "multiclass+dropout", "binary+sgd"])
+def test_partial_fit_equals_fit_for_one_epoch(make):
+    est, (X, y) = make()
+    fitted = clone(est).set_params(max_iter=1).fit(X, y)
+    kwargs = {"classes": np.unique(y)} if isinstance(est, MLPClassifier) else {}
+    partial = clone(est).partial_fit(X, y, **kwargs)
+    for a, b in zip(fitted.model_.get_weights(), partial.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert fitted.loss_curve_ == partial.loss_curve_ and partial.n_iter_ == 1 and partial.t_ == len(X)
+    partial.partial_fit(X, y)
+    assert partial.n_iter_ == 2 and partial.t_ == 2 * len(X) and len(partial.loss_curve_) == 2
+
+
+def test_partial_fit_classes():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    with pytest.raises(ValueError, match="classes: expected all the class labels on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])   # a class absent from the first batch
+    assert list(clf.classes_) == [0, 1, 2] and clf.predict_proba(X).shape == (len(X), 3)
+    with pytest.raises(ValueError, match=r"labels \[7\] are not in classes_"):
+        clf.partial_fit(X[:3], [0, 1, 7])
+    with pytest.raises(ValueError, match="classes: expected"):
+        clf.partial_fit(X, y, classes=[0, 1])
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_predict_proba_rows_sum_to_one(classes):
+    X, y = blobs(classes=classes)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), classes) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    assert clf.score(X, y) > 0.9
+    expected = ("logistic", 1) if classes == 2 else ("softmax", classes)
+    assert (clf.out_activation_, clf.n_outputs_) == expected
+
+
+@pytest.mark.parametrize("labels, dtype", [(["cat", "dog", "emu"], None), (["no", "yes"], object),
+                                           ([-1, 3, 10], None), ([True, False], None)])
+def test_labels_of_any_type(labels, dtype):
+    X, codes = blobs(classes=len(labels))
+    y = np.array(labels, dtype=dtype)[codes]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0).fit(X, y)
+    assert list(clf.classes_) == sorted(labels)
+    pred = clf.predict(X)
+    assert set(pred) <= set(labels) and (pred == y).mean() > 0.9
+    assert clf.score(X, y) == (pred == y).mean()
+
+
+def test_multilabel_and_multioutput():
+    X, y = blobs(classes=3)
+    Y = np.column_stack([y == 0, y == 1, y != 1]).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0).fit(X, Y)
+    assert clf.predict(X).shape == Y.shape and clf.predict_proba(X).shape == Y.shape
+    assert clf.score(X, Y) > 0.8 and clf.out_activation_ == "logistic"
+    Xr, Yr = regression(outputs=3)
+    reg = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0).fit(Xr, Yr)
+    assert reg.predict(Xr).shape == (len(Xr), 3) and reg.score(Xr, Yr) > 0.9
+    assert reg.predict(Xr).dtype == np.float64
+    assert reg.fit(Xr, Yr[:, 0]).predict(Xr).shape == (len(Xr),)
+
+
+@pytest.mark.parametrize("Est", [MLPRegressor, MLPClassifier])
+def test_early_stopping_fills_validation_scores(Est):
+    X, y = blobs(n=400) if Est is MLPClassifier else regression(n=400)
+    est = Est(hidden_layer_sizes=(32,), learning_rate_init=0.05, early_stopping=True, n_iter_no_change=5,
+              max_iter=500, random_state=0).fit(X, y)
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ == len(est.loss_curve_) and est.n_iter_ < 500
+    assert est.best_validation_score_ == max(scores) and est.best_loss_ is None
+    # stopped after n_iter_no_change + 1 epochs without an improvement by tol
+    best = int(np.argmax(scores))
+    assert est.n_iter_ - 1 - best >= est.n_iter_no_change
+    assert est.score(X, y) > 0.8
+    # without early stopping: best_loss_, no validation_scores_
+    plain = clone(est).set_params(early_stopping=False, max_iter=20).fit(X, y)
+    assert plain.best_loss_ == min(plain.loss_curve_) and not hasattr(plain, "validation_scores_")
+
+
+def test_early_stopping_restores_the_best_weights():
+    X, y = regression(n=300)
+    est = MLPRegressor(hidden_layer_sizes=(64,), learning_rate_init=0.05, early_stopping=True,
+                       n_iter_no_change=3, tol=0.0, validation_fraction=0.2, random_state=1).fit(X, y)
+    idx_train, idx_val = est._split(len(X), y.reshape(-1, 1), 0.2, 1)
+    assert est.score(X[idx_val], y[idx_val]) == pytest.approx(est.best_validation_score_, abs=1e-6)
+
+
+@pytest.mark.parametrize("Est", [MLPRegressor, MLPClassifier])
+def test_pickle_deepcopy_clone(Est):
+    X, y = blobs() if Est is MLPClassifier else regression()
+    est = Est(hidden_layer_sizes=(16,), dropout_keep_prob=0.9, max_iter=5, random_state=0).fit(X, y)
+    for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        np.testing.assert_array_equal(other.predict(X), est.predict(X))
+        assert other.loss_curve_ == est.loss_curve_ and other.n_features_in_ == est.n_features_in_
+    # training resumes exactly as if never pickled (optimiser state and RNG travel along)
+    restored = pickle.loads(pickle.dumps(est))
+    kwargs = {"classes": est.classes_} if Est is MLPClassifier else {}
+    est.partial_fit(X, y, **kwargs)
+    restored.partial_fit(X, y, **kwargs)
+    np.testing.assert_array_equal(restored.predict(X), est.predict(X))
+    fresh = clone(est)
+    assert fresh.get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)
+
+
+@pytest.mark.parametrize("Est", [MLPRegressor, MLPClassifier])
+def test_random_state_determinism(Est):
+    X, y = blobs() if Est is MLPClassifier else regression()
+    make = functools.partial(Est, hidden_layer_sizes=(16,), dropout_keep_prob=0.8, max_iter=10)
+    a = make(random_state=7).fit(X, y).predict(X)
+    np.testing.assert_array_equal(make(random_state=7).fit(X, y).predict(X), a)
+    assert make(random_state=7).fit(X, y).model_.seed == 7
+    b = make(random_state=8).fit(X, y)
+    assert not np.array_equal(b.model_.get_weights()[0], make(random_state=7).fit(X, y).model_.get_weights()[0])
+    np.random.seed(0)
+    c = make().fit(X, y).predict(X)
+    np.random.seed(0)
+    np.testing.assert_array_equal(make().fit(X, y).predict(X), c)
+
+
+def test_input_dtypes_and_n_features():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    ref = clf.fit(X.astype(np.float32), y).predict_proba(X)
+    for dtype in (np.float64, np.int64, np.int32):
+        Xd = X.astype(dtype) if dtype == np.float64 else np.round(X * 10).astype(dtype)
+        out = clone(clf).fit(Xd, y).predict_proba(Xd)
+        assert out.dtype == np.float64 and out.shape == ref.shape
+    np.testing.assert_array_equal(clone(clf).fit(X, y).predict_proba(X), ref)  # float32 model: same cast
+    assert clf.n_features_in_ == 6 and clf.model_.dtype == "float32"
+    assert clone(clf).set_params(dtype="float64").fit(X, y).model_.dtype == "float64"
+    with pytest.raises(ValueError, match="X has 5 features, but MLPClassifier is expecting 6 features"):
+        clf.predict(X[:, :5])
+
+
+def test_warm_start_continues():
+    X, y = regression()
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0).fit(X, y)
+    w = reg.model_.get_weights()
+    reg.fit(X, y)
+    assert reg.n_iter_ == 6 and len(reg.loss_curve_) == 6
+    cold = clone(reg).set_params(warm_start=False, max_iter=6).fit(X, y)
+    np.testing.assert_array_equal(cold.model_.get_weights()[0], reg.model_.get_weights()[0])
+    assert not np.array_equal(w[0], reg.model_.get_weights()[0])
+
+
+def test_alpha_scaling_and_solvers():
+    X, y = regression()
+    for solver, cls in [("adam", bp.Adam), ("sgd", bp.SGD), ("rmsprop", bp.RMSprop), ("adagrad", bp.Adagrad)]:
+        reg = MLPRegressor(hidden_layer_sizes=(4,), solver=solver, alpha=0.5, batch_size=50, max_iter=2,
+                           random_state=0).fit(X, y)
+        assert isinstance(reg.model_.optimizer, cls)
+        assert reg.model_.optimizer.weight_decay == pytest.approx(2 * 0.5 / 50)  # mse = 2 x sklearn's loss
+    Xc, yc = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), alpha=0.5, max_iter=2, random_state=0).fit(Xc, yc)
+    assert clf.model_.optimizer.weight_decay == pytest.approx(0.5 / 200)  # batch_size "auto" = min(200, n)
+    sgd = MLPClassifier(solver="sgd", momentum=0.5, nesterovs_momentum=True, max_iter=1).fit(Xc, yc)
+    assert sgd.model_.optimizer.momentum == 0.5 and sgd.model_.optimizer.nesterov
+    assert len(sgd.coefs_) == 2 and sgd.coefs_[0].shape == (6, 100) and sgd.intercepts_[1].shape == (3,)
+
+
+@pytest.mark.parametrize("param, value, exc, match", [
+    ("hidden_layer_sizes", (10, 0), ValueError, "hidden_layer_sizes: expected integers >= 1"),
+    ("hidden_layer_sizes", "big", TypeError, "hidden_layer_sizes"),
+    ("activation", "swish", ValueError, "activation: expected one of"),
+    ("solver", "lbfgs", ValueError, "'lbfgs' is not supported"),
+    ("solver", "newton", ValueError, "solver: expected one of 'adam', 'sgd'"),
+    ("alpha", -1.0, ValueError, r"alpha: expected a number in \[0.0, inf\]"),
+    ("batch_size", 0, ValueError, "batch_size: expected an integer >= 1"),
+    ("batch_size", "big", ValueError, "batch_size: expected 'auto' or an integer"),
+    ("learning_rate_init", 0.0, ValueError, "learning_rate_init"),
+    ("max_iter", 0, ValueError, "max_iter: expected an integer >= 1"),
+    ("momentum", 1.0, ValueError, "momentum"),
+    ("validation_fraction", 1.0, ValueError, "validation_fraction"),
+    ("dropout_keep_prob", 0.0, ValueError, "dropout_keep_prob: expected the probability of KEEPING"),
+    ("dropout_keep_prob", 1.5, ValueError, "drop rate of Keras/PyTorch is 1 - dropout_keep_prob"),
+    ("dtype", "float16", ValueError, "dtype: expected 'float32' or 'float64'"),
+    ("random_state", "seed", TypeError, "random_state"),
+    ("shuffle", "yes", TypeError, "shuffle: expected True or False"),
+])
+def test_bad_parameters_fail_at_fit_with_clear_errors(param, value, exc, match):
+    X, y = blobs()
+    clf = MLPClassifier(**{param: value})  # __init__ only stores
+    assert clf.get_params()[param] == value
+    with pytest.raises(exc, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+
+
+def test_one_class_and_continuous_targets_are_rejected():
+    X, y = blobs()
+    with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
+        MLPClassifier().fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier().fit(X, np.linspace(0, 1, len(X)))
+
+
+def test_verbose_prints_the_loss(capsys):
+    X, y = regression()
+    MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, verbose=True, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Iteration 1, loss = ") and len(lines) == 3
+
+
+def test_pipeline_with_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, y = blobs()
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01,
+                                                               max_iter=50, random_state=0))
+    pipe.fit(df, y)
+    assert pipe.score(df, y) > 0.8
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(df, y)
+    assert list(clf.feature_names_in_) == list(df.columns)
+
+
+def test_cross_validate_dropout_example():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "cross_validate_dropout.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "best keep probability p" in out.stdout and "mean CV accuracy" in out.stdout
