@@ -9,7 +9,16 @@ A fast C++ core driven from NumPy, with a readable pure-NumPy twin
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict
+
+# OpenMP worker threads of the core spin briefly, then sleep, between parallel
+# regions. GNU OpenMP's default (spinning ~300,000 times) makes a second thread
+# several times *slower* when the machine's cores are shared with other work;
+# a short spin costs a few percent on an idle machine. Set GOMP_SPINCOUNT (or
+# OMP_WAIT_POLICY) yourself before importing pybackprop to choose otherwise.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from . import _core, activations, callbacks, diagnostics, initializers, losses, optimizers, schedules
 from ._validation import check_int
