@@ -5,14 +5,23 @@
 // and a distributed all-reduce is one call.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <vector>
 
 namespace bp {
 
 inline constexpr std::size_t kAlign = 64;  // bytes: a cache line, an AVX-512 register
+
+// a * b, or std::bad_alloc (MemoryError in Python) when the product overflows
+// size_t: an absurd size (e.g. Dense(2**62)) must fail, not wrap to a tiny buffer.
+inline std::size_t checked_mul(std::size_t a, std::size_t b) {
+    if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a) throw std::bad_array_new_length();
+    return a * b;
+}
 
 // Rounds a count of T up so that the next view starts on a 64-byte boundary.
 template <typename T>
@@ -50,6 +59,9 @@ public:
         if (n == size_) return;
         release();
         if (n == 0) return;
+        // More bytes than the address space (or PTRDIFF_MAX) can never be allocated; also
+        // keeps n * sizeof(T) below from wrapping around.
+        if (n > (std::size_t(PTRDIFF_MAX) - kAlign) / sizeof(T)) throw std::bad_array_new_length();
         std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
         void* p = std::aligned_alloc(kAlign, bytes);
         if (!p) throw std::bad_alloc();
@@ -80,10 +92,14 @@ template <typename T>
 class ArenaLayout {
 public:
     std::size_t add(std::size_t n) {
+        constexpr std::size_t per_line = kAlign / sizeof(T);
+        if (n > std::numeric_limits<std::size_t>::max() - total_ - per_line) throw std::bad_array_new_length();
         std::size_t offset = total_;
         total_ += padded<T>(n);
         return offset;
     }
+    // A rows × cols view, with an overflow check on the product.
+    std::size_t add(std::size_t rows, std::size_t cols) { return add(checked_mul(rows, cols)); }
     std::size_t total() const { return total_; }
 
 private:

@@ -39,7 +39,7 @@ Network<T>::Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64
             check_keep_prob(layers_[l].dropout.keep_prob, "the dropout before " + name);
             dropout_layers_.push_back(l);
         }
-        w_off_.push_back(layout.add(fan_in(l) * fan_out(l)));
+        w_off_.push_back(layout.add(fan_in(l), fan_out(l)));  // overflow-checked
         b_off_.push_back(layers_[l].use_bias ? layout.add(fan_out(l)) : 0);
     }
     params_.resize(layout.total());
@@ -103,6 +103,11 @@ void Network<T>::set_keep_prob(std::size_t l, double keep_prob) {
 template <typename T>
 void Network<T>::ensure_capacity(std::size_t rows) {
     if (rows <= capacity_) return;
+    // A batch too large to allocate throws std::bad_alloc (MemoryError) from here; the
+    // buffers may then be released, so forget the old capacity and the last batch first:
+    // the next call reallocates instead of using stale views.
+    capacity_ = 0;
+    last_batch_ = 0;
     ArenaLayout<T> layout;
     d_off_.clear();
     m_off_.clear();
@@ -110,18 +115,18 @@ void Network<T>::ensure_capacity(std::size_t rows) {
     a_off_.clear();
     std::size_t widest = input_dim_;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-        const std::size_t drop = has_dropout(l) ? rows * fan_in(l) : 0;
+        const std::size_t drop = has_dropout(l) ? checked_mul(rows, fan_in(l)) : 0;
         d_off_.push_back(layout.add(drop));
         m_off_.push_back(layout.add(drop));
-        z_off_.push_back(layout.add(rows * fan_out(l)));
-        a_off_.push_back(layout.add(rows * fan_out(l)));
+        z_off_.push_back(layout.add(rows, fan_out(l)));
+        a_off_.push_back(layout.add(rows, fan_out(l)));
         widest = std::max(widest, fan_out(l));
     }
     acts_.resize(layout.total());
-    delta_a_.resize(rows * widest);
-    delta_b_.resize(rows * widest);
-    xbatch_.resize(rows * input_dim_);
-    ybatch_.resize(rows * output_dim());
+    delta_a_.resize(checked_mul(rows, widest));
+    delta_b_.resize(checked_mul(rows, widest));
+    xbatch_.resize(checked_mul(rows, input_dim_));
+    ybatch_.resize(checked_mul(rows, output_dim()));
     capacity_ = rows;
 }
 
