@@ -89,14 +89,18 @@ class History(Callback):
         self.history: Dict[str, List[Any]] = {}
         self.epoch: List[int] = []
         self.params: Dict[str, Any] = {}
-        self.steps: Dict[str, np.ndarray] = {}
+        self._steps: Dict[str, List[np.ndarray]] = {}  # per epoch; joined on access
+
+    @property
+    def steps(self) -> Dict[str, np.ndarray]:
+        return {key: np.concatenate(parts) for key, parts in self._steps.items()}
 
     def append(self, epoch: int, logs: Dict[str, Any], steps: Optional[Dict[str, np.ndarray]] = None) -> None:
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
         for key, value in (steps or {}).items():
-            self.steps[key] = value if key not in self.steps else np.concatenate([self.steps[key], value])
+            self._steps.setdefault(key, []).append(value)
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"

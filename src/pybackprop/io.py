@@ -118,20 +118,23 @@ def _read(f: Any, source: str) -> "Sequential":
         raise _bad(source, "no header")
     try:
         header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(source, f"the header is not JSON ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise _bad(source, f"the header is not JSON ({type(e).__name__}: {e})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _bad(source, f"the header's format is not '{FORMAT}'")
     if header.get("format_version") != FORMAT_VERSION:
         raise _bad(source, f"format version {header.get('format_version')!r}; this pybackprop reads version "
                            f"{FORMAT_VERSION}")
     sums = header.get("sha256", {})
+    if not isinstance(sums, dict):
+        raise _bad(source, "the header's sha256 entry is not a table of checksums")
     if set(sums) != set(arrays):
         raise _bad(source, f"arrays {sorted(arrays)} do not match the header's {sorted(sums)}")
     for name, arr in arrays.items():
         if _sha256(arr) != sums[name]:
             raise _bad(source, f"checksum mismatch in '{name}' (the file was modified or corrupted)")
     try:
+        _check_shapes(header.get("config"), arrays)  # before anything is allocated
         model = Sequential.from_config(header["config"])
         counters = header.get("counters")
         if counters is not None:
@@ -150,9 +153,42 @@ def _read(f: Any, source: str) -> "Sequential":
             net.optimizer_step = int(counters["optimizer_step"])
             for dropout, p in zip(model._dropouts, header.get("keep_probs") or []):
                 net.set_keep_prob(dropout._index, float(p))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as e:
         raise _bad(source, f"{type(e).__name__}: {e}") from None
     return model
+
+
+def _check_shapes(config: Any, arrays: Dict[str, np.ndarray]) -> None:
+    """The weight shapes the config declares must be the stored arrays' (checked before building,
+    so a small file cannot make the loader allocate a huge model)."""
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise ValueError("the config has no list of layers")
+    fan_in = config.get("input_dim")
+    expected = []
+    for k, layer in enumerate(config["layers"]):
+        if not isinstance(layer, dict):
+            raise ValueError(f"layer {k} of the config is not a table")
+        if layer.get("class_name") != "Dense":
+            continue
+        units = layer.get("units")
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"layer {k}: units must be a positive integer, got {units!r}")
+        if fan_in is not None:
+            expected.append((fan_in, units))
+            if layer.get("use_bias", True):
+                expected.append((units,))
+        fan_in = units
+    stored = sorted((k for k in arrays if k.startswith("weight_")), key=lambda k: int(k.split("_")[1]))
+    if config.get("input_dim") is None:
+        if stored:
+            raise ValueError("weights stored for a model without input_dim")
+        return
+    if not isinstance(config["input_dim"], int) or config["input_dim"] < 1:
+        raise ValueError(f"input_dim must be a positive integer, got {config['input_dim']!r}")
+    shapes = [tuple(arrays[k].shape) for k in stored]
+    if shapes != expected:
+        raise ValueError(f"the config declares weights of shapes {expected[:6]}{'...' if len(expected) > 6 else ''}"
+                         f" but the file stores {shapes[:6]}{'...' if len(shapes) > 6 else ''}")
 
 
 def load(path: Any) -> "Sequential":

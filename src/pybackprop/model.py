@@ -443,7 +443,7 @@ class Sequential:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
             loss, grad_norm, _, lr_used, keep_used, health, diverged = net.fit_epoch(
-                Xc, Yc, batch_size, shuffle, lr_steps, keep_steps)
+                Xc, Yc, min(batch_size, n), shuffle, lr_steps, keep_steps)
             if diverged is not None:
                 step, bad_loss = diverged
                 if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
@@ -553,20 +553,19 @@ class Sequential:
         mask_list = None if masks is None else self._mask_list(masks, Xc.shape[0])
         if training:
             self._set_keep_probs_now()
-        loss = float(self._net.loss_and_gradients(Xc, Yc, training, mask_list))
+        loss, core_grads, core_masks = self._net.loss_and_gradients(Xc, Yc, training, mask_list)
         grads: List[Dict[str, np.ndarray]] = []
         for layer in self.layers:
             g: Dict[str, np.ndarray] = {}
             if isinstance(layer, Dense):
-                g["W"] = self._net.dW(layer._index).copy()
-                if layer.use_bias:
-                    g["b"] = self._net.db(layer._index).copy()
+                g["W"], *bias = core_grads[layer._index]
+                if bias:
+                    g["b"] = bias[0]
             grads.append(g)
         if not return_masks:
-            return loss, grads
-        used = {i: self._net.mask(layer._index) for i, layer in enumerate(self.layers)
-                if isinstance(layer, Dropout) and training}
-        return loss, grads, used
+            return float(loss), grads
+        dropout_positions = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
+        return float(loss), grads, dict(zip(dropout_positions, core_masks))
 
     def _mask_list(self, masks: Any, n: int) -> List[Optional[np.ndarray]]:
         """Dropout masks keyed by layer index -> the core's list (one entry per Dense layer)."""
@@ -618,12 +617,7 @@ class Sequential:
         """Copies of the parameters, ``[W0, b0, W1, ...]`` (no b without bias)."""
         if not self.built:
             return []
-        out: List[np.ndarray] = []
-        for d, layer in enumerate(self._dense):
-            out.append(self._net.W(d).copy())
-            if layer.use_bias:
-                out.append(self._net.b(d).copy())
-        return out
+        return list(self._net.get_weights())  # copied under the core's lock
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every parameter from a list shaped like :meth:`get_weights`.
@@ -659,8 +653,7 @@ class Sequential:
             if not np.isfinite(arr).all():
                 fail(name, f"finite values (in {self.dtype})", arr)
             arrays.append(arr)
-        for (_, dest), arr in zip(targets, arrays):
-            dest[...] = arr
+        self._net.set_weights(arrays)  # written under the core's lock
 
     def get_config(self) -> Dict[str, Any]:
         """A JSON-serialisable description (not the trained weights).

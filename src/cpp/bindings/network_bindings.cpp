@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include <mutex>
@@ -196,6 +197,55 @@ void bind_one(py::module_& m, const char* name) {
         .def("reset_optimizer_state", &Net::reset_optimizer_state)
         .def("batch_health", [](Net& n) { return health_dict(n.batch_health()); },
              "Gradient-flow diagnostics of the last loss_and_gradients batch, per layer.")
+        .def("get_weights", [](Net& n) {
+            // Copies [W0, b0, W1, ...] taken under the lock (consistent while another thread trains).
+            py::list out;
+            std::vector<std::pair<T*, const T*>> copies;
+            std::vector<std::size_t> sizes;
+            for (std::size_t l = 0; l < n.num_layers(); ++l) {
+                py::array_t<T> W({py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))});
+                copies.emplace_back(W.mutable_data(), n.W(l));
+                sizes.push_back(n.fan_in(l) * n.fan_out(l));
+                out.append(W);
+                if (n.has_bias(l)) {
+                    py::array_t<T> b(py::ssize_t(n.fan_out(l)));
+                    copies.emplace_back(b.mutable_data(), n.b(l));
+                    sizes.push_back(n.fan_out(l));
+                    out.append(b);
+                }
+            }
+            locked(n, [&] {
+                for (std::size_t i = 0; i < copies.size(); ++i)
+                    std::memcpy(copies[i].first, copies[i].second, sizes[i] * sizeof(T));
+            });
+            return out;
+        })
+        .def("set_weights", [](Net& n, const std::vector<InArray<T>>& weights) {
+            // All shapes are checked before anything is written, then written under the lock.
+            std::vector<std::pair<T*, const T*>> copies;
+            std::vector<std::size_t> sizes;
+            std::size_t k = 0;
+            auto take = [&](T* dest, std::size_t rows, std::size_t cols, bool matrix) {
+                require(k < weights.size(), "weights", "one array per W and b", std::to_string(weights.size()));
+                const InArray<T>& a = weights[k];
+                const bool ok = matrix ? (a.ndim() == 2 && std::size_t(a.shape(0)) == rows &&
+                                          std::size_t(a.shape(1)) == cols)
+                                       : (a.ndim() == 1 && std::size_t(a.shape(0)) == cols);
+                require(ok, "weights[" + std::to_string(k) + "]", "the shape of that parameter", "another");
+                copies.emplace_back(dest, a.data());
+                sizes.push_back(rows * cols);
+                ++k;
+            };
+            for (std::size_t l = 0; l < n.num_layers(); ++l) {
+                take(n.W(l), n.fan_in(l), n.fan_out(l), true);
+                if (n.has_bias(l)) take(n.b(l), 1, n.fan_out(l), false);
+            }
+            require(k == weights.size(), "weights", std::to_string(k) + " arrays", std::to_string(weights.size()));
+            locked(n, [&] {
+                for (std::size_t i = 0; i < copies.size(); ++i)
+                    std::memcpy(copies[i].first, copies[i].second, sizes[i] * sizeof(T));
+            });
+        })
         .def("set_recording", &Net::set_recording, py::arg("on"))
         .def("recorded", [](const Net& n, std::size_t l) {
             check_layer(n, l);
@@ -236,7 +286,7 @@ void bind_one(py::module_& m, const char* name) {
         })
         .def("loss_and_gradients",
              [](Net& n, const InArray<T>& X, const InArray<T>& Y, bool training,
-                const std::optional<std::vector<std::optional<InArray<T>>>>& masks) {
+                const std::optional<std::vector<std::optional<InArray<T>>>>& masks, bool copy) {
                  const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
                  check_matrix<T>(Y, "y", n.output_dim(), long(rows));
                  std::vector<const T*> mask_ptrs(n.num_layers(), nullptr);
@@ -251,18 +301,54 @@ void bind_one(py::module_& m, const char* name) {
                          mask_ptrs[l] = (*masks)[l]->data();
                      }
                  }
+                 // The gradients (and masks used) are copied out under the network's lock, so a
+                 // call from another thread cannot overwrite them before the caller sees them.
+                 py::list grads, used;
+                 std::vector<std::pair<T*, const T*>> copies;  // (destination, source) after the call
+                 std::vector<std::size_t> sizes;
+                 auto add = [&](py::list& into, std::vector<py::ssize_t> shape, const T* src) {
+                     py::array_t<T> a(shape);
+                     std::size_t count = 1;
+                     for (auto d : shape) count *= std::size_t(d);
+                     copies.emplace_back(a.mutable_data(), src);
+                     sizes.push_back(count);
+                     into.append(a);
+                 };
+                 for (std::size_t l = 0; l < n.num_layers() && copy; ++l) {
+                     py::list layer;
+                     add(layer, {py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))}, n.dW(l));
+                     if (n.has_bias(l)) add(layer, {py::ssize_t(n.fan_out(l))}, n.db(l));
+                     grads.append(layer);
+                 }
+                 const std::size_t first_mask = copies.size();
+                 if (training && copy)
+                     for (std::size_t l = 0; l < n.num_layers(); ++l)
+                         if (n.has_dropout(l)) add(used, {py::ssize_t(rows), py::ssize_t(n.fan_in(l))}, nullptr);
                  const T *x = X.data(), *y = Y.data();
-                 return locked(n, [&] {
-                     return n.loss_and_gradients(x, y, rows, training, masks ? &mask_ptrs : nullptr);
+                 const double loss = locked(n, [&] {
+                     const double value = n.loss_and_gradients(x, y, rows, training, masks ? &mask_ptrs : nullptr);
+                     // the masks' sources exist only now (the activation buffers may have grown)
+                     std::size_t k = first_mask;
+                     for (std::size_t l = 0; l < n.num_layers() && training && copy; ++l)
+                         if (n.has_dropout(l)) copies[k++].second = n.mask(l);
+                     for (std::size_t i = 0; i < copies.size(); ++i)
+                         std::memcpy(copies[i].first, copies[i].second, sizes[i] * sizeof(T));
+                     return value;
                  });
+                 return py::make_tuple(loss, grads, used);
              },
-             py::arg("X"), py::arg("Y"), py::arg("training") = false, py::arg("masks") = py::none())
+             py::arg("X"), py::arg("Y"), py::arg("training") = false, py::arg("masks") = py::none(),
+             py::arg("copy") = true,
+             "(loss, [[dW, db?] per layer], [mask per dropout] if training): copies taken under the lock; "
+             "with copy=False the lists are empty and the gradients stay in grads() only.")
         .def("apply_gradients", [](Net& n, double lr) {
             require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr));
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> guard(n.mutex());
-            n.apply_gradients(lr);
-        }, py::arg("lr"), "One optimiser step on the gradients in grads() (e.g. after an all-reduce).")
+            return n.apply_gradients(lr);
+        }, py::arg("lr"),
+        "One optimiser step on the gradients in grads() (e.g. after an all-reduce); False (and nothing "
+        "changed) when the update would leave a NaN or inf.")
         .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
             const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
             check_matrix<T>(Y, "y", n.output_dim(), long(rows));

@@ -242,11 +242,28 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
 }
 
 template <typename T>
-void Network<T>::step(double lr) {
+bool Network<T>::step(double lr) {
+    // Keep what the step overwrites, so that an update which overflows (a huge lr,
+    // inf Adam moments) can be undone: the model keeps its last finite state.
+    const std::size_t n = params_.size();
+    const auto [use1, use2] = state_used(opt_);
+    before_step_.resize(3 * n);
+    T* keep = before_step_.data();
+    std::memcpy(keep, params_.data(), n * sizeof(T));
+    if (use1) std::memcpy(keep + n, state1_.data(), n * sizeof(T));
+    if (use2) std::memcpy(keep + 2 * n, state2_.data(), n * sizeof(T));
+    apply_optimizer(opt_, lr, optimizer_step + 1, params_.data(), grads_.data(), state1_.data(), state2_.data(), n);
+    const bool finite = all_finite(params_.data(), n) && (!use1 || all_finite(state1_.data(), n)) &&
+                        (!use2 || all_finite(state2_.data(), n));
+    if (!finite) {
+        std::memcpy(params_.data(), keep, n * sizeof(T));
+        if (use1) std::memcpy(state1_.data(), keep + n, n * sizeof(T));
+        if (use2) std::memcpy(state2_.data(), keep + 2 * n, n * sizeof(T));
+        return false;
+    }
     ++optimizer_step;
-    apply_optimizer(opt_, lr, optimizer_step, params_.data(), grads_.data(), state1_.data(), state2_.data(),
-                    params_.size());
     ++step_counter;
+    return true;
 }
 
 template <typename T>
@@ -377,8 +394,7 @@ bool Network<T>::grads_finite() {
 template <typename T>
 double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied) {
     const double loss = loss_and_gradients(X, Y, n, true);
-    const bool ok = std::isfinite(loss) && grads_finite();
-    if (ok) step(lr);
+    const bool ok = std::isfinite(loss) && grads_finite() && step(lr);
     if (applied) *applied = ok;
     return loss;
 }
@@ -413,6 +429,9 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
     auto last_poll = Clock::now();
+    std::size_t poll_mask = 0;
+    while (poll_mask < 63 && (poll_mask + 1) * 2 * bs * params_.size() <= (std::size_t(1) << 20))
+        poll_mask = poll_mask * 2 + 1;
     stats.lr.reserve(steps);
     stats.keep.reserve(steps * nd);
     for (std::size_t s = 0; s < steps; ++s) {
@@ -448,7 +467,9 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             stats.health[l].nonfinite |= !std::isfinite(g);
             finite &= std::isfinite(g);
         }
-        if (!finite) {  // divergence: keep the weights of the last finite step
+        // Divergence: a NaN/inf loss or gradient, or an update that overflows (step()
+        // rolls it back). The model keeps the weights of the last finite step.
+        if (!finite || !step(lr)) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();
@@ -456,9 +477,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             break;
         }
         stats.loss += loss * double(B);
-        step(lr);
         ++stats.steps;
-        if (schedule.should_stop && s + 1 < steps &&
+        // Poll for a stop request about every 20 ms. Reading the clock costs more than
+        // a step of a tiny network, so it is read every `poll_mask + 1` steps: about a
+        // million multiply-adds of work apart, every step for large layers.
+        if (schedule.should_stop && s + 1 < steps && (s & poll_mask) == poll_mask &&
             Clock::now() - last_poll >= std::chrono::milliseconds(20)) {
             last_poll = Clock::now();
             if (schedule.should_stop()) {

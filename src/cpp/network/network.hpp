@@ -123,7 +123,7 @@ public:
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
     // Applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
-    void apply_gradients(double lr) { step(lr); }
+    bool apply_gradients(double lr) { return step(lr); }
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
@@ -158,7 +158,9 @@ private:
     void zero_grads() { grads_.zero(); }
     void forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks = nullptr);
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
-    void step(double lr);
+    // One optimiser step; returns false, with parameters and state restored,
+    // when it would leave a NaN or inf in them (an overflowing update).
+    bool step(double lr);
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
@@ -169,6 +171,7 @@ private:
     std::vector<std::vector<uint8_t>> alive_;     // per layer and unit: ever z > 0
     std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
     AlignedBuffer<T> snapshot_;                   // parameters at the start of an epoch
+    AlignedBuffer<T> before_step_;                // parameters and state before a step (rollback)
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
 
     std::size_t input_dim_;

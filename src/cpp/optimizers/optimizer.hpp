@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "optimizers/adagrad.hpp"
 #include "optimizers/adam.hpp"
@@ -51,6 +52,26 @@ void clip_global_norm(T* g, std::size_t n, double max_norm) {
         const T c = T(coef);
         for (std::size_t i = 0; i < n; ++i) g[i] *= c;
     }
+}
+
+// True when every x is finite: x - x is 0 for finite x and NaN for inf or NaN,
+// and a NaN survives the sum (branch-free, so it vectorises).
+template <typename T>
+bool all_finite(const T* x, std::size_t n) {
+    T acc = 0;
+    for (std::size_t i = 0; i < n; ++i) acc += x[i] - x[i];
+    return acc == T(0);
+}
+
+// Which state buffers a rule writes: {state1, state2}.
+inline std::pair<bool, bool> state_used(const OptimizerConfig& c) {
+    switch (c.kind) {
+        case OptKind::Sgd: return {c.momentum != 0.0, false};
+        case OptKind::Adam: return {true, true};
+        case OptKind::Rmsprop: return {true, c.momentum > 0};
+        case OptKind::Adagrad: return {true, false};
+    }
+    return {true, true};
 }
 
 // One step at learning rate lr; t is the optimiser's step number (1-based).
