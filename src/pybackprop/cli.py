@@ -8,6 +8,8 @@
 - ``pybackprop vanishing``: the first layer's gradient relative to the last in a
   deep net, sigmoid against tanh, relu and leaky_relu; and exploding gradients
   tamed by ``clip_norm``.
+- ``pybackprop bench``: training speed against the NumPy reference and PyTorch
+  (``--quick``: a subset in under a minute).
 """
 from __future__ import annotations
 
@@ -200,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="PNG", help="write per-layer gradient norms to this file (needs matplotlib)")
     p.set_defaults(func=vanishing_cmd)
+
+    from . import bench
+
+    bench.add_parser(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, List
 
 import numpy as np
 
@@ -164,7 +164,7 @@ def _check_shapes(config: Any, arrays: Dict[str, np.ndarray]) -> None:
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ValueError("the config has no list of layers")
     fan_in = config.get("input_dim")
-    expected = []
+    expected: List[tuple] = []
     for k, layer in enumerate(config["layers"]):
         if not isinstance(layer, dict):
             raise ValueError(f"layer {k} of the config is not a table")

@@ -1,0 +1,248 @@
+"""Data-parallel training over MPI (pybackprop.distributed), run under ``mpiexec -n 2``.
+
+Each test writes a small script, launches it with ``mpiexec -n 2`` in a
+subprocess and checks what the ranks saved: the weights equal a single-process
+``fit`` on the same global batches (float64, to rounding), the ranks agree
+bitwise, and a failing rank ends the job with a non-zero exit instead of a hang.
+Skipped when mpi4py or mpiexec is missing (``pip install "pybackprop[mpi]"``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pybackprop as bp
+
+pytest.importorskip("mpi4py")
+# the mpich wheel installs mpiexec next to the interpreter, which may not be on PATH
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=str(Path(sys.executable).parent))
+if MPIEXEC is None:  # pragma: no cover - depends on the environment
+    pytest.skip("mpiexec not found (pip install mpich)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = Path(bp.__file__).resolve().parent.parent
+#: float64 weights: N ranks sum the batch gradient in a different order than one process, so they
+#: agree to rounding (measured over 320 steps: max |diff| <= 4.4e-16, <= 6.3e-14 relative element-wise
+#: where |w| > 1e-3; docs/distributed.md).
+RTOL, ATOL = 1e-10, 1e-12
+TIMEOUT = 60
+
+#: the model and data of every test, defined once for the MPI scripts and for this process
+MODEL_SRC = """
+import numpy as np
+import pybackprop as bp
+
+
+def make_model(dropout=False, seed=3):
+    layers = [bp.Dense(16, activation="tanh")]
+    if dropout:
+        layers.append(bp.Dropout(keep_prob=bp.schedules.Linear(0.9, 0.6, 40, unit="step")))
+    layers += [bp.Dense(8, activation="relu", init="he_normal"), bp.Dense(1)]
+    model = bp.Sequential(layers, input_dim=5, dtype="float64", seed=seed)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=bp.schedules.Exponential(0.05, 0.98, unit="step"),
+                                               momentum=0.9, clip_norm=2.0))
+    return model
+
+
+def make_data(n=203):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 5))
+    return X, np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
+"""
+PREAMBLE = MODEL_SRC + """
+import sys
+from mpi4py import MPI
+from pybackprop.distributed import DistributedTrainer, DistributedError, fit_distributed
+
+comm = MPI.COMM_WORLD
+out = sys.argv[1]
+"""
+
+SINGLE = {"epochs": 4, "batch_size": 32, "shuffle": True}
+
+
+def mpirun(tmp_path: Path, body: str, n: int = 2, timeout: float = TIMEOUT,
+           save: bool = False) -> subprocess.CompletedProcess:
+    """Run PREAMBLE + body (+ SAVE: each rank writes w<rank>.npz) on n ranks."""
+    script = tmp_path / "script.py"
+    script.write_text(PREAMBLE + textwrap.dedent(body) + (SAVE if save else ""))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, str(script), str(tmp_path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+
+
+def single_process(dropout: bool = False) -> bp.Sequential:
+    """The same model trained by plain ``fit`` in this process."""
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"](dropout)
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, **SINGLE)
+    return model
+
+
+def load_ranks(tmp_path: Path, name: str, n: int = 2):
+    return [np.load(tmp_path / f"{name}{r}.npz") for r in range(n)]
+
+
+def check_same(ranks, model: bp.Sequential) -> None:
+    want = model.get_weights()
+    for r, saved in enumerate(ranks):
+        got = [saved[f"w{i}"] for i in range(len(want))]
+        for i, (g, w) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"rank {r}, weights[{i}]")
+    for i in range(len(want)):  # all ranks agree bitwise
+        assert all(np.array_equal(ranks[0][f"w{i}"], other[f"w{i}"]) for other in ranks[1:]), i
+
+
+SAVE = """
+np.savez(f"{out}/w{comm.rank}.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())},
+         loss=np.array(history.history["loss"] if history is not None else []),
+         counters=np.array([model._net.epoch_counter, model._net.step_counter]))
+"""
+
+
+@pytest.mark.parametrize("dropout,sharded", [(False, False), (True, True)])
+def test_two_ranks_match_single_process(tmp_path, dropout, sharded):
+    body = f"""
+    model = make_model({dropout})
+    if comm.rank == 1:  # rank 0's initial weights must win
+        model.set_weights([w + 1.0 for w in model.get_weights()])
+    X, y = make_data()
+    if {sharded}:  # uneven shards: rank 0 holds the first 150 rows, rank 1 the rest
+        X, y = (X[:150], y[:150]) if comm.rank == 0 else (X[150:], y[150:])
+    history = fit_distributed(model, X, y, verbose=0, sharded={sharded}, **{SINGLE!r})
+    assert (history is not None) == (comm.rank == 0)
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ranks = load_ranks(tmp_path, "w")
+    model = single_process(dropout)
+    check_same(ranks, model)
+    np.testing.assert_allclose(ranks[0]["loss"], model.history.history["loss"], rtol=1e-12)
+    for saved in ranks:
+        assert saved["counters"].tolist() == [model._net.epoch_counter, model._net.step_counter]
+
+
+def test_rank0_prints_and_checkpoints_only(tmp_path):
+    body = """
+    model = make_model()
+    X, y = make_data()
+    ckpt = bp.ModelCheckpoint(f"{out}/ckpt-{{epoch}}-rank{comm.rank}.pbp", monitor="loss")
+    stop = bp.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)  # stops after 2 epochs everywhere
+    history = fit_distributed(model, X, y, epochs=5, batch_size=50, verbose=1, callbacks=[ckpt, stop])
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Epoch 1/5") == 1 and proc.stdout.count("Epoch 2/5") == 1, proc.stdout
+    assert "Epoch 3/5" not in proc.stdout
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-0-rank0.pbp", "ckpt-1-rank0.pbp"]
+    ranks = load_ranks(tmp_path, "w")
+    assert [r["counters"][0] for r in ranks] == [2, 2] and len(ranks[0]["loss"]) == 2
+    loaded = bp.load(tmp_path / "ckpt-1-rank0.pbp").get_weights()
+    assert all(np.array_equal(a, ranks[1][f"w{i}"]) for i, a in enumerate(loaded))
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_failing_rank_ends_the_job(tmp_path, how):
+    """Rank 1 fails in the middle of training while rank 0 waits in the Allreduce; the job must end
+    non-zero (a hang would raise TimeoutExpired): an exception makes rank 1 call MPI_Abort, a process
+    that dies outright is detected by mpiexec, which kills the other ranks."""
+    fail = 'raise RuntimeError("disk on fire")' if how == "raise" else "os._exit(3)"
+    body = f"""
+    import os
+
+    class Boom(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            if comm.rank == 1 and epoch == 1:
+                {fail}
+
+    model = make_model()
+    X, y = make_data()
+    fit_distributed(model, X, y, epochs=50, batch_size=8, verbose=0, callbacks=[Boom()])
+    open(f"{{out}}/finished{{comm.rank}}", "w").close()
+    """
+    proc = mpirun(tmp_path, body, timeout=TIMEOUT)
+    assert proc.returncode != 0
+    if how == "raise":
+        assert "rank 1 of 2 failed with RuntimeError: disk on fire" in proc.stderr
+        assert "MPI_Abort" in proc.stderr
+    assert not list(tmp_path.glob("finished*"))
+
+
+def test_rank_specific_bad_input_raises_everywhere(tmp_path):
+    """Invalid data on one rank is reported on every rank (collective check), no abort needed."""
+    body = """
+    model = make_model()
+    X, y = make_data()
+    if comm.rank == 1:
+        X = X.copy(); X[3, 2] = np.nan
+    try:
+        fit_distributed(model, X, y, epochs=1, batch_size=8, verbose=0)
+    except DistributedError as exc:
+        print(f"rank {comm.rank} caught: {exc}")
+    try:
+        fit_distributed(model, make_data()[0], make_data()[1], epochs=1, batch_size=8 + comm.rank, verbose=0)
+    except DistributedError as exc:
+        print(f"rank {comm.rank} caught: {exc}")
+    """
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    for r in (0, 1):
+        assert f"rank {r} caught: checking the arguments of fit failed on 1 of 2 ranks: rank 1: ValueError" \
+            in proc.stdout, proc.stdout
+        assert f"rank {r} caught: rank {r} and rank {1 - r} differ in batch_size" in proc.stdout, proc.stdout
+
+
+def test_mask_draws_match_reference():
+    from pybackprop.distributed import _MaskDraws
+    from pybackprop.reference import rng
+
+    draws = _MaskDraws()
+    rows = np.array([0, 2, 5, 6])
+    for seed, step, index, per_batch in [(0, 0, 1, False), (2 ** 62 + 7, 1234, 3, False), (5, 9, 0, True)]:
+        want = rng.dropout_mask(seed, step, index, (7, 11), 0.6, per_batch=per_batch)
+        got = draws.mask(seed, step, index, rows, 11, 0.6, per_batch, "float64")
+        assert np.array_equal(got, want[rows])
+
+
+def test_example_mpi_train(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(ROOT / "examples" / "mpi_train.py"),
+                           "--epochs", "2", "--samples", "2000", "--width", "32", "--dtype", "float64",
+                           "--checkpoint", str(tmp_path / "m.pbp"), "--check"],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Epoch 2/2") == 1 and "allreduce share of the step" in proc.stdout
+    diff = float(proc.stdout.split("largest weight difference")[1].split()[0])
+    assert diff < 1e-12 and (tmp_path / "m.pbp").exists()
+
+
+def test_divergence_is_raised_on_every_rank(tmp_path):
+    body = """
+    model = bp.Sequential([bp.Dense(8, activation="relu"), bp.Dense(1)], input_dim=5, dtype="float64", seed=0)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=1e6))
+    X, y = make_data()
+    try:
+        fit_distributed(model, X, 1e3 * y, epochs=5, batch_size=16, verbose=0)
+    except bp.DivergenceError as exc:
+        print(f"rank {comm.rank} diverged at epoch {exc.epoch} step {exc.step}")
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    stop = bp.TerminateOnNaN()
+    history = fit_distributed(model, X, 1e3 * y, epochs=5, batch_size=16, verbose=0, callbacks=[stop])
+    print(f"rank {comm.rank} terminated={stop.terminated}")
+    """
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    # the ranks' lines may interleave on the shared stdout
+    diverged = sorted(re.findall(r"rank (\d) diverged at (epoch \d+ step \d+)", proc.stdout))
+    assert [r for r, _ in diverged] == ["0", "1"] and diverged[0][1] == diverged[1][1], proc.stdout
+    assert "rank 0 terminated=True" in proc.stdout and "rank 1 terminated=True" in proc.stdout

@@ -1,0 +1,50 @@
+"""The package is typed: mypy passes on it and on a small typed user script."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import pybackprop
+
+pytest.importorskip("mypy")
+
+USER_SCRIPT = textwrap.dedent('''
+    import numpy as np
+    import pybackprop as bp
+
+    model: bp.Sequential = bp.Sequential([bp.Dense(4, activation="relu"), bp.Dropout(keep_prob=0.8),
+                                          bp.Dense(1)], input_dim=3, seed=0)
+    model.compile(loss="mse", optimizer=bp.Adam(lr=0.01, clip_norm=1.0))
+    hist: bp.History = model.fit(np.ones((8, 3)), np.ones(8), epochs=2, verbose=0)
+    losses: list = hist.history["loss"]
+    y: np.ndarray = model.predict(np.ones((2, 3)))
+    loss: float = model.evaluate(np.ones((2, 3)), np.ones(2))
+    report = bp.gradient_check(model, np.ones((2, 3)), np.ones(2))
+    worst: float = report["max_rel_error"]
+    n: int = bp.get_num_threads()
+''')
+
+
+def run_mypy(*args):
+    return subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--ignore-missing-imports", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_mypy_on_the_package():
+    package = Path(pybackprop.__file__).parent
+    proc = run_mypy(str(package))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_on_a_user_script(tmp_path):
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT)
+    proc = run_mypy(str(script))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_py_typed_and_stubs_ship():
+    package = Path(pybackprop.__file__).parent
+    assert (package / "py.typed").exists() and (package / "_core.pyi").exists()
