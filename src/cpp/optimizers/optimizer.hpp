@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "optimizers/adagrad.hpp"
@@ -54,13 +56,19 @@ void clip_global_norm(T* g, std::size_t n, double max_norm) {
     }
 }
 
-// True when every x is finite: x - x is 0 for finite x and NaN for inf or NaN,
-// and a NaN survives the sum (branch-free, so it vectorises).
+// True when every x is finite: no element has an all-ones exponent (inf, NaN).
+// An integer OR over the bits, so it vectorises (a float sum would not).
 template <typename T>
 bool all_finite(const T* x, std::size_t n) {
-    T acc = 0;
-    for (std::size_t i = 0; i < n; ++i) acc += x[i] - x[i];
-    return acc == T(0);
+    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        Bits b;
+        std::memcpy(&b, x + i, sizeof(T));
+        bad |= Bits((b & exponent) == exponent);
+    }
+    return bad == 0;
 }
 
 // Which state buffers a rule writes: {state1, state2}.
