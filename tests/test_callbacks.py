@@ -1,5 +1,6 @@
 """Callbacks and overfitting control: EarlyStopping, ModelCheckpoint, LearningRateScheduler,
 TerminateOnNaN, ProgressBar, validation_split."""
+import io
 import math
 
 import numpy as np
@@ -170,9 +171,26 @@ def test_progress_bar_lines(capsys):
     _model().fit(X, y, epochs=2, validation_data=(X, y), verbose=1)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("Epoch 1/2 - loss: ") and "val_loss: " in lines[0] and "samples/s" in lines[0]
+    assert lines[0].startswith("Epoch 1/2 [==========>         ] - loss: ") and "val_loss: " in lines[0]
+    assert lines[1].startswith("Epoch 2/2 [====================] - loss: ") and "samples/s" in lines[1]
     _model().fit(X, y, epochs=2, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_redraws_in_a_terminal():
+    X, y = _data()
+    out = FakeTerminal()
+    bar = bp.ProgressBar(stream=out)
+    stop = bp.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)  # stops after 2 of 5 epochs
+    _model().fit(X, y, epochs=5, callbacks=[bar, stop], verbose=0)
+    text = out.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    assert "Epoch 2/5 [========>           ]" in text
 
 
 def test_callbacks_must_be_callbacks():

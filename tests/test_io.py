@@ -149,3 +149,30 @@ def test_file_is_a_plain_npz():
 
     buf.write(model_to_bytes(_model()))
     assert set(zipfile.ZipFile(buf).namelist()) >= {"header.npy", "weight_0.npy", "optimizer_state1.npy"}
+
+
+def test_killed_writer_leaves_the_previous_file_loadable(tmp_path):
+    """A process killed (SIGKILL) while it keeps saving leaves a loadable file behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "m.pbp"
+    writer = (
+        "import sys, numpy as np, pybackprop as bp\n"
+        "m = bp.Sequential([bp.Dense(256, activation='relu'), bp.Dense(256), bp.Dense(1)], input_dim=64, seed=0)\n"
+        "m.compile(loss='mse', optimizer=bp.Adam())\n"
+        "m.save(sys.argv[1]); print('saved', flush=True)\n"
+        "while True:\n"
+        "    m.fit(np.ones((4, 64)), np.ones(4), epochs=1, verbose=0)\n"
+        "    m.save(sys.argv[1])\n")
+    with subprocess.Popen([sys.executable, "-c", writer, str(path)], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "saved"
+        time.sleep(0.5)  # many saves in flight
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    model = bp.load(path)  # whichever save completed last
+    assert model.predict(np.ones((1, 64))).shape == (1, 1)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "m.pbp"]
+    assert all(name.startswith(".pybackprop-") for name in leftovers)  # at most a temporary file

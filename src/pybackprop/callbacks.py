@@ -260,16 +260,24 @@ class TerminateOnNaN(Callback):
 
 
 class ProgressBar(Callback):
-    """One line per epoch: epoch, loss, val_loss, samples/s (``fit(verbose=1)``).
+    """Progress of ``fit(verbose=1)``: a bar over the epochs with loss, val_loss, samples/s.
+
+    In a terminal the line is redrawn in place after every epoch; elsewhere (a
+    log file, a notebook's captured output, a pipe) it prints one line per epoch.
 
     Examples
     --------
-    >>> ProgressBar().stream is sys.stdout
-    True
+    >>> import io
+    >>> ProgressBar(stream=io.StringIO()).interactive
+    False
     """
+
+    width = 20
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
 
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.params = self.model.history.params if self.model.history else {}
@@ -282,10 +290,20 @@ class ProgressBar(Callback):
         self.seen += 1
         elapsed = time.perf_counter() - self.start
         rate = self.params.get("samples", 0) / elapsed if elapsed > 0 else float("inf")
-        parts = [f"Epoch {self.seen}/{self.params.get('epochs', '?')}", f"loss: {logs['loss']:.6g}"]
+        total = self.params.get("epochs") or self.seen
+        done = int(self.width * self.seen / total)
+        bar = "[" + "=" * done + (">" if done < self.width else "") + " " * (self.width - done - 1) + "]"
+        parts = [f"Epoch {self.seen}/{total} {bar}", f"loss: {logs['loss']:.6g}"]
         if "val_loss" in logs:
             parts.append(f"val_loss: {logs['val_loss']:.6g}")
         parts.append(f"{rate:,.0f} samples/s")
-        print(" - ".join(parts), file=self.stream, flush=True)
+        line = " - ".join(parts)
+        if self.interactive:
+            print("\r" + line, end="\n" if self.seen == total else "", file=self.stream, flush=True)
+        else:
+            print(line, file=self.stream, flush=True)
 
-
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        total = self.params.get("epochs") or self.seen
+        if self.interactive and 0 < self.seen < total:  # stopped early: end the redrawn line
+            print(file=self.stream, flush=True)

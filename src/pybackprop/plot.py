@@ -17,7 +17,7 @@ def _pyplot() -> Any:
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
+    except ImportError as e:
         raise ImportError("pybackprop.plot needs matplotlib: pip install 'pybackprop[plot]'") from e
     return plt
 
