@@ -335,7 +335,10 @@ def run_model_ops(data: Any) -> None:
                 COUNTS[f"{op} non-finite output (extreme input)"] += 1
                 with np.errstate(all="ignore"):
                     xmax = np.max(np.abs(np.asarray(X, dtype=np.float64))) if np.size(X) else 0.0
-                assert xmax > 1e4 or op != "predict", f"{op}: non-finite result for moderate inputs"
+                    wmax = max((float(np.max(np.abs(w))) for w in model.get_weights() if w.size), default=0.0)
+                # (weights set by an earlier set_weights may be huge too, e.g. 1e38 in float32)
+                assert xmax > 1e4 or wmax > 1e4 or op != "predict", \
+                    f"{op}: non-finite result for moderate inputs and weights"
         if op == "fit":
             assert all(np.isfinite(result.history.get("loss", []))), "fit returned a non-finite loss"
 

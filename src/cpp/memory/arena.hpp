@@ -38,15 +38,18 @@ public:
     explicit AlignedBuffer(std::size_t n) { resize(n); }
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-    AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+    AlignedBuffer(AlignedBuffer&& o) noexcept : raw_(o.raw_), data_(o.data_), size_(o.size_) {
+        o.raw_ = nullptr;
         o.data_ = nullptr;
         o.size_ = 0;
     }
     AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
         if (this != &o) {
             release();
+            raw_ = o.raw_;
             data_ = o.data_;
             size_ = o.size_;
+            o.raw_ = nullptr;
             o.data_ = nullptr;
             o.size_ = 0;
         }
@@ -54,19 +57,22 @@ public:
     }
     ~AlignedBuffer() { release(); }
 
-    // Reallocates (contents become zero) when n differs from the current size.
-    void resize(std::size_t n) {
+    // Reallocates when n differs from the current size; the contents become zero,
+    // or stay undefined with zeroed = false (for buffers always written before read).
+    // Zeroing uses calloc, which for large sizes maps fresh zero pages without
+    // touching them: memory that is never written costs no resident memory.
+    void resize(std::size_t n, bool zeroed = true) {
         if (n == size_) return;
         release();
         if (n == 0) return;
         // More bytes than the address space (or PTRDIFF_MAX) can never be allocated; also
         // keeps n * sizeof(T) below from wrapping around.
         if (n > (std::size_t(PTRDIFF_MAX) - kAlign) / sizeof(T)) throw std::bad_array_new_length();
-        std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-        void* p = std::aligned_alloc(kAlign, bytes);
-        if (!p) throw std::bad_alloc();
-        std::memset(p, 0, bytes);
-        data_ = static_cast<T*>(p);
+        const std::size_t bytes = n * sizeof(T) + kAlign;  // room to align the start
+        raw_ = zeroed ? std::calloc(bytes, 1) : std::malloc(bytes);
+        if (!raw_) throw std::bad_alloc();
+        const auto addr = reinterpret_cast<std::uintptr_t>(raw_);
+        data_ = reinterpret_cast<T*>((addr + kAlign - 1) / kAlign * kAlign);
         size_ = n;
     }
     void zero() {
@@ -78,10 +84,12 @@ public:
 
 private:
     void release() {
-        std::free(data_);
+        std::free(raw_);
+        raw_ = nullptr;
         data_ = nullptr;
         size_ = 0;
     }
+    void* raw_ = nullptr;  // what malloc/calloc returned; data_ is it rounded up to kAlign
     T* data_ = nullptr;
     std::size_t size_ = 0;
 };

@@ -86,8 +86,10 @@ void Network<T>::set_optimizer(const OptimizerConfig& c) {
 
 template <typename T>
 void Network<T>::reset_optimizer_state() {
-    state1_.zero();
-    state2_.zero();
+    // Only the buffers this rule uses: the others stay untouched (no resident memory).
+    const auto [use1, use2] = state_used(opt_);
+    if (use1) state1_.zero();
+    if (use2) state2_.zero();
     if (opt_.kind == OptKind::Adagrad)
         std::fill(state1_.data(), state1_.data() + state1_.size(), T(opt_.initial_accumulator_value));
     optimizer_step = 0;
@@ -247,18 +249,20 @@ bool Network<T>::step(double lr) {
     // inf Adam moments) can be undone: the model keeps its last finite state.
     const std::size_t n = params_.size();
     const auto [use1, use2] = state_used(opt_);
-    before_step_.resize(3 * n);
+    before_step_.resize((1 + use1 + use2) * n, /*zeroed=*/false);
     T* keep = before_step_.data();
+    T* keep1 = keep + n;
+    T* keep2 = keep + (1 + use1) * n;
     std::memcpy(keep, params_.data(), n * sizeof(T));
-    if (use1) std::memcpy(keep + n, state1_.data(), n * sizeof(T));
-    if (use2) std::memcpy(keep + 2 * n, state2_.data(), n * sizeof(T));
+    if (use1) std::memcpy(keep1, state1_.data(), n * sizeof(T));
+    if (use2) std::memcpy(keep2, state2_.data(), n * sizeof(T));
     apply_optimizer(opt_, lr, optimizer_step + 1, params_.data(), grads_.data(), state1_.data(), state2_.data(), n);
     const bool finite = all_finite(params_.data(), n) && (!use1 || all_finite(state1_.data(), n)) &&
                         (!use2 || all_finite(state2_.data(), n));
     if (!finite) {
         std::memcpy(params_.data(), keep, n * sizeof(T));
-        if (use1) std::memcpy(state1_.data(), keep + n, n * sizeof(T));
-        if (use2) std::memcpy(state2_.data(), keep + 2 * n, n * sizeof(T));
+        if (use1) std::memcpy(state1_.data(), keep1, n * sizeof(T));
+        if (use2) std::memcpy(state2_.data(), keep2, n * sizeof(T));
         return false;
     }
     ++optimizer_step;
@@ -431,7 +435,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
-    snapshot_.resize(params_.size());
+    snapshot_.resize(params_.size(), /*zeroed=*/false);
     std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(T));
     activity_reset();
     bool loss_nonfinite = false;
