@@ -1,7 +1,6 @@
 """Type stubs of the private extension module pybackprop._core (see src/cpp/bindings)."""
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 import numpy.typing as npt
 
 ACTIVATIONS: List[str]

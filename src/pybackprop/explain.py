@@ -117,7 +117,7 @@ class Trace:
             sec = f"forward, layer {i} ({layer['name']})"
             prev = "x" if i == 1 else f"a{i - 1}"
             if layer["mask"] is not None:
-                rows.append((sec, f"dropout mask", "1 = kept, 0 = dropped", layer["mask"]))
+                rows.append((sec, "dropout mask", "1 = kept, 0 = dropped", layer["mask"]))
                 rows.append((sec, f"{prev} after dropout", f"{prev} ⊙ mask · scale", layer["a_prev"]))
             rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
             if layer["b"] is not None:
@@ -125,7 +125,7 @@ class Trace:
             rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
                          layer["z"]))
             rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
-        loss_f, grad_f = _LOSSES(self.loss_name)
+        loss_f, grad_f = _loss_formulas(self.loss_name)
         rows.append(("loss", "y", "the target", self.y))
         rows.append(("loss", "L", loss_f, np.array([[self.loss]])))
         for i in range(L, 0, -1):
@@ -187,7 +187,7 @@ def _nan_to_none(value: Any) -> Any:
     return None if value != value else value
 
 
-def _LOSSES(name: str) -> tuple:
+def _loss_formulas(name: str) -> tuple:
     return _LOSS_FORMULAS[name]
 
 

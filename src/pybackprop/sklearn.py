@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
