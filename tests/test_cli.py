@@ -42,7 +42,7 @@ def _run(*args, timeout=300):
                           timeout=timeout)
 
 
-@pytest.mark.parametrize("command", ["demo", "explain", "vanishing"])
+@pytest.mark.parametrize("command", ["demo", "explain", "vanishing", "bench"])
 def test_help(command):
     proc = _run(command, "--help")
     assert proc.returncode == 0 and "usage: pybackprop " + command in proc.stdout
@@ -71,6 +71,7 @@ def test_explain_matches_the_library():
     (["explain", "--x", "a,b,c"], "expected comma-separated numbers"),
     (["explain", "--lr", "-1"], "expected a number > 0"),
     (["vanishing", "--depth", "0"], "expected an integer >= 1"),
+    (["bench", "--workloads", "nope"], "invalid choice"),
     (["nonsense"], "invalid choice"),
 ])
 def test_bad_arguments_exit_nonzero(args, message):
