@@ -49,6 +49,9 @@ def test_trace_with_bias_dropout_and_softmax_equals_train_step():
         np.testing.assert_array_equal(layer.W, t["W_new"])
         np.testing.assert_array_equal(layer.b, t["b_new"])
     assert trace.layers[1]["mask"] is not None
+    out = trace.layers[1]  # its input is the core's dropped activation: a1 ⊙ mask / keep_prob
+    np.testing.assert_allclose(out["a_prev"], trace.layers[0]["a"] * out["mask"] / 0.6, rtol=1e-15)
+    np.testing.assert_allclose(out["z"], out["a_prev"] @ out["W"] + out["b"], rtol=1e-14)
     assert np.isnan(trace.layers[-1]["dL_da"]).all()  # fused softmax + cross-entropy
     assert np.isnan(trace.layers[-1]["fprime"]).all()  # softmax's derivative is a Jacobian
 

@@ -26,7 +26,6 @@ import numpy as np
 
 from . import schedules as _schedules
 from ._validation import check_float
-from .layers import Dropout
 from .optimizers import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -229,21 +228,13 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     step._set_keep_probs_now()
     loss, _ = net.train_step(Xc, Yc, lr)  # a NaN/inf step is not applied: W_new then equals W
     layers: List[Dict[str, Any]] = []
-    dropout_before: Dict[int, Dropout] = {}
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Dropout):
-            dropout_before[layer._index] = layer
     a_prev = Xc
     for d, layer in enumerate(model._dense):
         rec = net.recorded(d)
         W_old = model._net.W(d).copy()
         b_old = None if not layer.use_bias else model._net.b(d).copy()
-        mask = net.mask(d) if d in dropout_before else None
-        inp = a_prev
-        if mask is not None:
-            drop = dropout_before[d]
-            scale = 1.0 / net.keep_prob(d) if drop.scaling == "inverted" else 1.0
-            inp = a_prev * mask * scale  # shown only; the core computed z from the same product
+        mask = net.mask(d)  # None without a Dropout before this layer
+        inp = a_prev if mask is None else net.dropped_input(d)  # the core's a_prev ⊙ mask · scale
         entry = {
             "name": f"Dense {W_old.shape[0]} -> {layer.units}", "units": layer.units,
             "activation": layer.activation.name, "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,

@@ -149,6 +149,14 @@ void bind_one(py::module_& m, const char* name) {
             Net& n = self.cast<Net&>();
             return view<T>(self, n.state2(), {py::ssize_t(n.arena_size())});
         })
+        .def("dropped_input", [](Net& n, std::size_t l) -> py::object {
+            // D = dropout(A_prev) of the last forward pass (None without dropout)
+            check_layer(n, l);
+            if (!n.has_dropout(l)) return py::none();
+            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_in(l))});
+            std::copy(n.dropped_input(l), n.dropped_input(l) + n.last_batch() * n.fan_in(l), out.mutable_data());
+            return out;
+        })
         .def("mask", [](Net& n, std::size_t l) -> py::object {
             check_layer(n, l);
             if (!n.has_dropout(l)) return py::none();

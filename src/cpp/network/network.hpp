@@ -133,6 +133,7 @@ public:
     const T* Z(std::size_t l) const { return acts_.data() + z_off_[l]; }
     const T* A(std::size_t l) const { return acts_.data() + a_off_[l]; }
     const T* mask(std::size_t l) const { return acts_.data() + m_off_[l]; }
+    const T* dropped_input(std::size_t l) const { return acts_.data() + d_off_[l]; }
     std::size_t last_batch() const { return last_batch_; }
 
     // Recording (for the chain-rule explainer; off in training): when on, every
