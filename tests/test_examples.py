@@ -37,3 +37,14 @@ def test_dropout_overfitting():
     out = run("dropout_overfitting.py", "--epochs", "3")
     for name in ("no dropout", "keep_prob 0.8", "keep_prob 1.0 -> 0.5", "early stop"):
         assert name in out
+
+
+def test_readme_quickstart_runs_and_the_loss_falls():
+    import re
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = re.search(r"## Quickstart.*?```python\n(.*?)```", readme, re.S).group(1)
+    proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    first, last = (float(v) for v in proc.stdout.split("\n")[0].split(" -> "))
+    assert last < 0.1 * first
