@@ -1,7 +1,6 @@
 """Callbacks and overfitting control: EarlyStopping, ModelCheckpoint, LearningRateScheduler,
 TerminateOnNaN, ProgressBar, validation_split."""
 import io
-import math
 
 import numpy as np
 import pytest

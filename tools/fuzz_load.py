@@ -47,7 +47,6 @@ import os
 import sys
 import tempfile
 import warnings
-import zipfile
 
 import numpy as np
 
