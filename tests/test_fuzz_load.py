@@ -123,3 +123,11 @@ def test_loader_checks_sizes_before_allocating() -> None:
     grown_mb = int(out.stdout.strip().splitlines()[-1])
     # 10^7 units x 3 inputs: 120 MB per float32 arena, 4 arenas; a check first would need ~0
     assert grown_mb < 50, f"loading a 4 KB file grew the process by {grown_mb} MB"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent / "data" / "loader_crashes").iterdir()))
+def test_inputs_the_fuzzer_once_crashed_on(name: str) -> None:
+    """Regression corpus: files on which the loader once raised something other than ValueError."""
+    blob = (Path(__file__).parent / "data" / "loader_crashes" / name).read_bytes()
+    with pytest.raises(ValueError, match="not a valid pybackprop model file"):
+        bpio.model_from_bytes(blob)
