@@ -110,3 +110,14 @@ def test_schedule_config_round_trip():
     m2 = bp.Sequential.from_config(cfg)
     assert m2.get_config() == cfg
     assert isinstance(m2.optimizer.lr, schedules.Step)
+
+
+@pytest.mark.parametrize("schedule", [schedules.Step(1e-3, factor=1e300, every=1, unit="step"),
+                                      schedules.Exponential(1e-3, rate=1e300, unit="step")])
+def test_overflowing_schedule_is_a_value_error(schedule):
+    """Found by fuzzing: 1e300 ** 2 raised OverflowError from inside fit."""
+    assert schedule(5) == float("inf")
+    X, y = _data(10)
+    m = _model(lr=schedule)
+    with pytest.raises(ValueError, match="lr schedule at step 2 of the epoch"):
+        m.fit(X, y, epochs=1, batch_size=2, verbose=0)

@@ -15,6 +15,7 @@ to the C++ loop: no Python call happens inside the loop.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, Union
 
 import numpy as np
@@ -44,6 +45,15 @@ class Schedule:
     def __repr__(self) -> str:
         cfg = self.get_config()
         return f"{cfg.pop('class_name')}(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
+
+
+def _power(base: float, exponent: int) -> float:
+    """base ** exponent, inf when it overflows (Python raises OverflowError; the value
+    is then refused like any out-of-range schedule value, with a ValueError)."""
+    try:
+        return float(base ** exponent)
+    except OverflowError:
+        return math.inf
 
 
 def _unit(unit: str) -> str:
@@ -100,7 +110,7 @@ class Exponential(Schedule):
         self.unit = _unit(unit)
 
     def __call__(self, t: int) -> float:
-        return self.initial * self.rate ** t
+        return self.initial * _power(self.rate, t)
 
     def get_config(self) -> Dict[str, Any]:
         return {"class_name": "Exponential", "initial": self.initial, "rate": self.rate, "unit": self.unit}
@@ -120,7 +130,7 @@ class Step(Schedule):
         self.unit = _unit(unit)
 
     def __call__(self, t: int) -> float:
-        return self.initial * self.factor ** (t // self.every)
+        return self.initial * _power(self.factor, t // self.every)
 
     def get_config(self) -> Dict[str, Any]:
         return {"class_name": "Step", "initial": self.initial, "factor": self.factor, "every": self.every,
