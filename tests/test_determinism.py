@@ -156,3 +156,13 @@ def test_initialiser_statistics(init):
 def test_zeros_initialiser():
     model = bp.Sequential([bp.Dense(3, init="zeros")], input_dim=2, seed=0)
     assert not model.layers[0].W.any() and not model.layers[0].b.any()
+
+
+def test_core_permutation_is_the_reference_shuffle():
+    """The shuffle order fit uses (exposed for distributed training) equals the reference's."""
+    from pybackprop import _core
+    from pybackprop.reference import rng
+
+    for seed, epoch, n in [(0, 0, 1), (7, 3, 2), (123, 41, 1000)]:
+        np.testing.assert_array_equal(_core.permutation(seed, epoch, n), rng.permutation(seed, epoch, n))
+    assert _core.permutation(0, 0, 0).shape == (0,)

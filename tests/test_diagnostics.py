@@ -98,8 +98,6 @@ def test_history_records_gradient_flow_each_epoch():
                       input_dim=4, seed=0)
     m.compile(loss="mse", optimizer=bp.SGD(lr=0.05))
     X, y = _data(64)
-    before = [np.linalg.norm(np.concatenate([w.ravel() for w in ws]))
-              for ws in (m.get_weights()[0:2], m.get_weights()[2:4], m.get_weights()[4:6])]
     h = m.fit(X, y, epochs=3, batch_size=16, verbose=0)
     for key in ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite"):
         assert len(h.history[key]) == 3 and len(h.history[key][0]) == 3, key
@@ -109,7 +107,6 @@ def test_history_records_gradient_flow_each_epoch():
     assert all(0 < r < 1 for r in h.history["update_ratio"][0])
     assert h.history["dead_fraction"][0][0] == 0.0  # tanh layer: not relu-like
     assert h.history["nonfinite"][0] == [False, False, False]
-    del before
 
 
 def test_saturation_is_measured():

@@ -377,7 +377,7 @@ class DistributedTrainer:
             for cb in mine:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = model._epoch_schedules(epoch, net.step_counter, steps)
-            order = _rng.permutation(model.seed, epoch, n) if shuffle else np.arange(n)
+            order = _core.permutation(model.seed, epoch, n) if shuffle else np.arange(n)
             start_params = [[v.copy() for v in layer_views] for layer_views in self._param_views(dense)]
             loss_sum = 0.0
             norm_sums = np.zeros(len(dense))

@@ -1,9 +1,15 @@
 // The private extension module pybackprop._core. The public API is the Python
 // package around it; nothing here is meant to be called by users directly.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
 
 #include "bindings/bindings.hpp"
 #include "common/enums.hpp"
+#include "common/errors.hpp"
+#include "common/rng.hpp"
 #include "common/threads.hpp"
 #include "kernels/dispatch.hpp"
 
@@ -21,6 +27,15 @@ PYBIND11_MODULE(_core, m) {
     m.def("set_num_threads", &bp::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &bp::num_threads);
     m.def("available_cpus", &bp::available_cpus);
+    m.def("permutation", [](uint64_t seed, uint64_t epoch, std::size_t n) {
+        bp::require(n < (std::size_t(1) << 32), "n", "fewer than 2^32 samples", std::to_string(n));
+        py::array_t<int64_t> out(static_cast<py::ssize_t>(n));
+        std::vector<std::size_t> order(n);
+        for (std::size_t i = 0; i < n; ++i) order[i] = i;
+        if (n > 1) bp::shuffle_order(order.data(), n, seed, epoch);
+        std::copy(order.begin(), order.end(), out.mutable_data());
+        return out;
+    }, py::arg("seed"), py::arg("epoch"), py::arg("n"), "The shuffle order fit uses in that epoch.");
 
     auto names = [](const auto& table) {
         py::list out;

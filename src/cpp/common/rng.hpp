@@ -59,4 +59,16 @@ private:
     uint64_t state_, inc_;
 };
 
+// The sample order of epoch `epoch` (order holds 0..n-1 on entry): Fisher-Yates
+// from the epoch's own stream, n < 2^32. Used by fit and by distributed training.
+inline void shuffle_order(std::size_t* order, std::size_t n, uint64_t seed, uint64_t epoch) {
+    Pcg32 rng(seed, rng_stream(RngPurpose::Shuffle, epoch, 0));
+    for (std::size_t i = n - 1; i > 0; --i) {
+        const std::size_t j = rng.below(uint32_t(i + 1));
+        const std::size_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
 }  // namespace bp

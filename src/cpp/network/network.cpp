@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/errors.hpp"
+#include "common/reductions.hpp"
 #include "common/rng.hpp"
 #include "layers/dense.hpp"
 #include "layers/initializers.hpp"
@@ -270,20 +271,6 @@ bool Network<T>::step(double lr) {
     return true;
 }
 
-namespace {
-// Σ x² in double with eight partial sums (vectorisable, and the same order on every run).
-template <typename T>
-double sum_squares(const T* x, std::size_t n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
-    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; ++i) s += double(x[i]) * double(x[i]);
-    return s;
-}
-}  // namespace
-
 template <typename T>
 double Network<T>::layer_grad_norm(std::size_t l) {
     double s = sum_squares(dW(l), fan_in(l) * fan_out(l));
@@ -427,10 +414,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
 
     order_.resize(n);
     std::iota(order_.begin(), order_.end(), std::size_t(0));
-    if (shuffle) {  // Fisher-Yates from the epoch's own stream
-        Pcg32 rng(seed_, rng_stream(RngPurpose::Shuffle, epoch_counter, 0));
-        for (std::size_t i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(uint32_t(i + 1))]);
-    }
+    if (shuffle) shuffle_order(order_.data(), n, seed_, epoch_counter);
 
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);

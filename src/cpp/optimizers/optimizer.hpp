@@ -10,10 +10,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <type_traits>
 #include <utility>
 
+#include "common/reductions.hpp"
 #include "optimizers/adagrad.hpp"
 #include "optimizers/adam.hpp"
 #include "optimizers/rmsprop.hpp"
@@ -40,9 +39,7 @@ struct OptimizerConfig {
 // Global L2 norm of g (n elements), accumulated in double.
 template <typename T>
 double global_norm(const T* g, std::size_t n) {
-    double s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += double(g[i]) * double(g[i]);
-    return std::sqrt(s);
+    return std::sqrt(sum_squares(g, n));
 }
 
 // Scales g so that its global norm is at most max_norm (torch's formula:
@@ -54,21 +51,6 @@ void clip_global_norm(T* g, std::size_t n, double max_norm) {
         const T c = T(coef);
         for (std::size_t i = 0; i < n; ++i) g[i] *= c;
     }
-}
-
-// True when every x is finite: no element has an all-ones exponent (inf, NaN).
-// An integer OR over the bits, so it vectorises (a float sum would not).
-template <typename T>
-bool all_finite(const T* x, std::size_t n) {
-    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-    Bits bad = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        Bits b;
-        std::memcpy(&b, x + i, sizeof(T));
-        bad |= Bits((b & exponent) == exponent);
-    }
-    return bad == 0;
 }
 
 // Which state buffers a rule writes: {state1, state2}.
