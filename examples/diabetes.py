@@ -15,7 +15,7 @@ Protocol (fixed before looking at the test set):
 
 Prints test R², test MSE and fit time of each model.
 
-    python examples/diabetes.py [--seeds 5] [--threads N]
+    python examples/diabetes.py [--seeds 10] [--threads N]
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ HIDDEN = (64,)
 MLP_PARAMS = dict(hidden_layer_sizes=HIDDEN, alpha=1.0, batch_size=64, learning_rate_init=1e-3, max_iter=500)
 
 
-def run(seeds: int = 5, verbose: bool = True) -> Dict[str, Dict[str, float]]:
+def run(seeds: int = 10, verbose: bool = True) -> Dict[str, Dict[str, float]]:
     """Fit and score the three models; returns {name: {r2, r2_std, mse, fit_time, epochs}}."""
     X, y = load_diabetes(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
@@ -87,7 +87,7 @@ def run(seeds: int = 5, verbose: bool = True) -> Dict[str, Dict[str, float]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="random_state 0..seeds-1 for each MLP")
+    parser.add_argument("--seeds", type=int, default=10, help="random_state 0..seeds-1 for each MLP")
     parser.add_argument("--threads", type=int, default=None, help="core threads (default: all CPUs)")
     args = parser.parse_args(argv)
     if args.threads is not None:

@@ -162,6 +162,69 @@ def test_fifty_steps_match_torch_and_the_reference(name, hp, clip_norm, dtype):
             assert_close(f"optimizer state {state_name} [{k}] (core vs reference)", got, want, rtol, atol)
 
 
+# -------------------------------------------------- weight decay on weights only, per sample
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("decay_bias,per_sample", [(False, False), (True, True), (False, True)],
+                         ids=["weights-only", "per-sample", "weights-only-per-sample"])
+@pytest.mark.parametrize("name,hp", [VARIANTS[1], VARIANTS[3], VARIANTS[6], VARIANTS[8]],
+                         ids=["sgd-momentum", "adam", "rmsprop-momentum", "adagrad-decay"])
+def test_decay_bias_and_decay_per_sample_match_torch_param_groups(name, hp, decay_bias, per_sample, dtype):
+    """``decay_bias=False`` is torch with biases in a group without weight decay;
+    ``decay_per_sample=True`` is torch whose weight_decay is set to wd / rows before
+    each step. fit() over 50 samples in batches of 16 ends with a 2-row batch, so a
+    per-sample decay changes from step to step; the reference must agree too."""
+    torch = pytest.importorskip("torch")
+    hp = dict(hp, weight_decay=0.2)
+    model = make_model(optimizer(name, None, decay_bias=decay_bias, decay_per_sample=per_sample, **hp), dtype)
+    ref = reference_of(model)
+    tnet = TorchNet(torch, model.get_weights(), dtype)
+    weights, biases = tnet.params[0::2], tnet.params[1::2]
+    groups = [{"params": weights}, {"params": biases, "weight_decay": hp["weight_decay"] if decay_bias else 0.0}]
+    topt = torch_optimizer(torch, name, groups, hp)
+    X, y = make_data(50, dtype)
+    epochs, batch = 3, 16
+    model.fit(X, y, epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
+    ref.fit(X, y, epochs=epochs, batch_size=batch, shuffle=False)
+    for _ in range(epochs):
+        for start in range(0, len(X), batch):
+            rows = slice(start, start + batch)
+            n = len(X[rows])
+            for k, group in enumerate(topt.param_groups):  # 0: weights, 1: biases
+                full = hp["weight_decay"] if k == 0 or decay_bias else 0.0
+                group["weight_decay"] = full / n if per_sample else full
+            topt.zero_grad()
+            tnet.loss(X[rows], y[rows]).backward()
+            topt.step()
+    rtol, atol = TORCH_TOL[dtype]
+    for k, (w, r, t) in enumerate(zip(model.get_weights(), ref.get_weights(), tnet.weights())):
+        assert_close(f"{name} weight {k} (core vs torch)", w, t, rtol, atol * max(1.0, float(np.max(np.abs(t)))))
+        assert_close(f"{name} weight {k} (core vs reference)", w, r, *tolerance(dtype, r))
+    # and the options matter here: plain weight decay ends elsewhere
+    plain = make_model(optimizer(name, None, **hp), dtype)
+    plain.fit(X, y, epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
+    assert any(np.max(np.abs(a - b)) > 1e-4 for a, b in zip(plain.get_weights(), model.get_weights()))
+
+
+def test_decay_options_validate_and_round_trip_through_config(tmp_path):
+    with pytest.raises(TypeError, match="decay_bias"):
+        bp.SGD(decay_bias="no")
+    with pytest.raises(TypeError, match="decay_per_sample"):
+        bp.Adam(decay_per_sample=1.5)
+    opt = bp.RMSprop(lr=0.01, weight_decay=0.1, decay_bias=False, decay_per_sample=True)
+    assert "decay_bias=False" in repr(opt) and "decay_per_sample=True" in repr(opt)
+    assert "decay_bias" not in repr(bp.SGD())  # defaults are not shown
+    model = make_model(opt)
+    X, y = make_data(20)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert loaded.optimizer.decay_bias is False and loaded.optimizer.decay_per_sample is True
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    loaded.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_clip_norm_scales_like_torch_and_history_is_measured_before_clipping():
     model = make_model(bp.SGD(lr=0.1, clip_norm=0.05))
     ref = reference_of(model)

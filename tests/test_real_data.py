@@ -31,14 +31,19 @@ def test_digits_mlp_with_dropout_reaches_97_percent(restore_num_threads):
     assert result["accuracy"] >= 0.97, f"test accuracy {result['accuracy']:.4f} < 0.97"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: with the hyperparameters 5-fold CV picked for sklearn's MLP (used for both), pybackprop's "
-    "MLPRegressor scores test R2 0.318 against sklearn's 0.347 (mean over 5 seeds; Ridge 0.366) while fitting "
-    "3.5x faster; sklearn's MLP regularises more (its L2 term is divided by the actual size of each batch, so "
-    "the 11-sample last batch of an epoch takes a 6x larger penalty step), which this test split rewards"))
-def test_diabetes_pybackprop_at_least_as_accurate_as_sklearn_mlp(restore_num_threads):
+def test_diabetes_pybackprop_as_accurate_as_sklearn_mlp_and_faster(restore_num_threads):
+    """Same hyperparameters and the same math as sklearn's MLPRegressor (alpha on the weights,
+    per batch row; sklearn's initialisation bounds), different random numbers: the mean test R2
+    over 10 seeds must not be below sklearn's by more than two standard errors of the
+    difference (about 0.006 here; a real accuracy gap, such as the 0.029 measured when alpha
+    also decayed the biases at a fixed batch size, fails), and the fit must be faster."""
+    import numpy as np
+
     bp.set_num_threads(1)
-    results = load_example("diabetes").run(seeds=5, verbose=True)
+    seeds = 10
+    results = load_example("diabetes").run(seeds=seeds, verbose=True)
     ours, theirs = results["pybackprop MLPRegressor"], results["sklearn MLPRegressor"]
-    print(f"fit time: pybackprop {ours['fit_time']:.3f} s, sklearn {theirs['fit_time']:.3f} s")
-    assert ours["r2"] >= theirs["r2"], f"test R2 {ours['r2']:.4f} < sklearn MLP's {theirs['r2']:.4f}"
+    se = np.sqrt((ours["r2_std"] ** 2 + theirs["r2_std"] ** 2) / seeds)
+    assert ours["r2"] >= theirs["r2"] - 2 * se, \
+        f"test R2 {ours['r2']:.4f} < sklearn MLP's {theirs['r2']:.4f} - 2 x {se:.4f}"
+    assert ours["fit_time"] < theirs["fit_time"], f"fit {ours['fit_time']:.3f} s, sklearn {theirs['fit_time']:.3f} s"

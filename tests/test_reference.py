@@ -837,7 +837,8 @@ def test_optimizer_config_defaults_state_and_step_counter():
     cfg["compile"]["optimizer"] = {"class_name": "Adagrad", "lr": 0.1, "initial_accumulator_value": 0.5}
     net = Network.from_config(cfg)
     assert net.optimizer == {"class_name": "Adagrad", "lr": 0.1, "lr_decay": 0.0, "eps": 1e-10,
-                             "initial_accumulator_value": 0.5, "weight_decay": 0.0, "clip_norm": None}
+                             "initial_accumulator_value": 0.5, "weight_decay": 0.0, "clip_norm": None,
+                             "decay_bias": True, "decay_per_sample": False}
     assert all(np.all(a == 0.5) for a in net.optimizer_state["sum"]) and net.momentum_buffers is None
     net.train_step(np.ones((2, 3)), np.ones(2))
     assert net.optimizer_step == 1 and net.step_counter == 1

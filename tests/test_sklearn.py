@@ -279,14 +279,49 @@ def test_alpha_scaling_and_solvers():
     for solver, cls in [("adam", bp.Adam), ("sgd", bp.SGD), ("rmsprop", bp.RMSprop), ("adagrad", bp.Adagrad)]:
         reg = MLPRegressor(hidden_layer_sizes=(4,), solver=solver, alpha=0.5, batch_size=50, max_iter=2,
                            random_state=0).fit(X, y)
-        assert isinstance(reg.model_.optimizer, cls)
-        assert reg.model_.optimizer.weight_decay == pytest.approx(2 * 0.5 / 50)  # mse = 2 x sklearn's loss
+        opt = reg.model_.optimizer
+        assert isinstance(opt, cls)
+        assert opt.weight_decay == pytest.approx(2 * 0.5)  # mse = 2 x sklearn's loss
+        assert opt.decay_per_sample and not opt.decay_bias
     Xc, yc = blobs()
     clf = MLPClassifier(hidden_layer_sizes=(4,), alpha=0.5, max_iter=2, random_state=0).fit(Xc, yc)
-    assert clf.model_.optimizer.weight_decay == pytest.approx(0.5 / 200)  # batch_size "auto" = min(200, n)
+    assert clf.model_.optimizer.weight_decay == pytest.approx(0.5)
     sgd = MLPClassifier(solver="sgd", momentum=0.5, nesterovs_momentum=True, max_iter=1).fit(Xc, yc)
     assert sgd.model_.optimizer.momentum == 0.5 and sgd.model_.optimizer.nesterov
     assert len(sgd.coefs_) == 2 and sgd.coefs_[0].shape == (6, 100) and sgd.intercepts_[1].shape == (3,)
+
+
+@pytest.mark.parametrize("solver,momentum,nesterov,rtol", [
+    ("sgd", 0.0, False, 1e-12), ("sgd", 0.9, True, 1e-12), ("adam", 0.9, False, 1e-3)])
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_training_steps_are_sklearns(kind, solver, momentum, nesterov, rtol):
+    """From the same weights, three epochs of partial_fit (no shuffling, batches of 16 over 50
+    samples, so a 2-row last batch) give sklearn's MLP weights: alpha (weights only, per batch
+    row), the loss scale and the update rules all line up. Adam agrees to ~1e-5 only: sklearn
+    adds epsilon to sqrt(v) before the bias correction, torch (and pybackprop) after it, which
+    matters where a gradient is tiny."""
+    from sklearn import neural_network
+
+    X, y = (regression() if kind == "regressor" else blobs())
+    X, y = X[:50], y[:50]
+    params = dict(hidden_layer_sizes=(6,), activation="tanh", solver=solver, alpha=0.3, batch_size=16,
+                  learning_rate_init=0.05, momentum=momentum, nesterovs_momentum=nesterov, shuffle=False,
+                  random_state=0)
+    ours = (MLPRegressor if kind == "regressor" else MLPClassifier)(dtype="float64", **params)
+    theirs = getattr(neural_network, "MLPRegressor" if kind == "regressor" else "MLPClassifier")(**params)
+    first = {"classes": np.unique(y)} if kind == "classifier" else {}
+    ours.partial_fit(X, y, **first)  # builds both networks (and trains an epoch, which does not matter)
+    theirs.partial_fit(X, y, **first)
+    theirs.coefs_ = [w.copy() for w in ours.coefs_]  # the same start, and fresh optimisers on both sides
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    del theirs._optimizer
+    ours.model_.compile(loss=ours.model_.loss, optimizer=ours.model_.optimizer)
+    for _ in range(3):
+        ours.partial_fit(X, y)
+        theirs.partial_fit(X, y)
+    assert ours.model_._net.optimizer_step == 3 * 4
+    for k, (a, b) in enumerate(zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2, err_msg=f"{kind} {solver} parameter {k}")
 
 
 @pytest.mark.parametrize("param, value, exc, match", [

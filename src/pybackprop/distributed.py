@@ -431,7 +431,7 @@ class DistributedTrainer:
                         break
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 norm_sums += np.sqrt(sq)
-                net.apply_gradients(lr)
+                net.apply_gradients(lr, batch.size)
                 t3 = time.perf_counter()
                 timings["compute"] += t1 - t0
                 timings["allreduce"] += t2 - t1

@@ -26,11 +26,14 @@ class Optimizer:
 
     kind: str = ""
 
-    def __init__(self, lr: LrLike, weight_decay: float, clip_norm: Optional[float]) -> None:
+    def __init__(self, lr: LrLike, weight_decay: float, clip_norm: Optional[float], decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
         self.lr: Union[float, _schedules.Schedule] = _schedules.get("lr", lr)
         if not isinstance(self.lr, _schedules.Schedule):
             self.lr = check_float("lr", self.lr, minimum=0.0)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        self.decay_bias = check_bool("decay_bias", decay_bias)
+        self.decay_per_sample = check_bool("decay_per_sample", decay_per_sample)
         self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, minimum=0.0,
                                                                      min_inclusive=False)
 
@@ -41,15 +44,20 @@ class Optimizer:
         """Keyword arguments of ``_core.Network*.set_optimizer`` (lr at t = 0 for schedules)."""
         lr = self.lr(0) if isinstance(self.lr, _schedules.Schedule) else self.lr
         return {"kind": self.kind, "lr": lr, "weight_decay": self.weight_decay,
-                "clip_norm": self.clip_norm or 0.0, **self._params()}
+                "clip_norm": self.clip_norm or 0.0, "decay_bias": self.decay_bias,
+                "decay_per_sample": self.decay_per_sample, **self._params()}
 
     def get_config(self) -> Dict[str, Any]:
         return {"class_name": type(self).__name__, "lr": _schedules.to_config(self.lr), **self._params(),
-                "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+                "weight_decay": self.weight_decay, "clip_norm": self.clip_norm,
+                "decay_bias": self.decay_bias, "decay_per_sample": self.decay_per_sample}
 
     def __repr__(self) -> str:
         cfg = self.get_config()
         name = cfg.pop("class_name")
+        for key, default in (("decay_bias", True), ("decay_per_sample", False)):  # shown when changed
+            if cfg[key] == default:
+                del cfg[key]
         cfg["lr"] = self.lr
         return f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
 
@@ -76,6 +84,12 @@ class SGD(Optimizer):
         L2 penalty added to the gradient, >= 0.
     clip_norm : float, optional
         Clip the global gradient norm to this value before the update.
+    decay_bias : bool, keyword-only
+        Whether ``weight_decay`` acts on biases too (default True, as torch
+        applies it to every parameter); False decays weights only.
+    decay_per_sample : bool, keyword-only
+        If True, each step uses ``weight_decay / batch rows`` (the L2 term of a
+        summed loss, as scikit-learn's ``alpha``; a short last batch decays more).
 
     Examples
     --------
@@ -86,8 +100,9 @@ class SGD(Optimizer):
     kind = "sgd"
 
     def __init__(self, lr: LrLike = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, clip_norm: Optional[float] = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = None, *, decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
+        super().__init__(lr, weight_decay, clip_norm, decay_bias, decay_per_sample)
         self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
         self.nesterov = check_bool("nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
@@ -117,6 +132,12 @@ class Adam(Optimizer):
         L2 penalty added to the gradient.
     clip_norm : float, optional
         Global gradient norm clipping.
+    decay_bias : bool, keyword-only
+        Whether ``weight_decay`` acts on biases too (default True, as torch
+        applies it to every parameter); False decays weights only.
+    decay_per_sample : bool, keyword-only
+        If True, each step uses ``weight_decay / batch rows`` (the L2 term of a
+        summed loss, as scikit-learn's ``alpha``; a short last batch decays more).
 
     Examples
     --------
@@ -128,8 +149,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr: LrLike = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: Optional[float] = None,
-                 betas: Optional[Tuple[float, float]] = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 betas: Optional[Tuple[float, float]] = None, *, decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
+        super().__init__(lr, weight_decay, clip_norm, decay_bias, decay_per_sample)
         if betas is not None:
             if not isinstance(betas, (tuple, list)) or len(betas) != 2:
                 fail("betas", "a pair (beta1, beta2)", betas, TypeError)
@@ -163,6 +185,12 @@ class RMSprop(Optimizer):
         L2 penalty.
     clip_norm : float, optional
         Global gradient norm clipping.
+    decay_bias : bool, keyword-only
+        Whether ``weight_decay`` acts on biases too (default True, as torch
+        applies it to every parameter); False decays weights only.
+    decay_per_sample : bool, keyword-only
+        If True, each step uses ``weight_decay / batch rows`` (the L2 term of a
+        summed loss, as scikit-learn's ``alpha``; a short last batch decays more).
 
     Examples
     --------
@@ -173,8 +201,9 @@ class RMSprop(Optimizer):
     kind = "rmsprop"
 
     def __init__(self, lr: LrLike = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
-                 weight_decay: float = 0.0, clip_norm: Optional[float] = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = None, *, decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
+        super().__init__(lr, weight_decay, clip_norm, decay_bias, decay_per_sample)
         self.alpha = check_float("alpha", alpha, minimum=0.0, maximum=1.0)
         self.eps = check_float("eps", eps, minimum=0.0)
         self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
@@ -205,6 +234,12 @@ class Adagrad(Optimizer):
         L2 penalty.
     clip_norm : float, optional
         Global gradient norm clipping.
+    decay_bias : bool, keyword-only
+        Whether ``weight_decay`` acts on biases too (default True, as torch
+        applies it to every parameter); False decays weights only.
+    decay_per_sample : bool, keyword-only
+        If True, each step uses ``weight_decay / batch rows`` (the L2 term of a
+        summed loss, as scikit-learn's ``alpha``; a short last batch decays more).
 
     Examples
     --------
@@ -216,8 +251,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr: LrLike = 0.01, lr_decay: float = 0.0, eps: float = 1e-10,
                  initial_accumulator_value: float = 0.0, weight_decay: float = 0.0,
-                 clip_norm: Optional[float] = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 clip_norm: Optional[float] = None, *, decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
+        super().__init__(lr, weight_decay, clip_norm, decay_bias, decay_per_sample)
         self.lr_decay = check_float("lr_decay", lr_decay, minimum=0.0)
         self.eps = check_float("eps", eps, minimum=0.0)
         self.initial_accumulator_value = check_float("initial_accumulator_value", initial_accumulator_value,

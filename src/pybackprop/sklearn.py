@@ -15,12 +15,16 @@ Differences from scikit-learn's MLP estimators
 - ``solver``: ``"adam"`` (default), ``"sgd"``, ``"rmsprop"`` or ``"adagrad"``;
   no ``"lbfgs"``. ``learning_rate`` schedules, ``power_t`` and ``max_fun`` do
   not exist (use :class:`pybackprop.Sequential` with a schedule for those).
-- ``alpha`` is the same L2 penalty as scikit-learn's, ``alpha / (2 * batch_size)
-  * ||W||**2`` added to each mini-batch's loss, and reaches the core as the
-  optimiser's ``weight_decay = alpha / batch_size`` (classifier) or ``2 * alpha /
-  batch_size`` (regressor, whose loss ``"mse"`` is twice scikit-learn's
-  ``squared_error / 2``). Two small differences: the penalty also applies to the
-  biases, and a smaller last batch of an epoch uses the nominal batch size.
+- ``alpha`` is exactly scikit-learn's L2 penalty: ``alpha / (2 * rows) *
+  ||W||**2`` added to the loss of each mini-batch of ``rows`` samples, on the
+  weights only (not the biases). It reaches the core as the optimiser's
+  ``weight_decay`` with ``decay_bias=False`` and ``decay_per_sample=True``:
+  ``alpha`` (classifier) or ``2 * alpha`` (regressor, whose loss ``"mse"`` is
+  twice scikit-learn's ``squared_error / 2``), divided by each step's rows, so a
+  short last batch takes the larger share as in scikit-learn. For the same
+  reason the regressor's SGD runs at ``learning_rate_init / 2`` and its
+  adaptive solvers at ``2 * epsilon``: the steps are scikit-learn's (``sgd``
+  exactly; ``adam`` up to where epsilon enters, see the tests).
 - ``loss_curve_`` holds, as scikit-learn's, the objective of each epoch: the
   mean training loss over the mini-batches as they were seen (dropout active)
   plus the L2 term ``weight_decay / 2 * ||W||**2`` of the weights at the epoch's
@@ -137,8 +141,9 @@ class _Monitor(Callback):
         est = self.est
         loss = float(logs["loss"])
         wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        if wd:  # sklearn's objective: the loss plus the L2 term (weights only) at the epoch's end
-            loss += 0.5 * wd * sum(float(np.vdot(w, w)) for w in est._weight_views())
+        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's end)
+            steps = -(-self.n_train // est._batch(self.n_train))
+            loss += 0.5 * wd * steps / self.n_train * sum(float(np.vdot(w, w)) for w in est._weight_views())
         est.loss_curve_.append(loss)
         est.n_iter_ += 1
         est.t_ += self.n_train
@@ -175,7 +180,7 @@ class _Monitor(Callback):
 class _BaseMLP(BaseEstimator):
     """Shared parameters, validation and training loop of the two estimators."""
 
-    _loss_scale = 1.0  # weight_decay = _loss_scale * alpha / batch_size (see the module docstring)
+    _loss_scale = 1.0  # the core's loss over sklearn's (see the module docstring and _optimizer)
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
                  alpha: float = 0.0001, batch_size: Any = "auto", learning_rate_init: float = 0.001,
@@ -269,17 +274,21 @@ class _BaseMLP(BaseEstimator):
     def _batch(self, n: int) -> int:
         return min(200, n) if isinstance(self.batch_size, str) else min(int(self.batch_size), n)
 
-    def _optimizer(self, p: Dict[str, Any], batch: int) -> _optimizers.Optimizer:
-        wd = self._loss_scale * p["alpha"] / batch
+    def _optimizer(self, p: Dict[str, Any]) -> _optimizers.Optimizer:
+        # sklearn's alpha: weights only, divided by each batch's rows (see the module docstring)
+        # The core's gradients are _loss_scale times sklearn's: SGD takes lr / scale, the adaptive
+        # rules (invariant to the scale but for eps) eps * scale, so the steps are sklearn's.
+        scale = self._loss_scale
+        decay = dict(weight_decay=scale * p["alpha"], decay_bias=False, decay_per_sample=True)
         lr = p["learning_rate_init"]
         if self.solver == "sgd":
-            return _optimizers.SGD(lr=lr, momentum=p["momentum"],
-                                   nesterov=bool(self.nesterovs_momentum) and p["momentum"] > 0, weight_decay=wd)
+            return _optimizers.SGD(lr=lr / scale, momentum=p["momentum"],
+                                   nesterov=bool(self.nesterovs_momentum) and p["momentum"] > 0, **decay)
         if self.solver == "adam":
-            return _optimizers.Adam(lr=lr, beta1=p["beta_1"], beta2=p["beta_2"], eps=p["epsilon"], weight_decay=wd)
+            return _optimizers.Adam(lr=lr, beta1=p["beta_1"], beta2=p["beta_2"], eps=p["epsilon"] * scale, **decay)
         if self.solver == "rmsprop":
-            return _optimizers.RMSprop(lr=lr, eps=p["epsilon"], momentum=p["momentum"], weight_decay=wd)
-        return _optimizers.Adagrad(lr=lr, weight_decay=wd)
+            return _optimizers.RMSprop(lr=lr, eps=p["epsilon"] * scale, momentum=p["momentum"], **decay)
+        return _optimizers.Adagrad(lr=lr, eps=1e-10 * scale, **decay)
 
     def _seed(self) -> int:
         if _is_int(self.random_state):
@@ -288,7 +297,7 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def _new_model(self, p: Dict[str, Any], n_features: int, n_outputs: int, out_activation: str, loss: str,
-                   seed: int, batch: int) -> Sequential:
+                   seed: int) -> Sequential:
         layers: List[Any] = []
         for units in p["hidden_layer_sizes"]:
             layers.append(Dense(units, activation=p["activation"], init="glorot_uniform"))
@@ -296,7 +305,16 @@ class _BaseMLP(BaseEstimator):
                 layers.append(Dropout(keep_prob=p["dropout_keep_prob"]))
         layers.append(Dense(n_outputs, activation=out_activation, init="glorot_uniform"))
         model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
-        model.compile(loss=loss, optimizer=self._optimizer(p, batch))
+        model.compile(loss=loss, optimizer=self._optimizer(p))
+        # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
+        # factor 2 with logistic hidden units and 6 otherwise (Glorot), from a generator seeded by random_state
+        rng = np.random.default_rng(seed)
+        factor = 2.0 if p["activation"] == "sigmoid" else 6.0
+        weights = []
+        for W, b in zip(model.get_weights()[0::2], model.get_weights()[1::2]):
+            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
+            weights += [rng.uniform(-bound, bound, W.shape), rng.uniform(-bound, bound, b.shape)]
+        model.set_weights(weights)
         return model
 
     def _train(self, X: np.ndarray, Y: np.ndarray, y_score: Any, p: Dict[str, Any], incremental: bool,
@@ -313,7 +331,7 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         batch = self._batch(n)
         if new_model:
-            self.model_ = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed, batch)
+            self.model_ = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed)
             self.loss_curve_: List[float] = []
             self.n_iter_ = 0
             self.t_ = 0
@@ -325,8 +343,8 @@ class _BaseMLP(BaseEstimator):
         else:
             opt = self.model_.optimizer
             assert opt is not None
-            wd = self._loss_scale * p["alpha"] / batch
-            if opt.weight_decay != wd:  # the batch size (and so the penalty's share) changed
+            wd = self._loss_scale * p["alpha"]
+            if opt.weight_decay != wd:  # alpha changed (set_params between partial_fit calls)
                 opt.weight_decay = wd
                 self.model_._configure_optimizer(reset_state=False)
             if self.best_loss_ is None:

@@ -182,7 +182,7 @@ void bind_one(py::module_& m, const char* name) {
         .def("set_optimizer",
              [](Net& n, const std::string& kind, double lr, double weight_decay, double clip_norm,
                 double momentum, bool nesterov, double beta1, double beta2, double eps, double alpha,
-                double lr_decay, double initial_accumulator_value) {
+                double lr_decay, double initial_accumulator_value, bool decay_bias, bool decay_per_sample) {
                  OptimizerConfig c;
                  c.kind = opt_kind_from_name(kind);
                  c.lr = lr;
@@ -196,12 +196,15 @@ void bind_one(py::module_& m, const char* name) {
                  c.alpha = alpha;
                  c.lr_decay = lr_decay;
                  c.initial_accumulator_value = initial_accumulator_value;
+                 c.decay_bias = decay_bias;
+                 c.decay_per_sample = decay_per_sample;
                  n.set_optimizer(c);
              },
              py::arg("kind"), py::arg("lr"), py::arg("weight_decay") = 0.0, py::arg("clip_norm") = 0.0,
              py::arg("momentum") = 0.0, py::arg("nesterov") = false, py::arg("beta1") = 0.9,
              py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("alpha") = 0.99,
-             py::arg("lr_decay") = 0.0, py::arg("initial_accumulator_value") = 0.0)
+             py::arg("lr_decay") = 0.0, py::arg("initial_accumulator_value") = 0.0,
+             py::arg("decay_bias") = true, py::arg("decay_per_sample") = false)
         .def("reset_optimizer_state", &Net::reset_optimizer_state)
         .def("batch_health", [](Net& n) { return health_dict(n.batch_health()); },
              "Gradient-flow diagnostics of the last loss_and_gradients batch, per layer.")
@@ -349,14 +352,15 @@ void bind_one(py::module_& m, const char* name) {
              py::arg("copy") = true,
              "(loss, [[dW, db?] per layer], [mask per dropout] if training): copies taken under the lock; "
              "with copy=False the lists are empty and the gradients stay in grads() only.")
-        .def("apply_gradients", [](Net& n, double lr) {
+        .def("apply_gradients", [](Net& n, double lr, std::size_t rows) {
             require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr));
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> guard(n.mutex());
-            return n.apply_gradients(lr);
-        }, py::arg("lr"),
-        "One optimiser step on the gradients in grads() (e.g. after an all-reduce); False (and nothing "
-        "changed) when the update would leave a NaN or inf.")
+            return n.apply_gradients(lr, rows);
+        }, py::arg("lr"), py::arg("rows") = 0,
+        "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
+        "sample count (for decay_per_sample; 0: weight_decay as is); False (and nothing changed) when "
+        "the update would leave a NaN or inf.")
         .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
             const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
             check_matrix<T>(Y, "y", n.output_dim(), long(rows));

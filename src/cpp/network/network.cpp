@@ -245,7 +245,7 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
 }
 
 template <typename T>
-bool Network<T>::step(double lr) {
+bool Network<T>::step(double lr, std::size_t rows) {
     // Keep what the step overwrites, so that an update which overflows (a huge lr,
     // inf Adam moments) can be undone: the model keeps its last finite state.
     const std::size_t n = params_.size();
@@ -257,7 +257,21 @@ bool Network<T>::step(double lr) {
     std::memcpy(keep, params_.data(), n * sizeof(T));
     if (use1) std::memcpy(keep1, state1_.data(), n * sizeof(T));
     if (use2) std::memcpy(keep2, state2_.data(), n * sizeof(T));
-    apply_optimizer(opt_, lr, optimizer_step + 1, params_.data(), grads_.data(), state1_.data(), state2_.data(), n);
+    if (opt_.clip_norm > 0) clip_global_norm(grads_.data(), n, opt_.clip_norm);
+    const double wd = step_weight_decay(opt_, rows);
+    const uint64_t t = optimizer_step + 1;
+    T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data();
+    if (opt_.decay_bias || wd == 0) {  // one rule over the whole arena
+        apply_update(opt_, lr, wd, t, p, g, s1, s2, n);
+    } else {  // weights decay, biases do not
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const std::size_t w = w_off_[l];
+            apply_update(opt_, lr, wd, t, p + w, g + w, s1 + w, s2 + w, fan_in(l) * fan_out(l));
+            if (!has_bias(l)) continue;
+            const std::size_t b = b_off_[l];
+            apply_update(opt_, lr, 0.0, t, p + b, g + b, s1 + b, s2 + b, fan_out(l));
+        }
+    }
     const bool finite = all_finite(params_.data(), n) && (!use1 || all_finite(state1_.data(), n)) &&
                         (!use2 || all_finite(state2_.data(), n));
     if (!finite) {
@@ -393,7 +407,7 @@ bool Network<T>::grads_finite() {
 template <typename T>
 double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied) {
     const double loss = loss_and_gradients(X, Y, n, true);
-    const bool ok = std::isfinite(loss) && grads_finite() && step(lr);
+    const bool ok = std::isfinite(loss) && grads_finite() && step(lr, n);
     if (applied) *applied = ok;
     return loss;
 }
@@ -465,7 +479,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         }
         // Divergence: a NaN/inf loss or gradient, or an update that overflows (step()
         // rolls it back). The model keeps the weights of the last finite step.
-        if (!finite || !step(lr)) {
+        if (!finite || !step(lr, B)) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();

@@ -123,7 +123,7 @@ public:
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
     // Applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
-    bool apply_gradients(double lr) { return step(lr); }
+    bool apply_gradients(double lr, std::size_t rows) { return step(lr, rows); }
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
@@ -161,7 +161,7 @@ private:
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
     // One optimiser step; returns false, with parameters and state restored,
     // when it would leave a NaN or inf in them (an overflowing update).
-    bool step(double lr);
+    bool step(double lr, std::size_t rows);  // rows: the batch's samples (for decay_per_sample)
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);

@@ -1,6 +1,7 @@
-// One optimiser step over the whole parameter arena, as one flat vector:
-// optional clipping of the global gradient norm (torch.nn.utils.clip_grad_norm_),
-// then the chosen update rule. State lives in two arena-shaped buffers whose
+// One optimiser step over the parameter arena: optional clipping of the global
+// gradient norm (torch.nn.utils.clip_grad_norm_) over the whole arena, then the
+// chosen update rule, elementwise, over one or more contiguous segments (the
+// whole arena at once, or weights and biases apart when they decay differently). State lives in two arena-shaped buffers whose
 // meaning depends on the rule:
 //   SGD      state1 = momentum buffer
 //   Adam     state1 = m (first moment),  state2 = v (second moment)
@@ -26,6 +27,8 @@ struct OptimizerConfig {
     OptKind kind = OptKind::Sgd;
     double lr = 0.01;
     double weight_decay = 0.0;
+    bool decay_bias = true;         // false: weight_decay acts on weights only (sklearn's alpha)
+    bool decay_per_sample = false;  // true: each step uses weight_decay / batch rows (sklearn's alpha)
     double clip_norm = 0.0;  // 0: no clipping
     double momentum = 0.0;   // SGD, RMSprop
     bool nesterov = false;   // SGD
@@ -64,18 +67,22 @@ inline std::pair<bool, bool> state_used(const OptimizerConfig& c) {
     return {true, true};
 }
 
-// One step at learning rate lr; t is the optimiser's step number (1-based).
+// The weight decay of a step over a batch of `rows` samples.
+inline double step_weight_decay(const OptimizerConfig& c, std::size_t rows) {
+    return c.decay_per_sample && rows > 0 ? c.weight_decay / double(rows) : c.weight_decay;
+}
+
+// The update rule over n contiguous elements at learning rate lr and weight decay wd
+// (no clipping: that is global, done first by the caller); t is the optimiser's
+// step number (1-based). Elementwise, so any split into segments gives the same result.
 template <typename T>
-void apply_optimizer(const OptimizerConfig& c, double lr, uint64_t t, T* p, T* grad, T* state1, T* state2,
-                    std::size_t n) {
-    if (c.clip_norm > 0) clip_global_norm(grad, n, c.clip_norm);
+void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T* p, const T* grad, T* state1,
+                  T* state2, std::size_t n) {
     switch (c.kind) {
-        case OptKind::Sgd: sgd_update(p, grad, state1, n, lr, c.momentum, c.nesterov, c.weight_decay); break;
-        case OptKind::Adam: adam_update(p, grad, state1, state2, n, lr, c.beta1, c.beta2, c.eps, c.weight_decay, t); break;
-        case OptKind::Rmsprop:
-            rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, c.weight_decay);
-            break;
-        case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, c.weight_decay, t); break;
+        case OptKind::Sgd: sgd_update(p, grad, state1, n, lr, c.momentum, c.nesterov, wd); break;
+        case OptKind::Adam: adam_update(p, grad, state1, state2, n, lr, c.beta1, c.beta2, c.eps, wd, t); break;
+        case OptKind::Rmsprop: rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, wd); break;
+        case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, wd, t); break;
     }
 }
 

@@ -35,14 +35,12 @@ from .functional import (
 
 # Hyperparameters of each optimiser and their defaults (those of torch.optim and
 # of pybackprop.optimizers); "lr" may be a number or a schedule config dict.
+_DECAY = {"weight_decay": 0.0, "clip_norm": None, "decay_bias": True, "decay_per_sample": False}
 OPTIMIZERS: dict[str, dict[str, Any]] = {
-    "SGD": {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "clip_norm": None},
-    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-             "clip_norm": None},
-    "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0,
-                "clip_norm": None},
-    "Adagrad": {"lr": 0.01, "lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0,
-                "weight_decay": 0.0, "clip_norm": None},
+    "SGD": {"lr": 0.01, "momentum": 0.0, "nesterov": False, **_DECAY},
+    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, **_DECAY},
+    "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, **_DECAY},
+    "Adagrad": {"lr": 0.01, "lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0, **_DECAY},
 }
 
 
@@ -514,15 +512,35 @@ class Network:
 
     # ---------------------------------------------------------------- training
 
-    def _update(self, grads: list[np.ndarray]) -> None:
-        """One optimiser step on every parameter: clip the gradients, then the update rule."""
+    def _update(self, grads: list[np.ndarray], rows: int) -> None:
+        """One optimiser step on every parameter: clip the gradients, then the update rule.
+
+        ``rows`` is the batch's sample count: with ``decay_per_sample`` the step's
+        weight decay is ``weight_decay / rows``. Without ``decay_bias`` the rule runs
+        twice, on the weights with the decay and on the biases without (the rules
+        are elementwise, so this is the same as one call with a per-parameter decay).
+        """
         opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
         assert opt is not None, "the config has no optimiser"
         lr = self._now(opt["lr"])
         if opt["clip_norm"] is not None:
             grads = clip_grad_norm(grads, opt["clip_norm"])
         self.optimizer_step += 1
-        t, wd = self.optimizer_step, opt["weight_decay"]
+        wd = opt["weight_decay"] / rows if opt["decay_per_sample"] and rows > 0 else opt["weight_decay"]
+        is_bias = [name == "b" for layer in self.layers if isinstance(layer, Dense)
+                   for name, value in (("W", layer.W), ("b", layer.b)) if value is not None]
+        groups: list[tuple[list[int], float]] = [(list(range(len(params))), wd)]
+        if not opt["decay_bias"] and wd != 0:
+            groups = [([i for i, b in enumerate(is_bias) if not b], wd), ([i for i, b in enumerate(is_bias) if b], 0.0)]
+        for index, decay in groups:
+            self._rule([params[i] for i in index], [grads[i] for i in index],
+                       {key: [bufs[i] for i in index] for key, bufs in state.items()}, lr, decay)
+
+    def _rule(self, params: list[np.ndarray], grads: list[np.ndarray], state: dict[str, list[np.ndarray]],
+              lr: float, wd: float) -> None:
+        """The compiled update rule on these parameters, in place."""
+        opt, t = self.optimizer, self.optimizer_step
+        assert opt is not None
         if opt["class_name"] == "SGD":
             sgd_update(params, grads, state["momentum_buffer"], lr, opt["momentum"], opt["nesterov"], wd)
         elif opt["class_name"] == "Adam":
@@ -540,7 +558,7 @@ class Network:
             raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
         loss, grads = self.loss_and_gradients(X, Y, training=True)
         flat = [g[k] for g in grads for k in ("W", "b") if k in g]  # same order as parameters
-        self._update(flat)
+        self._update(flat, len(X))
         self.step_counter += 1
         return loss, grads
 
