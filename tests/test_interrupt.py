@@ -11,9 +11,9 @@ CHILD = textwrap.dedent("""
     import numpy as np
     import pybackprop as bp
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(400_000, 16)).astype(np.float32)
+    X = rng.normal(size=(1_000_000, 16)).astype(np.float32)
     y = X[:, :4].sum(axis=1)
-    m = bp.Sequential([bp.Dense(128, activation="relu"), bp.Dense(128, activation="relu"), bp.Dense(1)],
+    m = bp.Sequential([bp.Dense(256, activation="relu"), bp.Dense(256, activation="relu"), bp.Dense(1)],
                       input_dim=16, seed=0)
     m.compile(loss="mse", optimizer=bp.SGD(lr=1e-3))
     m.fit(X[:64], y[:64], epochs=2, batch_size=32, verbose=0)   # two short epochs in the history

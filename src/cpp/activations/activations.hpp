@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "common/enums.hpp"
+#include "kernels/dispatch.hpp"
 
 namespace bp {
 
@@ -98,7 +99,10 @@ void activation_forward(const Activation& act, T* A, const T* Z, std::size_t row
             for (std::size_t i = 0; i < n; ++i) A[i] = stable_sigmoid(Z[i]);
             break;
         case Act::Tanh:
-            for (std::size_t i = 0; i < n; ++i) A[i] = tanh_of(Z[i]);
+            if constexpr (std::is_same_v<T, float>)
+                active_kernel_table().tanh_f32(A, Z, n);  // vectorised fast_tanhf (kernels/dispatch.hpp)
+            else
+                for (std::size_t i = 0; i < n; ++i) A[i] = tanh_of(Z[i]);
             break;
         case Act::Elu:
             for (std::size_t i = 0; i < n; ++i) A[i] = Z[i] > T(0) ? Z[i] : alpha * std::expm1(Z[i]);
@@ -132,7 +136,10 @@ void activation_backward(const Activation& act, T* dZ, const T* dA, const T* Z, 
             break;
         case Act::Relu:
         case Act::NoisyRelu:
-            for (std::size_t i = 0; i < n; ++i) dZ[i] = Z[i] > T(0) ? dA[i] : T(0);
+            for (std::size_t i = 0; i < n; ++i) {
+                const T d = dA[i];  // loaded unconditionally, so the select vectorises
+                dZ[i] = Z[i] > T(0) ? d : T(0);
+            }
             break;
         case Act::LeakyRelu:
             for (std::size_t i = 0; i < n; ++i) dZ[i] = Z[i] > T(0) ? dA[i] : alpha * dA[i];

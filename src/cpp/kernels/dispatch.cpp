@@ -15,6 +15,7 @@ const KernelTable kGeneric{
     "generic",
     {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096},
     {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096},
+    ukr::generic_tanh_f32,
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
@@ -22,11 +23,13 @@ const KernelTable kAvx2{
     "avx2",
     {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080},
     {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080},
+    ukr::avx2_tanh_f32,
 };
 const KernelTable kAvx512{
     "avx512",
     {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064},
     {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080},
+    ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
 };
 #endif
 

@@ -24,6 +24,7 @@ struct KernelTable {
     const char* name;  // "generic", "avx2", "avx512"
     GemmKernel<float> f32;
     GemmKernel<double> f64;
+    ukr::TanhFn tanh_f32;  // elementwise float32 tanh
 
     template <typename T>
     const GemmKernel<T>& get() const {

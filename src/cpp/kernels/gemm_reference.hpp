@@ -24,10 +24,27 @@ inline void for_each_row(std::ptrdiff_t rows, int threads, F&& row) {
     for (std::ptrdiff_t i = 0; i < rows; ++i) row(i);
 }
 
+// Dot product with eight independent partial sums (vectorisable without
+// reassociating a single sum, and the same order on every run).
+template <typename T>
+inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += x[j + l] * y[j + l];
+    T tail = 0;
+    for (; j < n; ++j) tail += x[j] * y[j];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
 // C[M,N] += A[M,K] · B[K,N]
 template <typename T>
 void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
                          std::ptrdiff_t N) {
+    if (N == 1) {  // GEMV: one dot per row, accumulated in registers
+        for_each_row(M, threads_for(double(M) * K), [=](std::ptrdiff_t i) { C[i] += dot(A + i * K, B, K); });
+        return;
+    }
     for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
         T* c = C + i * N;
         const T* a = A + i * K;
@@ -43,6 +60,14 @@ void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
 template <typename T>
 void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
                          std::ptrdiff_t N) {
+    if (N == 1 && threads_for(double(M) * K * N) <= 1) {  // c[k] += Σ_i A[i,k] B[i]: over k, same order in i
+        for (std::ptrdiff_t i = 0; i < M; ++i) {
+            const T bi = B[i];
+            const T* a = A + i * K;
+            for (std::ptrdiff_t k = 0; k < K; ++k) C[k] += a[k] * bi;
+        }
+        return;
+    }
     for_each_row(K, threads_for(double(M) * K * N), [=](std::ptrdiff_t k) {
         T* c = C + k * N;
         for (std::ptrdiff_t i = 0; i < M; ++i) {
@@ -53,23 +78,18 @@ void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     });
 }
 
-// Dot product with eight independent partial sums (vectorisable without
-// reassociating a single sum, and the same order on every run).
-template <typename T>
-inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::ptrdiff_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += x[j + l] * y[j + l];
-    T tail = 0;
-    for (; j < n; ++j) tail += x[j] * y[j];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
-
 // C[M,K] += A[M,N] · B[K,N]ᵀ
 template <typename T>
 void matmul_nt_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N,
                          std::ptrdiff_t K) {
+    if (N == 1) {  // outer product: c[i,k] += a[i] b[k]
+        for_each_row(M, threads_for(double(M) * K), [=](std::ptrdiff_t i) {
+            const T ai = A[i];
+            T* c = C + i * K;
+            for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += ai * B[k];
+        });
+        return;
+    }
     for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
         const T* a = A + i * N;
         T* c = C + i * K;

@@ -95,4 +95,37 @@ void avx2_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, st
     add_row(5, c50, c51);
 }
 
+namespace {
+// fast_tanhf (activations.hpp) on 8 lanes: the clamp is min/max, the two
+// polynomials in x² are Horner chains of FMAs, one division at the end.
+inline __m256 tanh8(__m256 x) {
+    const __m256 clamp = _mm256_set1_ps(7.90531110763549805f);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), clamp)), clamp);
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(4.89352455891786e-03f));
+    __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
+    return _mm256_div_ps(_mm256_mul_ps(x, p), q);
+}
+}  // namespace
+
+void avx2_tanh_f32(float* a, const float* z, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, tanh8(_mm256_loadu_ps(z + i)));
+    if (i < n) {  // the last 1..7 values through a padded register (no scalar code from headers here)
+        alignas(32) float tail[8] = {};
+        for (std::size_t j = 0; i + j < n; ++j) tail[j] = z[i + j];
+        _mm256_store_ps(tail, tanh8(_mm256_load_ps(tail)));
+        for (std::size_t j = 0; i + j < n; ++j) a[i + j] = tail[j];
+    }
+}
+
 }  // namespace bp::ukr

@@ -3,6 +3,7 @@
 // loops, which the compiler keeps in vector registers. Contract: gemm.hpp.
 #include <cstddef>
 
+#include "activations/activations.hpp"
 #include "kernels/microkernels/ukernels.hpp"
 
 namespace bp::ukr {
@@ -35,6 +36,10 @@ void generic_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, st
 }
 void generic_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, std::ptrdiff_t ldc) {
     generic_kernel<double, kGenericMrF64, kGenericNrF64>(kc, a, b, c, ldc);
+}
+
+void generic_tanh_f32(float* a, const float* z, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) a[i] = fast_tanhf(z[i]);
 }
 
 }  // namespace bp::ukr

@@ -30,4 +30,12 @@ inline constexpr int kAvx512MrF64 = 12, kAvx512NrF64 = 16;
 void avx512_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc);
 void avx512_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, std::ptrdiff_t ldc);
 
+// Elementwise float32 tanh, a[i] = tanh(z[i]) by the rational approximation of
+// activations.hpp (fast_tanhf): clamp, then x·p(x²)/q(x²). The generic loop is
+// fast_tanhf itself; the AVX2 one evaluates the same polynomials with FMAs (so
+// it may differ from it in the last bit). a may alias z.
+using TanhFn = void (*)(float* a, const float* z, std::size_t n);
+void generic_tanh_f32(float* a, const float* z, std::size_t n);
+void avx2_tanh_f32(float* a, const float* z, std::size_t n);
+
 }  // namespace bp::ukr
