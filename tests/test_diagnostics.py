@@ -109,6 +109,29 @@ def test_history_records_gradient_flow_each_epoch():
     assert h.history["nonfinite"][0] == [False, False, False]
 
 
+def test_update_ratio_is_the_last_steps_update_over_the_weights():
+    """update_ratio = ||theta_after - theta_before|| / ||theta_before|| per layer (W and b) for
+    the epoch's last step, replayed here with train_step on a copy (60 samples in batches of
+    16: the last step has 12 rows)."""
+    import copy
+
+    m = bp.Sequential([bp.Dense(8, activation="tanh"), bp.Dense(1)], input_dim=4, seed=3, dtype="float64")
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1, momentum=0.9, weight_decay=0.01))
+    X, y = _data(60)
+    twin = copy.deepcopy(m)
+    h = m.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for start in range(0, 48, 16):
+        twin.train_step(X[start:start + 16], y[start:start + 16])
+    before = twin.get_weights()
+    twin.train_step(X[48:], y[48:])
+    after = twin.get_weights()
+    for layer in range(2):
+        old = np.concatenate([w.ravel() for w in before[2 * layer:2 * layer + 2]])
+        new = np.concatenate([w.ravel() for w in after[2 * layer:2 * layer + 2]])
+        want = np.linalg.norm(new - old) / np.linalg.norm(old)
+        assert h.history["update_ratio"][0][layer] == pytest.approx(want, rel=1e-12)
+
+
 def test_saturation_is_measured():
     m = bp.Sequential([bp.Dense(4, activation="sigmoid", init=np.full((4, 4), 10.0)), bp.Dense(1)],
                       input_dim=4, seed=0)

@@ -61,7 +61,7 @@ class History(Callback):
         of per-layer gradient L2 norms (over W and b, averaged over the epoch's
         steps); per-layer gradient-flow diagnostics recorded by the C++ loop:
         ``"weight_norm"`` (at the epoch's end), ``"update_ratio"`` (norm of the
-        epoch's change over the norm at its start), ``"dead_fraction"`` (ReLU-like
+        epoch's last update over the norm before it: the update-to-weight ratio), ``"dead_fraction"`` (ReLU-like
         layers: share of units that never fired), ``"saturated_fraction"``
         (sigmoid/tanh: share of outputs beyond 0.01/0.99), ``"nonfinite"`` (a NaN
         or inf appeared); ``"lr"``: the learning rate of the epoch's first step;

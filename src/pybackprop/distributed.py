@@ -377,8 +377,8 @@ class DistributedTrainer:
             for cb in mine:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = model._epoch_schedules(epoch, net.step_counter, steps)
+            before: List[List[np.ndarray]] = []  # the parameters before the epoch's last step
             order = _core.permutation(model.seed, epoch, n) if shuffle else np.arange(n)
-            start_params = [[v.copy() for v in layer_views] for layer_views in self._param_views(dense)]
             loss_sum = 0.0
             norm_sums = np.zeros(len(dense))
             lr_used = np.empty(steps)
@@ -431,7 +431,11 @@ class DistributedTrainer:
                         break
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 norm_sums += np.sqrt(sq)
-                net.apply_gradients(lr, batch.size)
+                if s == steps - 1 and self.is_root:  # for the update-to-weight ratio of the last step
+                    before = [[v.copy() for v in layer_views] for layer_views in self._param_views(dense)]
+                if not net.apply_gradients(lr, batch.size):  # refused (it would overflow) on every rank alike
+                    bad = comm.allreduce(loss * rows.size, op=MPI.SUM) / batch.size
+                    raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 t3 = time.perf_counter()
                 timings["compute"] += t1 - t0
                 timings["allreduce"] += t2 - t1
@@ -450,8 +454,8 @@ class DistributedTrainer:
                 logs = {"loss": float(total[0]) / n, "grad_norm": grad_norm, "lr": float(lr_used[0])}
                 end_params = self._param_views(dense)
                 logs["weight_norm"] = [_norm(v) for v in end_params]
-                logs["update_ratio"] = [_norm([a - b for a, b in zip(e, s0)]) / max(_norm(s0), 1e-300)
-                                        for e, s0 in zip(end_params, start_params)]
+                logs["update_ratio"] = [_norm([a - b for a, b in zip(e, b0)]) / max(_norm(b0), 1e-300)
+                                        for e, b0 in zip(end_params, before)]
                 logs["nonfinite"] = [False] * len(dense)
                 if dropouts:
                     logs["keep_prob"] = [float(v) for v in keep_used[0]]

@@ -245,41 +245,36 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
 }
 
 template <typename T>
-bool Network<T>::step(double lr, std::size_t rows) {
-    // Keep what the step overwrites, so that an update which overflows (a huge lr,
-    // inf Adam moments) can be undone: the model keeps its last finite state.
+bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq) {
     const std::size_t n = params_.size();
-    const auto [use1, use2] = state_used(opt_);
-    before_step_.resize((1 + use1 + use2) * n, /*zeroed=*/false);
-    T* keep = before_step_.data();
-    T* keep1 = keep + n;
-    T* keep2 = keep + (1 + use1) * n;
-    std::memcpy(keep, params_.data(), n * sizeof(T));
-    if (use1) std::memcpy(keep1, state1_.data(), n * sizeof(T));
-    if (use2) std::memcpy(keep2, state2_.data(), n * sizeof(T));
-    if (opt_.clip_norm > 0) clip_global_norm(grads_.data(), n, opt_.clip_norm);
+    T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data();
+    if (opt_.clip_norm > 0) clip_global_norm(g, n, opt_.clip_norm);
     const double wd = step_weight_decay(opt_, rows);
     const uint64_t t = optimizer_step + 1;
-    T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data();
-    if (opt_.decay_bias || wd == 0) {  // one rule over the whole arena
-        apply_update(opt_, lr, wd, t, p, g, s1, s2, n);
-    } else {  // weights decay, biases do not
-        for (std::size_t l = 0; l < layers_.size(); ++l) {
-            const std::size_t w = w_off_[l];
-            apply_update(opt_, lr, wd, t, p + w, g + w, s1 + w, s2 + w, fan_in(l) * fan_out(l));
-            if (!has_bias(l)) continue;
-            const std::size_t b = b_off_[l];
-            apply_update(opt_, lr, 0.0, t, p + b, g + b, s1 + b, s2 + b, fan_out(l));
+    // The rule runs on the whole arena at once, or per layer on W and b apart when
+    // biases do not decay or the update's size is measured per layer. f(offset, length,
+    // decay, layer) is called for each segment.
+    const bool whole = (opt_.decay_bias || wd == 0) && !layer_delta_sq;
+    auto for_each_segment = [&](auto&& f) {
+        if (whole) return f(0, n, wd, std::size_t(0));
+        bool ok = true;
+        for (std::size_t l = 0; l < layers_.size() && ok; ++l) {
+            ok = f(w_off_[l], fan_in(l) * fan_out(l), wd, l);
+            if (ok && has_bias(l)) ok = f(b_off_[l], fan_out(l), opt_.decay_bias ? wd : 0.0, l);
         }
-    }
-    const bool finite = all_finite(params_.data(), n) && (!use1 || all_finite(state1_.data(), n)) &&
-                        (!use2 || all_finite(state2_.data(), n));
-    if (!finite) {
-        std::memcpy(params_.data(), keep, n * sizeof(T));
-        if (use1) std::memcpy(state1_.data(), keep1, n * sizeof(T));
-        if (use2) std::memcpy(state2_.data(), keep2, n * sizeof(T));
-        return false;
-    }
+        return ok;
+    };
+    // First the dry run: an update that would overflow (a huge lr, inf Adam moments)
+    // is refused before anything changes; the model keeps its last finite state.
+    const bool finite = for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t l) {
+        return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len,
+                                   layer_delta_sq ? layer_delta_sq + l : nullptr);
+    });
+    if (!finite) return false;
+    for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
+        apply_update(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
+        return true;
+    });
     ++optimizer_step;
     ++step_counter;
     return true;
@@ -433,8 +428,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
-    snapshot_.resize(params_.size(), /*zeroed=*/false);
-    std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(T));
+    // The update-to-weight ratio of the epoch's last step: ‖θ_new − θ_old‖ / ‖θ_old‖ per layer.
+    std::vector<double> last_norm(layers_.size(), 0.0), last_delta_sq(layers_.size(), 0.0);
     activity_reset();
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
@@ -477,9 +472,12 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             stats.health[l].nonfinite |= !std::isfinite(g);
             finite &= std::isfinite(g);
         }
-        // Divergence: a NaN/inf loss or gradient, or an update that overflows (step()
-        // rolls it back). The model keeps the weights of the last finite step.
-        if (!finite || !step(lr, B)) {
+        // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
+        // refuses it). The model keeps the weights of the last finite step.
+        const bool last = s + 1 == steps;
+        if (last && finite)
+            for (std::size_t l = 0; l < layers_.size(); ++l) last_norm[l] = layer_weight_norm(l, params_.data());
+        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr)) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();
@@ -507,13 +505,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         stats.grad_norm[l] /= double(stats.steps);
         h.grad_norm = stats.grad_norm[l];
         h.weight_norm = layer_weight_norm(l, params_.data());
-        // ‖W_end − W_start‖ / ‖W_start‖ over the epoch: the snapshot becomes the difference.
-        const double start_norm = layer_weight_norm(l, snapshot_.data());
-        T* d = snapshot_.data();
-        for (std::size_t i = 0; i < fan_in(l) * fan_out(l); ++i) d[w_off_[l] + i] = params_.data()[w_off_[l] + i] - d[w_off_[l] + i];
-        if (has_bias(l))
-            for (std::size_t i = 0; i < fan_out(l); ++i) d[b_off_[l] + i] = params_.data()[b_off_[l] + i] - d[b_off_[l] + i];
-        h.update_ratio = start_norm > 0 ? layer_weight_norm(l, d) / start_norm : 0.0;
+        h.update_ratio = last_norm[l] > 0 ? std::sqrt(last_delta_sq[l]) / last_norm[l] : 0.0;
         h.nonfinite |= loss_nonfinite || !std::isfinite(h.weight_norm);
     }
     activity_fill(stats.health);

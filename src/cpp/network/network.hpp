@@ -159,9 +159,11 @@ private:
     void zero_grads() { grads_.zero(); }
     void forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks = nullptr);
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
-    // One optimiser step; returns false, with parameters and state restored,
-    // when it would leave a NaN or inf in them (an overflowing update).
-    bool step(double lr, std::size_t rows);  // rows: the batch's samples (for decay_per_sample)
+    // One optimiser step; returns false, with nothing changed, when it would leave a
+    // NaN or inf in the parameters or state (an overflowing update). rows: the
+    // batch's samples (for decay_per_sample). If layer_delta_sq is given (one per
+    // layer), Σ (new − old)² of each layer's W and b is added to it.
+    bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr);
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
@@ -171,8 +173,6 @@ private:
     void activity_fill(std::vector<LayerHealth>& health) const;
     std::vector<std::vector<uint8_t>> alive_;     // per layer and unit: ever z > 0
     std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
-    AlignedBuffer<T> snapshot_;                   // parameters at the start of an epoch
-    AlignedBuffer<T> before_step_;                // parameters and state before a step (rollback)
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
 
     std::size_t input_dim_;

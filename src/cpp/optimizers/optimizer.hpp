@@ -8,9 +8,11 @@
 //   RMSprop  state1 = square average,    state2 = momentum buffer
 //   Adagrad  state1 = sum of squares (starts at initial_accumulator_value)
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "common/reductions.hpp"
@@ -84,6 +86,30 @@ void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T*
         case OptKind::Rmsprop: rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, wd); break;
         case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, wd, t); break;
     }
+}
+
+// The update's dry run: would apply_update leave every parameter and state value
+// finite? It runs the rule on copies of L1-sized blocks and touches nothing, so a
+// step can be refused before any value changes, with no copy of the arena kept
+// for a rollback. If delta_sq is given, Σ (new − old)² of the parameters is added
+// to it (the update's size, for the update-to-weight ratio).
+template <typename T>
+bool update_stays_finite(const OptimizerConfig& c, double lr, double wd, uint64_t t, const T* p, const T* grad,
+                         const T* state1, const T* state2, std::size_t n, double* delta_sq = nullptr) {
+    const auto [use1, use2] = state_used(c);
+    constexpr std::size_t kBlock = 256;
+    alignas(64) T np[kBlock], n1[kBlock], n2[kBlock];
+    for (std::size_t i = 0; i < n; i += kBlock) {
+        const std::size_t m = std::min(kBlock, n - i);
+        std::memcpy(np, p + i, m * sizeof(T));
+        if (use1) std::memcpy(n1, state1 + i, m * sizeof(T));
+        if (use2) std::memcpy(n2, state2 + i, m * sizeof(T));
+        apply_update(c, lr, wd, t, np, grad + i, n1, n2, m);
+        if (!all_finite(np, m) || (use1 && !all_finite(n1, m)) || (use2 && !all_finite(n2, m))) return false;
+        if (delta_sq)
+            for (std::size_t j = 0; j < m; ++j) *delta_sq += double(np[j] - p[i + j]) * double(np[j] - p[i + j]);
+    }
+    return true;
 }
 
 }  // namespace bp
