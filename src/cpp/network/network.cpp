@@ -354,14 +354,16 @@ std::vector<LayerHealth> Network<T>::batch_health() {
     return health;
 }
 
-// Inference in chunks, so memory stays bounded for any n.
-constexpr std::size_t kInferenceChunk = 1024;
+// Inference in chunks, so memory stays bounded for any n: of the rows the
+// workspace already holds (a training batch), or of 256, enough for the GEMMs'
+// blocking while the activations of a wide network stay a few MiB.
+constexpr std::size_t kInferenceChunk = 256;
 
 template <typename T>
 void Network<T>::predict(T* out, const T* X, std::size_t n) {
-    const std::size_t K = output_dim();
-    for (std::size_t start = 0; start < n; start += kInferenceChunk) {
-        const std::size_t B = std::min(kInferenceChunk, n - start);
+    const std::size_t K = output_dim(), chunk = std::max(kInferenceChunk, capacity_);
+    for (std::size_t start = 0; start < n; start += chunk) {
+        const std::size_t B = std::min(chunk, n - start);
         ensure_capacity(B);
         forward(X + start * input_dim_, B, false);
         std::memcpy(out + start * K, A(layers_.size() - 1), B * K * sizeof(T));
@@ -370,10 +372,10 @@ void Network<T>::predict(T* out, const T* X, std::size_t n) {
 
 template <typename T>
 double Network<T>::evaluate(const T* X, const T* Y, std::size_t n) {
-    const std::size_t K = output_dim(), L = layers_.size();
+    const std::size_t K = output_dim(), L = layers_.size(), chunk = std::max(kInferenceChunk, capacity_);
     double total = 0;
-    for (std::size_t start = 0; start < n; start += kInferenceChunk) {
-        const std::size_t B = std::min(kInferenceChunk, n - start);
+    for (std::size_t start = 0; start < n; start += chunk) {
+        const std::size_t B = std::min(chunk, n - start);
         ensure_capacity(B);
         forward(X + start * input_dim_, B, false);
         total += loss_forward_backward<T>(loss_, nullptr, Z(L - 1), A(L - 1), Y + start * K, B, K) * double(B);
