@@ -218,3 +218,24 @@ def test_tanh_kernel_of_each_isa(isa):
         np.testing.assert_array_equal(_core._tanh_f32(part, isa), got[1000:1000 + n], err_msg=f"length {n}")
     with pytest.raises(ValueError, match="unknown or unsupported isa"):
         _core._tanh_f32(z, "sse9")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", ["auto"] + ISAS)
+@pytest.mark.parametrize("op", ["nn", "nt"])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (33, 17, 65), (200, 300, 70), (7, 600, 500)])
+def test_epilogue_runs_once_on_every_final_element(shape, op, isa, threads, restore_num_threads):
+    """The epilogue (here c -> 2c + 1) runs exactly once on each element of C, after its
+    whole sum: bitwise the product followed by the same map, for the direct path, each
+    ISA's blocked driver and 1 or 2 threads (blocks cut at the MC/NC edges)."""
+    bp.set_num_threads(threads)
+    m, n, k = shape
+    rng = np.random.default_rng(5)
+    # nn: C[m,n] += A[m,k] · B[k,n];  nt: C[m,k] += A[m,n] · B[k,n]ᵀ
+    A = rng.normal(size=(m, k) if op == "nn" else (m, n)).astype(np.float32)
+    B = rng.normal(size=(k, n)).astype(np.float32)
+    C0 = rng.normal(size=(m, n) if op == "nn" else (m, k)).astype(np.float32)
+    plain, fused = C0.copy(), C0.copy()
+    _core._gemm(op, A, B, plain, isa)
+    _core._gemm(op, A, B, fused, isa, epilogue=True)
+    np.testing.assert_array_equal(fused, np.float32(2) * plain + np.float32(1))

@@ -29,9 +29,22 @@ void check_2d(const py::array& a, const char* name, py::ssize_t rows, py::ssize_
                               "), expected (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
 }
 
+// The test epilogue: c -> 2c + 1 on each final block (an element visited twice, or
+// never, shows).
+template <typename T>
+struct TwicePlusOne {
+    T* C;
+    std::ptrdiff_t ld;
+    static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
+        const auto& e = *static_cast<const TwicePlusOne*>(self);
+        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r)
+            for (std::ptrdiff_t j = col0; j < col0 + cols; ++j) e.C[r * e.ld + j] = T(2) * e.C[r * e.ld + j] + T(1);
+    }
+};
+
 template <typename T>
 void run(const std::string& op, const py::array& A, const py::array& B, py::array& C,
-         const std::string& isa) {
+         const std::string& isa, bool epilogue) {
     const T* a = static_cast<const T*>(A.data());
     const T* b = static_cast<const T*>(B.data());
     T* c = static_cast<T*>(C.mutable_data());
@@ -59,19 +72,25 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
         throw py::value_error("_gemm: op must be 'nn', 'tn' or 'nt', got '" + op + "'");
     }
     const std::ptrdiff_t M = d.M, K = d.K, N = d.N;
+    TwicePlusOne<T> twice{c, op == "nt" ? K : N};
+    const GemmEpilogue test_epi{&TwicePlusOne<T>::run, &twice};
+    const GemmEpilogue* epi = epilogue ? &test_epi : nullptr;
+    if (epilogue && isa == "reference") throw py::value_error("_gemm: the reference kernels take no epilogue");
     py::gil_scoped_release release;
     if (isa == "reference") {
         if (op == "nn") matmul_nn_reference(c, a, b, M, K, N);
         else if (op == "tn") matmul_tn_reference(c, a, b, M, K, N);
         else matmul_nt_reference(c, a, b, M, N, K);
     } else if (isa == "auto") {  // exactly what the layers call
-        if (op == "nn") matmul_nn(c, a, b, M, K, N);
-        else if (op == "tn") matmul_tn(c, a, b, M, K, N);
-        else matmul_nt(c, a, b, M, N, K);
+        if (op == "nn") matmul_nn(c, a, b, M, K, N, epi);
+        else if (op == "tn") {
+            if (epilogue) throw py::value_error("_gemm: matmul_tn takes no epilogue");
+            matmul_tn(c, a, b, M, K, N);
+        } else matmul_nt(c, a, b, M, N, K, epi);
     } else {  // always the blocked driver, with this table
-        if (op == "nn") gemm_blocked<T>(M, N, K, a, K, 1, b, N, 1, c, N, table);
-        else if (op == "tn") gemm_blocked<T>(K, N, M, a, 1, K, b, N, 1, c, N, table);
-        else gemm_blocked<T>(M, K, N, a, N, 1, b, 1, N, c, K, table);
+        if (op == "nn") gemm_blocked<T>(M, N, K, a, K, 1, b, N, 1, c, N, table, epi);
+        else if (op == "tn") gemm_blocked<T>(K, N, M, a, 1, K, b, N, 1, c, N, table, epi);
+        else gemm_blocked<T>(M, K, N, a, N, 1, b, 1, N, c, K, table, epi);
     }
 }
 
@@ -81,7 +100,7 @@ void bind_kernels(py::module_& m) {
     m.def(
         "_gemm",
         [](const std::string& op, const py::array& A, const py::array& B, py::array C,
-           const std::string& isa) {
+           const std::string& isa, bool epilogue) {
             for (const auto& [name, arr] : {std::pair<const char*, const py::array*>{"A", &A},
                                             {"B", &B}, {"C", &C}}) {
                 if (arr->ndim() != 2)
@@ -92,15 +111,17 @@ void bind_kernels(py::module_& m) {
                     throw py::value_error("_gemm: A, B and C must share one dtype");
             }
             if (!C.writeable()) throw py::value_error("_gemm: C must be writeable");
-            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa);
-            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa);
+            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa, epilogue);
+            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa, epilogue);
             else throw py::value_error("_gemm: dtype must be float32 or float64");
             return C;
         },
         py::arg("op"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("isa") = "auto",
+        py::arg("epilogue") = false,
         "C += op(A, B) in place (private test hook). op: 'nn' C=A·B, 'tn' C=Aᵀ·B, 'nt' "
         "C=A·Bᵀ. isa: 'reference' (naive loops), 'auto' (what the layers call, small "
-        "products direct), or an ISA of _kernel_isas() (always the blocked driver).");
+        "products direct), or an ISA of _kernel_isas() (always the blocked driver). "
+        "epilogue: then C = 2C + 1 by the product's epilogue, block by block.");
 
     m.def(
         "_kernel_isas",

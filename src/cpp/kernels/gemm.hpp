@@ -57,6 +57,15 @@
 // Small products take the direct path: the naive kernels of
 // gemm_reference.hpp, no packing, no allocation, no dispatch (see
 // use_direct_gemm). The textbook network (3→4→4→1, batch 1) stays there.
+//
+// Epilogue (GemmEpilogue). An optional function run on each block of C as soon
+// as it is final (after its last KC slice), by the thread that computed it,
+// while the block is still in cache: the layers fuse the activation (forward)
+// and dropout + activation derivative (backward) into the product this way.
+// Blocks are disjoint and each element is final when its block's epilogue runs,
+// so an elementwise epilogue gives bitwise what a separate pass after the
+// product gives, for any blocking and thread count. The direct path runs it
+// once on the whole of C.
 #pragma once
 #include <cstddef>
 
@@ -66,13 +75,24 @@ namespace bp {
 
 struct KernelTable;
 
+// fn(ctx, row0, rows, col0, cols): the block C[row0 : row0+rows, col0 : col0+cols] is final.
+struct GemmEpilogue {
+    void (*fn)(void* ctx, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols);
+    void* ctx;
+    void operator()(std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) const {
+        fn(ctx, row0, rows, col0, cols);
+    }
+};
+
 // C[m,n] += A'[m,k] · B'[k,n] with the strided views of the contract, by the
-// blocked driver and the microkernels of `table` (the active one if null).
-// Threads as threads_for(m*n*k). Defined for float and double.
+// blocked driver and the microkernels of `table` (the active one if null),
+// then `epi` (if any) on each final block. Threads as threads_for(m*n*k).
+// Defined for float and double.
 template <typename T>
 void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
                   std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
-                  std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table = nullptr);
+                  std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table = nullptr,
+                  const GemmEpilogue* epi = nullptr);
 
 // Products below these sizes cost less done directly than packed: any
 // dimension under 8 (a GEMV-like product reads each operand once directly,
@@ -88,11 +108,13 @@ inline bool use_direct_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k
            double(m) * double(n) * double(k) < kDirectMaxFlops;
 }
 
-// C[M,N] += A[M,K] · B[K,N]
+// C[M,N] += A[M,K] · B[K,N], then epi (if any) on C
 template <typename T>
-void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
-    if (use_direct_gemm(M, N, K)) return matmul_nn_reference(C, A, B, M, K, N);
-    gemm_blocked<T>(M, N, K, A, K, 1, B, N, 1, C, N);
+void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N,
+               const GemmEpilogue* epi = nullptr) {
+    if (!use_direct_gemm(M, N, K)) return gemm_blocked<T>(M, N, K, A, K, 1, B, N, 1, C, N, nullptr, epi);
+    matmul_nn_reference(C, A, B, M, K, N);
+    if (epi) (*epi)(0, M, 0, N);
 }
 
 // C[K,N] += A[M,K]ᵀ · B[M,N]
@@ -102,11 +124,13 @@ void matmul_tn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
     gemm_blocked<T>(K, N, M, A, 1, K, B, N, 1, C, N);
 }
 
-// C[M,K] += A[M,N] · B[K,N]ᵀ
+// C[M,K] += A[M,N] · B[K,N]ᵀ, then epi (if any) on C
 template <typename T>
-void matmul_nt(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K) {
-    if (use_direct_gemm(M, K, N)) return matmul_nt_reference(C, A, B, M, N, K);
-    gemm_blocked<T>(M, K, N, A, N, 1, B, 1, N, C, K);
+void matmul_nt(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
+               const GemmEpilogue* epi = nullptr) {
+    if (!use_direct_gemm(M, K, N)) return gemm_blocked<T>(M, K, N, A, N, 1, B, 1, N, C, K, nullptr, epi);
+    matmul_nt_reference(C, A, B, M, N, K);
+    if (epi) (*epi)(0, M, 0, K);
 }
 
 }  // namespace bp

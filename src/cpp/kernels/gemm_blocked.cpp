@@ -37,11 +37,13 @@ PackBuffers<T>& thread_buffers() {
 // The largest register tile of any table, for the edge scratch tile.
 constexpr int kMaxTile = 12 * 32;
 
-// C[m,n] += A'[m,k] · B'[k,n] on one thread.
+// C[m,n] += A'[m,k] · B'[k,n] on one thread; C is the block of the whole
+// product at (row0, col0), which is where epi (if any) is told each final block is.
 template <typename T>
 void gemm_serial(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
                  std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
-                 std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const GemmKernel<T>& K) {
+                 std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const GemmKernel<T>& K,
+                 const GemmEpilogue* epi, std::ptrdiff_t row0, std::ptrdiff_t col0) {
     const std::ptrdiff_t MR = K.mr, NR = K.nr, MC = K.mc, KC = K.kc, NC = K.nc;
     PackBuffers<T>& bufs = thread_buffers<T>();
     const std::ptrdiff_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
@@ -78,6 +80,7 @@ void gemm_serial(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* 
                             for (std::ptrdiff_t j = 0; j < nr; ++j) c[i * ldc + j] = tile[i * NR + j];
                     }
                 }
+                if (epi && pc + kc == k) (*epi)(row0 + ic, mc, col0 + jc, nc);  // the block is final
             }
         }
     }
@@ -88,8 +91,13 @@ void gemm_serial(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* 
 template <typename T>
 void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
                   std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
-                  std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
+                  std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table,
+                  const GemmEpilogue* epi) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // nothing to add: C is final as it is
+        if (epi) (*epi)(0, m, 0, n);
+        return;
+    }
     const GemmKernel<T>& K = (table ? *table : active_kernel_table()).template get<T>();
     int threads = threads_for(double(m) * double(n) * double(k));
     // Split the larger side of C into MR- or NR-aligned blocks, one per thread;
@@ -100,7 +108,7 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
     const std::ptrdiff_t tiles = ((split_n ? n : m) + unit - 1) / unit;
     if (threads > tiles) threads = int(tiles);
     if (threads <= 1) {
-        gemm_serial(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, K);
+        gemm_serial(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, K, epi, 0, 0);
         return;
     }
 #pragma omp parallel num_threads(threads)
@@ -114,20 +122,22 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
         if (split_n) {
             const std::ptrdiff_t len = std::min(hi, n) - lo;
             if (len > 0)
-                gemm_serial(m, len, k, A, rsa, csa, B + lo * csb, rsb, csb, C + lo, ldc, K);
+                gemm_serial(m, len, k, A, rsa, csa, B + lo * csb, rsb, csb, C + lo, ldc, K, epi, 0, lo);
         } else {
             const std::ptrdiff_t len = std::min(hi, m) - lo;
             if (len > 0)
-                gemm_serial(len, n, k, A + lo * rsa, rsa, csa, B, rsb, csb, C + lo * ldc, ldc, K);
+                gemm_serial(len, n, k, A + lo * rsa, rsa, csa, B, rsb, csb, C + lo * ldc, ldc, K, epi, lo, 0);
         }
     }
 }
 
 template void gemm_blocked<float>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const float*,
                                   std::ptrdiff_t, std::ptrdiff_t, const float*, std::ptrdiff_t,
-                                  std::ptrdiff_t, float*, std::ptrdiff_t, const KernelTable*);
+                                  std::ptrdiff_t, float*, std::ptrdiff_t, const KernelTable*,
+                                  const GemmEpilogue*);
 template void gemm_blocked<double>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const double*,
                                    std::ptrdiff_t, std::ptrdiff_t, const double*, std::ptrdiff_t,
-                                   std::ptrdiff_t, double*, std::ptrdiff_t, const KernelTable*);
+                                   std::ptrdiff_t, double*, std::ptrdiff_t, const KernelTable*,
+                                   const GemmEpilogue*);
 
 }  // namespace bp

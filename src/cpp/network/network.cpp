@@ -10,6 +10,7 @@
 
 #include "common/errors.hpp"
 #include "common/reductions.hpp"
+#include "layers/epilogues.hpp"
 #include "common/rng.hpp"
 #include "layers/dense.hpp"
 #include "layers/initializers.hpp"
@@ -165,13 +166,20 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, const std::ve
         }
         T* z = acts_.data() + z_off_[l];
         T* a = acts_.data() + a_off_[l];
-        dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out);
         const Activation& act = layers_[l].act;
-        if (training && act.kind == Act::NoisyRelu) {  // Z += sigma · N(0, 1), row-major
-            Pcg32 rng(seed_, rng_stream(RngPurpose::Noise, step_counter, layers_[l].index));
-            for (std::size_t i = 0; i < B * out; ++i) z[i] += static_cast<T>(act.sigma * rng.normal());
+        const bool noisy = training && act.kind == Act::NoisyRelu;
+        if (act.kind != Act::Softmax && !noisy && !recording_) {  // A = f(Z) fused into the product
+            ActivationEpilogue<T> fused{&act, a, z, out};
+            const GemmEpilogue epi = fused.epilogue();
+            dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out, &epi);
+        } else {
+            dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out);
+            if (noisy) {  // Z += sigma · N(0, 1), row-major
+                Pcg32 rng(seed_, rng_stream(RngPurpose::Noise, step_counter, layers_[l].index));
+                for (std::size_t i = 0; i < B * out; ++i) z[i] += static_cast<T>(act.sigma * rng.normal());
+            }
+            activation_forward(act, a, z, B, out);
         }
-        activation_forward(act, a, z, B, out);
         a_prev = a;
     }
     last_batch_ = B;
@@ -226,6 +234,22 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
         const std::size_t in = fan_in(l);
         if (recording_) record(l, Recorded::dZ, delta, B * fan_out(l));
         const bool need_input_grad = l > 0 || recording_;
+        // Below the first layer, dL/dD (the gradient at this layer's input) becomes dZ of
+        // the layer below: through the dropout, then f'. Fused into the product unless
+        // explain() records the intermediate values or the activation is a softmax.
+        const Activation* below = l > 0 ? &layers_[l - 1].act : nullptr;
+        const bool fuse = below && !recording_ && below->kind != Act::Softmax;
+        if (fuse) {
+            const DropoutSpec* drop = has_dropout(l) ? &layers_[l].dropout : nullptr;
+            const bool masked = drop && last_training_;
+            DeltaEpilogue<T> fused{below, delta_prev, masked ? mask(l) : nullptr,
+                                   T(drop ? (masked ? drop->train_scale() : drop->inference_scale()) : 1.0),
+                                   Z(l - 1), A(l - 1), in};
+            const GemmEpilogue epi = fused.epilogue();
+            dense_backward(delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, in, fan_out(l), &epi);
+            std::swap(delta, delta_prev);
+            continue;
+        }
         dense_backward(need_input_grad ? delta_prev : nullptr, dW(l), db(l), delta, layer_input(l, X), W(l), B,
                        in, fan_out(l));
         if (recording_) record(l, Recorded::dIn, delta_prev, B * in);

@@ -1,0 +1,64 @@
+// What the dense layer fuses into its products (kernels/gemm.hpp, "Epilogue"):
+// each runs on a final block of the product's output, rows [row0, row0+rows) and
+// columns [col0, col0+cols) of a row-major matrix with `ld` columns, while the
+// block is in cache. Both are elementwise, so the result is bitwise that of the
+// separate passes (which the network still uses for softmax, for noisy ReLU in
+// training, whose noise is drawn in row-major order, and when recording for
+// explain()).
+#pragma once
+#include <cstddef>
+
+#include "activations/activations.hpp"
+#include "kernels/gemm.hpp"
+#include "layers/dropout.hpp"
+
+namespace bp {
+
+// Forward: A = f(Z) on the block of Z = X·W + b just computed.
+template <typename T>
+struct ActivationEpilogue {
+    const Activation* act;
+    T* A;
+    const T* Z;
+    std::size_t ld;
+
+    static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
+        const auto& e = *static_cast<const ActivationEpilogue*>(self);
+        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) {
+            const std::size_t off = std::size_t(r) * e.ld + std::size_t(col0);
+            activation_forward(*e.act, e.A + off, e.Z + off, 1, std::size_t(cols));
+        }
+    }
+    GemmEpilogue epilogue() { return {&ActivationEpilogue::run, this}; }
+};
+
+// Backward: the block of dD = δ·Wᵀ just computed (the gradient at the layer's input)
+// becomes dZ of the layer below, in place: through the dropout (mask · scale while
+// training, the inference scale otherwise; none when mask is null and scale 1) and
+// then the activation's derivative, dZ = dA ⊙ f'(Z).
+template <typename T>
+struct DeltaEpilogue {
+    const Activation* act;
+    T* delta;
+    const T* mask;  // null: no mask (inference scaling or no dropout)
+    T scale;        // dropout scale (1 without dropout)
+    const T* Z;
+    const T* A;
+    std::size_t ld;
+
+    static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
+        const auto& e = *static_cast<const DeltaEpilogue*>(self);
+        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) {
+            const std::size_t off = std::size_t(r) * e.ld + std::size_t(col0), n = std::size_t(cols);
+            T* d = e.delta + off;
+            if (e.mask)
+                dropout_backward(d, e.mask + off, n, e.scale);
+            else if (e.scale != T(1))
+                for (std::size_t i = 0; i < n; ++i) d[i] *= e.scale;
+            activation_backward(*e.act, d, d, e.Z + off, e.A + off, 1, n);
+        }
+    }
+    GemmEpilogue epilogue() { return {&DeltaEpilogue::run, this}; }
+};
+
+}  // namespace bp
