@@ -137,12 +137,15 @@ def test_fit_with_adam_and_clipping_matches_the_reference():
     assert_tensors_close("weights after fit", model.get_weights(), ref.get_weights(), "float64")
 
 
-def test_reference_mask_function_is_the_core_mask():
-    model = make([bp.Dense(5, activation="tanh"), bp.Dropout(0.3, mask="per_sample"), bp.Dense(1)], seed=77)
-    X, y = data(n=9, k=1)
+@pytest.mark.parametrize("rows,units", [(9, 5), (1, 1), (1, 7), (1, 8), (3, 3), (2, 9), (5, 13), (7, 300)])
+def test_reference_mask_function_is_the_core_mask(rows, units):
+    """The core draws masks four PCG32 states at a time (and 512 at a time per chunk); the
+    numbers must still be the one stream of the spec, for any size (short, odd, > a chunk)."""
+    model = make([bp.Dense(units, activation="tanh"), bp.Dropout(0.3, mask="per_sample"), bp.Dense(1)], seed=77)
+    X, y = data(n=rows, k=1)
     model._net.step_counter = 123456
     _, _, masks = model.loss_and_gradients(X, y, training=True, return_masks=True)
-    np.testing.assert_array_equal(masks[1], dropout_mask(77, 123456, 1, (9, 5), 0.3))
+    np.testing.assert_array_equal(masks[1], dropout_mask(77, 123456, 1, (rows, units), 0.3))
 
 
 # ------------------------------------------------------------------------ statistics

@@ -19,6 +19,25 @@ double sum_squares(const T* x, std::size_t n) {
     return s;
 }
 
+// max |x| (0 for n = 0; NaN is ignored: callers check finiteness with the sum of squares).
+template <typename T>
+double max_abs(const T* x, std::size_t n) {
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) {
+            const T a = x[i + l] < T(0) ? -x[i + l] : x[i + l];
+            acc[l] = a > acc[l] ? a : acc[l];
+        }
+    T m = 0;
+    for (int l = 0; l < 8; ++l) m = acc[l] > m ? acc[l] : m;
+    for (; i < n; ++i) {
+        const T a = x[i] < T(0) ? -x[i] : x[i];
+        m = a > m ? a : m;
+    }
+    return double(m);
+}
+
 // True when every x is finite: no element has an all-ones exponent (inf, NaN).
 // An integer OR over the bits, so it vectorises (a float sum would not).
 template <typename T>

@@ -7,6 +7,7 @@
 // the next PCG32 output is below floor(p · 2^32) (so p = 1 keeps everything);
 // per_batch draws one row and repeats it for every sample of the batch.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +33,19 @@ template <typename T>
 void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per_batch, Pcg32& rng) {
     const uint64_t threshold = static_cast<uint64_t>(std::floor(keep_prob * 4294967296.0));
     const std::size_t drawn = per_batch ? F : B * F;
-    for (std::size_t i = 0; i < drawn; ++i) M[i] = uint64_t(rng.next()) < threshold ? T(1) : T(0);
+    const bool keep_all = threshold > UINT32_MAX;  // p = 1
+    const uint32_t t32 = keep_all ? 0 : uint32_t(threshold);
+    constexpr std::size_t kChunk = 512;
+    uint32_t u[kChunk];
+    for (std::size_t start = 0; start < drawn; start += kChunk) {
+        const std::size_t n = std::min(kChunk, drawn - start);
+        rng.fill(u, n);  // the stream of rng.next(), drawn four at a time
+        T* m = M + start;
+        if (keep_all)
+            std::fill(m, m + n, T(1));
+        else  // a branch-free 32-bit compare, so the loop vectorises (a branch would miss at random)
+            for (std::size_t i = 0; i < n; ++i) m[i] = T(u[i] < t32);
+    }
     if (per_batch)
         for (std::size_t r = 1; r < B; ++r) std::memcpy(M + r * F, M, F * sizeof(T));
 }

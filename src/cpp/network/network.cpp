@@ -269,10 +269,10 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
 }
 
 template <typename T>
-bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq) {
+bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, double grad_max) {
     const std::size_t n = params_.size();
     T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data();
-    if (opt_.clip_norm > 0) clip_global_norm(g, n, opt_.clip_norm);
+    if (opt_.clip_norm > 0) clip_global_norm(g, n, opt_.clip_norm);  // only shrinks: grad_max stays a bound
     const double wd = step_weight_decay(opt_, rows);
     const uint64_t t = optimizer_step + 1;
     // The rule runs on the whole arena at once, or per layer on W and b apart when
@@ -290,11 +290,17 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq) {
     };
     // First the dry run: an update that would overflow (a huge lr, inf Adam moments)
     // is refused before anything changes; the model keeps its last finite state.
-    const bool finite = for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t l) {
-        return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len,
-                                   layer_delta_sq ? layer_delta_sq + l : nullptr);
-    });
-    if (!finite) return false;
+    // SGD skips it while its bounds prove the step finite.
+    const bool proven = opt_.kind == OptKind::Sgd && grad_max >= 0 && !layer_delta_sq &&
+                        sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()));
+    if (!proven) {
+        const bool finite = for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t l) {
+            return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len,
+                                       layer_delta_sq ? layer_delta_sq + l : nullptr);
+        });
+        if (!finite) return false;
+        sgd_bounds_.valid = false;  // re-measured at the next epoch
+    }
     for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
         apply_update(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
         return true;
@@ -305,9 +311,14 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq) {
 }
 
 template <typename T>
-double Network<T>::layer_grad_norm(std::size_t l) {
+double Network<T>::layer_grad_norm(std::size_t l, double* max_abs_out) {
     double s = sum_squares(dW(l), fan_in(l) * fan_out(l));
     if (const T* gb = db(l)) s += sum_squares(gb, fan_out(l));
+    if (max_abs_out) {
+        double m = max_abs(dW(l), fan_in(l) * fan_out(l));
+        if (const T* gb = db(l)) m = std::max(m, max_abs(gb, fan_out(l)));
+        *max_abs_out = m;
+    }
     return std::sqrt(s);
 }
 
@@ -454,6 +465,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
+    if (opt_.kind == OptKind::Sgd) {  // exact bounds for this epoch's steps (see SgdBounds)
+        sgd_bounds_.valid = all_finite(params_.data(), params_.size());
+        sgd_bounds_.p = max_abs(params_.data(), params_.size());
+        sgd_bounds_.v = opt_.momentum != 0.0 ? max_abs(state1_.data(), state1_.size()) : 0.0;
+    }
     // The update-to-weight ratio of the epoch's last step: ‖θ_new − θ_old‖ / ‖θ_old‖ per layer.
     std::vector<double> last_norm(layers_.size(), 0.0), last_delta_sq(layers_.size(), 0.0);
     activity_reset();
@@ -492,8 +508,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const double loss = backward(xb, yb, B);
         bool finite = std::isfinite(loss);
         loss_nonfinite |= !finite;
+        double grad_max = 0;  // max |grad| over every layer, for SgdBounds
         for (std::size_t l = 0; l < layers_.size(); ++l) {
-            const double g = layer_grad_norm(l);
+            double layer_max = 0;
+            const double g = layer_grad_norm(l, opt_.kind == OptKind::Sgd ? &layer_max : nullptr);
+            grad_max = std::max(grad_max, layer_max);
             stats.grad_norm[l] += g;
             stats.health[l].nonfinite |= !std::isfinite(g);
             finite &= std::isfinite(g);
@@ -503,7 +522,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const bool last = s + 1 == steps;
         if (last && finite)
             for (std::size_t l = 0; l < layers_.size(); ++l) last_norm[l] = layer_weight_norm(l, params_.data());
-        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr)) {
+        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr, grad_max)) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();

@@ -163,8 +163,10 @@ private:
     // NaN or inf in the parameters or state (an overflowing update). rows: the
     // batch's samples (for decay_per_sample). If layer_delta_sq is given (one per
     // layer), Σ (new − old)² of each layer's W and b is added to it.
-    bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr);
-    double layer_grad_norm(std::size_t l);
+    // grad_max: max |grad| over the arena, when known (fit_epoch): with SGD it lets
+    // sgd_bounds_ prove the step finite without the dry run.
+    bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
+    double layer_grad_norm(std::size_t l, double* max_abs_out = nullptr);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
     // Unit activity over the batches since activity_reset(): feeds dead and saturated fractions.
@@ -173,6 +175,7 @@ private:
     void activity_fill(std::vector<LayerHealth>& health) const;
     std::vector<std::vector<uint8_t>> alive_;     // per layer and unit: ever z > 0
     std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
+    SgdBounds sgd_bounds_;                        // fit_epoch's proof that SGD steps stay finite
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
 
     std::size_t input_dim_;

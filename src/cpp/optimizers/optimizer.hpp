@@ -88,6 +88,32 @@ void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T*
     }
 }
 
+// Upper bounds on max |p| and max |momentum buffer| over the arena, carried from
+// step to step by SGD's update rule: while they stay far below overflow, an SGD
+// step cannot produce an inf and its dry run is skipped. Exact at the start of
+// each epoch (Network::fit_epoch), then grown with each step's max |grad|.
+struct SgdBounds {
+    bool valid = false;
+    double p = 0, v = 0;
+
+    // The bounds after a step (lr, decay wd, gradient bound g); false when they would
+    // come within a factor 1e8 of `limit` (the type's largest value): do the dry run.
+    bool advance(const OptimizerConfig& c, double lr, double wd, double g, double limit) {
+        const double grad = g + wd * p;  // |grad + wd p|
+        double np, nv = v;
+        if (c.momentum == 0.0) {
+            np = p + lr * grad;
+        } else {
+            nv = c.momentum * v + grad;
+            np = p + lr * (c.nesterov ? grad + c.momentum * nv : nv);
+        }
+        if (!valid || !(np < limit * 1e-8) || !(nv < limit * 1e-8)) return false;
+        p = np;
+        v = nv;
+        return true;
+    }
+};
+
 // The update's dry run: would apply_update leave every parameter and state value
 // finite? It runs the rule on copies of L1-sized blocks and touches nothing, so a
 // step can be refused before any value changes, with no copy of the arena kept
