@@ -97,6 +97,24 @@ def test_bitwise_identical_for_any_thread_count(dtype, restore_num_threads):
         assert np.array_equal(one[4], other[4]), f"predict, 1 vs {threads} threads"
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_threaded_update_of_a_large_arena_is_bitwise_thread_invariant(optimizer, restore_num_threads):
+    """Over 500k parameters the optimiser's update is split into chunks over threads
+    (optimizers/optimizer.hpp, apply_update_threaded): elementwise, so the weights and
+    state after fit are bitwise those of one thread."""
+    runs = []
+    for threads in (1, 2):
+        bp.set_num_threads(threads)
+        opt = bp.SGD(lr=0.01, momentum=0.9, weight_decay=1e-3) if optimizer == "sgd" else bp.Adam(lr=1e-3)
+        model = make_model([(1024, "tanh")], 600, dtype="float32", seed=3, input_dim=64, optimizer=opt)
+        assert sum(w.size for w in model.get_weights()) > 600_000
+        X, y = make_data(64, 64, 600, "mse", "float32", seed=4)
+        model.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        runs.append((model, model._net.state1().copy()))
+    _assert_bitwise_equal(runs[0][0], runs[1][0], "1 thread vs 2")
+    assert np.array_equal(runs[0][1], runs[1][1]), "optimiser state, 1 thread vs 2"
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("init", INITIALIZERS + ["xavier_uniform", "xavier_normal"])
 def test_initial_weights_equal_the_reference_draws(init, dtype):

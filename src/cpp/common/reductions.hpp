@@ -7,30 +7,46 @@
 
 namespace bp {
 
-// Σ x² in double with eight partial sums (vectorisable, and the same order on every run).
-template <typename T>
-double sum_squares(const T* x, std::size_t n) {
+// Σ x² in double with eight partial sums (vectorisable, and the same order on
+// every run); with kMax, max |x| in the same pass into *max_out (NaN is ignored
+// there: a NaN makes the sum NaN, which is what callers check).
+template <bool kMax = false, typename T>
+double sum_squares(const T* x, std::size_t n, double* max_out = nullptr) {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    T top[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
+        for (int l = 0; l < 8; ++l) {
+            acc[l] += double(x[i + l]) * double(x[i + l]);
+            if constexpr (kMax) {
+                const T a = x[i + l] < T(0) ? -x[i + l] : x[i + l];
+                top[l] = a > top[l] ? a : top[l];
+            }
+        }
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; ++i) s += double(x[i]) * double(x[i]);
+    T m = 0;
+    for (int l = 0; l < 8; ++l) m = top[l] > m ? top[l] : m;
+    for (; i < n; ++i) {
+        s += double(x[i]) * double(x[i]);
+        const T a = x[i] < T(0) ? -x[i] : x[i];
+        m = a > m ? a : m;
+    }
+    if constexpr (kMax) *max_out = double(m);
     return s;
 }
 
-// max |x| (0 for n = 0; NaN is ignored: callers check finiteness with the sum of squares).
+// max |x| (0 for n = 0; NaN is ignored).
 template <typename T>
 double max_abs(const T* x, std::size_t n) {
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    T top[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int l = 0; l < 8; ++l) {
             const T a = x[i + l] < T(0) ? -x[i + l] : x[i + l];
-            acc[l] = a > acc[l] ? a : acc[l];
+            top[l] = a > top[l] ? a : top[l];
         }
     T m = 0;
-    for (int l = 0; l < 8; ++l) m = acc[l] > m ? acc[l] : m;
+    for (int l = 0; l < 8; ++l) m = top[l] > m ? top[l] : m;
     for (; i < n; ++i) {
         const T a = x[i] < T(0) ? -x[i] : x[i];
         m = a > m ? a : m;

@@ -302,7 +302,7 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
         sgd_bounds_.valid = false;  // re-measured at the next epoch
     }
     for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
-        apply_update(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
+        apply_update_threaded(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
         return true;
     });
     ++optimizer_step;
@@ -312,13 +312,15 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
 
 template <typename T>
 double Network<T>::layer_grad_norm(std::size_t l, double* max_abs_out) {
-    double s = sum_squares(dW(l), fan_in(l) * fan_out(l));
-    if (const T* gb = db(l)) s += sum_squares(gb, fan_out(l));
-    if (max_abs_out) {
-        double m = max_abs(dW(l), fan_in(l) * fan_out(l));
-        if (const T* gb = db(l)) m = std::max(m, max_abs(gb, fan_out(l)));
-        *max_abs_out = m;
+    if (!max_abs_out) {
+        double s = sum_squares(dW(l), fan_in(l) * fan_out(l));
+        if (const T* gb = db(l)) s += sum_squares(gb, fan_out(l));
+        return std::sqrt(s);
     }
+    double mw = 0, mb = 0;  // the same sums, with max |grad| from the same pass
+    double s = sum_squares<true>(dW(l), fan_in(l) * fan_out(l), &mw);
+    if (const T* gb = db(l)) s += sum_squares<true>(gb, fan_out(l), &mb);
+    *max_abs_out = std::max(mw, mb);
     return std::sqrt(s);
 }
 

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common/reductions.hpp"
+#include "common/threads.hpp"
 #include "optimizers/adagrad.hpp"
 #include "optimizers/adam.hpp"
 #include "optimizers/rmsprop.hpp"
@@ -85,6 +86,23 @@ void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T*
         case OptKind::Adam: adam_update(p, grad, state1, state2, n, lr, c.beta1, c.beta2, c.eps, wd, t); break;
         case OptKind::Rmsprop: rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, wd); break;
         case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, wd, t); break;
+    }
+}
+
+// apply_update, split into fixed chunks over threads when n is large (a
+// memory-bound pass over a wide network's parameters): elementwise, so the
+// result is the same for any split.
+template <typename T>
+void apply_update_threaded(const OptimizerConfig& c, double lr, double wd, uint64_t t, T* p, const T* grad,
+                           T* state1, T* state2, std::size_t n) {
+    constexpr std::size_t kChunk = std::size_t(1) << 16;
+    const int threads = threads_for(4.0 * double(n));  // about 4 operations per element
+    if (threads <= 1 || n < 2 * kChunk) return apply_update(c, lr, wd, t, p, grad, state1, state2, n);
+    const std::ptrdiff_t chunks = std::ptrdiff_t((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+        const std::size_t off = std::size_t(k) * kChunk, len = std::min(kChunk, n - off);
+        apply_update(c, lr, wd, t, p + off, grad + off, state1 + off, state2 + off, len);
     }
 }
 
