@@ -10,9 +10,9 @@
 
 #include "common/errors.hpp"
 #include "common/reductions.hpp"
-#include "layers/epilogues.hpp"
 #include "common/rng.hpp"
 #include "layers/dense.hpp"
+#include "layers/epilogues.hpp"
 #include "layers/initializers.hpp"
 #include "losses/losses.hpp"
 
