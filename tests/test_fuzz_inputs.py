@@ -470,18 +470,20 @@ def test_eps_zero_with_zero_gradient_is_rolled_back(optimizer: Any) -> None:
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_fit_refuses_the_first_overflowing_sgd_step_and_keeps_the_last_finite_one(momentum: float) -> None:
-    """Within fit, SGD skips the dry run while its bounds on |w| and |v| prove a step finite
-    (SgdBounds in the core). Here step 1 is proven finite (weights ~1e22) and step 2 would
-    overflow float32: fit raises DivergenceError and keeps exactly the weights of step 1."""
-    X = np.array([[30.0], [30.0]], dtype=np.float32)
-    y = np.array([[0.0], [0.0]], dtype=np.float32)
+    """Within fit, SGD on an arena of >= 4096 parameters skips the dry run while its bounds on
+    |w| and |v| prove a step finite (SgdBounds in the core). Here step 1 is proven finite
+    (weights ~1e22) and step 2 would overflow float32: fit raises DivergenceError and keeps
+    exactly the weights of step 1."""
+    X = np.full((2, 64), 30.0, dtype=np.float32)
+    y = np.zeros((2, 64), dtype=np.float32)
 
     def make() -> bp.Sequential:
-        m = bp.Sequential([bp.Dense(1)], input_dim=1, dtype="float32", seed=0)
+        m = bp.Sequential([bp.Dense(64)], input_dim=64, dtype="float32", seed=0)
         m.compile(loss="mse", optimizer=bp.SGD(lr=1e20, momentum=momentum))
         return m
 
     model, twin = make(), make()
+    assert sum(w.size for w in model.get_weights()) >= 4096  # the bounds are kept
     twin.train_step(X[:1], y[:1])  # the one finite step
     assert all(np.isfinite(w).all() for w in twin.get_weights())
     assert max(float(np.max(np.abs(w))) for w in twin.get_weights()) > 1e20

@@ -467,7 +467,12 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
-    if (opt_.kind == OptKind::Sgd) {  // exact bounds for this epoch's steps (see SgdBounds)
+    // SGD over a large arena: exact bounds for this epoch's steps (see SgdBounds). A small
+    // one keeps the dry run, which costs it less than the bounds' max |grad| pass.
+    constexpr std::size_t kBoundsMinParams = 4096;
+    const bool track_bounds = opt_.kind == OptKind::Sgd && params_.size() >= kBoundsMinParams;
+    sgd_bounds_.valid = false;
+    if (track_bounds) {
         sgd_bounds_.valid = all_finite(params_.data(), params_.size());
         sgd_bounds_.p = max_abs(params_.data(), params_.size());
         sgd_bounds_.v = opt_.momentum != 0.0 ? max_abs(state1_.data(), state1_.size()) : 0.0;
@@ -513,7 +518,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         double grad_max = 0;  // max |grad| over every layer, for SgdBounds
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             double layer_max = 0;
-            const double g = layer_grad_norm(l, opt_.kind == OptKind::Sgd ? &layer_max : nullptr);
+            const double g = layer_grad_norm(l, track_bounds ? &layer_max : nullptr);
             grad_max = std::max(grad_max, layer_max);
             stats.grad_norm[l] += g;
             stats.health[l].nonfinite |= !std::isfinite(g);
@@ -524,7 +529,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const bool last = s + 1 == steps;
         if (last && finite)
             for (std::size_t l = 0; l < layers_.size(); ++l) last_norm[l] = layer_weight_norm(l, params_.data());
-        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr, grad_max)) {
+        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr, track_bounds ? grad_max : -1.0)) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();
