@@ -5,7 +5,8 @@ its PYBACKPROP_ISA override.
 
 The hook is the private ``_core._gemm(op, A, B, C, isa)`` (C += op(A, B) in
 place): ``isa="reference"`` is the naive kernel, an ISA name forces the blocked
-driver with that ISA's microkernels, ``"auto"`` is what the layers call.
+driver with that ISA's microkernels (with ``small=True`` the unpacked
+small-product path with that ISA's kernels), ``"auto"`` is what the layers call.
 """
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ def logical(op: str, A: np.ndarray, B: np.ndarray) -> Tuple[np.ndarray, np.ndarr
     return (A.T if op == "tn" else A), (B.T if op == "nt" else B)
 
 
-def gemm(op: str, A: np.ndarray, B: np.ndarray, C: np.ndarray, isa: str) -> np.ndarray:
+def gemm(op: str, A: np.ndarray, B: np.ndarray, C: np.ndarray, isa: str, small: bool = False) -> np.ndarray:
     out = C.copy()
-    _core._gemm(op, A, B, out, isa)
+    _core._gemm(op, A, B, out, isa, small=small)
     return out
 
 
@@ -111,11 +112,52 @@ def test_isa_matches_naive_kernel_on_edge_shapes(isa, op, dtype):
         assert_gemm_close(f"{isa} {op} {dtype} m={m} n={n} k={k}", op, A, B, C, got, want)
 
 
+def small_edge_shapes() -> List[Tuple[int, int, int]]:
+    """(m, n, k) for the unpacked path: every strip height (m = 1..13: 1-6 rows of
+    AVX2, 1-4 of generic), column edges around one and two vectors of either
+    dtype (1..33), k = 1 and odd, and the workloads' shapes."""
+    shapes = [(m, n, k) for m in (1, 2, 3, 4, 5, 6, 7, 11, 13) for n in (1, 3, 4, 5, 8, 9, 15, 16, 17, 33)
+              for k in (1, 7)]
+    shapes += [(32, 64, 16), (32, 64, 64), (16, 64, 32), (64, 64, 32), (64, 10, 256), (256, 10, 64),
+               (64, 256, 10), (37, 41, 43), (100, 70, 129)]
+    return shapes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_small_path_matches_naive_kernel_on_edge_shapes(isa, op, dtype):
+    """The unpacked small-product path of every ISA, forced at any size."""
+    for m, n, k in small_edge_shapes():
+        A, B, C = operands(op, m, n, k, dtype, seed=m * 7919 + n * 31 + k)
+        got = gemm(op, A, B, C, isa, small=True)
+        want = gemm(op, A, B, C, "reference")
+        assert_gemm_close(f"{isa} small {op} {dtype} m={m} n={n} k={k}", op, A, B, C, got, want)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_small_path_elements_do_not_depend_on_their_tile(isa):
+    """Each element is the same whatever strip height and column tile it lands in: a
+    product equals, row for row and column for column, its slices done on their own."""
+    for op in OPS:
+        m, n, k = 23, 37, 29
+        A, B, C = operands(op, m, n, k, "float32", seed=3)
+        whole = gemm(op, A, B, C, isa, small=True)
+        for r0, r1 in [(0, 1), (1, 8), (8, 23), (5, 11)]:
+            for c0, c1 in [(0, 37), (3, 20), (17, 37)]:
+                a = A[r0:r1] if op != "tn" else A[:, r0:r1]
+                b = (B[:, c0:c1] if op != "nt" else B[c0:c1])
+                part = gemm(op, np.ascontiguousarray(a), np.ascontiguousarray(b),
+                            np.ascontiguousarray(C[r0:r1, c0:c1]), isa, small=True)
+                np.testing.assert_array_equal(part, whole[r0:r1, c0:c1], err_msg=f"{op} rows {r0}:{r1} cols {c0}:{c1}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", OPS)
 def test_auto_matches_naive_kernel(op, dtype):
     """What the layers call, on both sides of the direct-path threshold."""
-    for m, n, k in [(1, 4, 3), (4, 1, 4), (16, 16, 16), (40, 50, 60), (100, 64, 784), (257, 129, 64)]:
+    for m, n, k in [(1, 4, 3), (4, 1, 4), (16, 16, 16), (32, 64, 16), (32, 64, 64), (64, 10, 256),
+                    (40, 50, 60), (100, 64, 784), (257, 129, 64)]:
         A, B, C = operands(op, m, n, k, dtype)
         assert_gemm_close(f"auto {op} {dtype} m={m} n={n} k={k}", op, A, B, C,
                           gemm(op, A, B, C, "auto"), gemm(op, A, B, C, "reference"))
@@ -149,6 +191,22 @@ def test_bitwise_identical_for_any_thread_count(isa, dtype, restore_num_threads)
                         f"{i}: {results[t][i]!r} != {results[1][i]!r}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_small_path_bitwise_identical_for_any_thread_count(isa, dtype, restore_num_threads):
+    """The unpacked path split over threads (by rows) at sizes where threads_for gives
+    more than one: bitwise the 1-thread result."""
+    for op in OPS:
+        for m, n, k in [(300, 200, 100), (61, 300, 257)]:
+            A, B, C = operands(op, m, n, k, dtype)
+            results = {}
+            for t in (1, 2, 3):
+                bp.set_num_threads(t)
+                results[t] = gemm(op, A, B, C, isa, small=True)
+            for t in (2, 3):
+                np.testing.assert_array_equal(results[t], results[1], err_msg=f"{isa} small {op} {dtype} {t} threads")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_isas_agree_with_each_other(isa):
     for op in OPS:
@@ -165,6 +223,8 @@ def test_hook_rejects_bad_arguments():
         _core._gemm("tt", A, B, C, "auto")
     with pytest.raises(ValueError, match="isa must be"):
         _core._gemm("nn", A, B, C, "sse9")
+    with pytest.raises(ValueError, match="small=True needs an ISA"):
+        _core._gemm("nn", A, B, C, "auto", small=True)
     with pytest.raises(ValueError, match=r"C has shape \(3, 5\), expected \(4, 5\)"):
         _core._gemm("tn", A, np.zeros((3, 5), np.float32), C, "auto")
     with pytest.raises(ValueError, match="share one dtype"):
@@ -221,13 +281,14 @@ def test_tanh_kernel_of_each_isa(isa):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("isa", ["auto"] + ISAS)
+@pytest.mark.parametrize("isa,small", [("auto", False)] + [(isa, small) for isa in ISAS for small in (False, True)])
 @pytest.mark.parametrize("op", ["nn", "nt"])
 @pytest.mark.parametrize("shape", [(3, 5, 7), (33, 17, 65), (200, 300, 70), (7, 600, 500)])
-def test_epilogue_runs_once_on_every_final_element(shape, op, isa, threads, restore_num_threads):
+def test_epilogue_runs_once_on_every_final_element(shape, op, isa, small, threads, restore_num_threads):
     """The epilogue (here c -> 2c + 1) runs exactly once on each element of C, after its
     whole sum: bitwise the product followed by the same map, for the direct path, each
-    ISA's blocked driver and 1 or 2 threads (blocks cut at the MC/NC edges)."""
+    ISA's blocked driver and unpacked small-product path, and 1 or 2 threads (blocks cut
+    at the MC/NC edges, or every 24 rows)."""
     bp.set_num_threads(threads)
     m, n, k = shape
     rng = np.random.default_rng(5)
@@ -236,6 +297,6 @@ def test_epilogue_runs_once_on_every_final_element(shape, op, isa, threads, rest
     B = rng.normal(size=(k, n)).astype(np.float32)
     C0 = rng.normal(size=(m, n) if op == "nn" else (m, k)).astype(np.float32)
     plain, fused = C0.copy(), C0.copy()
-    _core._gemm(op, A, B, plain, isa)
-    _core._gemm(op, A, B, fused, isa, epilogue=True)
+    _core._gemm(op, A, B, plain, isa, small=small)
+    _core._gemm(op, A, B, fused, isa, epilogue=True, small=small)
     np.testing.assert_array_equal(fused, np.float32(2) * plain + np.float32(1))

@@ -44,7 +44,7 @@ struct TwicePlusOne {
 
 template <typename T>
 void run(const std::string& op, const py::array& A, const py::array& B, py::array& C,
-         const std::string& isa, bool epilogue) {
+         const std::string& isa, bool epilogue, bool small) {
     const T* a = static_cast<const T*>(A.data());
     const T* b = static_cast<const T*>(B.data());
     T* c = static_cast<T*>(C.mutable_data());
@@ -76,6 +76,7 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
     const GemmEpilogue test_epi{&TwicePlusOne<T>::run, &twice};
     const GemmEpilogue* epi = epilogue ? &test_epi : nullptr;
     if (epilogue && isa == "reference") throw py::value_error("_gemm: the reference kernels take no epilogue");
+    if (small && !table) throw py::value_error("_gemm: small=True needs an ISA of _kernel_isas()");
     py::gil_scoped_release release;
     if (isa == "reference") {
         if (op == "nn") matmul_nn_reference(c, a, b, M, K, N);
@@ -87,6 +88,10 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
             if (epilogue) throw py::value_error("_gemm: matmul_tn takes no epilogue");
             matmul_tn(c, a, b, M, K, N);
         } else matmul_nt(c, a, b, M, N, K, epi);
+    } else if (small) {  // always the unpacked small-product path, with this table
+        if (op == "nn") gemm_small<T>(M, N, K, a, K, 1, b, N, 1, c, N, table, epi);
+        else if (op == "tn") gemm_small<T>(K, N, M, a, 1, K, b, N, 1, c, N, table, epi);
+        else gemm_small<T>(M, K, N, a, N, 1, b, 1, N, c, K, table, epi);
     } else {  // always the blocked driver, with this table
         if (op == "nn") gemm_blocked<T>(M, N, K, a, K, 1, b, N, 1, c, N, table, epi);
         else if (op == "tn") gemm_blocked<T>(K, N, M, a, 1, K, b, N, 1, c, N, table, epi);
@@ -100,7 +105,7 @@ void bind_kernels(py::module_& m) {
     m.def(
         "_gemm",
         [](const std::string& op, const py::array& A, const py::array& B, py::array C,
-           const std::string& isa, bool epilogue) {
+           const std::string& isa, bool epilogue, bool small) {
             for (const auto& [name, arr] : {std::pair<const char*, const py::array*>{"A", &A},
                                             {"B", &B}, {"C", &C}}) {
                 if (arr->ndim() != 2)
@@ -111,16 +116,17 @@ void bind_kernels(py::module_& m) {
                     throw py::value_error("_gemm: A, B and C must share one dtype");
             }
             if (!C.writeable()) throw py::value_error("_gemm: C must be writeable");
-            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa, epilogue);
-            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa, epilogue);
+            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa, epilogue, small);
+            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa, epilogue, small);
             else throw py::value_error("_gemm: dtype must be float32 or float64");
             return C;
         },
         py::arg("op"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("isa") = "auto",
-        py::arg("epilogue") = false,
+        py::arg("epilogue") = false, py::arg("small") = false,
         "C += op(A, B) in place (private test hook). op: 'nn' C=A·B, 'tn' C=Aᵀ·B, 'nt' "
         "C=A·Bᵀ. isa: 'reference' (naive loops), 'auto' (what the layers call, small "
-        "products direct), or an ISA of _kernel_isas() (always the blocked driver). "
+        "products direct), or an ISA of _kernel_isas() (always the blocked driver, or with "
+        "small=True always the unpacked small-product path). "
         "epilogue: then C = 2C + 1 by the product's epilogue, block by block.");
 
     m.def(

@@ -11,24 +11,44 @@ namespace {
 // Blocking: KC·NR·sizeof(T) (a B micro-panel) fits L1 (32 KiB on the AVX2 and
 // AVX-512 parts we target), MC·KC·sizeof(T) (an A' block) half of L2, and
 // KC·NC·sizeof(T) (a B' panel) a share of L3. MC is a multiple of MR, NC of NR.
+// small_max_flops: gemm_auto takes the unpacked path (gemm_small) up to this
+// m·n·k, else the blocked driver. Measured on Zen 4 (AVX2 table), 1 thread,
+// every op × M in {32,64,128} × K,N in {16,64,128,256}, float32, unpacked
+// time / blocked time: up to 2^18 multiply-adds 0.28-0.94 (the `small`
+// products: nn 32x16x64 1.02 -> 0.66 us, nn 32x64x64 3.6 -> 2.4, tn 16x64
+// 0.97 -> 0.63, tn 64x64 3.0 -> 2.4, nt 32x64 from 64 4.4 -> 3.6; mnist-like's
+// 10-wide layer: nn 64x256x10 10.2 -> 5.3, tn 8.2 -> 6.2, nt 5.2 -> 4.3); at
+// 2^19 0.43-1.10, at 2^20 0.75-1.17 (tn with m >= 128 and nt, whose B' is
+// transposed first, lose); at 2^22 nn still 0.89-0.94 but tn 1.14-1.20. The
+// AVX-512 table (the same unpacked code) against its blocked driver: 0.24-1.06
+// up to 2^18. float64: the transposed copy of matmul_nt's B' costs twice as
+// much, and nt measured 0.88-1.43 already at 2^15-2^16 (nn and tn 0.63-0.90),
+// so float64 keeps the blocked path. The generic table's unpacked kernel (GCC
+// 12 does not vectorise its strided tile) ran 2.7-3.5x slower than its blocked
+// one: never chosen automatically, kept as the portable reference of the path.
+constexpr double kSmallMaxFlops = 256.0 * 1024.0;
+constexpr double kSmallNever = 0.0;
+
 const KernelTable kGeneric{
     "generic",
-    {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096},
-    {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096},
+    {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096, ukr::generic_small_f32, kSmallNever},
+    {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096, ukr::generic_small_f64, kSmallNever},
     ukr::generic_tanh_f32,
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
 const KernelTable kAvx2{
     "avx2",
-    {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080},
-    {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080},
+    {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080, ukr::avx2_small_f32, kSmallMaxFlops},
+    {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,
 };
+// The small-product path (gemm_small) of the AVX-512 table is the AVX2 code:
+// AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
 const KernelTable kAvx512{
     "avx512",
-    {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064},
-    {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080},
+    {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, ukr::avx2_small_f32, kSmallMaxFlops},
+    {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
 };
 #endif

@@ -18,6 +18,8 @@ struct GemmKernel {
     ukr::Fn<T> fn;
     int mr, nr;      // register tile
     int mc, kc, nc;  // cache blocks: A' block mc×kc (L2), B' panel kc×nc (L3)
+    ukr::SmallFn<T> small;   // the unpacked path for small products (gemm.hpp: gemm_small)
+    double small_max_flops;  // gemm_auto takes it up to this m·n·k (measured: dispatch.cpp)
 };
 
 struct KernelTable {

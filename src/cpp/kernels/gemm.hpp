@@ -57,6 +57,11 @@
 // Small products take the direct path: the naive kernels of
 // gemm_reference.hpp, no packing, no allocation, no dispatch (see
 // use_direct_gemm). The textbook network (3→4→4→1, batch 1) stays there.
+// Products past it but up to the active table's small_max_flops (m·n·k; the
+// measured crossover is in dispatch.cpp) take the unpacked path, gemm_small:
+// the table's `small` kernel reads A' through its strides and B' by rows (a
+// transposed B' is copied into rows once), where packing costs more than it
+// saves. gemm_auto makes that choice, from the shape and table only.
 //
 // Epilogue (GemmEpilogue). An optional function run on each block of C as soon
 // as it is final (after its last KC slice), by the thread that computed it,
@@ -94,6 +99,26 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
                   std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table = nullptr,
                   const GemmEpilogue* epi = nullptr);
 
+// C[m,n] += A'[m,k] · B'[k,n] like gemm_blocked, but without packing: the
+// `small` kernel of the table reads A' through its strides and B' by rows (a
+// transposed B', as in matmul_nt, is first copied once into rows), in register
+// tiles of a few rows across all of n; `epi` on blocks of whole rows. Each
+// element is C + (its sum from zero over p in increasing order), whatever the
+// tiling and the number of threads (which split the rows).
+template <typename T>
+void gemm_small(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
+                std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb,
+                std::ptrdiff_t csb, T* C, std::ptrdiff_t ldc, const KernelTable* table = nullptr,
+                const GemmEpilogue* epi = nullptr);
+
+// C[m,n] += A'[m,k] · B'[k,n] by the active table: gemm_small when m·n·k is
+// at most that table's small_max_flops (its measured crossover, dispatch.cpp),
+// else gemm_blocked. What the matmuls below call past the direct path.
+template <typename T>
+void gemm_auto(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A, std::ptrdiff_t rsa,
+               std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb, std::ptrdiff_t csb, T* C,
+               std::ptrdiff_t ldc, const GemmEpilogue* epi = nullptr);
+
 // Products below these sizes cost less done directly than packed: any
 // dimension under 8 (a GEMV-like product reads each operand once directly,
 // while packing would copy the big one first), or under 16³ multiply-adds.
@@ -112,7 +137,7 @@ inline bool use_direct_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k
 template <typename T>
 void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N,
                const GemmEpilogue* epi = nullptr) {
-    if (!use_direct_gemm(M, N, K)) return gemm_blocked<T>(M, N, K, A, K, 1, B, N, 1, C, N, nullptr, epi);
+    if (!use_direct_gemm(M, N, K)) return gemm_auto<T>(M, N, K, A, K, 1, B, N, 1, C, N, epi);
     matmul_nn_reference(C, A, B, M, K, N);
     if (epi) (*epi)(0, M, 0, N);
 }
@@ -121,14 +146,14 @@ void matmul_nn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
 template <typename T>
 void matmul_tn(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t N) {
     if (use_direct_gemm(K, N, M)) return matmul_tn_reference(C, A, B, M, K, N);
-    gemm_blocked<T>(K, N, M, A, 1, K, B, N, 1, C, N);
+    gemm_auto<T>(K, N, M, A, 1, K, B, N, 1, C, N);
 }
 
 // C[M,K] += A[M,N] · B[K,N]ᵀ, then epi (if any) on C
 template <typename T>
 void matmul_nt(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
                const GemmEpilogue* epi = nullptr) {
-    if (!use_direct_gemm(M, K, N)) return gemm_blocked<T>(M, K, N, A, N, 1, B, 1, N, C, K, nullptr, epi);
+    if (!use_direct_gemm(M, K, N)) return gemm_auto<T>(M, K, N, A, N, 1, B, 1, N, C, K, epi);
     matmul_nt_reference(C, A, B, M, N, K);
     if (epi) (*epi)(0, M, 0, K);
 }

@@ -1,4 +1,5 @@
-// The blocked GEMM driver (loop nest, edge tiles, threads: see gemm.hpp).
+// The blocked GEMM driver (loop nest, edge tiles, threads: see gemm.hpp), and
+// the driver of the unpacked path for small products (gemm_small).
 #include <algorithm>
 #include <cstddef>
 
@@ -130,6 +131,81 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
         }
     }
 }
+
+template <typename T>
+void gemm_small(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A, std::ptrdiff_t rsa,
+                std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb, std::ptrdiff_t csb, T* C,
+                std::ptrdiff_t ldc, const KernelTable* table, const GemmEpilogue* epi) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (epi) (*epi)(0, m, 0, n);
+        return;
+    }
+    const GemmKernel<T>& K = (table ? *table : active_kernel_table()).template get<T>();
+    const T* b = B;
+    std::ptrdiff_t ldb = rsb;
+    if (csb != 1) {  // B' is a transpose (matmul_nt): its rows are made contiguous once, k·n values
+        T* bt = thread_buffers<T>().get_b(std::size_t(k * n));
+        constexpr std::ptrdiff_t kT = 8;  // in 8×8 blocks: 8 source rows, 8 destination rows in L1
+        for (std::ptrdiff_t j0 = 0; j0 < n; j0 += kT)
+            for (std::ptrdiff_t p0 = 0; p0 < k; p0 += kT) {
+                const std::ptrdiff_t jn = std::min(kT, n - j0), pn = std::min(kT, k - p0);
+                for (std::ptrdiff_t p = p0; p < p0 + pn; ++p)
+                    for (std::ptrdiff_t j = j0; j < j0 + jn; ++j) bt[p * n + j] = B[p * rsb + j * csb];
+            }
+        b = bt;
+        ldb = n;
+    }
+    // Rows [lo, hi) in blocks of kRows (a multiple of every small kernel's strip
+    // height), each block's epilogue right after it while it is in cache.
+    constexpr std::ptrdiff_t kRows = 24;
+    auto rows = [&](std::ptrdiff_t lo, std::ptrdiff_t hi) {
+        const std::ptrdiff_t step = epi ? kRows : hi - lo;
+        for (std::ptrdiff_t i = lo; i < hi; i += step) {
+            const std::ptrdiff_t mb = std::min(step, hi - i);
+            K.small(mb, n, k, A + i * rsa, rsa, csa, b, ldb, C + i * ldc, ldc);
+            if (epi) (*epi)(i, mb, 0, n);
+        }
+    };
+    // Threads split the rows: every element's arithmetic is the same in any
+    // tile (ukernels.hpp: SmallFn), so the result does not depend on the split.
+    int threads = threads_for(double(m) * double(n) * double(k));
+    if (threads > (m + 5) / 6) threads = int((m + 5) / 6);
+    if (threads <= 1) return rows(0, m);
+#pragma omp parallel num_threads(threads)
+    {
+#if defined(_OPENMP)
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        rows(m * t / nt, m * (t + 1) / nt);
+    }
+}
+
+template <typename T>
+void gemm_auto(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A, std::ptrdiff_t rsa,
+               std::ptrdiff_t csa, const T* B, std::ptrdiff_t rsb, std::ptrdiff_t csb, T* C,
+               std::ptrdiff_t ldc, const GemmEpilogue* epi) {
+    const KernelTable& table = active_kernel_table();
+    if (double(m) * double(n) * double(k) <= table.get<T>().small_max_flops)
+        return gemm_small<T>(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, &table, epi);
+    gemm_blocked<T>(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, &table, epi);
+}
+
+template void gemm_auto<float>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const float*, std::ptrdiff_t,
+                               std::ptrdiff_t, const float*, std::ptrdiff_t, std::ptrdiff_t, float*,
+                               std::ptrdiff_t, const GemmEpilogue*);
+template void gemm_auto<double>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const double*, std::ptrdiff_t,
+                                std::ptrdiff_t, const double*, std::ptrdiff_t, std::ptrdiff_t, double*,
+                                std::ptrdiff_t, const GemmEpilogue*);
+
+template void gemm_small<float>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const float*, std::ptrdiff_t,
+                                std::ptrdiff_t, const float*, std::ptrdiff_t, std::ptrdiff_t, float*,
+                                std::ptrdiff_t, const KernelTable*, const GemmEpilogue*);
+template void gemm_small<double>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const double*, std::ptrdiff_t,
+                                 std::ptrdiff_t, const double*, std::ptrdiff_t, std::ptrdiff_t, double*,
+                                 std::ptrdiff_t, const KernelTable*, const GemmEpilogue*);
 
 template void gemm_blocked<float>(std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, const float*,
                                   std::ptrdiff_t, std::ptrdiff_t, const float*, std::ptrdiff_t,

@@ -95,6 +95,130 @@ void avx2_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, st
     add_row(5, c50, c51);
 }
 
+// ------------------------------------------------------------ small products
+// (ukernels.hpp: SmallFn). A tile is R rows × V vectors of C; with MASK the
+// last vector is cut by the right edge of C and its loads and stores of B and
+// C are masked (lanes past the edge are neither read nor written), so the
+// lanes inside get exactly the arithmetic of a full tile.
+namespace {
+
+struct F32 {
+    using T = float;
+    using V = __m256;
+    static constexpr int L = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load(const T* p) { return _mm256_loadu_ps(p); }
+    static V mload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+    static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static V bcast(const T* p) { return _mm256_broadcast_ss(p); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static __m256i mask(std::ptrdiff_t lanes) {  // the first `lanes` of 8
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+};
+
+struct F64 {
+    using T = double;
+    using V = __m256d;
+    static constexpr int L = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V load(const T* p) { return _mm256_loadu_pd(p); }
+    static V mload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+    static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static __m256i mask(std::ptrdiff_t lanes) {  // the first `lanes` of 4
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3));
+    }
+};
+
+template <class S, int R, int V, bool MASK>
+void small_tile(std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa, std::ptrdiff_t csa,
+                const typename S::T* b, std::ptrdiff_t ldb, typename S::T* c, std::ptrdiff_t ldc,
+                __m256i mask) {
+    typename S::V acc[R][V];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[i][v] = S::zero();
+#pragma GCC unroll 2
+    for (std::ptrdiff_t p = 0; p < k; ++p) {
+        typename S::V bv[V];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) bv[v] = (MASK && v == V - 1) ? S::mload(b + v * S::L, mask) : S::load(b + v * S::L);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; ++i) {
+            const typename S::V ai = S::bcast(a + i * rsa);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+        }
+        a += csa;
+        b += ldb;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) {
+            typename S::T* r = c + i * ldc + v * S::L;
+            if (MASK && v == V - 1) S::mstore(r, mask, S::add(S::mload(r, mask), acc[i][v]));
+            else S::store(r, S::add(S::load(r), acc[i][v]));
+        }
+}
+
+// One strip of R rows across all n columns, in tiles of 2 vectors.
+template <class S, int R>
+void small_strip(std::ptrdiff_t n, std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa,
+                 std::ptrdiff_t csa, const typename S::T* b, std::ptrdiff_t ldb, typename S::T* c,
+                 std::ptrdiff_t ldc) {
+    constexpr int L = S::L;
+    const __m256i none = _mm256_setzero_si256();
+    std::ptrdiff_t j = 0;
+    for (; j + 2 * L <= n; j += 2 * L) small_tile<S, R, 2, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, none);
+    const std::ptrdiff_t rest = n - j;
+    if (rest > L) small_tile<S, R, 2, true>(k, a, rsa, csa, b + j, ldb, c + j, ldc, S::mask(rest - L));
+    else if (rest == L) small_tile<S, R, 1, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, none);
+    else if (rest > 0) small_tile<S, R, 1, true>(k, a, rsa, csa, b + j, ldb, c + j, ldc, S::mask(rest));
+}
+
+// m cut into ceil(m/6) strips of nearly equal height (32 rows: 6,6,5,5,5,5),
+// so no strip is so short that its few accumulators wait on the FMA latency.
+template <class S>
+void small_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const typename S::T* A,
+                std::ptrdiff_t rsa, std::ptrdiff_t csa, const typename S::T* B, std::ptrdiff_t ldb,
+                typename S::T* C, std::ptrdiff_t ldc) {
+    constexpr std::ptrdiff_t MR = 6;
+    const std::ptrdiff_t strips = (m + MR - 1) / MR;
+    for (std::ptrdiff_t s = 0, i = 0; s < strips; ++s) {
+        const std::ptrdiff_t rows = m * (s + 1) / strips - m * s / strips;
+        const typename S::T* a = A + i * rsa;
+        typename S::T* c = C + i * ldc;
+        switch (rows) {
+            case 6: small_strip<S, 6>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 5: small_strip<S, 5>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 4: small_strip<S, 4>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 3: small_strip<S, 3>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 2: small_strip<S, 2>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            default: small_strip<S, 1>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+        }
+        i += rows;
+    }
+}
+
+}  // namespace
+
+void avx2_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const float* A, std::ptrdiff_t rsa,
+                    std::ptrdiff_t csa, const float* B, std::ptrdiff_t ldb, float* C, std::ptrdiff_t ldc) {
+    small_gemm<F32>(m, n, k, A, rsa, csa, B, ldb, C, ldc);
+}
+void avx2_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
+                    std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc) {
+    small_gemm<F64>(m, n, k, A, rsa, csa, B, ldb, C, ldc);
+}
+
 namespace {
 // fast_tanhf (activations.hpp) on 8 lanes: the clamp is min/max, the two
 // polynomials in x² are Horner chains of FMAs, one division at the end.

@@ -29,7 +29,83 @@ inline void generic_kernel(std::ptrdiff_t kc, const T* __restrict a, const T* __
         for (int j = 0; j < NR; ++j) c[i * ldc + j] += acc[i][j];
 }
 
+// Small products (ukernels.hpp: SmallFn): an R×NR tile read straight from A'
+// and B; with EDGE only the first nr < NR columns exist (B past them counts as
+// zero and C is not touched there), each element's arithmetic unchanged.
+// GCC would vectorise the loop over p as an in-order reduction when csa == 1
+// (4× slower than the SLP-vectorised tile below); this keeps it from trying.
+#if defined(__GNUC__) && !defined(__clang__)
+#define BP_NO_LOOP_VECTORIZE __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define BP_NO_LOOP_VECTORIZE
+#endif
+
+template <typename T, int R, int NR, bool EDGE>
+BP_NO_LOOP_VECTORIZE inline void small_tile(std::ptrdiff_t k, const T* __restrict a, std::ptrdiff_t rsa, std::ptrdiff_t csa,
+                       const T* __restrict b, std::ptrdiff_t ldb, T* __restrict c, std::ptrdiff_t ldc,
+                       std::ptrdiff_t nr) {
+    T acc[R][NR] = {};
+    T pad[NR] = {};  // EDGE: the row of B, zero past column nr
+    for (std::ptrdiff_t p = 0; p < k; ++p) {
+        const T* bp = b;
+        if (EDGE) {
+            for (std::ptrdiff_t j = 0; j < nr; ++j) pad[j] = b[j];
+            bp = pad;
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) {
+            const T ai = a[i * rsa];
+#pragma GCC unroll 16
+            for (int j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
+        }
+        a += csa;
+        b += ldb;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
+        for (int j = 0; j < NR; ++j)
+            if (!EDGE || j < nr) c[i * ldc + j] += acc[i][j];
+}
+
+template <typename T, int R, int NR>
+void small_strip(std::ptrdiff_t n, std::ptrdiff_t k, const T* a, std::ptrdiff_t rsa, std::ptrdiff_t csa,
+                 const T* b, std::ptrdiff_t ldb, T* c, std::ptrdiff_t ldc) {
+    std::ptrdiff_t j = 0;
+    for (; j + NR <= n; j += NR) small_tile<T, R, NR, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, NR);
+    if (j < n) small_tile<T, R, NR, true>(k, a, rsa, csa, b + j, ldb, c + j, ldc, n - j);
+}
+
+// m in ceil(m/MR) strips of nearly equal height (as the AVX2 version).
+template <typename T, int MR, int NR>
+void small_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A, std::ptrdiff_t rsa,
+                std::ptrdiff_t csa, const T* B, std::ptrdiff_t ldb, T* C, std::ptrdiff_t ldc) {
+    static_assert(MR == 4, "strips of 1..4 rows below");
+    const std::ptrdiff_t strips = (m + MR - 1) / MR;
+    for (std::ptrdiff_t s = 0, i = 0; s < strips; ++s) {
+        const std::ptrdiff_t rows = m * (s + 1) / strips - m * s / strips;
+        const T* a = A + i * rsa;
+        T* c = C + i * ldc;
+        switch (rows) {
+            case 4: small_strip<T, 4, NR>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 3: small_strip<T, 3, NR>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            case 2: small_strip<T, 2, NR>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+            default: small_strip<T, 1, NR>(n, k, a, rsa, csa, B, ldb, c, ldc); break;
+        }
+        i += rows;
+    }
+}
+
 }  // namespace
+
+void generic_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const float* A, std::ptrdiff_t rsa,
+                       std::ptrdiff_t csa, const float* B, std::ptrdiff_t ldb, float* C, std::ptrdiff_t ldc) {
+    small_gemm<float, kGenericMrF32, kGenericNrF32>(m, n, k, A, rsa, csa, B, ldb, C, ldc);
+}
+void generic_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
+                       std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc) {
+    small_gemm<double, kGenericMrF64, kGenericNrF64>(m, n, k, A, rsa, csa, B, ldb, C, ldc);
+}
 
 void generic_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc) {
     generic_kernel<float, kGenericMrF32, kGenericNrF32>(kc, a, b, c, ldc);

@@ -30,6 +30,29 @@ inline constexpr int kAvx512MrF64 = 12, kAvx512NrF64 = 16;
 void avx512_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc);
 void avx512_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, std::ptrdiff_t ldc);
 
+// Small products without packing (gemm.hpp: gemm_small). One call does a whole
+//   C[m,n] += A'[m,k] · B[k,n],  A'(i,p) = A[i*rsa + p*csa],  B(p,j) = B[p*ldb + j]
+// (B with unit column stride; the driver transposes it first if it has not),
+// any m, n >= 1 and k >= 1. A is read through its strides with broadcasts and
+// B's rows directly, in register tiles of a few rows (m is cut into strips of
+// nearly equal height, at most the ISA's MR) × the microkernel's NR columns;
+// the edge columns are masked, not copied. Every element
+// gets the same arithmetic wherever its tile is: a sum from zero over p in
+// increasing order (one FMA per term on the FMA ISAs), then added to C once.
+template <typename T>
+using SmallFn = void (*)(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A,
+                         std::ptrdiff_t rsa, std::ptrdiff_t csa, const T* B, std::ptrdiff_t ldb, T* C,
+                         std::ptrdiff_t ldc);
+void generic_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const float* A, std::ptrdiff_t rsa,
+                       std::ptrdiff_t csa, const float* B, std::ptrdiff_t ldb, float* C, std::ptrdiff_t ldc);
+void generic_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
+                       std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc);
+// AVX2 + FMA, up to 6 rows × 2 ymm; also the AVX-512 table's (see dispatch.cpp).
+void avx2_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const float* A, std::ptrdiff_t rsa,
+                    std::ptrdiff_t csa, const float* B, std::ptrdiff_t ldb, float* C, std::ptrdiff_t ldc);
+void avx2_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
+                    std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc);
+
 // Elementwise float32 tanh, a[i] = tanh(z[i]) by the rational approximation of
 // activations.hpp (fast_tanhf): clamp, then x·p(x²)/q(x²). The generic loop is
 // fast_tanhf itself; the AVX2 one evaluates the same polynomials with FMAs (so
