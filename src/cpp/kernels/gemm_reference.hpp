@@ -56,6 +56,21 @@ void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     });
 }
 
+// Row k of C[K,N] += A[M,K]ᵀ · B[M,N] for a compile-time N: the row is held in
+// registers over the M terms instead of being loaded and stored for each (a
+// store-to-load chain through memory), the additions in the same order.
+template <typename T, int N>
+inline void tn_narrow_row(T* c, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t k) {
+    T acc[N];
+    for (int j = 0; j < N; ++j) acc[j] = c[j];
+    for (std::ptrdiff_t i = 0; i < M; ++i) {
+        const T aik = A[i * K + k];
+        const T* b = B + i * N;
+        for (int j = 0; j < N; ++j) acc[j] += aik * b[j];
+    }
+    for (int j = 0; j < N; ++j) c[j] = acc[j];
+}
+
 // C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
 template <typename T>
 void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
@@ -70,6 +85,16 @@ void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     }
     for_each_row(K, threads_for(double(M) * K * N), [=](std::ptrdiff_t k) {
         T* c = C + k * N;
+        switch (N) {  // a narrow row of C lives in registers (same sums, same order)
+            case 2: return tn_narrow_row<T, 2>(c, A, B, M, K, k);
+            case 3: return tn_narrow_row<T, 3>(c, A, B, M, K, k);
+            case 4: return tn_narrow_row<T, 4>(c, A, B, M, K, k);
+            case 5: return tn_narrow_row<T, 5>(c, A, B, M, K, k);
+            case 6: return tn_narrow_row<T, 6>(c, A, B, M, K, k);
+            case 7: return tn_narrow_row<T, 7>(c, A, B, M, K, k);
+            case 8: return tn_narrow_row<T, 8>(c, A, B, M, K, k);
+            default: break;
+        }
         for (std::ptrdiff_t i = 0; i < M; ++i) {
             const T aik = A[i * K + k];
             const T* b = B + i * N;

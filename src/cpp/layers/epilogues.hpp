@@ -24,6 +24,11 @@ struct ActivationEpilogue {
 
     static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
         const auto& e = *static_cast<const ActivationEpilogue*>(self);
+        if (col0 == 0 && std::size_t(cols) == e.ld) {  // whole rows: one contiguous run
+            const std::size_t off = std::size_t(row0) * e.ld;
+            activation_forward(*e.act, e.A + off, e.Z + off, 1, std::size_t(rows) * e.ld);
+            return;
+        }
         for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) {
             const std::size_t off = std::size_t(r) * e.ld + std::size_t(col0);
             activation_forward(*e.act, e.A + off, e.Z + off, 1, std::size_t(cols));
@@ -48,15 +53,17 @@ struct DeltaEpilogue {
 
     static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
         const auto& e = *static_cast<const DeltaEpilogue*>(self);
-        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) {
-            const std::size_t off = std::size_t(r) * e.ld + std::size_t(col0), n = std::size_t(cols);
+        auto apply = [&e](std::size_t off, std::size_t n) {  // n contiguous values from off
             T* d = e.delta + off;
             if (e.mask)
                 dropout_backward(d, e.mask + off, n, e.scale);
             else if (e.scale != T(1))
                 for (std::size_t i = 0; i < n; ++i) d[i] *= e.scale;
             activation_backward(*e.act, d, d, e.Z + off, e.A + off, 1, n);
-        }
+        };
+        if (col0 == 0 && std::size_t(cols) == e.ld)  // whole rows: one contiguous run
+            return apply(std::size_t(row0) * e.ld, std::size_t(rows) * e.ld);
+        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) apply(std::size_t(r) * e.ld + std::size_t(col0), std::size_t(cols));
     }
     GemmEpilogue epilogue() { return {&DeltaEpilogue::run, this}; }
 };
