@@ -27,13 +27,16 @@ Differences from scikit-learn's MLP estimators
   exactly; ``adam`` up to where epsilon enters, see the tests).
 - ``loss_curve_`` holds, as scikit-learn's, the objective of each epoch: the
   mean training loss over the mini-batches as they were seen (dropout active)
-  plus the L2 term ``weight_decay / 2 * ||W||**2`` of the weights at the epoch's
-  end, in pybackprop's units: mean squared error for the regressor (twice
+  plus the batches' L2 terms, ``steps * alpha / (2 * n) * ||W||**2`` with the
+  weights at the epoch's end (scikit-learn uses each batch's weights), in
+  pybackprop's units: mean squared error for the regressor (twice
   scikit-learn's ``squared_error / 2``), cross-entropy for the classifier.
   ``tol`` and ``n_iter_no_change`` are applied to it as scikit-learn does.
-- Weights start from Glorot-uniform initialisation and zero biases; the
-  sequence of random numbers differs from scikit-learn's, so results agree in
-  quality, not digit for digit.
+- Weights and biases start as scikit-learn's, uniform in ``±sqrt(6 / (fan_in +
+  fan_out))`` (``±sqrt(2 / ...)`` with logistic hidden units), drawn from
+  ``numpy.random.default_rng(random_state)``: another sequence of random numbers
+  than scikit-learn's, so results agree in quality, not digit for digit (from
+  the same weights, SGD steps agree to 1e-12; see tests/test_sklearn.py).
 - No warnings while training: no ``ConvergenceWarning`` (``n_iter_ ==
   max_iter`` tells that training hit the epoch limit before the ``tol`` /
   ``n_iter_no_change`` rule stopped it), and pybackprop's
