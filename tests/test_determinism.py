@@ -98,21 +98,25 @@ def test_bitwise_identical_for_any_thread_count(dtype, restore_num_threads):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_threaded_update_of_a_large_arena_is_bitwise_thread_invariant(optimizer, restore_num_threads):
-    """Over 500k parameters the optimiser's update is split into chunks over threads
-    (optimizers/optimizer.hpp, apply_update_threaded): elementwise, so the weights and
-    state after fit are bitwise those of one thread."""
+def test_threaded_passes_over_a_large_arena_are_bitwise_thread_invariant(optimizer, restore_num_threads):
+    """Over 2M parameters the optimiser's update (optimizers/optimizer.hpp,
+    apply_update_threaded) and the zeroing of the gradients (memory/arena.hpp) are split
+    into fixed chunks over threads, and a layer's gradient norm sums fixed chunks in order
+    (common/reductions.hpp, sum_squares_chunked): the weights, optimiser state and history
+    after fit are bitwise those of one thread."""
     runs = []
     for threads in (1, 2):
         bp.set_num_threads(threads)
         opt = bp.SGD(lr=0.01, momentum=0.9, weight_decay=1e-3) if optimizer == "sgd" else bp.Adam(lr=1e-3)
-        model = make_model([(1024, "tanh")], 600, dtype="float32", seed=3, input_dim=64, optimizer=opt)
-        assert sum(w.size for w in model.get_weights()) > 600_000
-        X, y = make_data(64, 64, 600, "mse", "float32", seed=4)
-        model.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
-        runs.append((model, model._net.state1().copy()))
+        model = make_model([(1024, "tanh")], 2048, dtype="float32", seed=3, input_dim=64, optimizer=opt)
+        assert sum(w.size for w in model.get_weights()) > 2_000_000
+        X, y = make_data(64, 64, 2048, "mse", "float32", seed=4)
+        hist = model.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0).history
+        runs.append((model, model._net.state1().copy(), hist))
     _assert_bitwise_equal(runs[0][0], runs[1][0], "1 thread vs 2")
     assert np.array_equal(runs[0][1], runs[1][1]), "optimiser state, 1 thread vs 2"
+    for key in ("loss", "grad_norm", "weight_norm", "update_ratio"):
+        assert runs[0][2][key] == runs[1][2][key], f"history {key}, 1 thread vs 2"
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
+
+#include "common/threads.hpp"
 
 namespace bp {
 
@@ -74,6 +77,31 @@ bool all_finite(const T* x, std::size_t n) {
         bad |= Bits((b & exponent) == exponent);
     }
     return bad == 0;
+}
+
+// sum_squares (with kMax, and max |x|) of a large array in fixed chunks of 2^18
+// values over the core's threads, the chunks' sums added in order: the same
+// result for any thread count (and a different rounding from one pass, so it
+// is used for every n at or above the chunk size, threads or not).
+template <bool kMax = false, typename T>
+double sum_squares_chunked(const T* x, std::size_t n, double* max_out = nullptr) {
+    constexpr std::size_t kChunk = std::size_t(1) << 18;
+    if (n < kChunk) return sum_squares<kMax>(x, n, max_out);
+    const std::ptrdiff_t chunks = std::ptrdiff_t((n + kChunk - 1) / kChunk);
+    std::vector<double> part(std::size_t(chunks), 0.0), top(std::size_t(chunks), 0.0);
+    const int threads = threads_for(double(n));
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+        const std::size_t off = std::size_t(k) * kChunk;
+        part[std::size_t(k)] = sum_squares<kMax>(x + off, std::min(kChunk, n - off), &top[std::size_t(k)]);
+    }
+    double s = 0, m = 0;
+    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+        s += part[std::size_t(k)];
+        m = std::max(m, top[std::size_t(k)]);
+    }
+    if constexpr (kMax) *max_out = m;
+    return s;
 }
 
 }  // namespace bp

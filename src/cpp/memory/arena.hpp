@@ -4,6 +4,7 @@
 // the optimiser's state in a third. The optimiser then updates one flat vector
 // and a distributed all-reduce is one call.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +12,8 @@
 #include <limits>
 #include <new>
 #include <vector>
+
+#include "common/threads.hpp"
 
 namespace bp {
 
@@ -75,8 +78,21 @@ public:
         data_ = reinterpret_cast<T*>((addr + kAlign - 1) / kAlign * kAlign);
         size_ = n;
     }
+    // Zeroes the buffer; a large one (a wide network's gradients) in fixed chunks
+    // over the core's threads, since one core alone does not saturate memory.
     void zero() {
-        if (size_) std::memset(data_, 0, size_ * sizeof(T));
+        constexpr std::size_t kChunk = std::size_t(1) << 16;
+        const int threads = threads_for(double(size_));
+        if (threads <= 1 || size_ < 2 * kChunk) {
+            if (size_) std::memset(data_, 0, size_ * sizeof(T));
+            return;
+        }
+        const std::ptrdiff_t chunks = std::ptrdiff_t((size_ + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+            const std::size_t off = std::size_t(k) * kChunk;
+            std::memset(data_ + off, 0, std::min(kChunk, size_ - off) * sizeof(T));
+        }
     }
     T* data() { return data_; }
     const T* data() const { return data_; }

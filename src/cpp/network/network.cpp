@@ -313,13 +313,13 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
 template <typename T>
 double Network<T>::layer_grad_norm(std::size_t l, double* max_abs_out) {
     if (!max_abs_out) {
-        double s = sum_squares(dW(l), fan_in(l) * fan_out(l));
-        if (const T* gb = db(l)) s += sum_squares(gb, fan_out(l));
+        double s = sum_squares_chunked(dW(l), fan_in(l) * fan_out(l));
+        if (const T* gb = db(l)) s += sum_squares_chunked(gb, fan_out(l));
         return std::sqrt(s);
     }
     double mw = 0, mb = 0;  // the same sums, with max |grad| from the same pass
-    double s = sum_squares<true>(dW(l), fan_in(l) * fan_out(l), &mw);
-    if (const T* gb = db(l)) s += sum_squares<true>(gb, fan_out(l), &mb);
+    double s = sum_squares_chunked<true>(dW(l), fan_in(l) * fan_out(l), &mw);
+    if (const T* gb = db(l)) s += sum_squares_chunked<true>(gb, fan_out(l), &mb);
     *max_abs_out = std::max(mw, mb);
     return std::sqrt(s);
 }
