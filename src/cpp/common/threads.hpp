@@ -8,6 +8,10 @@
 #include <sched.h>
 #endif
 #include <thread>
+#include <utility>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace bp {
 
@@ -40,6 +44,16 @@ inline int threads_for(double flops) {
     if (flops < 2 * kMinFlopsPerThread) return 1;
     int useful = static_cast<int>(flops / kMinFlopsPerThread);
     return useful < n ? useful : n;
+}
+
+// Inside an OpenMP parallel region: {this thread's number, the team's size}
+// ({0, 1} in a build without OpenMP).
+inline std::pair<int, int> team_position() {
+#if defined(_OPENMP)
+    return {omp_get_thread_num(), omp_get_num_threads()};
+#else
+    return {0, 1};
+#endif
 }
 
 }  // namespace bp

@@ -9,9 +9,6 @@
 #include "kernels/pack.hpp"
 #include "memory/arena.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace bp {
 namespace {
@@ -114,11 +111,7 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
     }
 #pragma omp parallel num_threads(threads)
     {
-#if defined(_OPENMP)
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
+        const auto [t, nt] = team_position();
         const std::ptrdiff_t lo = tiles * t / nt * unit, hi = tiles * (t + 1) / nt * unit;
         if (split_n) {
             const std::ptrdiff_t len = std::min(hi, n) - lo;
@@ -174,11 +167,7 @@ void gemm_small(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A
     if (threads <= 1) return rows(0, m);
 #pragma omp parallel num_threads(threads)
     {
-#if defined(_OPENMP)
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
+        const auto [t, nt] = team_position();
         rows(m * t / nt, m * (t + 1) / nt);
     }
 }
