@@ -273,6 +273,8 @@ def test_tanh_kernel_of_each_isa(isa):
     got = _core._tanh_f32(z, isa)
     np.testing.assert_allclose(got, np.tanh(z.astype(np.float64)), rtol=3.4e-7, atol=1e-30)
     assert np.all(np.abs(got) <= 1) and np.array_equal(_core._tanh_f32(-z, isa), -got)
+    nan = np.full(11, np.nan, dtype=np.float32)  # a NaN stays NaN (not clamped to +-1), body and tail
+    assert np.isnan(_core._tanh_f32(nan, isa)).all()
     for n in range(34):
         part = z[1000:1000 + n]
         np.testing.assert_array_equal(_core._tanh_f32(part, isa), got[1000:1000 + n], err_msg=f"length {n}")

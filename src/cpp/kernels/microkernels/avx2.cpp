@@ -224,7 +224,8 @@ namespace {
 // polynomials in x² are Horner chains of FMAs, one division at the end.
 inline __m256 tanh8(__m256 x) {
     const __m256 clamp = _mm256_set1_ps(7.90531110763549805f);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), clamp)), clamp);
+    // min/max return their second operand when one is NaN: x second, so a NaN stays NaN
+    x = _mm256_min_ps(clamp, _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), clamp), x));
     const __m256 x2 = _mm256_mul_ps(x, x);
     __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
     p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
