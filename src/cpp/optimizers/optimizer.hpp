@@ -1,8 +1,8 @@
 // One optimiser step over the parameter arena: optional clipping of the global
 // gradient norm (torch.nn.utils.clip_grad_norm_) over the whole arena, then the
 // chosen update rule, elementwise, over one or more contiguous segments (the
-// whole arena at once, or weights and biases apart when they decay differently). State lives in two arena-shaped buffers whose
-// meaning depends on the rule:
+// whole arena at once, or weights and biases apart when they decay differently).
+// State lives in two arena-shaped buffers whose meaning depends on the rule:
 //   SGD      state1 = momentum buffer
 //   Adam     state1 = m (first moment),  state2 = v (second moment)
 //   RMSprop  state1 = square average,    state2 = momentum buffer
