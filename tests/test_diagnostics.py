@@ -172,3 +172,16 @@ def test_vanishing_and_exploding_comparisons():
     no_clip, clip = diagnostics.exploding_comparison(epochs=5)
     assert no_clip["diverged"] is not None
     assert clip["diverged"] is None and clip["loss_after"] < clip["loss_before"]
+
+
+def test_core_grad_norms_are_the_layer_norms_of_the_gradients():
+    """_core grad_norms() (used by distributed training after the all-reduce): per layer
+    ||(dW, db)|| of the gradients now in the arena, what fit records as grad_norm."""
+    m = bp.Sequential([bp.Dense(8, activation="tanh"), bp.Dense(3, use_bias=False), bp.Dense(1)],
+                      input_dim=4, seed=1, dtype="float64")
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
+    X, y = _data(20)
+    _, grads = m.loss_and_gradients(X, y)
+    want = [np.sqrt(sum(float(np.sum(g ** 2)) for g in layer.values())) for layer in grads]
+    np.testing.assert_allclose(m._net.grad_norms(), want, rtol=1e-12)
+    assert len(m._net.grad_norms()) == 3

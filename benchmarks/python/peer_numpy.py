@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from workloads import Context, Runner
+from workloads import Context, Runner, limit_blas_threads
 
 
 def _activate(name: str, z: np.ndarray) -> np.ndarray:
@@ -40,12 +40,7 @@ def _derivative(name: str, h: np.ndarray) -> np.ndarray:
 
 
 def setup(ctx: Context) -> Runner:
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(ctx.threads)
-    except ImportError:
-        ctx.notes.append("threadpoolctl absent: BLAS threads from OPENBLAS_NUM_THREADS only")
+    limit_blas_threads(ctx)
     wl = ctx.workload
     dt = np.dtype(wl.dtype)
     W: List[np.ndarray] = [w.copy() for w, _ in ctx.init]

@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from workloads import Context, PeerUnavailable, Runner
+from workloads import Context, PeerUnavailable, Runner, limit_blas_threads
 
 _ACT = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}
 
@@ -37,12 +37,7 @@ def setup(ctx: Context) -> Runner:
         from sklearn.neural_network import MLPClassifier, MLPRegressor
     except ImportError as exc:
         raise PeerUnavailable(f"scikit-learn: not installed ({exc}); pip install scikit-learn") from exc
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(ctx.threads)
-    except ImportError:
-        ctx.notes.append("threadpoolctl absent: BLAS threads from OPENBLAS_NUM_THREADS only")
+    limit_blas_threads(ctx)
     warnings.filterwarnings("ignore")  # ConvergenceWarning on every partial_fit
     wl = ctx.workload
     hidden = tuple(u for u, _ in wl.layers[:-1])

@@ -9,7 +9,7 @@ this module only gathers them for the runners here.
     206.15...
 """
 from pybackprop.bench import (GEMM_BOUND, QUICK_WORKLOADS, WORKLOADS, Context, PeerUnavailable, Runner,
-                              Workload, init_weights, make_data, memory_estimate)
+                              Workload, init_weights, limit_blas_threads, make_data, memory_estimate)
 
 __all__ = ["GEMM_BOUND", "QUICK_WORKLOADS", "WORKLOADS", "Context", "PeerUnavailable", "Runner", "Workload",
-           "init_weights", "make_data", "memory_estimate"]
+           "init_weights", "limit_blas_threads", "make_data", "memory_estimate"]

@@ -286,6 +286,17 @@ def _targets_for_fit(wl: Workload, Y: np.ndarray) -> np.ndarray:
     return Y
 
 
+def limit_blas_threads(ctx: Context) -> None:
+    """NumPy's BLAS (and sklearn's) on ``ctx.threads`` threads, via threadpoolctl when
+    installed (else OPENBLAS_NUM_THREADS, set before import, is all there is; noted)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(ctx.threads)
+    except ImportError:
+        ctx.notes.append("threadpoolctl absent: BLAS threads from OPENBLAS_NUM_THREADS only")
+
+
 def setup_pybackprop(ctx: Context) -> Runner:
     """pybackprop: ``fit(epochs=1, shuffle=False)`` per epoch on the drop-last
     prefix, so the Python boundary is crossed once per epoch."""
@@ -310,12 +321,7 @@ def setup_reference(ctx: Context) -> Runner:
     """pybackprop.reference: the pure-NumPy twin (readable, slow)."""
     from pybackprop import reference
 
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(ctx.threads)
-    except ImportError:
-        ctx.notes.append("threadpoolctl absent: BLAS threads from OPENBLAS_NUM_THREADS only")
+    limit_blas_threads(ctx)
     wl = ctx.workload
     model = pybackprop_model(wl, ctx.init)
     net = reference.Network.from_config(model.get_config(), model.get_weights())

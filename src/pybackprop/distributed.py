@@ -362,8 +362,6 @@ class DistributedTrainer:
         dense, dropouts = model._dense, model._dropouts
         fans = [int(model.input_dim or 0) if d._index == 0 else dense[d._index - 1].units for d in dropouts]
         grads = net.grads()
-        # per Dense layer: views of dW (and db) in the flat gradient arena, for the gradient norms
-        slices = [[net.dW(d)] + ([net.db(d)] if layer.use_bias else []) for d, layer in enumerate(dense)]
         drop_at = [model.layers.index(d) for d in dropouts]  # position in model.layers: the mask stream
         timings = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0, "epochs": 0.0, "steps": 0}
         self.timings = timings
@@ -419,8 +417,8 @@ class DistributedTrainer:
                     t1 = time.perf_counter()
                 comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
                 t2 = time.perf_counter()
-                sq = [sum(float(np.dot(v.ravel(), v.ravel())) for v in views) for views in slices]
-                if not all(math.isfinite(x) for x in sq) and not np.isfinite(grads).all():
+                norms = net.grad_norms()  # the core's per-layer norms, as single-process fit records them
+                if not all(math.isfinite(x) for x in norms) and not np.isfinite(grads).all():
                     bad = comm.allreduce(loss * rows.size, op=MPI.SUM) / batch.size
                     if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
                         history.append(epoch, {"loss": bad})
@@ -430,7 +428,7 @@ class DistributedTrainer:
                         model.stop_training = True
                         break
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
-                norm_sums += np.sqrt(sq)
+                norm_sums += norms
                 if s == steps - 1 and self.is_root:  # for the update-to-weight ratio of the last step
                     before = [[v.copy() for v in layer_views] for layer_views in self._param_views(dense)]
                 if not net.apply_gradients(lr, batch.size):  # refused (it would overflow) on every rank alike

@@ -75,6 +75,14 @@ py::dict health_dict(const std::vector<LayerHealth>& health) {
 }
 
 // Runs f without the GIL, holding the network's lock.
+// A (rows, cols) NumPy copy of row-major values (the last batch's views).
+template <typename T>
+py::array_t<T> copy_rows(const T* src, std::size_t rows, std::size_t cols) {
+    py::array_t<T> out({py::ssize_t(rows), py::ssize_t(cols)});
+    std::copy(src, src + rows * cols, out.mutable_data());
+    return out;
+}
+
 template <typename T, typename F>
 auto locked(Network<T>& net, F&& f) {
     py::gil_scoped_release release;
@@ -153,29 +161,21 @@ void bind_one(py::module_& m, const char* name) {
             // D = dropout(A_prev) of the last forward pass (None without dropout)
             check_layer(n, l);
             if (!n.has_dropout(l)) return py::none();
-            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_in(l))});
-            std::copy(n.dropped_input(l), n.dropped_input(l) + n.last_batch() * n.fan_in(l), out.mutable_data());
-            return out;
+            return py::object(copy_rows<T>(n.dropped_input(l), n.last_batch(), n.fan_in(l)));
         })
         .def("mask", [](Net& n, std::size_t l) -> py::object {
             check_layer(n, l);
             if (!n.has_dropout(l)) return py::none();
-            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_in(l))});
-            std::copy(n.mask(l), n.mask(l) + n.last_batch() * n.fan_in(l), out.mutable_data());
-            return out;
+            return py::object(copy_rows<T>(n.mask(l), n.last_batch(), n.fan_in(l)));
         })
         // Activations of the last forward pass (copies).
         .def("Z", [](Net& n, std::size_t l) {
             check_layer(n, l);
-            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_out(l))});
-            std::copy(n.Z(l), n.Z(l) + n.last_batch() * n.fan_out(l), out.mutable_data());
-            return out;
+            return copy_rows<T>(n.Z(l), n.last_batch(), n.fan_out(l));
         })
         .def("A", [](Net& n, std::size_t l) {
             check_layer(n, l);
-            py::array_t<T> out({py::ssize_t(n.last_batch()), py::ssize_t(n.fan_out(l))});
-            std::copy(n.A(l), n.A(l) + n.last_batch() * n.fan_out(l), out.mutable_data());
-            return out;
+            return copy_rows<T>(n.A(l), n.last_batch(), n.fan_out(l));
         })
         // Training configuration.
         .def("set_loss", [](Net& n, const std::string& loss) { n.set_loss(loss_from_name(loss)); })
@@ -206,6 +206,8 @@ void bind_one(py::module_& m, const char* name) {
              py::arg("lr_decay") = 0.0, py::arg("initial_accumulator_value") = 0.0,
              py::arg("decay_bias") = true, py::arg("decay_per_sample") = false)
         .def("reset_optimizer_state", &Net::reset_optimizer_state)
+        .def("grad_norms", [](Net& n) { return locked(n, [&] { return n.grad_norms(); }); },
+             "Per layer, the L2 norm of (dW, db) as they are now in grads() (what fit records).")
         .def("batch_health", [](Net& n) { return health_dict(n.batch_health()); },
              "Gradient-flow diagnostics of the last loss_and_gradients batch, per layer.")
         .def("get_weights", [](Net& n) {
@@ -263,9 +265,7 @@ void bind_one(py::module_& m, const char* name) {
             const std::size_t B = n.recorded_batch();
             require(B > 0, "recorded", "a backward pass with set_recording(True) first", "none");
             auto copy = [&](typename Net::Recorded what, std::size_t cols) {
-                py::array_t<T> out({py::ssize_t(B), py::ssize_t(cols)});
-                std::copy(n.recorded(l, what), n.recorded(l, what) + B * cols, out.mutable_data());
-                return out;
+                return copy_rows<T>(n.recorded(l, what), B, cols);
             };
             py::dict d;
             d["dA"] = copy(Net::Recorded::dA, n.fan_out(l));

@@ -60,11 +60,10 @@ public:
     }
     ~AlignedBuffer() { release(); }
 
-    // Reallocates when n differs from the current size; the contents become zero,
-    // or stay undefined with zeroed = false (for buffers always written before read).
+    // Reallocates when n differs from the current size; the contents become zero.
     // Zeroing uses calloc, which for large sizes maps fresh zero pages without
     // touching them: memory that is never written costs no resident memory.
-    void resize(std::size_t n, bool zeroed = true) {
+    void resize(std::size_t n) {
         if (n == size_) return;
         release();
         if (n == 0) return;
@@ -72,7 +71,7 @@ public:
         // keeps n * sizeof(T) below from wrapping around.
         if (n > (std::size_t(PTRDIFF_MAX) - kAlign) / sizeof(T)) throw std::bad_array_new_length();
         const std::size_t bytes = n * sizeof(T) + kAlign;  // room to align the start
-        raw_ = zeroed ? std::calloc(bytes, 1) : std::malloc(bytes);
+        raw_ = std::calloc(bytes, 1);
         if (!raw_) throw std::bad_alloc();
         const auto addr = reinterpret_cast<std::uintptr_t>(raw_);
         data_ = reinterpret_cast<T*>((addr + kAlign - 1) / kAlign * kAlign);

@@ -150,6 +150,12 @@ public:
 
     // Diagnostics of the last loss_and_gradients call (one batch), per layer.
     std::vector<LayerHealth> batch_health();
+    // ‖(dW, db)‖₂ of each layer's gradients as they are now in grads() (as fit records them).
+    std::vector<double> grad_norms() {
+        std::vector<double> out(layers_.size());
+        for (std::size_t l = 0; l < layers_.size(); ++l) out[l] = layer_grad_norm(l);
+        return out;
+    }
 
     // Serialises the public methods of one network between threads.
     std::mutex& mutex() { return mutex_; }
