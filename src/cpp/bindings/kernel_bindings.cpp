@@ -165,16 +165,24 @@ void bind_kernels(py::module_& m) {
         },
         py::arg("isa"), "Register tile and cache blocks of an ISA's kernels, per dtype.");
 
-    m.def(
-        "_tanh_f32",
-        [](py::array_t<float, py::array::c_style | py::array::forcecast> z, const std::string& isa) {
-            const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("_tanh_f32: unknown or unsupported isa '" + isa + "'");
-            py::array_t<float> out(z.size());
-            t->tanh_f32(out.mutable_data(), z.data(), std::size_t(z.size()));
-            return out;
-        },
-        py::arg("z"), py::arg("isa"), "tanh of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
+    // Test hooks: an ISA's elementwise float32 kernel on a flattened array.
+    auto elementwise = [&m](const char* name, ukr::TanhFn KernelTable::*fn, const char* what) {
+        const std::string label = name;
+        m.def(
+            name,
+            [label, fn](py::array_t<float, py::array::c_style | py::array::forcecast> z, const std::string& isa) {
+                const KernelTable* t = find_kernel_table(isa);
+                if (!t) throw py::value_error(label + ": unknown or unsupported isa '" + isa + "'");
+                py::array_t<float> out(z.size());
+                (t->*fn)(out.mutable_data(), z.data(), std::size_t(z.size()));
+                return out;
+            },
+            py::arg("z"), py::arg("isa"), what);
+    };
+    elementwise("_tanh_f32", &KernelTable::tanh_f32,
+                "tanh of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
+    elementwise("_sigmoid_f32", &KernelTable::sigmoid_f32,
+                "sigmoid of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
 
     m.def("_isa_note", [] { return isa_note(); },
           "Empty, or why the PYBACKPROP_ISA override was not honoured.");

@@ -34,6 +34,7 @@ const KernelTable kGeneric{
     {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096, ukr::generic_small_f32, kSmallNever},
     {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096, ukr::generic_small_f64, kSmallNever},
     ukr::generic_tanh_f32,
+    ukr::generic_sigmoid_f32,
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
@@ -42,6 +43,7 @@ const KernelTable kAvx2{
     {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080, ukr::avx2_small_f32, kSmallMaxFlops},
     {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,
+    ukr::avx2_sigmoid_f32,
 };
 // The small-product path (gemm_small) of the AVX-512 table is the AVX2 code:
 // AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
@@ -50,6 +52,7 @@ const KernelTable kAvx512{
     {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, ukr::avx2_small_f32, kSmallMaxFlops},
     {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
+    ukr::avx2_sigmoid_f32,
 };
 #endif
 

@@ -26,7 +26,8 @@ struct KernelTable {
     const char* name;  // "generic", "avx2", "avx512"
     GemmKernel<float> f32;
     GemmKernel<double> f64;
-    ukr::TanhFn tanh_f32;  // elementwise float32 tanh
+    ukr::TanhFn tanh_f32;     // elementwise float32 tanh
+    ukr::TanhFn sigmoid_f32;  // elementwise float32 sigmoid
 
     template <typename T>
     const GemmKernel<T>& get() const {

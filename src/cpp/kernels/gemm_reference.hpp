@@ -6,6 +6,7 @@
 // compiler vectorises them with the baseline ISA (no per-ISA flags here).
 #pragma once
 #include <cstddef>
+#include <type_traits>
 
 #include "common/threads.hpp"
 
@@ -37,6 +38,37 @@ inline T dot(const T* x, const T* y, std::ptrdiff_t n) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
+// Calls f(std::integral_constant<std::ptrdiff_t, n>{}) and returns true when
+// 2 <= n <= 8: with the width a compile-time constant, the loops over it unroll
+// and a narrow row of C lives in registers. Returns false for any other n.
+template <typename F>
+inline bool with_narrow_width(std::ptrdiff_t n, F&& f) {
+    switch (n) {
+        case 2: return f(std::integral_constant<std::ptrdiff_t, 2>{}), true;
+        case 3: return f(std::integral_constant<std::ptrdiff_t, 3>{}), true;
+        case 4: return f(std::integral_constant<std::ptrdiff_t, 4>{}), true;
+        case 5: return f(std::integral_constant<std::ptrdiff_t, 5>{}), true;
+        case 6: return f(std::integral_constant<std::ptrdiff_t, 6>{}), true;
+        case 7: return f(std::integral_constant<std::ptrdiff_t, 7>{}), true;
+        case 8: return f(std::integral_constant<std::ptrdiff_t, 8>{}), true;
+        default: return false;
+    }
+}
+
+// Row c[N] += a[K] · B[K,N] for a compile-time N, the row held in registers
+// over the K terms (not loaded and stored for each), the additions in the same order.
+template <typename T, std::ptrdiff_t N>
+inline void nn_narrow_row(T* c, const T* a, const T* B, std::ptrdiff_t K) {
+    T acc[N];
+    for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] = c[j];
+    for (std::ptrdiff_t k = 0; k < K; ++k) {
+        const T aik = a[k];
+        const T* b = B + k * N;
+        for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] += aik * b[j];
+    }
+    for (std::ptrdiff_t j = 0; j < N; ++j) c[j] = acc[j];
+}
+
 // C[M,N] += A[M,K] · B[K,N]
 template <typename T>
 void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K,
@@ -45,7 +77,12 @@ void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
         for_each_row(M, threads_for(double(M) * K), [=](std::ptrdiff_t i) { C[i] += dot(A + i * K, B, K); });
         return;
     }
-    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
+    const int threads = threads_for(double(M) * K * N);
+    if (with_narrow_width(N, [&](auto width) {
+            for_each_row(M, threads, [=](std::ptrdiff_t i) { nn_narrow_row<T, width>(C + i * width, A + i * K, B, K); });
+        }))
+        return;
+    for_each_row(M, threads, [=](std::ptrdiff_t i) {
         T* c = C + i * N;
         const T* a = A + i * K;
         for (std::ptrdiff_t k = 0; k < K; ++k) {
@@ -56,19 +93,18 @@ void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     });
 }
 
-// Row k of C[K,N] += A[M,K]ᵀ · B[M,N] for a compile-time N: the row is held in
-// registers over the M terms instead of being loaded and stored for each (a
-// store-to-load chain through memory), the additions in the same order.
-template <typename T, int N>
+// Row k of C[K,N] += A[M,K]ᵀ · B[M,N] for a compile-time N: the row in registers
+// over the M terms, as in nn_narrow_row.
+template <typename T, std::ptrdiff_t N>
 inline void tn_narrow_row(T* c, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t k) {
     T acc[N];
-    for (int j = 0; j < N; ++j) acc[j] = c[j];
+    for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] = c[j];
     for (std::ptrdiff_t i = 0; i < M; ++i) {
         const T aik = A[i * K + k];
         const T* b = B + i * N;
-        for (int j = 0; j < N; ++j) acc[j] += aik * b[j];
+        for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] += aik * b[j];
     }
-    for (int j = 0; j < N; ++j) c[j] = acc[j];
+    for (std::ptrdiff_t j = 0; j < N; ++j) c[j] = acc[j];
 }
 
 // C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
@@ -83,18 +119,13 @@ void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
         }
         return;
     }
-    for_each_row(K, threads_for(double(M) * K * N), [=](std::ptrdiff_t k) {
+    const int threads = threads_for(double(M) * K * N);
+    if (with_narrow_width(N, [&](auto width) {
+            for_each_row(K, threads, [=](std::ptrdiff_t k) { tn_narrow_row<T, width>(C + k * width, A, B, M, K, k); });
+        }))
+        return;
+    for_each_row(K, threads, [=](std::ptrdiff_t k) {
         T* c = C + k * N;
-        switch (N) {  // a narrow row of C lives in registers (same sums, same order)
-            case 2: return tn_narrow_row<T, 2>(c, A, B, M, K, k);
-            case 3: return tn_narrow_row<T, 3>(c, A, B, M, K, k);
-            case 4: return tn_narrow_row<T, 4>(c, A, B, M, K, k);
-            case 5: return tn_narrow_row<T, 5>(c, A, B, M, K, k);
-            case 6: return tn_narrow_row<T, 6>(c, A, B, M, K, k);
-            case 7: return tn_narrow_row<T, 7>(c, A, B, M, K, k);
-            case 8: return tn_narrow_row<T, 8>(c, A, B, M, K, k);
-            default: break;
-        }
         for (std::ptrdiff_t i = 0; i < M; ++i) {
             const T aik = A[i * K + k];
             const T* b = B + i * N;
@@ -115,11 +146,15 @@ void matmul_nt_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
         });
         return;
     }
-    for_each_row(M, threads_for(double(M) * K * N), [=](std::ptrdiff_t i) {
-        const T* a = A + i * N;
-        T* c = C + i * K;
-        for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += dot(a, B + k * N, N);
-    });
+    const int threads = threads_for(double(M) * K * N);
+    auto rows = [&](auto width) {  // width: N, a compile-time constant when narrow (the dots unroll)
+        for_each_row(M, threads, [=](std::ptrdiff_t i) {
+            const T* a = A + i * width;
+            T* c = C + i * K;
+            for (std::ptrdiff_t k = 0; k < K; ++k) c[k] += dot(a, B + k * width, std::ptrdiff_t(width));
+        });
+    };
+    if (!with_narrow_width(N, rows)) rows(N);
 }
 
 }  // namespace bp

@@ -240,17 +240,54 @@ inline __m256 tanh8(__m256 x) {
     q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
     return _mm256_div_ps(_mm256_mul_ps(x, p), q);
 }
-}  // namespace
 
-void avx2_tanh_f32(float* a, const float* z, std::size_t n) {
+// fast_exp_nonpositive (activations.hpp) on 8 lanes, x <= 0.
+inline __m256 exp_nonpositive8(__m256 x) {
+    const __m256 lowest = _mm256_set1_ps(-87.3365447505531f);
+    const __m256 round = _mm256_set1_ps(12582912.0f);  // 1.5·2^23
+    const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+    x = _mm256_max_ps(lowest, x);  // x second: a NaN stays NaN
+    const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), round);
+    const __m256 n = _mm256_sub_ps(t, round);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i n_bits = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+    const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(below, _mm256_mul_ps(p, scale));
+}
+
+// fast_sigmoidf: e = exp(-|z|), then (z < 0 ? e : 1) / (1 + e).
+inline __m256 sigmoid8(__m256 z) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = exp_nonpositive8(_mm256_or_ps(z, sign));  // -|z|
+    const __m256 negative = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
+    return _mm256_div_ps(_mm256_blendv_ps(one, e, negative), _mm256_add_ps(one, e));
+}
+
+// a[i] = f8(z[i]) over n values; the last 1..7 through a padded register (no
+// scalar code from headers here, so every value gets the same arithmetic).
+template <__m256 (*f8)(__m256)>
+void elementwise8(float* a, const float* z, std::size_t n) {
     std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, tanh8(_mm256_loadu_ps(z + i)));
-    if (i < n) {  // the last 1..7 values through a padded register (no scalar code from headers here)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, f8(_mm256_loadu_ps(z + i)));
+    if (i < n) {
         alignas(32) float tail[8] = {};
         for (std::size_t j = 0; i + j < n; ++j) tail[j] = z[i + j];
-        _mm256_store_ps(tail, tanh8(_mm256_load_ps(tail)));
+        _mm256_store_ps(tail, f8(_mm256_load_ps(tail)));
         for (std::size_t j = 0; i + j < n; ++j) a[i + j] = tail[j];
     }
 }
+}  // namespace
+
+void avx2_tanh_f32(float* a, const float* z, std::size_t n) { elementwise8<tanh8>(a, z, n); }
+void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<sigmoid8>(a, z, n); }
 
 }  // namespace bp::ukr

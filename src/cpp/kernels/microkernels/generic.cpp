@@ -118,4 +118,8 @@ void generic_tanh_f32(float* a, const float* z, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) a[i] = fast_tanhf(z[i]);
 }
 
+void generic_sigmoid_f32(float* a, const float* z, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) a[i] = fast_sigmoidf(z[i]);
+}
+
 }  // namespace bp::ukr

@@ -61,4 +61,9 @@ using TanhFn = void (*)(float* a, const float* z, std::size_t n);
 void generic_tanh_f32(float* a, const float* z, std::size_t n);
 void avx2_tanh_f32(float* a, const float* z, std::size_t n);
 
+// Elementwise float32 sigmoid by fast_sigmoidf (activations.hpp): the same
+// signature as TanhFn; the AVX2 loop evaluates its exp with FMAs.
+void generic_sigmoid_f32(float* a, const float* z, std::size_t n);
+void avx2_sigmoid_f32(float* a, const float* z, std::size_t n);
+
 }  // namespace bp::ukr
