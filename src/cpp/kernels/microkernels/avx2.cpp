@@ -272,17 +272,17 @@ inline __m256 sigmoid8(__m256 z) {
     return _mm256_div_ps(_mm256_blendv_ps(one, e, negative), _mm256_add_ps(one, e));
 }
 
-// a[i] = f8(z[i]) over n values; the last 1..7 through a padded register (no
-// scalar code from headers here, so every value gets the same arithmetic).
+// a[i] = f8(z[i]) over n values; the last 1..7 by a masked load and store (the
+// other lanes read as 0 and are not written), so every value gets the same
+// arithmetic and a short array costs one vector pass.
 template <__m256 (*f8)(__m256)>
 void elementwise8(float* a, const float* z, std::size_t n) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, f8(_mm256_loadu_ps(z + i)));
     if (i < n) {
-        alignas(32) float tail[8] = {};
-        for (std::size_t j = 0; i + j < n; ++j) tail[j] = z[i + j];
-        _mm256_store_ps(tail, f8(_mm256_load_ps(tail)));
-        for (std::size_t j = 0; i + j < n; ++j) a[i + j] = tail[j];
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - i)), lane);
+        _mm256_maskstore_ps(a + i, mask, f8(_mm256_maskload_ps(z + i, mask)));
     }
 }
 }  // namespace
