@@ -57,27 +57,6 @@ inline void pack_panel(std::ptrdiff_t kc, const T* src, std::ptrdiff_t ls, std::
 template <typename T, int W>
 void pack_panels(std::ptrdiff_t lines, std::ptrdiff_t kc, const T* src, std::ptrdiff_t ls,
                  std::ptrdiff_t ps, T* dst) {
-    const std::ptrdiff_t full = lines / W;
-    if (ls == 1 && full > 1 && W * sizeof(T) >= 64) {
-        // The lines of a step are contiguous in the source (a row of a row-major B)
-        // and a panel's step is a whole cache line: read each source row front to
-        // back across every full panel, instead of walking one panel's kc steps a
-        // whole source row apart (a new cache line, and a new page, at every step:
-        // the hardware prefetchers lose the stream). The same values land in the
-        // same places. (Measured: 2-4% on the forward products of `wide`; narrower
-        // panels, A' of matmul_tn, lost 1-2% this way.)
-        for (std::ptrdiff_t p = 0; p < kc; ++p) {
-            const T* s = src + p * ps;
-            T* d = dst + p * W;
-            for (std::ptrdiff_t f = 0; f < full; ++f) {
-#pragma GCC unroll 32
-                for (int l = 0; l < W; ++l) d[f * W * kc + l] = s[f * W + l];
-            }
-        }
-        dst += full * W * kc;
-        src += full * W;
-        lines -= full * W;
-    }
     for (std::ptrdiff_t l0 = 0; l0 < lines; l0 += W) {
         pack_panel<T, W>(kc, src + l0 * ls, ls, ps, std::min<std::ptrdiff_t>(W, lines - l0), dst);
         dst += W * kc;
