@@ -306,6 +306,52 @@ def test_sigmoid_kernel_of_each_isa(isa):
         _core._sigmoid_f32(z, "sse9")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isa", ISAS)
+def test_sum_squares_kernel_of_each_isa(isa, dtype):
+    """The arena sum of squares of every table, for lengths 0..40 and 5000 (vector body and
+    every tail): within float64 rounding of the exact sum (asked for with or without the max,
+    the same sum), the max |x| exact, and a NaN or inf in any position shows in both."""
+    x = np.random.default_rng(3).normal(size=5000).astype(dtype) * np.float32(3)
+    for n in list(range(41)) + [5000]:
+        part = x[:n]
+        plain, with_max, top = _core._sum_squares(part, isa)
+        exact = float(np.sum(part.astype(np.float64) ** 2))
+        assert plain == with_max, n
+        assert plain == pytest.approx(exact, rel=1e-13, abs=0), n
+        assert top == (float(np.max(np.abs(part))) if n else 0.0), n
+    for bad in (np.nan, np.inf):
+        for pos in (0, 7, 8, 9, 38):
+            part = x[:39].copy()
+            part[pos] = bad
+            plain, _, top = _core._sum_squares(part, isa)
+            assert not np.isfinite(plain) and (np.isnan(top) if np.isnan(bad) else top == np.inf), (bad, pos)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("isa", ISAS)
+def test_sgd_kernel_of_each_isa_is_the_formula_bitwise(isa, momentum, nesterov, dtype):
+    """The arena SGD update of every table is torch's SGD written out in the parameters' dtype,
+    bitwise (no FMA), for lengths 0..20 and 1001 (vector body and every masked tail)."""
+    rng = np.random.default_rng(4)
+    lr, wd, mu = dtype(0.05), dtype(0.01), dtype(momentum)
+    for n in list(range(21)) + [1001]:
+        p, g, buf = (rng.normal(size=n).astype(dtype) for _ in range(3))
+        pk, bk = p.copy(), buf.copy()
+        _core._sgd(pk, g, bk, 0.05, momentum, nesterov, 0.01, isa)
+        d = g + wd * p
+        if momentum == 0:
+            want_p, want_buf = p - lr * d, buf
+        else:
+            want_buf = mu * buf + d
+            want_p = p - lr * ((d + mu * want_buf) if nesterov else want_buf)
+        np.testing.assert_array_equal(pk, want_p, err_msg=f"n={n}")
+        np.testing.assert_array_equal(bk, want_buf, err_msg=f"n={n}")
+    with pytest.raises(ValueError, match="one dtype and size"):
+        _core._sgd(np.zeros(3, dtype), np.zeros(4, dtype), np.zeros(3, dtype), 0.1, 0.0, False, 0.0, isa)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("isa,small", [("auto", False)] + [(isa, small) for isa in ISAS for small in (False, True)])
 @pytest.mark.parametrize("op", ["nn", "nt"])

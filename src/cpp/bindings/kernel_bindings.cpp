@@ -184,6 +184,52 @@ void bind_kernels(py::module_& m) {
     elementwise("_sigmoid_f32", &KernelTable::sigmoid_f32,
                 "sigmoid of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
 
+    m.def(
+        "_sum_squares",
+        [](const py::array& x, const std::string& isa) {
+            const KernelTable* t = find_kernel_table(isa);
+            if (!t) throw py::value_error("_sum_squares: unknown or unsupported isa '" + isa + "'");
+            auto run = [&](auto tag) {
+                using T = decltype(tag);
+                auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(x);
+                double top = -1;
+                const double plain = t->arena<T>().sum_squares(a.data(), std::size_t(a.size()), nullptr);
+                const double with_max = t->arena<T>().sum_squares(a.data(), std::size_t(a.size()), &top);
+                return py::make_tuple(plain, with_max, top);
+            };
+            if (x.dtype().is(py::dtype::of<float>())) return run(float{});
+            if (x.dtype().is(py::dtype::of<double>())) return run(double{});
+            throw py::value_error("_sum_squares: dtype must be float32 or float64");
+        },
+        py::arg("x"), py::arg("isa"),
+        "(sum of squares, the same with max |x| asked for, that max |x|) of x (flattened) by an ISA's "
+        "arena kernel (test hook).");
+
+    m.def(
+        "_sgd",
+        [](py::array p, const py::array& grad, py::array buf, double lr, double momentum, bool nesterov,
+           double weight_decay, const std::string& isa) {
+            const KernelTable* t = find_kernel_table(isa);
+            if (!t) throw py::value_error("_sgd: unknown or unsupported isa '" + isa + "'");
+            auto run = [&](auto tag) {
+                using T = decltype(tag);
+                using Arr = py::array_t<T, py::array::c_style>;
+                for (const py::array* a : {static_cast<const py::array*>(&p), &grad, static_cast<const py::array*>(&buf)})
+                    if (!py::isinstance<Arr>(*a) || a->size() != p.size())
+                        throw py::value_error("_sgd: p, grad and buf must be C-contiguous arrays of one dtype and size");
+                if (!p.writeable() || !buf.writeable()) throw py::value_error("_sgd: p and buf must be writeable");
+                t->arena<T>().sgd(static_cast<T*>(p.mutable_data()), static_cast<const T*>(grad.data()),
+                                  static_cast<T*>(buf.mutable_data()), std::size_t(p.size()), lr, momentum, nesterov,
+                                  weight_decay);
+            };
+            if (p.dtype().is(py::dtype::of<float>())) run(float{});
+            else if (p.dtype().is(py::dtype::of<double>())) run(double{});
+            else throw py::value_error("_sgd: dtype must be float32 or float64");
+        },
+        py::arg("p"), py::arg("grad"), py::arg("buf"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+        py::arg("weight_decay"), py::arg("isa"),
+        "One SGD update of p (and the momentum buffer buf) in place by an ISA's arena kernel (test hook).");
+
     m.def("_isa_note", [] { return isa_note(); },
           "Empty, or why the PYBACKPROP_ISA override was not honoured.");
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/threads.hpp"
+#include "kernels/dispatch.hpp"
 
 namespace bp {
 
@@ -42,12 +43,16 @@ double max_abs(const T* x, std::size_t n) {
     return double(out);
 }
 
+// max(a, b) where a NaN in either gives NaN (std::max(a, NaN) gives a).
+inline double max_keep_nan(double a, double b) { return std::isnan(b) || b > a ? b : a; }
+
 // Σ x² in double with eight partial sums (vectorisable, and the same order on
 // every run). With kMax, also max |x| into *max_out, taken block by block while
 // the block is in L1 (one loop doing both would not vectorise), the sums' order
-// unchanged.
+// unchanged. The generic kernel table's loop (the AVX2 table has its own with
+// the same order: kernels/microkernels/avx2.cpp); callers use sum_squares.
 template <bool kMax = false, typename T>
-double sum_squares(const T* x, std::size_t n, double* max_out = nullptr) {
+double sum_squares_portable(const T* x, std::size_t n, double* max_out = nullptr) {
     constexpr std::size_t kBlock = 2048;  // a multiple of 8
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     double top = 0;
@@ -56,12 +61,18 @@ double sum_squares(const T* x, std::size_t n, double* max_out = nullptr) {
         const std::size_t end = std::min(full, start + kBlock);
         for (std::size_t i = start; i < end; i += 8)
             for (int l = 0; l < 8; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
-        if constexpr (kMax) top = std::max(top, max_abs(x + start, end - start));
+        if constexpr (kMax) top = max_keep_nan(top, max_abs(x + start, end - start));
     }
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
-    if constexpr (kMax) *max_out = std::max(top, max_abs(x + full, n - full));
+    if constexpr (kMax) *max_out = max_keep_nan(top, max_abs(x + full, n - full));
     return s;
+}
+
+// Σ x² in double (and with kMax, max |x| into *max_out) by the active kernel table.
+template <bool kMax = false, typename T>
+double sum_squares(const T* x, std::size_t n, double* max_out = nullptr) {
+    return active_kernel_table().arena<T>().sum_squares(x, n, kMax ? max_out : nullptr);
 }
 
 // True when every x is finite: no element has an all-ones exponent (inf, NaN).
@@ -98,7 +109,7 @@ double sum_squares_chunked(const T* x, std::size_t n, double* max_out = nullptr)
     double s = 0, m = 0;
     for (std::ptrdiff_t k = 0; k < chunks; ++k) {
         s += part[std::size_t(k)];
-        m = std::max(m, top[std::size_t(k)]);
+        m = max_keep_nan(m, top[std::size_t(k)]);
     }
     if constexpr (kMax) *max_out = m;
     return s;

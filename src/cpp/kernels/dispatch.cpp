@@ -35,6 +35,8 @@ const KernelTable kGeneric{
     {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096, ukr::generic_small_f64, kSmallNever},
     ukr::generic_tanh_f32,
     ukr::generic_sigmoid_f32,
+    {ukr::generic_sum_squares_f32, ukr::generic_sgd_f32},
+    {ukr::generic_sum_squares_f64, ukr::generic_sgd_f64},
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
@@ -44,6 +46,8 @@ const KernelTable kAvx2{
     {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,
     ukr::avx2_sigmoid_f32,
+    {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},
+    {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
 };
 // The small-product path (gemm_small) of the AVX-512 table is the AVX2 code:
 // AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
@@ -53,6 +57,8 @@ const KernelTable kAvx512{
     {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever},
     ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
     ukr::avx2_sigmoid_f32,
+    {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},  // the same: memory-bound passes
+    {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
 };
 #endif
 

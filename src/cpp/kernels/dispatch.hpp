@@ -22,17 +22,31 @@ struct GemmKernel {
     double small_max_flops;  // gemm_auto takes it up to this m·n·k (measured: dispatch.cpp)
 };
 
+// The passes over whole arenas outside the products (reductions.hpp, sgd.hpp).
+template <typename T>
+struct ArenaKernels {
+    ukr::SumSquaresFn<T> sum_squares;  // Σ x² (and max |x|): gradient and weight norms
+    ukr::SgdFn<T> sgd;                 // the SGD update
+};
+
 struct KernelTable {
     const char* name;  // "generic", "avx2", "avx512"
     GemmKernel<float> f32;
     GemmKernel<double> f64;
     ukr::TanhFn tanh_f32;     // elementwise float32 tanh
     ukr::TanhFn sigmoid_f32;  // elementwise float32 sigmoid
+    ArenaKernels<float> arena_f32;
+    ArenaKernels<double> arena_f64;
 
     template <typename T>
     const GemmKernel<T>& get() const {
         if constexpr (sizeof(T) == sizeof(float)) return f32;
         else return f64;
+    }
+    template <typename T>
+    const ArenaKernels<T>& arena() const {
+        if constexpr (sizeof(T) == sizeof(float)) return arena_f32;
+        else return arena_f64;
     }
 };
 

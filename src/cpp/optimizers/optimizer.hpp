@@ -17,6 +17,7 @@
 
 #include "common/reductions.hpp"
 #include "common/threads.hpp"
+#include "kernels/dispatch.hpp"
 #include "optimizers/adagrad.hpp"
 #include "optimizers/adam.hpp"
 #include "optimizers/rmsprop.hpp"
@@ -82,7 +83,9 @@ template <typename T>
 void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T* p, const T* grad, T* state1,
                   T* state2, std::size_t n) {
     switch (c.kind) {
-        case OptKind::Sgd: sgd_update(p, grad, state1, n, lr, c.momentum, c.nesterov, wd); break;
+        case OptKind::Sgd:  // sgd_update, by the active kernel table
+            active_kernel_table().arena<T>().sgd(p, grad, state1, n, lr, c.momentum, c.nesterov, wd);
+            break;
         case OptKind::Adam: adam_update(p, grad, state1, state2, n, lr, c.beta1, c.beta2, c.eps, wd, t); break;
         case OptKind::Rmsprop: rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, wd); break;
         case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, wd, t); break;

@@ -1,4 +1,5 @@
-// AVX2 + FMA microkernels (this file alone is compiled with -mavx2 -mfma).
+// AVX2 + FMA microkernels (this file alone is compiled with -mavx2 -mfma, and
+// -ffp-contract=off: an FMA here is always an explicit one).
 // Contract: kernels/gemm.hpp. The tile is MR rows × NR columns of C held in
 // 12 ymm accumulators; per step p, the NR values of the B micro-panel are two
 // aligned loads and each of the MR values of A is one broadcast feeding two
@@ -6,6 +7,8 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/microkernels/ukernels.hpp"
 
@@ -114,6 +117,9 @@ struct F32 {
     static V bcast(const T* p) { return _mm256_broadcast_ss(p); }
     static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V set1(T x) { return _mm256_set1_ps(x); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
     static __m256i mask(std::ptrdiff_t lanes) {  // the first `lanes` of 8
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
@@ -131,6 +137,9 @@ struct F64 {
     static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
     static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V set1(T x) { return _mm256_set1_pd(x); }
+    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
     static __m256i mask(std::ptrdiff_t lanes) {  // the first `lanes` of 4
         return _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3));
     }
@@ -286,6 +295,135 @@ void elementwise8(float* a, const float* z, std::size_t n) {
     }
 }
 }  // namespace
+
+// ------------------------------------------------------------ arena passes
+// (ukernels.hpp: SumSquaresFn, SgdFn)
+namespace {
+
+// Σ x² in double: value i into lane i mod 8 of two 4-double accumulators (the
+// eight partial sums of sum_squares_portable), combined in its order, the last
+// n mod 8 added in order; with kMax, max |x| on the bits (the magnitude orders
+// like the sign-cleared bits, a NaN above inf).
+template <bool kMax>
+double sum_squares_f32(const float* x, std::size_t n, double* max_out) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    __m256i top = _mm256_setzero_si256();
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+        if constexpr (kMax) top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), magnitude));
+    }
+    alignas(32) double acc[8];
+    _mm256_store_pd(acc, lo);
+    _mm256_store_pd(acc + 4, hi);
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
+    if constexpr (kMax) {
+        alignas(32) int32_t lanes[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
+        int32_t m = 0;
+        for (int l = 0; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
+        for (std::size_t i = full; i < n; ++i) {
+            int32_t b;
+            std::memcpy(&b, x + i, sizeof b);
+            b &= 0x7fffffff;
+            m = b > m ? b : m;
+        }
+        float f;
+        std::memcpy(&f, &m, sizeof f);
+        *max_out = double(f);
+    }
+    return s;
+}
+
+template <bool kMax>
+double sum_squares_f64(const double* x, std::size_t n, double* max_out) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    __m256i top = _mm256_setzero_si256();
+    const __m256i magnitude = _mm256_set1_epi64x(0x7fffffffffffffffLL);
+    auto bits_max = [&](__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
+        const __m256i b = _mm256_and_si256(_mm256_castpd_si256(v), magnitude);
+        top = _mm256_blendv_epi8(top, b, _mm256_cmpgt_epi64(b, top));
+    };
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8) {
+        const __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+        if constexpr (kMax) {
+            bits_max(a);
+            bits_max(b);
+        }
+    }
+    alignas(32) double acc[8];
+    _mm256_store_pd(acc, lo);
+    _mm256_store_pd(acc + 4, hi);
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (std::size_t i = full; i < n; ++i) s += x[i] * x[i];
+    if constexpr (kMax) {
+        alignas(32) int64_t lanes[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
+        int64_t m = 0;
+        for (int l = 0; l < 4; ++l) m = lanes[l] > m ? lanes[l] : m;
+        for (std::size_t i = full; i < n; ++i) {
+            int64_t b;
+            std::memcpy(&b, x + i, sizeof b);
+            b &= 0x7fffffffffffffffLL;
+            m = b > m ? b : m;
+        }
+        double f;
+        std::memcpy(&f, &m, sizeof f);
+        *max_out = f;
+    }
+    return s;
+}
+
+// sgd_update (optimizers/sgd.hpp) on vectors, the last n mod L values by masked
+// loads and stores. Multiplies and adds as written, no FMA (this file is built
+// with -ffp-contract=off), so the update is bitwise the generic one's, i.e.
+// exactly p - lr·g in the parameters' type:
+//   g = grad + wd·p;  buf = μ·buf + g;  p -= lr·(nesterov ? g + μ·buf : buf)   (μ = 0: p -= lr·g)
+template <class S>
+void sgd(typename S::T* p, const typename S::T* grad, typename S::T* buf, std::size_t n, double lr_,
+         double momentum, bool nesterov, double weight_decay) {
+    using T = typename S::T;
+    using V = typename S::V;
+    const V lr = S::set1(T(lr_)), mu = S::set1(T(momentum)), wd = S::set1(T(weight_decay));
+    const int mode = momentum == 0.0 ? 0 : (nesterov ? 2 : 1);
+    auto block = [&](std::size_t i, auto load, auto store) {
+        const V pv = load(p + i), g = S::add(load(grad + i), S::mul(wd, pv));
+        if (mode == 0) return store(p + i, S::sub(pv, S::mul(lr, g)));
+        const V b = S::add(S::mul(mu, load(buf + i)), g);
+        store(buf + i, b);
+        store(p + i, S::sub(pv, S::mul(lr, mode == 2 ? S::add(g, S::mul(mu, b)) : b)));
+    };
+    std::size_t i = 0;
+    for (; i + S::L <= n; i += S::L) block(i, S::load, S::store);
+    if (i < n) {
+        const __m256i m = S::mask(std::ptrdiff_t(n - i));
+        block(i, [m](const T* q) { return S::mload(q, m); }, [m](T* q, V v) { S::mstore(q, m, v); });
+    }
+}
+}  // namespace
+
+double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out) {
+    return max_out ? sum_squares_f32<true>(x, n, max_out) : sum_squares_f32<false>(x, n, nullptr);
+}
+double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out) {
+    return max_out ? sum_squares_f64<true>(x, n, max_out) : sum_squares_f64<false>(x, n, nullptr);
+}
+void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
+                  bool nesterov, double weight_decay) {
+    sgd<F32>(p, grad, buf, n, lr, momentum, nesterov, weight_decay);
+}
+void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
+                  bool nesterov, double weight_decay) {
+    sgd<F64>(p, grad, buf, n, lr, momentum, nesterov, weight_decay);
+}
 
 void avx2_tanh_f32(float* a, const float* z, std::size_t n) { elementwise8<tanh8>(a, z, n); }
 void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<sigmoid8>(a, z, n); }

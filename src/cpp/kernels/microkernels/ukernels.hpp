@@ -61,6 +61,32 @@ using TanhFn = void (*)(float* a, const float* z, std::size_t n);
 void generic_tanh_f32(float* a, const float* z, std::size_t n);
 void avx2_tanh_f32(float* a, const float* z, std::size_t n);
 
+// Σ x² in double over n values with eight partial sums (value i goes to sum
+// i mod 8, the sums combined pairwise, then the last n mod 8 added in order:
+// common/reductions.hpp, sum_squares_portable) and, when max_out is not null,
+// max |x| into it (a NaN gives NaN). The AVX2 loops use FMAs, so they may differ
+// from the generic ones in the last bits.
+template <typename T>
+using SumSquaresFn = double (*)(const T* x, std::size_t n, double* max_out);
+double generic_sum_squares_f32(const float* x, std::size_t n, double* max_out);
+double generic_sum_squares_f64(const double* x, std::size_t n, double* max_out);
+double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out);
+double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out);
+
+// The SGD update of optimizers/sgd.hpp (sgd_update) over n values, bitwise the
+// same on every table (no FMA: p - lr·g as written).
+template <typename T>
+using SgdFn = void (*)(T* p, const T* grad, T* buf, std::size_t n, double lr, double momentum, bool nesterov,
+                       double weight_decay);
+void generic_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
+                     bool nesterov, double weight_decay);
+void generic_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
+                     bool nesterov, double weight_decay);
+void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
+                  bool nesterov, double weight_decay);
+void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
+                  bool nesterov, double weight_decay);
+
 // Elementwise float32 sigmoid by fast_sigmoidf (activations.hpp): the same
 // signature as TanhFn; the AVX2 loop evaluates its exp with FMAs.
 void generic_sigmoid_f32(float* a, const float* z, std::size_t n);
