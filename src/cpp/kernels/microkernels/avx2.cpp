@@ -9,8 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
-#include <type_traits>
 
 #include "kernels/microkernels/ukernels.hpp"
 
@@ -302,84 +300,87 @@ void elementwise8(float* a, const float* z, std::size_t n) {
 // (ukernels.hpp: SumSquaresFn, SgdFn)
 namespace {
 
-// Σ x² in double, sixteen 4-double accumulators deep enough to hide the FMA
-// latency: value i of a 64-value block goes to lane i mod 64, the accumulators
-// are folded pairwise into two (lanes i mod 8), then 8-value blocks continue in
-// those, the eight lanes are combined as in sum_squares_portable and the last
-// n mod 8 values added in order. A fixed order for a given n, so every run (and
-// thread count: reductions.hpp chunks by size) gives the same sum. With kMax,
-// max |x| on the bits (the magnitude orders like the sign-cleared bits, a NaN
-// above inf).
-template <class S, bool kMax>
-struct SquareSums {
-    using T = typename S::T;
-    __m256d acc[16];
+// Σ x² in double: value i into lane i mod 8 of two 4-double accumulators (the
+// eight partial sums of sum_squares_portable), combined in its order, the last
+// n mod 8 added in order; with kMax, max |x| on the bits (the magnitude orders
+// like the sign-cleared bits, a NaN above inf).
+template <bool kMax>
+double sum_squares_f32(const float* x, std::size_t n, double* max_out) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     __m256i top = _mm256_setzero_si256();
-
-    // The values at x[0, 4) and x[4, 8) into acc[2j] and acc[2j + 1].
-    void add8(const T* x, int j) {
-        __m256d a, b;
-        if constexpr (S::L == 8) {  // float: widen the two halves
-            const __m256 v = _mm256_loadu_ps(x);
-            a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-            b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-            if constexpr (kMax)
-                top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7fffffff)));
-        } else {
-            a = _mm256_loadu_pd(x);
-            b = _mm256_loadu_pd(x + 4);
-            if constexpr (kMax) {
-                max64(a);
-                max64(b);
-            }
-        }
-        acc[2 * j] = _mm256_fmadd_pd(a, a, acc[2 * j]);
-        acc[2 * j + 1] = _mm256_fmadd_pd(b, b, acc[2 * j + 1]);
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+        if constexpr (kMax) top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), magnitude));
     }
-    void max64(__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
-        const __m256i b = _mm256_and_si256(_mm256_castpd_si256(v), _mm256_set1_epi64x(0x7fffffffffffffffLL));
-        top = _mm256_blendv_epi8(top, b, _mm256_cmpgt_epi64(b, top));
-    }
-
-    double run(const T* x, std::size_t n, double* max_out) {
-        for (auto& a : acc) a = _mm256_setzero_pd();
-        std::size_t i = 0;
-        for (; i + 64 <= n; i += 64)
-            for (int j = 0; j < 8; ++j) add8(x + i + 8 * j, j);
-        for (int step = 8; step >= 2; step /= 2)  // fold: acc[2j] += acc[2j + step], ... down to acc[0], acc[1]
-            for (int j = 0; j < step; j += 2) {
-                acc[j] = _mm256_add_pd(acc[j], acc[j + step]);
-                acc[j + 1] = _mm256_add_pd(acc[j + 1], acc[j + 1 + step]);
-            }
-        for (; i + 8 <= n; i += 8) add8(x + i, 0);
-        alignas(32) double lanes[8];
-        _mm256_store_pd(lanes, acc[0]);
-        _mm256_store_pd(lanes + 4, acc[1]);
-        double s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-        const std::size_t full = i;
-        for (; i < n; ++i) s += double(x[i]) * double(x[i]);
-        if constexpr (kMax) *max_out = max_abs(x, full, n);
-        return s;
-    }
-
-    // max |x| from the vector lanes and the values in [full, n), on the bits.
-    double max_abs(const T* x, std::size_t full, std::size_t n) const {
-        using Bits = std::conditional_t<S::L == 8, int32_t, int64_t>;
-        alignas(32) Bits lanes[32 / sizeof(Bits)];
+    alignas(32) double acc[8];
+    _mm256_store_pd(acc, lo);
+    _mm256_store_pd(acc + 4, hi);
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
+    if constexpr (kMax) {
+        alignas(32) int32_t lanes[8];
         _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
-        Bits m = 0;
-        for (Bits b : lanes) m = b > m ? b : m;
+        int32_t m = 0;
+        for (int l = 0; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
         for (std::size_t i = full; i < n; ++i) {
-            Bits b;
+            int32_t b;
             std::memcpy(&b, x + i, sizeof b);
-            b &= std::numeric_limits<Bits>::max();
+            b &= 0x7fffffff;
             m = b > m ? b : m;
         }
-        T out;
-        std::memcpy(&out, &m, sizeof out);
-        return double(out);
+        float f;
+        std::memcpy(&f, &m, sizeof f);
+        *max_out = double(f);
     }
-};
+    return s;
+}
+
+template <bool kMax>
+double sum_squares_f64(const double* x, std::size_t n, double* max_out) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    __m256i top = _mm256_setzero_si256();
+    const __m256i magnitude = _mm256_set1_epi64x(0x7fffffffffffffffLL);
+    auto bits_max = [&](__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
+        const __m256i b = _mm256_and_si256(_mm256_castpd_si256(v), magnitude);
+        top = _mm256_blendv_epi8(top, b, _mm256_cmpgt_epi64(b, top));
+    };
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8) {
+        const __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+        if constexpr (kMax) {
+            bits_max(a);
+            bits_max(b);
+        }
+    }
+    alignas(32) double acc[8];
+    _mm256_store_pd(acc, lo);
+    _mm256_store_pd(acc + 4, hi);
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (std::size_t i = full; i < n; ++i) s += x[i] * x[i];
+    if constexpr (kMax) {
+        alignas(32) int64_t lanes[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
+        int64_t m = 0;
+        for (int l = 0; l < 4; ++l) m = lanes[l] > m ? lanes[l] : m;
+        for (std::size_t i = full; i < n; ++i) {
+            int64_t b;
+            std::memcpy(&b, x + i, sizeof b);
+            b &= 0x7fffffffffffffffLL;
+            m = b > m ? b : m;
+        }
+        double f;
+        std::memcpy(&f, &m, sizeof f);
+        *max_out = f;
+    }
+    return s;
+}
 
 // sgd_update (optimizers/sgd.hpp) on vectors, the last n mod L values by masked
 // loads and stores. Multiplies and adds as written, no FMA (this file is built
@@ -410,10 +411,10 @@ void sgd(typename S::T* p, const typename S::T* grad, typename S::T* buf, std::s
 }  // namespace
 
 double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out) {
-    return max_out ? SquareSums<F32, true>{}.run(x, n, max_out) : SquareSums<F32, false>{}.run(x, n, nullptr);
+    return max_out ? sum_squares_f32<true>(x, n, max_out) : sum_squares_f32<false>(x, n, nullptr);
 }
 double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out) {
-    return max_out ? SquareSums<F64, true>{}.run(x, n, max_out) : SquareSums<F64, false>{}.run(x, n, nullptr);
+    return max_out ? sum_squares_f64<true>(x, n, max_out) : sum_squares_f64<false>(x, n, nullptr);
 }
 void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay) {

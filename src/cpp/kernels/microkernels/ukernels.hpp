@@ -61,10 +61,11 @@ using TanhFn = void (*)(float* a, const float* z, std::size_t n);
 void generic_tanh_f32(float* a, const float* z, std::size_t n);
 void avx2_tanh_f32(float* a, const float* z, std::size_t n);
 
-// Σ x² in double over n values in a fixed order for each n (the generic loop:
-// common/reductions.hpp, sum_squares_portable, eight partial sums; the AVX2 one
-// more, and FMAs, so the two may differ in the last bits) and, when max_out is
-// not null, max |x| into it (a NaN gives NaN).
+// Σ x² in double over n values with eight partial sums (value i goes to sum
+// i mod 8, the sums combined pairwise, then the last n mod 8 added in order:
+// common/reductions.hpp, sum_squares_portable) and, when max_out is not null,
+// max |x| into it (a NaN gives NaN). The AVX2 loops use FMAs, so they may differ
+// from the generic ones in the last bits.
 template <typename T>
 using SumSquaresFn = double (*)(const T* x, std::size_t n, double* max_out);
 double generic_sum_squares_f32(const float* x, std::size_t n, double* max_out);
