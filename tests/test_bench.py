@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -99,3 +101,27 @@ def test_torch_agrees_on_the_sanity_figures(tmp_path):
     assert torch_rec["status"] == "ok", torch_rec
     assert ours["loss_before"] == pytest.approx(torch_rec["loss_before"], rel=2e-6)
     assert ours["loss_after"] == pytest.approx(torch_rec["loss_after"], rel=1e-4)
+
+
+def test_fann_peer_trains_or_is_skipped_with_a_note(tmp_path):
+    """benchmarks/python's FANN runner (seed-sgd only): with libfann-dev and a C compiler it
+    builds, starts from the workload's weights (its loss before training within the bounded
+    linear unit's difference of ours) and trains; without them it is skipped, naming the package."""
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "python")
+    spec = importlib.util.spec_from_file_location("bench_run_script", os.path.join(here, "run.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "bench.json"
+    args = parse(["--workloads", "seed-sgd", "--threads", "1", "--json", str(out)] + TINY)
+    peers = {"pybackprop": script.PEERS["pybackprop"], "fann": script.PEERS["fann"]}
+    assert bench.run(args, peers=peers, sys_path=[here]) == 0
+    ours, fann = (next(r for r in records(out) if r["peer"] == p) for p in ("pybackprop", "fann"))
+    have_fann = shutil.which("cc") is not None and os.path.exists("/usr/include/floatfann.h")
+    if have_fann:
+        assert fann["status"] == "ok", fann
+        assert fann["loss_before"] == pytest.approx(ours["loss_before"], rel=2e-3)
+        assert fann["loss_after"] < fann["loss_before"]
+        assert "approximate: FANN has no ReLU" in fann["note"]
+    else:
+        assert fann["status"] == "skipped" and "libfann-dev" in fann["note"], fann
+    assert "not run on small" in script.PEERS["fann"].skip_reason(bench.WORKLOADS["small"])

@@ -17,7 +17,8 @@ the import time and RSS of numpy, pybackprop, torch and jax.
 
 The harness, the workload table and the pybackprop / reference / torch runners
 live in ``pybackprop.bench`` (also behind ``pybackprop bench``); the runners of
-JAX, NumPy by hand and scikit-learn are the ``peer_*.py`` files next to this one.
+JAX, NumPy by hand, scikit-learn and FANN (C, the tiny network only) are the ``peer_*.py``
+files next to this one.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ PEERS: Dict[str, bench.Peer] = {
     "reference": bench.PEERS["reference"],
     "sklearn": bench.Peer("sklearn", "peer_sklearn:setup", requires=("sklearn",), preload=("sklearn.neural_network",),
                           install="pip install scikit-learn threadpoolctl"),
+    "fann": bench.Peer("fann", "peer_fann:setup", workloads=("seed-sgd",), install="apt-get install libfann-dev"),
 }
 
 
