@@ -293,21 +293,18 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
     // SGD skips it while its bounds prove the step finite.
     const bool proven = opt_.kind == OptKind::Sgd && grad_max >= 0 && !layer_delta_sq &&
                         sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()));
-    const bool committed = !proven && whole && n <= kUpdateBlock;  // a tiny arena: checked and updated in one pass
     if (!proven) {
         const bool finite = for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t l) {
             return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len,
-                                       layer_delta_sq ? layer_delta_sq + l : nullptr, committed ? p : nullptr,
-                                       s1, s2);
+                                       layer_delta_sq ? layer_delta_sq + l : nullptr);
         });
         if (!finite) return false;
         sgd_bounds_.valid = false;  // re-measured at the next epoch
     }
-    if (!committed)
-        for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
-            apply_update_threaded(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
-            return true;
-        });
+    for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
+        apply_update_threaded(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
+        return true;
+    });
     ++optimizer_step;
     ++step_counter;
     return true;

@@ -140,19 +140,14 @@ struct SgdBounds {
 // step can be refused before any value changes, with no copy of the arena kept
 // for a rollback. If delta_sq is given, Σ (new − old)² of the parameters is added
 // to it (the update's size, for the update-to-weight ratio).
-// With `commit`, an arena of at most one block (kUpdateBlock values) is also
-// updated from those copies when they are finite: the dry run and the update in
-// one pass, for the tiny networks whose step is mostly this overhead.
-inline constexpr std::size_t kUpdateBlock = 256;
-
 template <typename T>
 bool update_stays_finite(const OptimizerConfig& c, double lr, double wd, uint64_t t, const T* p, const T* grad,
-                         const T* state1, const T* state2, std::size_t n, double* delta_sq = nullptr,
-                         T* commit_p = nullptr, T* commit1 = nullptr, T* commit2 = nullptr) {
+                         const T* state1, const T* state2, std::size_t n, double* delta_sq = nullptr) {
     const auto [use1, use2] = state_used(c);
-    alignas(64) T np[kUpdateBlock], n1[kUpdateBlock], n2[kUpdateBlock];
-    for (std::size_t i = 0; i < n; i += kUpdateBlock) {
-        const std::size_t m = std::min(kUpdateBlock, n - i);
+    constexpr std::size_t kBlock = 256;
+    alignas(64) T np[kBlock], n1[kBlock], n2[kBlock];
+    for (std::size_t i = 0; i < n; i += kBlock) {
+        const std::size_t m = std::min(kBlock, n - i);
         std::memcpy(np, p + i, m * sizeof(T));
         if (use1) std::memcpy(n1, state1 + i, m * sizeof(T));
         if (use2) std::memcpy(n2, state2 + i, m * sizeof(T));
@@ -160,11 +155,6 @@ bool update_stays_finite(const OptimizerConfig& c, double lr, double wd, uint64_
         if (!all_finite(np, m) || (use1 && !all_finite(n1, m)) || (use2 && !all_finite(n2, m))) return false;
         if (delta_sq)
             for (std::size_t j = 0; j < m; ++j) *delta_sq += double(np[j] - p[i + j]) * double(np[j] - p[i + j]);
-    }
-    if (commit_p && n <= kUpdateBlock) {  // np, n1, n2 hold the whole update
-        std::memcpy(commit_p, np, n * sizeof(T));
-        if (use1) std::memcpy(commit1, n1, n * sizeof(T));
-        if (use2) std::memcpy(commit2, n2, n * sizeof(T));
     }
     return true;
 }

@@ -3,6 +3,8 @@
 //   buf = momentum · buf + g            (buf starts at 0, so step 1 gives buf = g)
 //   g = nesterov ? g + momentum · buf : buf
 //   p = p − lr · g
+// This loop is the generic kernel table's; optimizer.hpp calls the active
+// table's (kernels/dispatch.hpp), whose AVX2 loop is bitwise the same.
 #pragma once
 #include <cstddef>
 

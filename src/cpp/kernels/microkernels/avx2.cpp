@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "kernels/microkernels/ukernels.hpp"
 
@@ -304,80 +306,58 @@ namespace {
 // eight partial sums of sum_squares_portable), combined in its order, the last
 // n mod 8 added in order; with kMax, max |x| on the bits (the magnitude orders
 // like the sign-cleared bits, a NaN above inf).
+
+// Eight values from x: squared into lo (the first four) and hi; with kMax their
+// magnitude bits into top (per lane, integer max).
 template <bool kMax>
-double sum_squares_f32(const float* x, std::size_t n, double* max_out) {
+inline void add_squares8(const float* x, __m256d& lo, __m256d& hi, __m256i& top) {
+    const __m256 v = _mm256_loadu_ps(x);
+    const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    lo = _mm256_fmadd_pd(a, a, lo);
+    hi = _mm256_fmadd_pd(b, b, hi);
+    if constexpr (kMax) top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7fffffff)));
+}
+template <bool kMax>
+inline void add_squares8(const double* x, __m256d& lo, __m256d& hi, __m256i& top) {
+    const __m256d a = _mm256_loadu_pd(x), b = _mm256_loadu_pd(x + 4);
+    lo = _mm256_fmadd_pd(a, a, lo);
+    hi = _mm256_fmadd_pd(b, b, hi);
+    if constexpr (kMax) {
+        auto bits_max = [&top](__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
+            const __m256i bits = _mm256_and_si256(_mm256_castpd_si256(v), _mm256_set1_epi64x(0x7fffffffffffffffLL));
+            top = _mm256_blendv_epi8(top, bits, _mm256_cmpgt_epi64(bits, top));
+        };
+        bits_max(a);
+        bits_max(b);
+    }
+}
+
+template <bool kMax, typename T>
+double sum_squares(const T* x, std::size_t n, double* max_out) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     __m256i top = _mm256_setzero_si256();
-    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
     const std::size_t full = n / 8 * 8;
-    for (std::size_t i = 0; i < full; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
-        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        lo = _mm256_fmadd_pd(a, a, lo);
-        hi = _mm256_fmadd_pd(b, b, hi);
-        if constexpr (kMax) top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), magnitude));
-    }
+    for (std::size_t i = 0; i < full; i += 8) add_squares8<kMax>(x + i, lo, hi, top);
     alignas(32) double acc[8];
     _mm256_store_pd(acc, lo);
     _mm256_store_pd(acc + 4, hi);
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
     if constexpr (kMax) {
-        alignas(32) int32_t lanes[8];
+        using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+        alignas(32) Bits lanes[32 / sizeof(Bits)];
         _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
-        int32_t m = 0;
-        for (int l = 0; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
+        Bits m = 0;
+        for (const Bits b : lanes) m = b > m ? b : m;
         for (std::size_t i = full; i < n; ++i) {
-            int32_t b;
+            Bits b;
             std::memcpy(&b, x + i, sizeof b);
-            b &= 0x7fffffff;
+            b &= std::numeric_limits<Bits>::max();
             m = b > m ? b : m;
         }
-        float f;
-        std::memcpy(&f, &m, sizeof f);
-        *max_out = double(f);
-    }
-    return s;
-}
-
-template <bool kMax>
-double sum_squares_f64(const double* x, std::size_t n, double* max_out) {
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    __m256i top = _mm256_setzero_si256();
-    const __m256i magnitude = _mm256_set1_epi64x(0x7fffffffffffffffLL);
-    auto bits_max = [&](__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
-        const __m256i b = _mm256_and_si256(_mm256_castpd_si256(v), magnitude);
-        top = _mm256_blendv_epi8(top, b, _mm256_cmpgt_epi64(b, top));
-    };
-    const std::size_t full = n / 8 * 8;
-    for (std::size_t i = 0; i < full; i += 8) {
-        const __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
-        lo = _mm256_fmadd_pd(a, a, lo);
-        hi = _mm256_fmadd_pd(b, b, hi);
-        if constexpr (kMax) {
-            bits_max(a);
-            bits_max(b);
-        }
-    }
-    alignas(32) double acc[8];
-    _mm256_store_pd(acc, lo);
-    _mm256_store_pd(acc + 4, hi);
-    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (std::size_t i = full; i < n; ++i) s += x[i] * x[i];
-    if constexpr (kMax) {
-        alignas(32) int64_t lanes[4];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
-        int64_t m = 0;
-        for (int l = 0; l < 4; ++l) m = lanes[l] > m ? lanes[l] : m;
-        for (std::size_t i = full; i < n; ++i) {
-            int64_t b;
-            std::memcpy(&b, x + i, sizeof b);
-            b &= 0x7fffffffffffffffLL;
-            m = b > m ? b : m;
-        }
-        double f;
-        std::memcpy(&f, &m, sizeof f);
-        *max_out = f;
+        T out;
+        std::memcpy(&out, &m, sizeof out);
+        *max_out = double(out);
     }
     return s;
 }
@@ -411,10 +391,10 @@ void sgd(typename S::T* p, const typename S::T* grad, typename S::T* buf, std::s
 }  // namespace
 
 double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares_f32<true>(x, n, max_out) : sum_squares_f32<false>(x, n, nullptr);
+    return max_out ? sum_squares<true>(x, n, max_out) : sum_squares<false>(x, n, nullptr);
 }
 double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares_f64<true>(x, n, max_out) : sum_squares_f64<false>(x, n, nullptr);
+    return max_out ? sum_squares<true>(x, n, max_out) : sum_squares<false>(x, n, nullptr);
 }
 void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay) {
