@@ -6,8 +6,8 @@ as for pybackprop.
 
 FANN cannot express the workload exactly (reported in the record's note): it
 has no ReLU, so the first hidden layer is FANN's bounded linear
-(``FANN_LINEAR_PIECE``, 0..1), and every layer has a bias (starting at 0 and
-training). Weights start from WORKLOADS' init; sigmoid steepness 0.5 is the
+(``FANN_LINEAR_PIECE``, 0..1, whose derivative FANN takes as 1 even where the
+output is clamped), and every layer has a bias (starting at 0 and training). Weights start from WORKLOADS' init; sigmoid steepness 0.5 is the
 logistic function; the output is linear; SGD with lr 0.01 and no momentum.
 FANN's error term is (y - ŷ) without the factor 2 of torch's MSELoss, so its
 learning rate is doubled to take the same step size.
@@ -68,32 +68,33 @@ double net_loss(void* ann, float* X, const float* Y, int n) {
     }
     return total / n;
 }
-
-void net_destroy(void* ann) { fann_destroy((struct fann*)ann); }
 """
 
 
 def _build() -> ctypes.CDLL:
+    hint = "needs a C compiler and libfann-dev (apt-get install libfann-dev)"
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
-        raise PeerUnavailable("fann: no C compiler (cc) to build the runner")
-    tmp = tempfile.mkdtemp(prefix="pybackprop-fann-")
-    src, lib = os.path.join(tmp, "fann_peer.c"), os.path.join(tmp, "fann_peer.so")
-    with open(src, "w") as f:
-        f.write(SOURCE)
-    p = subprocess.run([cc, "-O2", "-shared", "-fPIC", src, "-o", lib, "-lfloatfann"], capture_output=True,
-                       text=True)
-    if p.returncode != 0:
-        raise PeerUnavailable("fann: libfann-dev is not installed (apt-get install libfann-dev): "
-                              + (p.stderr.strip().splitlines() or ["build failed"])[-1])
-    dll = ctypes.CDLL(lib)
+        raise PeerUnavailable(f"fann: no C compiler found; {hint}")
+    with tempfile.TemporaryDirectory(prefix="pybackprop-fann-") as tmp:
+        src, lib = os.path.join(tmp, "fann_peer.c"), os.path.join(tmp, "fann_peer.so")
+        with open(src, "w") as f:
+            f.write(SOURCE)
+        p = subprocess.run([cc, "-O2", "-shared", "-fPIC", src, "-o", lib, "-lfloatfann"], capture_output=True,
+                           text=True)
+        if p.returncode != 0:
+            raise PeerUnavailable(f"fann: building the runner failed ({hint}): "
+                                  + (p.stderr.strip().splitlines() or ["no message"])[-1])
+        try:
+            dll = ctypes.CDLL(lib)  # stays mapped after the directory is removed
+        except OSError as exc:
+            raise PeerUnavailable(f"fann: loading the runner failed ({hint}): {exc}") from exc
     fp = ctypes.POINTER(ctypes.c_float)
     dll.net_create.restype = ctypes.c_void_p
     dll.net_create.argtypes = [fp, fp, fp, ctypes.c_float]
     dll.net_epoch.argtypes = [ctypes.c_void_p, fp, fp, ctypes.c_int]
     dll.net_loss.restype = ctypes.c_double
     dll.net_loss.argtypes = [ctypes.c_void_p, fp, fp, ctypes.c_int]
-    dll.net_destroy.argtypes = [ctypes.c_void_p]
     return dll
 
 

@@ -58,10 +58,10 @@ inline float fast_tanhf(float x) {
 // exp(x) for float32 x <= 0, Cephes' expf: x = n ln2 + r with n the nearest
 // integer to x / ln2 (rounded by adding 1.5·2^23, whose bits then hold n) and
 // ln2 in two parts, exp(r) by a degree-7 polynomial, times 2^n built in the
-// exponent bits. About 1 ulp; 0 below -87.3365 (where exp would be subnormal);
-// a NaN stays NaN. Only +, *, compares and bit moves, so the loops vectorise.
+// exponent bits. About 1 ulp; 0 below -87.3365 (where exp is subnormal); a NaN
+// stays NaN. Only +, *, compares and bit moves, so the loops vectorise.
 inline float fast_exp_nonpositive(float x) {
-    constexpr float lowest = -87.3365447505531f;  // exp(lowest) = 2^-126, the smallest normal
+    constexpr float lowest = -87.3365447505531f;  // exp(lowest) ≈ 2^-126, the smallest normal
     constexpr float round = 12582912.0f;          // 1.5·2^23: its bits are 0x4B400000
     const bool below = x < lowest;
     x = below ? lowest : x;  // a NaN compares false and stays

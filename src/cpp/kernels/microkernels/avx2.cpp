@@ -1,5 +1,5 @@
-// AVX2 + FMA microkernels (this file alone is compiled with -mavx2 -mfma, and
-// -ffp-contract=off: an FMA here is always an explicit one).
+// AVX2 + FMA microkernels (this file alone is compiled with -mavx2 -mfma; like
+// the whole core with -ffp-contract=off, so an FMA here is always an explicit one).
 // Contract: kernels/gemm.hpp. The tile is MR rows × NR columns of C held in
 // 12 ymm accumulators; per step p, the NR values of the B micro-panel are two
 // aligned loads and each of the MR values of A is one broadcast feeding two
@@ -305,7 +305,9 @@ namespace {
 // Σ x² in double: value i into lane i mod 8 of two 4-double accumulators (the
 // eight partial sums of sum_squares_portable), combined in its order, the last
 // n mod 8 added in order; with kMax, max |x| on the bits (the magnitude orders
-// like the sign-cleared bits, a NaN above inf).
+// like the sign-cleared bits, a NaN above inf). The square of a float is exact
+// in double, so for float32 the FMA rounds as the generic multiply-then-add:
+// the two tables agree bitwise; float64 squares round, and may differ.
 
 // Eight values from x: squared into lo (the first four) and hi; with kMax their
 // magnitude bits into top (per lane, integer max).
@@ -363,7 +365,7 @@ double sum_squares(const T* x, std::size_t n, double* max_out) {
 }
 
 // sgd_update (optimizers/sgd.hpp) on vectors, the last n mod L values by masked
-// loads and stores. Multiplies and adds as written, no FMA (this file is built
+// loads and stores. Multiplies and adds as written, no FMA (the core is built
 // with -ffp-contract=off), so the update is bitwise the generic one's, i.e.
 // exactly p - lr·g in the parameters' type:
 //   g = grad + wd·p;  buf = μ·buf + g;  p -= lr·(nesterov ? g + μ·buf : buf)   (μ = 0: p -= lr·g)
