@@ -166,7 +166,7 @@ void bind_kernels(py::module_& m) {
         py::arg("isa"), "Register tile and cache blocks of an ISA's kernels, per dtype.");
 
     // Test hooks: an ISA's elementwise float32 kernel on a flattened array.
-    auto elementwise = [&m](const char* name, ukr::TanhFn KernelTable::*fn, const char* what) {
+    auto elementwise = [&m](const char* name, ukr::UnaryFn KernelTable::*fn, const char* what) {
         const std::string label = name;
         m.def(
             name,

@@ -33,8 +33,8 @@ struct KernelTable {
     const char* name;  // "generic", "avx2", "avx512"
     GemmKernel<float> f32;
     GemmKernel<double> f64;
-    ukr::TanhFn tanh_f32;     // elementwise float32 tanh
-    ukr::TanhFn sigmoid_f32;  // elementwise float32 sigmoid
+    ukr::UnaryFn tanh_f32;     // elementwise float32 tanh
+    ukr::UnaryFn sigmoid_f32;  // elementwise float32 sigmoid
     ArenaKernels<float> arena_f32;
     ArenaKernels<double> arena_f64;
 

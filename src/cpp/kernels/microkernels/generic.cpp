@@ -5,8 +5,8 @@
 
 #include "activations/activations.hpp"
 #include "common/reductions.hpp"
-#include "optimizers/sgd.hpp"
 #include "kernels/microkernels/ukernels.hpp"
+#include "optimizers/sgd.hpp"
 
 namespace bp::ukr {
 namespace {

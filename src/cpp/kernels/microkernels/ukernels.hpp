@@ -53,13 +53,17 @@ void avx2_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const 
 void avx2_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
                     std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc);
 
-// Elementwise float32 tanh, a[i] = tanh(z[i]) by the rational approximation of
-// activations.hpp (fast_tanhf): clamp, then x·p(x²)/q(x²). The generic loop is
-// fast_tanhf itself; the AVX2 one evaluates the same polynomials with FMAs (so
-// it may differ from it in the last bit). a may alias z.
-using TanhFn = void (*)(float* a, const float* z, std::size_t n);
+// Elementwise float32 activations, a[i] = f(z[i]); a may alias z.
+using UnaryFn = void (*)(float* a, const float* z, std::size_t n);
+// tanh by the rational approximation of activations.hpp (fast_tanhf): clamp,
+// then x·p(x²)/q(x²). The generic loop is fast_tanhf itself; the AVX2 one
+// evaluates the same polynomials with FMAs (so it may differ in the last bit).
 void generic_tanh_f32(float* a, const float* z, std::size_t n);
 void avx2_tanh_f32(float* a, const float* z, std::size_t n);
+// sigmoid by fast_sigmoidf (activations.hpp); the AVX2 loop evaluates its exp
+// with FMAs (so it may differ in the last bit).
+void generic_sigmoid_f32(float* a, const float* z, std::size_t n);
+void avx2_sigmoid_f32(float* a, const float* z, std::size_t n);
 
 // Σ x² in double over n values with eight partial sums (value i goes to sum
 // i mod 8, the sums combined pairwise, then the last n mod 8 added in order:
@@ -88,9 +92,5 @@ void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double
 void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay);
 
-// Elementwise float32 sigmoid by fast_sigmoidf (activations.hpp): the same
-// signature as TanhFn; the AVX2 loop evaluates its exp with FMAs.
-void generic_sigmoid_f32(float* a, const float* z, std::size_t n);
-void avx2_sigmoid_f32(float* a, const float* z, std::size_t n);
 
 }  // namespace bp::ukr
