@@ -106,6 +106,7 @@ def check_same(ranks, model: bp.Sequential) -> None:
 SAVE = """
 np.savez(f"{out}/w{comm.rank}.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())},
          loss=np.array(history.history["loss"] if history is not None else []),
+         update_ratio=np.array(history.history["update_ratio"] if history is not None else []),
          counters=np.array([model._net.epoch_counter, model._net.step_counter]))
 """
 
@@ -128,6 +129,8 @@ def test_two_ranks_match_single_process(tmp_path, dropout, sharded):
     model = single_process(dropout)
     check_same(ranks, model)
     np.testing.assert_allclose(ranks[0]["loss"], model.history.history["loss"], rtol=1e-12)
+    # the last step's update-to-weight ratio comes from the core in both (fp addition order aside)
+    np.testing.assert_allclose(ranks[0]["update_ratio"], model.history.history["update_ratio"], rtol=1e-9)
     for saved in ranks:
         assert saved["counters"].tolist() == [model._net.epoch_counter, model._net.step_counter]
 

@@ -429,9 +429,12 @@ class DistributedTrainer:
                         break
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 norm_sums += norms
-                if s == steps - 1 and self.is_root:  # for the update-to-weight ratio of the last step
-                    before = [[v.copy() for v in layer_views] for layer_views in self._param_views(dense)]
-                if not net.apply_gradients(lr, batch.size):  # refused (it would overflow) on every rank alike
+                if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
+                    update_ratio = net.apply_gradients_with_ratio(lr, batch.size)
+                    applied = update_ratio is not None
+                else:
+                    applied = net.apply_gradients(lr, batch.size)
+                if not applied:  # refused (it would overflow) on every rank alike
                     bad = comm.allreduce(loss * rows.size, op=MPI.SUM) / batch.size
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 t3 = time.perf_counter()
@@ -452,8 +455,7 @@ class DistributedTrainer:
                 logs = {"loss": float(total[0]) / n, "grad_norm": grad_norm, "lr": float(lr_used[0])}
                 end_params = self._param_views(dense)
                 logs["weight_norm"] = [_norm(v) for v in end_params]
-                logs["update_ratio"] = [_norm([a - b for a, b in zip(e, b0)]) / max(_norm(b0), 1e-300)
-                                        for e, b0 in zip(end_params, before)]
+                logs["update_ratio"] = update_ratio
                 logs["nonfinite"] = [False] * len(dense)
                 if dropouts:
                     logs["keep_prob"] = [float(v) for v in keep_used[0]]

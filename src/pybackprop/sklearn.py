@@ -303,20 +303,21 @@ class _BaseMLP(BaseEstimator):
                    seed: int) -> Sequential:
         layers: List[Any] = []
         for units in p["hidden_layer_sizes"]:
-            layers.append(Dense(units, activation=p["activation"], init="glorot_uniform"))
+            layers.append(Dense(units, activation=p["activation"]))
             if p["dropout_keep_prob"] < 1.0:
                 layers.append(Dropout(keep_prob=p["dropout_keep_prob"]))
-        layers.append(Dense(n_outputs, activation=out_activation, init="glorot_uniform"))
+        layers.append(Dense(n_outputs, activation=out_activation))
         model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
         model.compile(loss=loss, optimizer=self._optimizer(p))
         # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
         # factor 2 with logistic hidden units and 6 otherwise (Glorot), from a generator seeded by random_state
         rng = np.random.default_rng(seed)
         factor = 2.0 if p["activation"] == "sigmoid" else 6.0
+        dims = [n_features, *p["hidden_layer_sizes"], n_outputs]
         weights = []
-        for W, b in zip(model.get_weights()[0::2], model.get_weights()[1::2]):
-            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
-            weights += [rng.uniform(-bound, bound, W.shape), rng.uniform(-bound, bound, b.shape)]
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            weights += [rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)]
         model.set_weights(weights)
         return model
 
@@ -346,7 +347,7 @@ class _BaseMLP(BaseEstimator):
         else:
             opt = self.model_.optimizer
             assert opt is not None
-            wd = self._loss_scale * p["alpha"]
+            wd = self._optimizer(p).weight_decay  # sklearn reads alpha at every call; the rest it keeps
             if opt.weight_decay != wd:  # alpha changed (set_params between partial_fit calls)
                 opt.weight_decay = wd
                 self.model_._configure_optimizer(reset_state=False)

@@ -74,7 +74,6 @@ py::dict health_dict(const std::vector<LayerHealth>& health) {
     return d;
 }
 
-// Runs f without the GIL, holding the network's lock.
 // A (rows, cols) NumPy copy of row-major values (the last batch's views).
 template <typename T>
 py::array_t<T> copy_rows(const T* src, std::size_t rows, std::size_t cols) {
@@ -83,6 +82,7 @@ py::array_t<T> copy_rows(const T* src, std::size_t rows, std::size_t cols) {
     return out;
 }
 
+// Runs f without the GIL, holding the network's lock.
 template <typename T, typename F>
 auto locked(Network<T>& net, F&& f) {
     py::gil_scoped_release release;
@@ -354,13 +354,19 @@ void bind_one(py::module_& m, const char* name) {
              "with copy=False the lists are empty and the gradients stay in grads() only.")
         .def("apply_gradients", [](Net& n, double lr, std::size_t rows) {
             require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr));
-            py::gil_scoped_release release;
-            std::lock_guard<std::mutex> guard(n.mutex());
-            return n.apply_gradients(lr, rows);
+            return locked(n, [&] { return n.apply_gradients(lr, rows); });
         }, py::arg("lr"), py::arg("rows") = 0,
         "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
-        "sample count (for decay_per_sample; 0: weight_decay as is); False (and nothing changed) when "
-        "the update would leave a NaN or inf.")
+        "sample count (for decay_per_sample; 0: weight_decay as is); False when the update would leave a "
+        "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped).")
+        .def("apply_gradients_with_ratio", [](Net& n, double lr, std::size_t rows) -> std::optional<std::vector<double>> {
+            require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr));
+            std::vector<double> ratio;
+            if (!locked(n, [&] { return n.apply_gradients(lr, rows, ratio); })) return std::nullopt;
+            return ratio;
+        }, py::arg("lr"), py::arg("rows") = 0,
+        "apply_gradients, returning each layer's update-to-weight ratio of this step "
+        "(|new - old| / |old| of its W and b, as fit records its last step's), or None when refused.")
         .def("train_step", [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
             const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
             check_matrix<T>(Y, "y", n.output_dim(), long(rows));

@@ -311,6 +311,17 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
 }
 
 template <typename T>
+bool Network<T>::step_with_ratio(double lr, std::size_t rows, std::vector<double>& ratio) {
+    const std::size_t L = layers_.size();
+    std::vector<double> norm(L), delta_sq(L, 0.0);
+    for (std::size_t l = 0; l < L; ++l) norm[l] = layer_weight_norm(l, params_.data());
+    if (!step(lr, rows, delta_sq.data())) return false;
+    ratio.resize(L);
+    for (std::size_t l = 0; l < L; ++l) ratio[l] = norm[l] > 0 ? std::sqrt(delta_sq[l]) / norm[l] : 0.0;
+    return true;
+}
+
+template <typename T>
 double Network<T>::layer_grad_norm(std::size_t l, double* max_abs_out) {
     if (!max_abs_out) {
         double s = sum_squares_chunked(dW(l), fan_in(l) * fan_out(l));
@@ -477,8 +488,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         sgd_bounds_.p = max_abs(params_.data(), params_.size());
         sgd_bounds_.v = opt_.momentum != 0.0 ? max_abs(state1_.data(), state1_.size()) : 0.0;
     }
-    // The update-to-weight ratio of the epoch's last step: ‖θ_new − θ_old‖ / ‖θ_old‖ per layer.
-    std::vector<double> last_norm(layers_.size(), 0.0), last_delta_sq(layers_.size(), 0.0);
+    std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
     activity_reset();
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
@@ -527,9 +537,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
         // refuses it). The model keeps the weights of the last finite step.
         const bool last = s + 1 == steps;
-        if (last && finite)
-            for (std::size_t l = 0; l < layers_.size(); ++l) last_norm[l] = layer_weight_norm(l, params_.data());
-        if (!finite || !step(lr, B, last ? last_delta_sq.data() : nullptr, track_bounds ? grad_max : -1.0)) {
+        if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
+                              : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
             stats.diverged = true;
             stats.diverged_loss = loss;
             stats.lr.pop_back();
@@ -557,7 +566,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         stats.grad_norm[l] /= double(stats.steps);
         h.grad_norm = stats.grad_norm[l];
         h.weight_norm = layer_weight_norm(l, params_.data());
-        h.update_ratio = last_norm[l] > 0 ? std::sqrt(last_delta_sq[l]) / last_norm[l] : 0.0;
+        h.update_ratio = last_ratio[l];
         h.nonfinite |= loss_nonfinite || !std::isfinite(h.weight_norm);
     }
     activity_fill(stats.health);

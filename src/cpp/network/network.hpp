@@ -49,7 +49,7 @@ struct StepSchedule {
 struct LayerHealth {
     double grad_norm = 0;           // ‖(dW, db)‖₂, before clipping (epoch: mean over steps)
     double weight_norm = 0;         // ‖(W, b)‖₂ (epoch: at its end)
-    double update_ratio = 0;        // ‖Δ(W, b)‖₂ / ‖(W, b)‖₂ over the epoch (0 for a batch)
+    double update_ratio = 0;        // ‖Δ(W, b)‖₂ / ‖(W, b)‖₂ of the epoch's last update (0 for a batch)
     double dead_fraction = 0;       // relu-like layers: units with z <= 0 for every sample seen
     double saturated_fraction = 0;  // sigmoid: a < 0.01 or a > 0.99; tanh: |a| > 0.99 (share of values)
     bool nonfinite = false;         // a NaN or inf in the gradients or the loss
@@ -124,6 +124,11 @@ public:
     // Applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     bool apply_gradients(double lr, std::size_t rows) { return step(lr, rows); }
+    // The same, with each layer's update-to-weight ratio ‖θ_new − θ_old‖ / ‖θ_old‖
+    // of this step into ratio (0 where ‖θ_old‖ = 0), as fit records its last step's.
+    bool apply_gradients(double lr, std::size_t rows, std::vector<double>& ratio) {
+        return step_with_ratio(lr, rows, ratio);
+    }
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
@@ -165,13 +170,15 @@ private:
     void zero_grads() { grads_.zero(); }
     void forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks = nullptr);
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
-    // One optimiser step; returns false, with nothing changed, when it would leave a
-    // NaN or inf in the parameters or state (an overflowing update). rows: the
+    // One optimiser step; returns false, with the parameters and state unchanged, when
+    // it would leave a NaN or inf in them (an overflowing update; clip_norm has then
+    // already scaled grads()). rows: the
     // batch's samples (for decay_per_sample). If layer_delta_sq is given (one per
     // layer), Σ (new − old)² of each layer's W and b is added to it.
     // grad_max: max |grad| over the arena, when known (fit_epoch): with SGD it lets
     // sgd_bounds_ prove the step finite without the dry run.
     bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
+    bool step_with_ratio(double lr, std::size_t rows, std::vector<double>& ratio);  // see apply_gradients
     double layer_grad_norm(std::size_t l, double* max_abs_out = nullptr);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);

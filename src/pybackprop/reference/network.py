@@ -527,12 +527,12 @@ class Network:
             grads = clip_grad_norm(grads, opt["clip_norm"])
         self.optimizer_step += 1
         wd = opt["weight_decay"] / rows if opt["decay_per_sample"] and rows > 0 else opt["weight_decay"]
-        is_bias = [name == "b" for layer in self.layers if isinstance(layer, Dense)
-                   for name, value in (("W", layer.W), ("b", layer.b)) if value is not None]
-        groups: list[tuple[list[int], float]] = [(list(range(len(params))), wd)]
-        if not opt["decay_bias"] and wd != 0:
-            groups = [([i for i, b in enumerate(is_bias) if not b], wd), ([i for i, b in enumerate(is_bias) if b], 0.0)]
-        for index, decay in groups:
+        if opt["decay_bias"] or wd == 0:
+            self._rule(params, grads, state, lr, wd)
+            return
+        is_bias = [p is layer.b for layer in self.dense_layers for p in (layer.W, layer.b) if p is not None]
+        for want_bias, decay in ((False, wd), (True, 0.0)):
+            index = [i for i, b in enumerate(is_bias) if b == want_bias]
             self._rule([params[i] for i in index], [grads[i] for i in index],
                        {key: [bufs[i] for i in index] for key, bufs in state.items()}, lr, decay)
 
