@@ -25,7 +25,7 @@ struct GemmKernel {
 // The passes over whole arenas outside the products (reductions.hpp, sgd.hpp).
 template <typename T>
 struct ArenaKernels {
-    ukr::SumSquaresFn<T> sum_squares;  // Σ x² (and max |x|): gradient and weight norms
+    ukr::SumSquaresFn<T> sum_squares;  // Σ x²: gradient and weight norms
     ukr::SgdFn<T> sgd;                 // the SGD update
 };
 

@@ -322,16 +322,9 @@ bool Network<T>::step_with_ratio(double lr, std::size_t rows, std::vector<double
 }
 
 template <typename T>
-double Network<T>::layer_grad_norm(std::size_t l, double* max_abs_out) {
-    if (!max_abs_out) {
-        double s = sum_squares_chunked(dW(l), fan_in(l) * fan_out(l));
-        if (const T* gb = db(l)) s += sum_squares_chunked(gb, fan_out(l));
-        return std::sqrt(s);
-    }
-    double mw = 0, mb = 0;  // the same sums, with max |grad| from the same pass
-    double s = sum_squares_chunked<true>(dW(l), fan_in(l) * fan_out(l), &mw);
-    if (const T* gb = db(l)) s += sum_squares_chunked<true>(gb, fan_out(l), &mb);
-    *max_abs_out = std::max(mw, mb);
+double Network<T>::layer_grad_norm(std::size_t l) {
+    double s = sum_squares_chunked(dW(l), fan_in(l) * fan_out(l));
+    if (const T* gb = db(l)) s += sum_squares_chunked(gb, fan_out(l));
     return std::sqrt(s);
 }
 
@@ -483,10 +476,10 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     constexpr std::size_t kBoundsMinParams = 4096;
     const bool track_bounds = opt_.kind == OptKind::Sgd && params_.size() >= kBoundsMinParams;
     sgd_bounds_.valid = false;
-    if (track_bounds) {
-        sgd_bounds_.valid = all_finite(params_.data(), params_.size());
-        sgd_bounds_.p = max_abs(params_.data(), params_.size());
-        sgd_bounds_.v = opt_.momentum != 0.0 ? max_abs(state1_.data(), state1_.size()) : 0.0;
+    if (track_bounds) {  // ‖x‖₂ >= max |x|; a NaN or inf norm fails the bounds' check
+        sgd_bounds_.valid = true;
+        sgd_bounds_.p = std::sqrt(sum_squares_chunked(params_.data(), params_.size()));
+        sgd_bounds_.v = opt_.momentum != 0.0 ? std::sqrt(sum_squares_chunked(state1_.data(), state1_.size())) : 0.0;
     }
     std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
     activity_reset();
@@ -525,11 +518,10 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const double loss = backward(xb, yb, B);
         bool finite = std::isfinite(loss);
         loss_nonfinite |= !finite;
-        double grad_max = 0;  // max |grad| over every layer, for SgdBounds
+        double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
         for (std::size_t l = 0; l < layers_.size(); ++l) {
-            double layer_max = 0;
-            const double g = layer_grad_norm(l, track_bounds ? &layer_max : nullptr);
-            grad_max = std::max(grad_max, layer_max);
+            const double g = layer_grad_norm(l);
+            grad_max = std::max(grad_max, g);
             stats.grad_norm[l] += g;
             stats.health[l].nonfinite |= !std::isfinite(g);
             finite &= std::isfinite(g);

@@ -172,14 +172,13 @@ private:
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
     // One optimiser step; returns false, with the parameters and state unchanged, when
     // it would leave a NaN or inf in them (an overflowing update; clip_norm has then
-    // already scaled grads()). rows: the
-    // batch's samples (for decay_per_sample). If layer_delta_sq is given (one per
-    // layer), Σ (new − old)² of each layer's W and b is added to it.
-    // grad_max: max |grad| over the arena, when known (fit_epoch): with SGD it lets
-    // sgd_bounds_ prove the step finite without the dry run.
+    // already scaled grads()). rows: the batch's samples (for decay_per_sample). If
+    // layer_delta_sq is given (one per layer), Σ (new − old)² of each layer's W and b
+    // is added to it. grad_max: a bound on max |grad| over the arena, when known
+    // (fit_epoch): with SGD it lets sgd_bounds_ prove the step finite without the dry run.
     bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
     bool step_with_ratio(double lr, std::size_t rows, std::vector<double>& ratio);  // see apply_gradients
-    double layer_grad_norm(std::size_t l, double* max_abs_out = nullptr);
+    double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
     // Unit activity over the batches since activity_reset(): feeds dead and saturated fractions.

@@ -111,8 +111,9 @@ void apply_update_threaded(const OptimizerConfig& c, double lr, double wd, uint6
 
 // Upper bounds on max |p| and max |momentum buffer| over the arena, carried from
 // step to step by SGD's update rule: while they stay far below overflow, an SGD
-// step cannot produce an inf and its dry run is skipped. Exact at the start of
-// each epoch (Network::fit_epoch), then grown with each step's max |grad|.
+// step cannot produce an inf and its dry run is skipped. Set from the L2 norms
+// (each at least the max |x|) at the start of each epoch (Network::fit_epoch),
+// then grown with each step's bound on |grad| (the largest layer gradient norm).
 struct SgdBounds {
     bool valid = false;
     double p = 0, v = 0;

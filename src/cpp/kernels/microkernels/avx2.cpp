@@ -9,8 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
-#include <type_traits>
 
 #include "kernels/microkernels/ukernels.hpp"
 
@@ -304,63 +302,33 @@ namespace {
 
 // Σ x² in double: value i into lane i mod 8 of two 4-double accumulators (the
 // eight partial sums of sum_squares_portable), combined in its order, the last
-// n mod 8 added in order; with kMax, max |x| on the bits (the magnitude orders
-// like the sign-cleared bits, a NaN above inf). The square of a float is exact
-// in double, so for float32 the FMA rounds as the generic multiply-then-add:
-// the two tables agree bitwise; float64 squares round, and may differ.
+// n mod 8 added in order. The square of a float is exact in double, so for
+// float32 the FMA rounds as the generic multiply-then-add: the two tables agree
+// bitwise; float64 squares round, and may differ.
 
-// Eight values from x: squared into lo (the first four) and hi; with kMax their
-// magnitude bits into top (per lane, integer max).
-template <bool kMax>
-inline void add_squares8(const float* x, __m256d& lo, __m256d& hi, __m256i& top) {
+// Eight values from x, squared into lo (the first four) and hi.
+inline void add_squares8(const float* x, __m256d& lo, __m256d& hi) {
     const __m256 v = _mm256_loadu_ps(x);
     const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
     lo = _mm256_fmadd_pd(a, a, lo);
     hi = _mm256_fmadd_pd(b, b, hi);
-    if constexpr (kMax) top = _mm256_max_epi32(top, _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7fffffff)));
 }
-template <bool kMax>
-inline void add_squares8(const double* x, __m256d& lo, __m256d& hi, __m256i& top) {
+inline void add_squares8(const double* x, __m256d& lo, __m256d& hi) {
     const __m256d a = _mm256_loadu_pd(x), b = _mm256_loadu_pd(x + 4);
     lo = _mm256_fmadd_pd(a, a, lo);
     hi = _mm256_fmadd_pd(b, b, hi);
-    if constexpr (kMax) {
-        auto bits_max = [&top](__m256d v) {  // no 64-bit integer max in AVX2: compare and blend
-            const __m256i bits = _mm256_and_si256(_mm256_castpd_si256(v), _mm256_set1_epi64x(0x7fffffffffffffffLL));
-            top = _mm256_blendv_epi8(top, bits, _mm256_cmpgt_epi64(bits, top));
-        };
-        bits_max(a);
-        bits_max(b);
-    }
 }
 
-template <bool kMax, typename T>
-double sum_squares(const T* x, std::size_t n, double* max_out) {
+template <typename T>
+double sum_squares(const T* x, std::size_t n) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    __m256i top = _mm256_setzero_si256();
     const std::size_t full = n / 8 * 8;
-    for (std::size_t i = 0; i < full; i += 8) add_squares8<kMax>(x + i, lo, hi, top);
+    for (std::size_t i = 0; i < full; i += 8) add_squares8(x + i, lo, hi);
     alignas(32) double acc[8];
     _mm256_store_pd(acc, lo);
     _mm256_store_pd(acc + 4, hi);
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
-    if constexpr (kMax) {
-        using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-        alignas(32) Bits lanes[32 / sizeof(Bits)];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
-        Bits m = 0;
-        for (const Bits b : lanes) m = b > m ? b : m;
-        for (std::size_t i = full; i < n; ++i) {
-            Bits b;
-            std::memcpy(&b, x + i, sizeof b);
-            b &= std::numeric_limits<Bits>::max();
-            m = b > m ? b : m;
-        }
-        T out;
-        std::memcpy(&out, &m, sizeof out);
-        *max_out = double(out);
-    }
     return s;
 }
 
@@ -392,12 +360,8 @@ void sgd(typename S::T* p, const typename S::T* grad, typename S::T* buf, std::s
 }
 }  // namespace
 
-double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares<true>(x, n, max_out) : sum_squares<false>(x, n, nullptr);
-}
-double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares<true>(x, n, max_out) : sum_squares<false>(x, n, nullptr);
-}
+double avx2_sum_squares_f32(const float* x, std::size_t n) { return sum_squares(x, n); }
+double avx2_sum_squares_f64(const double* x, std::size_t n) { return sum_squares(x, n); }
 void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay) {
     sgd<F32>(p, grad, buf, n, lr, momentum, nesterov, weight_decay);

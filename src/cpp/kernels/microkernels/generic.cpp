@@ -124,12 +124,8 @@ void generic_sigmoid_f32(float* a, const float* z, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) a[i] = fast_sigmoidf(z[i]);
 }
 
-double generic_sum_squares_f32(const float* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares_portable<true>(x, n, max_out) : sum_squares_portable(x, n);
-}
-double generic_sum_squares_f64(const double* x, std::size_t n, double* max_out) {
-    return max_out ? sum_squares_portable<true>(x, n, max_out) : sum_squares_portable(x, n);
-}
+double generic_sum_squares_f32(const float* x, std::size_t n) { return sum_squares_portable(x, n); }
+double generic_sum_squares_f64(const double* x, std::size_t n) { return sum_squares_portable(x, n); }
 
 void generic_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double lr, double momentum,
                      bool nesterov, double weight_decay) {

@@ -67,16 +67,15 @@ void avx2_sigmoid_f32(float* a, const float* z, std::size_t n);
 
 // Σ x² in double over n values with eight partial sums (value i goes to sum
 // i mod 8, the sums combined pairwise, then the last n mod 8 added in order:
-// common/reductions.hpp, sum_squares_portable) and, when max_out is not null,
-// max |x| into it (a NaN gives NaN). The AVX2 loops use FMAs: bitwise the
-// generic result for float32 (a float's square is exact in double), possibly
-// not in the last bits for float64.
+// common/reductions.hpp, sum_squares_portable). The AVX2 loops use FMAs:
+// bitwise the generic result for float32 (a float's square is exact in
+// double), possibly not in the last bits for float64.
 template <typename T>
-using SumSquaresFn = double (*)(const T* x, std::size_t n, double* max_out);
-double generic_sum_squares_f32(const float* x, std::size_t n, double* max_out);
-double generic_sum_squares_f64(const double* x, std::size_t n, double* max_out);
-double avx2_sum_squares_f32(const float* x, std::size_t n, double* max_out);
-double avx2_sum_squares_f64(const double* x, std::size_t n, double* max_out);
+using SumSquaresFn = double (*)(const T* x, std::size_t n);
+double generic_sum_squares_f32(const float* x, std::size_t n);
+double generic_sum_squares_f64(const double* x, std::size_t n);
+double avx2_sum_squares_f32(const float* x, std::size_t n);
+double avx2_sum_squares_f64(const double* x, std::size_t n);
 
 // The SGD update of optimizers/sgd.hpp (sgd_update) over n values, bitwise the
 // same on every table (no FMA: p - lr·g as written).
