@@ -1,6 +1,5 @@
 // Reductions over a flat array, shared by the network's diagnostics and the optimisers.
 #pragma once
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -55,14 +54,9 @@ template <typename T>
 double sum_squares_chunked(const T* x, std::size_t n) {
     constexpr std::size_t kChunk = std::size_t(1) << 18;
     if (n < kChunk) return sum_squares(x, n);
-    const std::ptrdiff_t chunks = std::ptrdiff_t((n + kChunk - 1) / kChunk);
-    std::vector<double> part(std::size_t(chunks), 0.0);
-    const int threads = threads_for(double(n));
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
-        const std::size_t off = std::size_t(k) * kChunk;
-        part[std::size_t(k)] = sum_squares(x + off, std::min(kChunk, n - off));
-    }
+    std::vector<double> part((n + kChunk - 1) / kChunk, 0.0);
+    for_each_chunk(n, kChunk, threads_for(double(n)),
+                   [&](std::size_t k, std::size_t off, std::size_t len) { part[k] = sum_squares(x + off, len); });
     double s = 0;
     for (const double v : part) s += v;
     return s;

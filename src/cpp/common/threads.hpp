@@ -2,7 +2,9 @@
 // one thread computes alone in a fixed order, so results are bitwise the same
 // for any thread count.
 #pragma once
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -44,6 +46,20 @@ inline int threads_for(double flops) {
     if (flops < 2 * kMinFlopsPerThread) return 1;
     int useful = static_cast<int>(flops / kMinFlopsPerThread);
     return useful < n ? useful : n;
+}
+
+// Calls f(k, offset, length) for the k-th of the fixed chunks of `chunk` values
+// that cover [0, n), split statically over `threads` (no parallel region for one):
+// the chunks do not depend on the thread count, so neither does a result built
+// from them in chunk order.
+template <typename F>
+inline void for_each_chunk(std::size_t n, std::size_t chunk, int threads, F&& f) {
+    const std::ptrdiff_t chunks = std::ptrdiff_t((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+        const std::size_t off = std::size_t(k) * chunk;
+        f(std::size_t(k), off, std::min(chunk, n - off));
+    }
 }
 
 // Inside an OpenMP parallel region: {this thread's number, the team's size}

@@ -28,23 +28,23 @@ struct DropoutSpec {
     double inference_scale() const { return inverted ? 1.0 : keep_prob; }
 };
 
-// Fills M[B, F] with 0/1 from rng.
+// Fills M[B, F] with 0/1 from rng (p = 1 keeps everything and draws nothing).
 template <typename T>
 void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per_batch, Pcg32& rng) {
     const uint64_t threshold = static_cast<uint64_t>(std::floor(keep_prob * 4294967296.0));
     const std::size_t drawn = per_batch ? F : B * F;
-    const bool keep_all = threshold > UINT32_MAX;  // p = 1
-    const uint32_t t32 = keep_all ? 0 : uint32_t(threshold);
-    constexpr std::size_t kChunk = 512;
-    uint32_t u[kChunk];
-    for (std::size_t start = 0; start < drawn; start += kChunk) {
-        const std::size_t n = std::min(kChunk, drawn - start);
-        rng.fill(u, n);  // the stream of rng.next(), drawn four at a time
-        T* m = M + start;
-        if (keep_all)
-            std::fill(m, m + n, T(1));
-        else  // a branch-free 32-bit compare, so the loop vectorises (a branch would miss at random)
-            for (std::size_t i = 0; i < n; ++i) m[i] = T(u[i] < t32);
+    if (threshold > UINT32_MAX) {  // p = 1
+        std::fill(M, M + drawn, T(1));
+    } else {
+        const uint32_t t32 = uint32_t(threshold);
+        constexpr std::size_t kChunk = 512;
+        uint32_t u[kChunk];
+        for (std::size_t start = 0; start < drawn; start += kChunk) {
+            const std::size_t n = std::min(kChunk, drawn - start);
+            rng.fill(u, n);  // the stream of rng.next(), drawn four at a time
+            // a branch-free 32-bit compare, so the loop vectorises (a branch would miss at random)
+            for (std::size_t i = 0; i < n; ++i) M[start + i] = T(u[i] < t32);
+        }
     }
     if (per_batch)
         for (std::size_t r = 1; r < B; ++r) std::memcpy(M + r * F, M, F * sizeof(T));
@@ -59,10 +59,14 @@ void dropout_forward(T* D, const T* A, const T* M, std::size_t n, T scale) {
         for (std::size_t i = 0; i < n; ++i) D[i] = A[i] * scale;
 }
 
-// dA[n] = dD ⊙ M · scale, in place.
+// dA[n] = dD ⊙ M · scale, in place; without a mask (inference) dD · scale (nothing
+// to do for scale 1: no dropout, or inverted dropout at inference).
 template <typename T>
 void dropout_backward(T* dA, const T* M, std::size_t n, T scale) {
-    for (std::size_t i = 0; i < n; ++i) dA[i] *= M[i] * scale;
+    if (M)
+        for (std::size_t i = 0; i < n; ++i) dA[i] *= M[i] * scale;
+    else if (scale != T(1))
+        for (std::size_t i = 0; i < n; ++i) dA[i] *= scale;
 }
 
 }  // namespace bp

@@ -14,6 +14,15 @@
 
 namespace bp {
 
+// Calls f(offset, n) on the contiguous runs of a block of a row-major matrix with
+// ld columns: one run when the block spans whole rows, else one per row.
+template <typename F>
+inline void for_each_run(std::size_t ld, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0,
+                         std::ptrdiff_t cols, F&& f) {
+    if (col0 == 0 && std::size_t(cols) == ld) return f(std::size_t(row0) * ld, std::size_t(rows) * ld);
+    for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) f(std::size_t(r) * ld + std::size_t(col0), std::size_t(cols));
+}
+
 // Forward: A = f(Z) on the block of Z = X·W + b just computed.
 template <typename T>
 struct ActivationEpilogue {
@@ -24,15 +33,9 @@ struct ActivationEpilogue {
 
     static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
         const auto& e = *static_cast<const ActivationEpilogue*>(self);
-        if (col0 == 0 && std::size_t(cols) == e.ld) {  // whole rows: one contiguous run
-            const std::size_t off = std::size_t(row0) * e.ld;
-            activation_forward(*e.act, e.A + off, e.Z + off, 1, std::size_t(rows) * e.ld);
-            return;
-        }
-        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) {
-            const std::size_t off = std::size_t(r) * e.ld + std::size_t(col0);
-            activation_forward(*e.act, e.A + off, e.Z + off, 1, std::size_t(cols));
-        }
+        for_each_run(e.ld, row0, rows, col0, cols, [&e](std::size_t off, std::size_t n) {
+            activation_forward(*e.act, e.A + off, e.Z + off, 1, n);
+        });
     }
     GemmEpilogue epilogue() { return {&ActivationEpilogue::run, this}; }
 };
@@ -53,17 +56,11 @@ struct DeltaEpilogue {
 
     static void run(void* self, std::ptrdiff_t row0, std::ptrdiff_t rows, std::ptrdiff_t col0, std::ptrdiff_t cols) {
         const auto& e = *static_cast<const DeltaEpilogue*>(self);
-        auto apply = [&e](std::size_t off, std::size_t n) {  // n contiguous values from off
+        for_each_run(e.ld, row0, rows, col0, cols, [&e](std::size_t off, std::size_t n) {
             T* d = e.delta + off;
-            if (e.mask)
-                dropout_backward(d, e.mask + off, n, e.scale);
-            else if (e.scale != T(1))
-                for (std::size_t i = 0; i < n; ++i) d[i] *= e.scale;
+            dropout_backward(d, e.mask ? e.mask + off : nullptr, n, e.scale);
             activation_backward(*e.act, d, d, e.Z + off, e.A + off, 1, n);
-        };
-        if (col0 == 0 && std::size_t(cols) == e.ld)  // whole rows: one contiguous run
-            return apply(std::size_t(row0) * e.ld, std::size_t(rows) * e.ld);
-        for (std::ptrdiff_t r = row0; r < row0 + rows; ++r) apply(std::size_t(r) * e.ld + std::size_t(col0), std::size_t(cols));
+        });
     }
     GemmEpilogue epilogue() { return {&DeltaEpilogue::run, this}; }
 };

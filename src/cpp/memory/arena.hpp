@@ -4,7 +4,6 @@
 // the optimiser's state in a third. The optimiser then updates one flat vector
 // and a distributed all-reduce is one call.
 #pragma once
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -86,12 +85,8 @@ public:
             if (size_) std::memset(data_, 0, size_ * sizeof(T));
             return;
         }
-        const std::ptrdiff_t chunks = std::ptrdiff_t((size_ + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (std::ptrdiff_t k = 0; k < chunks; ++k) {
-            const std::size_t off = std::size_t(k) * kChunk;
-            std::memset(data_ + off, 0, std::min(kChunk, size_ - off) * sizeof(T));
-        }
+        for_each_chunk(size_, kChunk, threads,
+                       [this](std::size_t, std::size_t off, std::size_t len) { std::memset(data_ + off, 0, len * sizeof(T)); });
     }
     T* data() { return data_; }
     const T* data() const { return data_; }

@@ -242,9 +242,8 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
         if (fuse) {
             const DropoutSpec* drop = has_dropout(l) ? &layers_[l].dropout : nullptr;
             const bool masked = drop && last_training_;
-            DeltaEpilogue<T> fused{below, delta_prev, masked ? mask(l) : nullptr,
-                                   T(drop ? (masked ? drop->train_scale() : drop->inference_scale()) : 1.0),
-                                   Z(l - 1), A(l - 1), in};
+            const double scale = !drop ? 1.0 : masked ? drop->train_scale() : drop->inference_scale();
+            DeltaEpilogue<T> fused{below, delta_prev, masked ? mask(l) : nullptr, T(scale), Z(l - 1), A(l - 1), in};
             const GemmEpilogue epi = fused.epilogue();
             dense_backward(delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, in, fan_out(l), &epi);
             std::swap(delta, delta_prev);
@@ -256,10 +255,8 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
         if (l == 0) break;
         if (has_dropout(l)) {  // delta_prev = dL/dD: through the dropout to dL/dA
             const DropoutSpec& drop = layers_[l].dropout;
-            if (last_training_)
-                dropout_backward(delta_prev, mask(l), B * in, T(drop.train_scale()));
-            else
-                for (std::size_t i = 0; i < B * in; ++i) delta_prev[i] *= T(drop.inference_scale());
+            dropout_backward(delta_prev, last_training_ ? mask(l) : nullptr, B * in,
+                             T(last_training_ ? drop.train_scale() : drop.inference_scale()));
         }
         if (recording_) record(l - 1, Recorded::dA, delta_prev, B * in);
         activation_backward(layers_[l - 1].act, delta_prev, delta_prev, Z(l - 1), A(l - 1), B, in);

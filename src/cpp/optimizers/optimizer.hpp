@@ -101,12 +101,9 @@ void apply_update_threaded(const OptimizerConfig& c, double lr, double wd, uint6
     constexpr std::size_t kChunk = std::size_t(1) << 16;
     const int threads = threads_for(4.0 * double(n));  // about 4 operations per element
     if (threads <= 1 || n < 2 * kChunk) return apply_update(c, lr, wd, t, p, grad, state1, state2, n);
-    const std::ptrdiff_t chunks = std::ptrdiff_t((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
-        const std::size_t off = std::size_t(k) * kChunk, len = std::min(kChunk, n - off);
+    for_each_chunk(n, kChunk, threads, [&](std::size_t, std::size_t off, std::size_t len) {
         apply_update(c, lr, wd, t, p + off, grad + off, state1 + off, state2 + off, len);
-    }
+    });
 }
 
 // Upper bounds on max |p| and max |momentum buffer| over the arena, carried from
