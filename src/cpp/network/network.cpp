@@ -468,10 +468,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     EpochStats stats;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
-    // SGD over a large arena: exact bounds for this epoch's steps (see SgdBounds). A small
-    // one keeps the dry run, which costs it less than the bounds' max |grad| pass.
-    constexpr std::size_t kBoundsMinParams = 4096;
-    const bool track_bounds = opt_.kind == OptKind::Sgd && params_.size() >= kBoundsMinParams;
+    // SGD: exact bounds for this epoch's steps (see SgdBounds), which spare the dry run.
+    const bool track_bounds = opt_.kind == OptKind::Sgd;
     sgd_bounds_.valid = false;
     if (track_bounds) {  // ‖x‖₂ >= max |x|; a NaN or inf norm fails the bounds' check
         sgd_bounds_.valid = true;
@@ -479,6 +477,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         sgd_bounds_.v = opt_.momentum != 0.0 ? std::sqrt(sum_squares_chunked(state1_.data(), state1_.size())) : 0.0;
     }
     std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
+    // Batch size 1 on a tiny network: the fused per-sample step (sample_step.cpp), all
+    // but the last step, which also measures the update-to-weight ratio.
+    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
+    std::vector<double> norms(layers_.size());
+    if (per_sample) sample_backup_.resize(2 * params_.size());
     activity_reset();
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
@@ -509,30 +512,35 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const double lr = schedule.lr ? schedule.lr[s] : opt_.lr;
         stats.lr.push_back(lr);
 
-        zero_grads();
-        forward(xb, B, true);
-        activity_accumulate(B);
-        const double loss = backward(xb, yb, B);
-        bool finite = std::isfinite(loss);
-        loss_nonfinite |= !finite;
-        double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
-        for (std::size_t l = 0; l < layers_.size(); ++l) {
-            const double g = layer_grad_norm(l);
-            grad_max = std::max(grad_max, g);
-            stats.grad_norm[l] += g;
-            stats.health[l].nonfinite |= !std::isfinite(g);
-            finite &= std::isfinite(g);
-        }
-        // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
-        // refuses it). The model keeps the weights of the last finite step.
-        const bool last = s + 1 == steps;
-        if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
-                              : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
-            stats.diverged = true;
-            stats.diverged_loss = loss;
-            stats.lr.pop_back();
-            stats.keep.resize(stats.keep.size() - nd);
-            break;
+        double loss = 0;
+        if (per_sample && s + 1 < steps && sample_step(xb, yb, lr, loss, norms.data())) {
+            for (std::size_t l = 0; l < layers_.size(); ++l) stats.grad_norm[l] += norms[l];
+        } else {
+            zero_grads();
+            forward(xb, B, true);
+            activity_accumulate(B);
+            loss = backward(xb, yb, B);
+            bool finite = std::isfinite(loss);
+            loss_nonfinite |= !finite;
+            double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
+            for (std::size_t l = 0; l < layers_.size(); ++l) {
+                const double g = layer_grad_norm(l);
+                grad_max = std::max(grad_max, g);
+                stats.grad_norm[l] += g;
+                stats.health[l].nonfinite |= !std::isfinite(g);
+                finite &= std::isfinite(g);
+            }
+            // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
+            // refuses it). The model keeps the weights of the last finite step.
+            const bool last = s + 1 == steps;
+            if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
+                                  : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
+                stats.diverged = true;
+                stats.diverged_loss = loss;
+                stats.lr.pop_back();
+                stats.keep.resize(stats.keep.size() - nd);
+                break;
+            }
         }
         stats.loss += loss * double(B);
         ++stats.steps;

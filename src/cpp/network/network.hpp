@@ -109,6 +109,9 @@ public:
     uint64_t epoch_counter = 0;  // drives the shuffle stream
     uint64_t step_counter = 0;   // drives the dropout and noise streams
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
+    bool per_sample_path = true; // fit_epoch may take the fused per-sample step (off: compare with it)
+    // Whether fit_epoch with batch size 1 takes that step (network/sample_step.cpp).
+    bool sample_step_eligible() const;
 
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ---------
     void predict(T* out, const T* X, std::size_t n);
@@ -189,6 +192,15 @@ private:
     std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
     SgdBounds sgd_bounds_;                        // fit_epoch's proof that SGD steps stay finite
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
+    // fit_epoch's per-sample fast path (network/sample_step.cpp): with batch size 1, a
+    // network of at most kSampleMaxLayers dense layers, none wider than kSampleMaxWidth,
+    // without dropout, softmax or noise, trained by SGD without clip_norm. sample_step
+    // makes one whole step on row x, bitwise the general path's, and returns true; or
+    // returns false with the parameters, optimiser state and counters untouched (a NaN/inf
+    // loss or gradient, an overflowing update), for the general path to redo the step.
+    static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
+    bool sample_step(const T* x, const T* y, double lr, double& loss, double* grad_norm);
+    AlignedBuffer<T> sample_backup_;  // the parameters and momentum before sample_step's update
 
     std::size_t input_dim_;
     std::vector<DenseSpec> layers_;

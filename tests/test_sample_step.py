@@ -1,0 +1,135 @@
+"""The fused per-sample step (src/cpp/network/sample_step.cpp): with batch size 1,
+fit on a tiny network takes one fused function per step instead of the general
+layer machinery. It must give bitwise what the general path gives: weights,
+optimiser state, every history value, and the same refusal when training diverges."""
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pybackprop as bp
+
+
+def model(units, activations, input_dim=3, dtype="float32", use_bias=True, loss="mse", optimizer=None, seed=3):
+    layers = [bp.Dense(u, activation=a, use_bias=use_bias) for u, a in zip(units, activations)]
+    m = bp.Sequential(layers, input_dim=input_dim, dtype=dtype, seed=seed)
+    m.compile(loss=loss, optimizer=optimizer or bp.SGD(lr=0.05))
+    return m
+
+
+def data(m, n=257, seed=0, classes=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, m._net.input_dim))
+    k = m._net.output_dim
+    y = (rng.random((n, k)) < 0.5).astype(float) if classes else np.tanh(X[:, :1] - X[:, -1:]) @ np.ones((1, k))
+    return X, y
+
+
+CASES = {
+    "textbook": lambda dt: model([4, 4, 1], ["relu", "sigmoid", "identity"], dtype=dt, use_bias=False),
+    "bias-momentum": lambda dt: model([5, 3, 2], ["tanh", "leaky_relu", "identity"], dtype=dt,
+                                      optimizer=bp.SGD(lr=0.03, momentum=0.9)),
+    "nesterov-decay-mae": lambda dt: model([6, 2], ["elu", "identity"], dtype=dt, loss="mae",
+                                           optimizer=bp.SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=1e-3)),
+    "huber-softplus-gelu": lambda dt: model([7, 8, 1], ["softplus", "gelu", "identity"], dtype=dt, loss="huber"),
+    "bce": lambda dt: model([4, 1], ["relu", "sigmoid"], dtype=dt, loss="binary_crossentropy"),
+    "widths-1-9-16": lambda dt: model([1, 9, 16, 3], ["tanh", "relu", "sigmoid", "identity"], input_dim=16, dtype=dt),
+    "eight-layers": lambda dt: model([8] * 7 + [1], ["tanh", "relu"] * 3 + ["sigmoid", "identity"], dtype=dt),
+    "one-layer": lambda dt: model([2], ["identity"], dtype=dt),
+    "lr-schedule": lambda dt: model([4, 1], ["relu", "identity"], dtype=dt,
+                                    optimizer=bp.SGD(lr=bp.schedules.TimeBased(0.1, decay=0.01, unit="step"))),
+}
+
+
+def fit_both(make, dtype, epochs=2, classes=False, **fit_args):
+    fast = make(dtype)
+    general = copy.deepcopy(fast)
+    general._net._per_sample_path = False
+    X, y = data(fast, classes=classes)
+    results = []
+    for m in (fast, general):
+        h = m.fit(X, y, epochs=epochs, batch_size=1, verbose=0, **fit_args)
+        results.append(h)
+    return fast, general, results
+
+
+def assert_same_models(fast, general):
+    for a, b in zip(fast.get_weights(), general.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast._net.state1(), general._net.state1())
+    assert (fast._net.step_counter, fast._net.optimizer_step) == (general._net.step_counter, general._net.optimizer_step)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_step_equals_the_general_path_bitwise(case, dtype):
+    fast, general, (h_fast, h_general) = fit_both(CASES[case], dtype, classes=case == "bce", shuffle=True)
+    assert fast._net._per_sample_eligible, case  # the comparison exercised the fused step
+    assert_same_models(fast, general)
+    assert h_fast.history.keys() == h_general.history.keys()
+    for key in h_fast.history:
+        np.testing.assert_array_equal(np.asarray(h_fast.history[key], dtype=float),
+                                      np.asarray(h_general.history[key], dtype=float), err_msg=key)
+    for key, steps in h_fast.steps.items():
+        np.testing.assert_array_equal(steps, h_general.steps[key], err_msg=key)
+    assert h_fast.history["loss"][-1] < h_fast.history["loss"][0]  # it did train
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda: model([4, 3], ["relu", "softmax"], loss="categorical_crossentropy"), "softmax"),
+    (lambda: model([4, 1], ["relu", "identity"], optimizer=bp.Adam()), "Adam"),
+    (lambda: model([4, 1], ["relu", "identity"], optimizer=bp.SGD(clip_norm=1.0)), "clip_norm"),
+    (lambda: model([17, 1], ["relu", "identity"]), "a layer of 17 units"),
+    (lambda: model([4, 1], ["noisy_relu", "identity"]), "noise"),
+    (lambda: model([4] * 8 + [1], ["relu"] * 8 + ["identity"]), "nine layers"),
+])
+def test_networks_the_fused_step_does_not_cover_take_the_general_path(make, why):
+    m = make()
+    assert not m._net._per_sample_eligible, why
+    m2 = bp.Sequential([bp.Dense(4, activation="relu"), bp.Dropout(keep_prob=0.5), bp.Dense(1)], input_dim=3, seed=1)
+    m2.compile(loss="mse", optimizer=bp.SGD())
+    assert not m2._net._per_sample_eligible, "dropout"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_diverging_step_is_refused_alike(dtype, momentum):
+    """An lr that overflows the weights: both paths stop at the same step with the
+    weights and momentum of the last finite step."""
+    make = lambda dt: model([4, 1], ["identity", "identity"], dtype=dt,  # noqa: E731
+                            optimizer=bp.SGD(lr=1e15 if dt == "float32" else 1e150, momentum=momentum))
+    fast = make(dtype)
+    general = copy.deepcopy(fast)
+    general._net._per_sample_path = False
+    X, y = data(fast)
+    X *= 1e3
+    messages = []
+    for m in (fast, general):
+        with pytest.raises(bp.DivergenceError) as err:
+            m.fit(X, y, epochs=3, batch_size=1, verbose=0)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert_same_models(fast, general)
+    assert fast._net.optimizer_step > 0  # some steps were made before the refused one
+    assert all(np.isfinite(w).all() for w in fast.get_weights())
+
+
+def test_fused_step_equals_the_general_path_with_the_portable_kernels():
+    """Under PYBACKPROP_ISA=generic (the sigmoid, sums of squares and SGD of the portable table)."""
+    code = (
+        "import copy, numpy as np, pybackprop as bp\n"
+        "m = bp.Sequential([bp.Dense(4, activation='relu'), bp.Dense(4, activation='sigmoid'),"
+        " bp.Dense(1)], input_dim=3, seed=5)\n"
+        "m.compile(loss='mse', optimizer=bp.SGD(lr=0.05, momentum=0.5))\n"
+        "g = copy.deepcopy(m); g._net._per_sample_path = False\n"
+        "X = np.random.default_rng(1).normal(size=(300, 3)); y = np.sin(X[:, :1])\n"
+        "for n in (m, g): n.fit(X, y, epochs=2, batch_size=1, verbose=0)\n"
+        "print(bp.build_info()['isa'], all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights())))\n"
+    )
+    env = dict(os.environ, PYBACKPROP_ISA="generic")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["generic", "True"], out.stdout
