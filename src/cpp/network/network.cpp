@@ -481,8 +481,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     // but the last step, which also measures the update-to-weight ratio.
     const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
     std::vector<double> norms(layers_.size());
-    if (per_sample) sample_backup_.resize(2 * params_.size());
     activity_reset();
+    if (per_sample) sample_plan();
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
     auto last_poll = Clock::now();

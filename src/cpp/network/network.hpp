@@ -200,6 +200,16 @@ private:
     // loss or gradient, an overflowing update), for the general path to redo the step.
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
     bool sample_step(const T* x, const T* y, double lr, double& loss, double* grad_norm);
+    struct SampleLayer {  // dense layer l as sample_step reads it, set by sample_plan()
+        const T *W, *b;
+        T *dW, *db, *z, *a;
+        std::size_t in, out;
+        const Activation* act;
+        uint8_t* alive;   // relu-like: alive_[l], else null
+        bool saturating;  // sigmoid or tanh: saturations counted
+    };
+    void sample_plan();  // after ensure_capacity(1) and activity_reset()
+    std::vector<SampleLayer> sample_layers_;
     AlignedBuffer<T> sample_backup_;  // the parameters and momentum before sample_step's update
 
     std::size_t input_dim_;
