@@ -3,17 +3,19 @@
 //
 // A step of such a network is a chain of products of a few values each, so
 // what costs is not arithmetic but the general path's machinery around it:
-// zeroing the gradient arena, epilogue objects, the GEMM dispatch, the layer
-// loops of the diagnostics and the optimiser's dry run over copies. Here the
-// same step is written out for B = 1, in the same memory (acts_, grads_) and
-// with the same operations in the same order as the general path (forward,
-// loss, backward, gradient norms, dead/saturated counts, update), so its
-// results are bitwise those of Network::forward/backward/step; the tests check
-// fit with and without this path bit for bit. The products are written out for
-// one row rather than calling the matmul_*_reference functions (which would also
-// need the gradients zeroed first): measured by callgrind on the textbook network,
-// that took 2,830 instructions a step against 1,990 (1,820 now, with the layer plan
-// sample_plan() makes once an epoch), and 25% of the speed.
+// zeroing the gradient arena, epilogue objects, the GEMM dispatch, the per-layer
+// calls of the diagnostics and the update. Here the same step is written out
+// for B = 1, in the same memory (acts_, grads_) and with the same operations in
+// the same order as the general path (forward, loss, backward, gradient norms,
+// dead/saturated counts, update), so its results are bitwise those of
+// Network::forward/backward/step; the tests check fit with and without this
+// path bit for bit.
+//
+// The products are written out for one row rather than calling the
+// matmul_*_reference functions (which would also need the gradients zeroed
+// first): on the textbook network that measured 2,830 instructions a step
+// against 1,990 (callgrind) and ran 25% slower. The layer plan that
+// sample_plan() makes once an epoch took it to 1,820.
 //
 // It commits nothing until the step is known good. When the loss or a
 // gradient is NaN/inf, or the update would overflow, it returns false with the
