@@ -41,7 +41,19 @@ CASES = {
     "one-layer": lambda dt: model([2], ["identity"], dtype=dt),
     "lr-schedule": lambda dt: model([4, 1], ["relu", "identity"], dtype=dt,
                                     optimizer=bp.SGD(lr=bp.schedules.TimeBased(0.1, decay=0.01, unit="step"))),
+    # every width 1..8 in and out, one output from 8 inputs (dot's eight partial sums),
+    # several outputs, a sigmoid output under mse
+    "kernel-widths": lambda dt: model([7, 5, 8, 3, 6, 1], ["leaky_relu", "tanh", "sigmoid", "relu", "tanh", "identity"],
+                                      input_dim=6, dtype=dt, optimizer=bp.SGD(lr=0.02, momentum=0.9)),
+    "kernel-8-to-1": lambda dt: model([8, 2, 8, 1], ["relu", "sigmoid", "tanh", "identity"], input_dim=8, dtype=dt,
+                                      use_bias=False),
+    "kernel-outputs": lambda dt: model([6, 3], ["relu", "sigmoid"], input_dim=1, dtype=dt),
 }
+
+# The cases the AVX2 table's whole-network kernel takes in float32 (the rest run
+# sample_step's portable loops, as every case does in float64 and on the generic table).
+KERNEL_CASES = {"textbook", "bias-momentum", "eight-layers", "one-layer", "lr-schedule", "kernel-widths",
+                "kernel-8-to-1", "kernel-outputs"}
 
 
 def fit_both(make, dtype, epochs=2, classes=False, **fit_args):
@@ -68,6 +80,8 @@ def assert_same_models(fast, general):
 def test_fused_step_equals_the_general_path_bitwise(case, dtype):
     fast, general, (h_fast, h_general) = fit_both(CASES[case], dtype, classes=case == "bce", shuffle=True)
     assert fast._net._per_sample_eligible, case  # the comparison exercised the fused step
+    kernel = dtype == "float32" and case in KERNEL_CASES and bp.build_info()["isa"] != "generic"
+    assert fast._net._per_sample_kind == ("kernel" if kernel else "portable"), case
     assert_same_models(fast, general)
     assert h_fast.history.keys() == h_general.history.keys()
     for key in h_fast.history:
@@ -89,6 +103,7 @@ def test_fused_step_equals_the_general_path_bitwise(case, dtype):
 def test_networks_the_fused_step_does_not_cover_take_the_general_path(make, why):
     m = make()
     assert not m._net._per_sample_eligible, why
+    assert m._net._per_sample_kind == "general", why
     m2 = bp.Sequential([bp.Dense(4, activation="relu"), bp.Dropout(keep_prob=0.5), bp.Dense(1)], input_dim=3, seed=1)
     m2.compile(loss="mse", optimizer=bp.SGD())
     assert not m2._net._per_sample_eligible, "dropout"
@@ -127,9 +142,10 @@ def test_fused_step_equals_the_general_path_with_the_portable_kernels():
         "g = copy.deepcopy(m); g._net._per_sample_path = False\n"
         "X = np.random.default_rng(1).normal(size=(300, 3)); y = np.sin(X[:, :1])\n"
         "for n in (m, g): n.fit(X, y, epochs=2, batch_size=1, verbose=0)\n"
-        "print(bp.build_info()['isa'], all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights())))\n"
+        "print(bp.build_info()['isa'], m._net._per_sample_kind,"
+        " all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights())))\n"
     )
     env = dict(os.environ, PYBACKPROP_ISA="generic")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["generic", "True"], out.stdout
+    assert out.stdout.split() == ["generic", "portable", "True"], out.stdout

@@ -37,6 +37,7 @@ const KernelTable kGeneric{
     ukr::generic_sigmoid_f32,
     {ukr::generic_sum_squares_f32, ukr::generic_sgd_f32},
     {ukr::generic_sum_squares_f64, ukr::generic_sgd_f64},
+    nullptr,
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
@@ -48,6 +49,7 @@ const KernelTable kAvx2{
     ukr::avx2_sigmoid_f32,
     {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},
     {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
+    ukr::avx2_tiny_step_f32,
 };
 // The small-product path (gemm_small) of the AVX-512 table is the AVX2 code:
 // AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
@@ -59,6 +61,7 @@ const KernelTable kAvx512{
     ukr::avx2_sigmoid_f32,
     {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},  // the same: memory-bound passes
     {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
+    ukr::avx2_tiny_step_f32,
 };
 #endif
 

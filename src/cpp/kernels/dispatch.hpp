@@ -37,6 +37,7 @@ struct KernelTable {
     ukr::UnaryFn sigmoid_f32;  // elementwise float32 sigmoid
     ArenaKernels<float> arena_f32;
     ArenaKernels<double> arena_f64;
+    ukr::TinyStepFn tiny_step_f32;  // the fused per-sample step of tiny networks (null: its portable loops)
 
     template <typename T>
     const GemmKernel<T>& get() const {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "activations/activations.hpp"
@@ -112,6 +113,9 @@ public:
     bool per_sample_path = true; // fit_epoch may take the fused per-sample step (off: compare with it)
     // Whether fit_epoch with batch size 1 takes that step (network/sample_step.cpp).
     bool sample_step_eligible() const;
+    // Which step fit_epoch takes with batch size 1: "kernel" (the active kernel table's
+    // tiny-network step), "portable" (sample_step's own loops) or "general".
+    std::string sample_step_kind() const;
 
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ---------
     void predict(T* out, const T* X, std::size_t n);
@@ -209,7 +213,11 @@ private:
         bool saturating;  // sigmoid or tanh: saturations counted
     };
     void sample_plan();  // after ensure_capacity(1) and activity_reset()
+    bool sample_kernel_applies() const;  // float32, mse, layers of <= 8 units with the kernel's activations
     std::vector<SampleLayer> sample_layers_;
+    // float32, layers of at most 8 units, mse: the active table's whole-network kernel
+    // (ukr::TinyStepFn) when it has one, with these views; empty otherwise.
+    std::vector<ukr::TinyLayerF32> sample_tiny_;
     AlignedBuffer<T> sample_backup_;  // the parameters and momentum before sample_step's update
 
     std::size_t input_dim_;

@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 
 #include "common/reductions.hpp"
@@ -81,6 +82,18 @@ inline double squares(const T* x, std::size_t n) {
     }
 }
 
+// The kernel's name for an activation, or TinyAct(-1) where it has none.
+ukr::TinyAct tiny_act(Act kind) {
+    switch (kind) {
+        case Act::Identity: return ukr::TinyAct::Identity;
+        case Act::Relu: return ukr::TinyAct::Relu;
+        case Act::LeakyRelu: return ukr::TinyAct::LeakyRelu;
+        case Act::Sigmoid: return ukr::TinyAct::Sigmoid;
+        case Act::Tanh: return ukr::TinyAct::Tanh;
+        default: return ukr::TinyAct(-1);
+    }
+}
+
 }  // namespace
 
 template <typename T>
@@ -94,6 +107,28 @@ void Network<T>::sample_plan() {
                                   kind == Act::Sigmoid || kind == Act::Tanh});
     }
     sample_backup_.resize(2 * params_.size());
+    sample_tiny_.clear();
+    if constexpr (std::is_same_v<T, float>) {
+        if (!sample_kernel_applies()) return;
+        for (const SampleLayer& s : sample_layers_)
+            sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out), tiny_act(s.act->kind),
+                                    float(s.act->alpha)});
+    }
+}
+
+template <typename T>
+bool Network<T>::sample_kernel_applies() const {
+    if (!std::is_same_v<T, float> || !active_kernel_table().tiny_step_f32 || loss_ != Loss::Mse || input_dim_ > 8)
+        return false;
+    for (const DenseSpec& d : layers_)
+        if (d.units > 8 || tiny_act(d.act.kind) == ukr::TinyAct(-1)) return false;
+    return true;
+}
+
+template <typename T>
+std::string Network<T>::sample_step_kind() const {
+    if (!sample_step_eligible()) return "general";
+    return sample_kernel_applies() ? "kernel" : "portable";
 }
 
 template <typename T>
@@ -101,72 +136,91 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
     const std::size_t L = sample_layers_.size();
     std::size_t saturated[kSampleMaxLayers];  // per layer, counted in the forward pass
 
-    // Forward (Network::forward; matmul_nn_reference with M = 1).
-    const T* a_prev = x;
-    for (std::size_t l = 0; l < L; ++l) {
-        const SampleLayer& s = sample_layers_[l];
-        const std::size_t in = s.in, out = s.out;
-        T* z = s.z;
-        T* a = s.a;
-        if (out == 1) {
-            z[0] = (s.b ? s.b[0] : T(0)) + dot(a_prev, s.W, std::ptrdiff_t(in));
-        } else {
-            for (std::size_t j = 0; j < out; ++j) z[j] = s.b ? s.b[j] : T(0);
-            if (!with_narrow_width(std::ptrdiff_t(out), [&](auto width) {
-                    nn_narrow_row<T, width>(z, a_prev, s.W, std::ptrdiff_t(in));
-                }))
-                for (std::size_t k = 0; k < in; ++k)
-                    for (std::size_t j = 0; j < out; ++j) z[j] += a_prev[k] * s.W[k * out + j];
+    bool finite = true;
+    if (!sample_tiny_.empty()) {  // the table's kernel, then the activity it reports
+        if constexpr (std::is_same_v<T, float>) {
+            ukr::TinyStepStats st;
+            loss = active_kernel_table().tiny_step_f32(sample_tiny_.data(), int(L), x, y, &st);
+            finite = std::isfinite(loss);
+            for (std::size_t l = 0; l < L; ++l) {
+                const SampleLayer& s = sample_layers_[l];
+                finite &= std::isfinite(st.grad_norm[l]);
+                grad_norm[l] = st.grad_norm[l];
+                saturated[l] = st.saturated[l];
+                if (s.alive)
+                    for (std::size_t j = 0; j < s.out; ++j) s.alive[j] |= (st.alive[l] >> j) & 1u;
+            }
+            last_batch_ = 1;
+            last_training_ = true;
         }
-        activation_forward(*s.act, a, z, 1, out);
-        // Activity (Network::activity_accumulate): a relu unit that fired is alive
-        // for good (idempotent, so marked now); saturations are counted on commit.
-        saturated[l] = 0;
-        if (s.alive) {
-            for (std::size_t j = 0; j < out; ++j) s.alive[j] |= z[j] > T(0);
-        } else if (s.saturating) {
-            const T lo = s.act->kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
-            for (std::size_t j = 0; j < out; ++j) saturated[l] += (a[j] < lo) | (a[j] > hi);
+    } else {
+        // Forward (Network::forward; matmul_nn_reference with M = 1).
+        const T* a_prev = x;
+        for (std::size_t l = 0; l < L; ++l) {
+            const SampleLayer& s = sample_layers_[l];
+            const std::size_t in = s.in, out = s.out;
+            T* z = s.z;
+            T* a = s.a;
+            if (out == 1) {
+                z[0] = (s.b ? s.b[0] : T(0)) + dot(a_prev, s.W, std::ptrdiff_t(in));
+            } else {
+                for (std::size_t j = 0; j < out; ++j) z[j] = s.b ? s.b[j] : T(0);
+                if (!with_narrow_width(std::ptrdiff_t(out), [&](auto width) {
+                        nn_narrow_row<T, width>(z, a_prev, s.W, std::ptrdiff_t(in));
+                    }))
+                    for (std::size_t k = 0; k < in; ++k)
+                        for (std::size_t j = 0; j < out; ++j) z[j] += a_prev[k] * s.W[k * out + j];
+            }
+            activation_forward(*s.act, a, z, 1, out);
+            // Activity (Network::activity_accumulate): a relu unit that fired is alive
+            // for good (idempotent, so marked now); saturations are counted on commit.
+            saturated[l] = 0;
+            if (s.alive) {
+                for (std::size_t j = 0; j < out; ++j) s.alive[j] |= z[j] > T(0);
+            } else if (s.saturating) {
+                const T lo = s.act->kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
+                for (std::size_t j = 0; j < out; ++j) saturated[l] += (a[j] < lo) | (a[j] > hi);
+            }
+            a_prev = a;
         }
-        a_prev = a;
-    }
-    last_batch_ = 1;
-    last_training_ = true;
+        last_batch_ = 1;
+        last_training_ = true;
 
-    // Loss and backward (Network::backward; matmul_tn/nt_reference with M = 1).
-    T* delta = delta_a_.data();
-    T* delta_prev = delta_b_.data();
-    const SampleLayer& top = sample_layers_[L - 1];
-    loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, top.out);
-    if (!loss_is_fused(loss_) && top.act->kind != Act::Identity)  // identity: dL/dz = dL/dŷ already
-        activation_backward(*top.act, delta, delta, top.z, top.a, 1, top.out);
-    bool finite = std::isfinite(loss);
-    for (std::size_t l = L; l-- > 0;) {
-        const SampleLayer& s = sample_layers_[l];
-        const std::size_t in = s.in, out = s.out;
-        const T* input = l == 0 ? x : sample_layers_[l - 1].a;
-        with_width(out, [&](auto width) {
-            for (std::size_t k = 0; k < in; ++k) scaled_row(s.dW + k * width, input[k], delta, width);
-        });
-        if (s.db)
-            for (std::size_t j = 0; j < out; ++j) s.db[j] = T(0) + delta[j];
-        double sq = squares(s.dW, in * out);
-        if (s.db) sq += squares(s.db, out);
-        finite &= std::isfinite(sq);
-        grad_norm[l] = std::sqrt(sq);
-        if (l == 0) break;
-        if (out == 1) {
-            with_width(in, [&](auto width) { scaled_row(delta_prev, delta[0], s.W, width); });
-        } else {
-            auto dots = [&](auto width) {
-                for (std::size_t k = 0; k < in; ++k)
-                    delta_prev[k] = T(0) + dot(delta, s.W + k * out, std::ptrdiff_t(width));
-            };
-            if (!with_narrow_width(std::ptrdiff_t(out), dots)) dots(std::ptrdiff_t(out));
+        // Loss and backward (Network::backward; matmul_tn/nt_reference with M = 1).
+        T* delta = delta_a_.data();
+        T* delta_prev = delta_b_.data();
+        const SampleLayer& top = sample_layers_[L - 1];
+        loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, top.out);
+        if (!loss_is_fused(loss_) && top.act->kind != Act::Identity)  // identity: dL/dz = dL/dŷ already
+            activation_backward(*top.act, delta, delta, top.z, top.a, 1, top.out);
+        finite = std::isfinite(loss);
+        for (std::size_t l = L; l-- > 0;) {
+            const SampleLayer& s = sample_layers_[l];
+            const std::size_t in = s.in, out = s.out;
+            const T* input = l == 0 ? x : sample_layers_[l - 1].a;
+            with_width(out, [&](auto width) {
+                for (std::size_t k = 0; k < in; ++k) scaled_row(s.dW + k * width, input[k], delta, width);
+            });
+            if (s.db)
+                for (std::size_t j = 0; j < out; ++j) s.db[j] = T(0) + delta[j];
+            double sq = squares(s.dW, in * out);
+            if (s.db) sq += squares(s.db, out);
+            finite &= std::isfinite(sq);
+            grad_norm[l] = std::sqrt(sq);
+            if (l == 0) break;
+            if (out == 1) {
+                with_width(in, [&](auto width) { scaled_row(delta_prev, delta[0], s.W, width); });
+            } else {
+                auto dots = [&](auto width) {
+                    for (std::size_t k = 0; k < in; ++k)
+                        delta_prev[k] = T(0) + dot(delta, s.W + k * out, std::ptrdiff_t(width));
+                };
+                if (!with_narrow_width(std::ptrdiff_t(out), dots)) dots(std::ptrdiff_t(out));
+            }
+            const SampleLayer& below = sample_layers_[l - 1];
+            activation_backward(*below.act, delta_prev, delta_prev, below.z, below.a, 1, in);
+            std::swap(delta, delta_prev);
         }
-        const SampleLayer& below = sample_layers_[l - 1];
-        activation_backward(*below.act, delta_prev, delta_prev, below.z, below.a, 1, in);
-        std::swap(delta, delta_prev);
     }
     if (!finite) return false;
 
@@ -208,6 +262,10 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
 
 template void Network<float>::sample_plan();
 template void Network<double>::sample_plan();
+template bool Network<float>::sample_kernel_applies() const;
+template bool Network<double>::sample_kernel_applies() const;
+template std::string Network<float>::sample_step_kind() const;
+template std::string Network<double>::sample_step_kind() const;
 template bool Network<float>::sample_step_eligible() const;
 template bool Network<double>::sample_step_eligible() const;
 template bool Network<float>::sample_step(const float*, const float*, double, double&, double*);

@@ -324,10 +324,10 @@ double sum_squares(const T* x, std::size_t n) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     const std::size_t full = n / 8 * 8;
     for (std::size_t i = 0; i < full; i += 8) add_squares8(x + i, lo, hi);
-    alignas(32) double acc[8];
-    _mm256_store_pd(acc, lo);
-    _mm256_store_pd(acc + 4, hi);
-    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    // ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), in registers
+    const __m256d pairs = _mm256_add_pd(lo, hi);
+    const __m128d halves = _mm_hadd_pd(_mm256_castpd256_pd128(pairs), _mm256_extractf128_pd(pairs, 1));
+    double s = _mm_cvtsd_f64(halves) + _mm_cvtsd_f64(_mm_unpackhi_pd(halves, halves));
     for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
     return s;
 }
@@ -373,5 +373,191 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 
 void avx2_tanh_f32(float* a, const float* z, std::size_t n) { elementwise8<tanh8>(a, z, n); }
 void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<sigmoid8>(a, z, n); }
+
+// ------------------------------------------------------------ tiny networks
+// (ukernels.hpp: TinyStepFn) The forward and backward pass of one row through a
+// network of layers at most 8 wide, each layer's row in one ymm register from
+// input to gradient (the lanes past a layer's width are never stored; a lane is
+// moved by a permute, not through memory, so no store waits to be forwarded).
+// Every value gets the general path's operations in its order (mul then add,
+// no FMA): kernels/gemm_reference.hpp, activations.hpp, losses.hpp (mse).
+namespace {
+
+__m256i first_lanes(int n) { return F32::mask(n); }
+__m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)); }  // v[k] in all lanes
+float lane0(__m256 v) { return _mm256_cvtss_f32(v); }
+
+// gemm_reference.hpp's dot(x, y, n) for n <= 8 from the products p_j = x_j y_j in
+// lanes: eight partial sums of one product each combined pairwise, + an empty
+// tail (n = 8), or the tail alone, in order, after the zero partial sums.
+float dot_of_products(__m256 p, int n) {
+    if (n == 8) {
+        const __m256 acc = _mm256_add_ps(_mm256_setzero_ps(), p);
+        const __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));  // a_l + a_{l+4}
+        const float left = _mm_cvtss_f32(pairs) + _mm_cvtss_f32(_mm_shuffle_ps(pairs, pairs, 1));
+        const float right = _mm_cvtss_f32(_mm_shuffle_ps(pairs, pairs, 2)) + _mm_cvtss_f32(_mm_shuffle_ps(pairs, pairs, 3));
+        return (left + right) + 0.0f;
+    }
+    float tail = 0.0f;
+    for (int j = 0; j < n; ++j) tail += lane0(lane(p, j));
+    return 0.0f + tail;
+}
+
+// f(z): identity, relu (z > 0 ? z : 0), leaky_relu (z > 0 ? z : alpha z), sigmoid, tanh.
+__m256 tiny_activation(TinyAct act, float alpha, __m256 z) {
+    const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
+    switch (act) {
+        case TinyAct::Relu: return _mm256_and_ps(z, positive);
+        case TinyAct::LeakyRelu: return _mm256_blendv_ps(_mm256_mul_ps(_mm256_set1_ps(alpha), z), z, positive);
+        case TinyAct::Sigmoid: return sigmoid8(z);
+        case TinyAct::Tanh: return tanh8(z);
+        case TinyAct::Identity: break;
+    }
+    return z;
+}
+
+// d · f'(z): relu z > 0 ? d : 0, leaky_relu z > 0 ? d : alpha d, sigmoid d · a · (1 − a),
+// tanh d · (1 − a²), identity d.
+__m256 tiny_derivative(TinyAct act, float alpha, __m256 d, __m256 z, __m256 a) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
+    switch (act) {
+        case TinyAct::Relu: return _mm256_and_ps(d, positive);
+        case TinyAct::LeakyRelu: return _mm256_blendv_ps(_mm256_mul_ps(_mm256_set1_ps(alpha), d), d, positive);
+        case TinyAct::Sigmoid: return _mm256_mul_ps(_mm256_mul_ps(d, a), _mm256_sub_ps(one, a));
+        case TinyAct::Tanh: return _mm256_mul_ps(d, _mm256_sub_ps(one, _mm256_mul_ps(a, a)));
+        case TinyAct::Identity: break;
+    }
+    return d;
+}
+
+// G = 0 + x_k · δ_j, the dense in × out block (tn_narrow_row onto zeroed
+// gradients; with x = 1, db = 0 + δ), written 8 values at a time with whole
+// stores: a chunk's lane i is flat index f = 8c + i, so k = f / out and j = f % out
+// pick its factors by permutes (the lanes past the block store +0: the arena pads
+// each block to 16 values). Returns Σ G² in double as sum_squares does: whole
+// chunks into eight partial sums (lane i into sum i), combined pairwise, then the
+// rest in order (read from the chunk in register, not back from memory).
+double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
+    const int n = in * out;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 inv_out = _mm256_set1_ps(1.0f / float(out));
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    __m256 last = _mm256_setzero_ps();
+    int c = 0;
+    for (; c < n; c += 8) {
+        const __m256i f = _mm256_add_epi32(_mm256_set1_epi32(c), iota);
+        // f / out for f < 64: (f + 0.5) / out is at least 0.5/out from an integer
+        const __m256i k = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(f), _mm256_set1_ps(0.5f)), inv_out));
+        const __m256i j = _mm256_sub_epi32(f, _mm256_mullo_epi32(k, _mm256_set1_epi32(out)));
+        __m256 v = _mm256_add_ps(_mm256_setzero_ps(),
+                                 _mm256_mul_ps(_mm256_permutevar8x32_ps(x, k), _mm256_permutevar8x32_ps(delta, j)));
+        v = _mm256_and_ps(v, _mm256_castsi256_ps(first_lanes(n - c)));
+        _mm256_storeu_ps(G + c, v);
+        if (c + 8 > n) {
+            last = v;
+            break;
+        }
+        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+    }
+    // ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), in registers
+    const __m256d pairs = _mm256_add_pd(lo, hi);
+    const __m128d halves = _mm_hadd_pd(_mm256_castpd256_pd128(pairs), _mm256_extractf128_pd(pairs, 1));
+    double s = _mm_cvtsd_f64(halves) + _mm_cvtsd_f64(_mm_unpackhi_pd(halves, halves));
+    for (int i = 0; i < n - c; ++i) {
+        const double g = lane0(lane(last, i));
+        s += g * g;
+    }
+    return s;
+}
+
+}  // namespace
+
+double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 z[kTinyMaxLayers], a[kTinyMaxLayers];
+    double sq[kTinyMaxLayers] = {};  // Σ dW² + Σ db² per layer
+    // Forward: z = b + x·W (nn_narrow_row: from b or +0, + x_k W_k for k in order;
+    // one output: b + dot(x, W)), a = f(z).
+    __m256 in = _mm256_maskload_ps(x, first_lanes(layers[0].in));
+    for (int l = 0; l < L; ++l) {
+        const TinyLayerF32& t = layers[l];
+        const __m256i m = first_lanes(t.out);
+        __m256 acc;
+        if (t.out == 1) {
+            const __m256 p = _mm256_mul_ps(in, _mm256_maskload_ps(t.W, first_lanes(t.in)));
+            acc = _mm256_set_ps(0, 0, 0, 0, 0, 0, 0, (t.b ? t.b[0] : 0.0f) + dot_of_products(p, t.in));
+        } else {
+            acc = t.b ? _mm256_maskload_ps(t.b, m) : zero;
+            for (int k = 0; k < t.in; ++k)
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(lane(in, k), _mm256_maskload_ps(t.W + k * t.out, m)));
+        }
+        z[l] = acc;
+        a[l] = tiny_activation(t.act, t.alpha, acc);
+        _mm256_storeu_ps(t.z, z[l]);  // the activations' rows are padded to 16 values
+        _mm256_storeu_ps(t.a, a[l]);
+        const int lanes = (1 << t.out) - 1;
+        stats->alive[l] = _mm256_movemask_ps(_mm256_cmp_ps(acc, zero, _CMP_GT_OQ)) & lanes;
+        const float lo = t.act == TinyAct::Sigmoid ? 0.01f : -0.99f;
+        const __m256 sat = _mm256_or_ps(_mm256_cmp_ps(a[l], _mm256_set1_ps(lo), _CMP_LT_OQ),
+                                        _mm256_cmp_ps(a[l], _mm256_set1_ps(0.99f), _CMP_GT_OQ));
+        stats->saturated[l] = unsigned(__builtin_popcount(unsigned(_mm256_movemask_ps(sat) & lanes)));
+        in = a[l];
+    }
+    // Mean squared error over the K outputs (losses.hpp): the sum in double in order,
+    // the gradient (2 d) / K; then through the output activation.
+    const TinyLayerF32& top = layers[L - 1];
+    const int K = top.out;
+    const __m256 d = _mm256_sub_ps(a[L - 1], _mm256_maskload_ps(y, first_lanes(K)));
+    double sum = 0;
+    for (int i = 0; i < K; ++i) {
+        const double di = lane0(lane(d, i));
+        sum += di * di;
+    }
+    const float inv_n = 1.0f / float(K);
+    __m256 delta = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), d), _mm256_set1_ps(inv_n));
+    delta = tiny_derivative(top.act, top.alpha, delta, z[L - 1], a[L - 1]);
+    // Backward, from the top: dW = 0 + inputᵀ·δ, db = 0 + δ (onto zeroed gradients),
+    // then δ of the layer below = (0 + δ·Wᵀ) ⊙ f'(z below).
+    for (int l = L - 1; l >= 0; --l) {
+        const TinyLayerF32& t = layers[l];
+        const __m256 input = l > 0 ? a[l - 1] : _mm256_maskload_ps(x, first_lanes(t.in));
+        sq[l] = outer_product(t.dW, input, delta, t.in, t.out);
+        if (t.db) sq[l] += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
+        if (l == 0) break;
+        // dx_k = 0 + dot(δ, W_k) for the in lanes k at once, column j of W gathered at
+        // k·out + j (one output: the outer product 0 + δ_0 W, W's one column).
+        const __m256i mi = first_lanes(t.in);
+        __m256 r;
+        if (t.out == 1) {
+            r = _mm256_add_ps(zero, _mm256_mul_ps(lane(delta, 0), _mm256_maskload_ps(t.W, mi)));
+        } else {
+            const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(t.out));
+            auto column = [&](int j) {
+                return _mm256_mul_ps(lane(delta, j), _mm256_mask_i32gather_ps(zero, t.W + j, rows, _mm256_castsi256_ps(mi), 4));
+            };
+            if (t.out == 8) {  // eight partial sums of one product each, combined pairwise, + the empty tail
+                __m256 p[8];
+                for (int j = 0; j < 8; ++j) p[j] = _mm256_add_ps(zero, column(j));
+                r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0], p[4]), _mm256_add_ps(p[1], p[5])),
+                                  _mm256_add_ps(_mm256_add_ps(p[2], p[6]), _mm256_add_ps(p[3], p[7])));
+                r = _mm256_add_ps(r, zero);
+            } else {  // the tail in order, after the zero partial sums
+                r = zero;
+                for (int j = 0; j < t.out; ++j) r = _mm256_add_ps(r, column(j));
+                r = _mm256_add_ps(zero, r);
+            }
+            r = _mm256_add_ps(zero, r);
+        }
+        const TinyLayerF32& below = layers[l - 1];
+        delta = _mm256_and_ps(tiny_derivative(below.act, below.alpha, r, z[l - 1], a[l - 1]), _mm256_castsi256_ps(mi));
+    }
+    // The norms, four square roots at a time (each correctly rounded, as std::sqrt's).
+    for (int l = 0; l < L; l += 4)
+        _mm256_storeu_pd(stats->grad_norm + l, _mm256_sqrt_pd(_mm256_loadu_pd(sq + l)));
+    return sum / double(K);
+}
 
 }  // namespace bp::ukr

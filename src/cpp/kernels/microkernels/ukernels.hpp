@@ -91,5 +91,32 @@ void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double
 void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay);
 
+// The fused per-sample step's forward and backward (network/sample_step.cpp) for a
+// float32 network of at most kTinyMaxLayers dense layers, each at most 8 units wide
+// (inputs too), activations identity, relu, leaky_relu, sigmoid or tanh (TinyAct), and the
+// mean squared error: with the general path's operations in its order, so bitwise
+// its z, a, dW, db, loss and norms. AVX2 only (the generic table has none: the step
+// runs its portable loops).
+inline constexpr int kTinyMaxLayers = 8;
+enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
+struct TinyLayerF32 {
+    const float* W;  // (in, out) row-major
+    const float* b;  // null: no bias
+    float* dW;       // written: the row's gradient (not accumulated)
+    float* db;       // null when b is
+    float* z;        // written: the row's pre-activation and activation, each with room for 8
+    float* a;
+    int in, out;     // 1..8
+    TinyAct act;
+    float alpha;     // leaky_relu's slope
+};
+struct TinyStepStats {
+    double grad_norm[kTinyMaxLayers];     // √(Σ dW² + Σ db²) per layer (the sums in sum_squares' order)
+    unsigned alive[kTinyMaxLayers];       // bit j: z_j > 0
+    unsigned saturated[kTinyMaxLayers];   // values with a < lo or a > 0.99 (lo: 0.01 sigmoid, -0.99 otherwise)
+};
+// Returns the loss; y holds the last layer's `out` targets.
+using TinyStepFn = double (*)(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats);
+double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats);
 
 }  // namespace bp::ukr
