@@ -11,6 +11,12 @@
 // Network::forward/backward/step; the tests check fit with and without this
 // path bit for bit.
 //
+// For float32 networks of layers at most 8 wide with the mean squared error,
+// the forward and backward pass is the kernel table's tiny-network step
+// (ukr::TinyStepFn: on AVX2, each layer's row in one register, bitwise these
+// loops' results); the loops below are its portable twin and run everything
+// else (float64, wider layers, other losses, the generic table).
+//
 // The products are written out for one row rather than calling the
 // matmul_*_reference functions (which would also need the gradients zeroed
 // first): on the textbook network that measured 2,830 instructions a step

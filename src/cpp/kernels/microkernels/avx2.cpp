@@ -478,7 +478,6 @@ double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
 double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats) {
     const __m256 zero = _mm256_setzero_ps();
     __m256 z[kTinyMaxLayers], a[kTinyMaxLayers];
-    double sq[kTinyMaxLayers] = {};  // Σ dW² + Σ db² per layer
     // Forward: z = b + x·W (nn_narrow_row: from b or +0, + x_k W_k for k in order;
     // one output: b + dot(x, W)), a = f(z).
     __m256 in = _mm256_maskload_ps(x, first_lanes(layers[0].in));
@@ -524,8 +523,9 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
     for (int l = L - 1; l >= 0; --l) {
         const TinyLayerF32& t = layers[l];
         const __m256 input = l > 0 ? a[l - 1] : _mm256_maskload_ps(x, first_lanes(t.in));
-        sq[l] = outer_product(t.dW, input, delta, t.in, t.out);
-        if (t.db) sq[l] += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
+        double sq = outer_product(t.dW, input, delta, t.in, t.out);
+        if (t.db) sq += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
+        stats->grad_norm[l] = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(sq)));  // correctly rounded, as std::sqrt
         if (l == 0) break;
         // dx_k = 0 + dot(δ, W_k) for the in lanes k at once, column j of W gathered at
         // k·out + j (one output: the outer product 0 + δ_0 W, W's one column).
@@ -554,9 +554,6 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         const TinyLayerF32& below = layers[l - 1];
         delta = _mm256_and_ps(tiny_derivative(below.act, below.alpha, r, z[l - 1], a[l - 1]), _mm256_castsi256_ps(mi));
     }
-    // The norms, four square roots at a time (each correctly rounded, as std::sqrt's).
-    for (int l = 0; l < L; l += 4)
-        _mm256_storeu_pd(stats->grad_norm + l, _mm256_sqrt_pd(_mm256_loadu_pd(sq + l)));
     return sum / double(K);
 }
 
