@@ -556,6 +556,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             }
         }
     }
+    if (per_sample) sample_flush();
     if (stats.diverged || stats.interrupted) return stats;  // an unfinished epoch: no summary
     stats.loss /= double(n);
     for (std::size_t l = 0; l < layers_.size(); ++l) {

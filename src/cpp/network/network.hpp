@@ -209,10 +209,14 @@ private:
         T *dW, *db, *z, *a;
         std::size_t in, out;
         const Activation* act;
-        uint8_t* alive;   // relu-like: alive_[l], else null
+        bool relu_like;   // alive units counted (activity_accumulate)
         bool saturating;  // sigmoid or tanh: saturations counted
+        uint32_t alive = 0;     // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
+        double saturated = 0;   // saturated values so far (to saturated_)
     };
-    void sample_plan();  // after ensure_capacity(1) and activity_reset()
+    void sample_plan();   // after ensure_capacity(1) and activity_reset()
+    void sample_flush();  // the activity counted by sample_step into alive_, saturated_ and seen_
+    std::size_t sample_steps_ = 0;  // steps sample_step made since sample_plan or sample_flush
     bool sample_kernel_applies() const;  // float32, mse, layers of <= 8 units with the kernel's activations
     std::vector<SampleLayer> sample_layers_;
     // float32, layers of at most 8 units, mse: the active table's whole-network kernel

@@ -109,10 +109,11 @@ void Network<T>::sample_plan() {
         const Act kind = layers_[l].act.kind;
         const bool relu_like = kind == Act::Relu || kind == Act::LeakyRelu;
         sample_layers_.push_back({W(l), b(l), dW(l), db(l), acts_.data() + z_off_[l], acts_.data() + a_off_[l],
-                                  fan_in(l), fan_out(l), &layers_[l].act, relu_like ? alive_[l].data() : nullptr,
+                                  fan_in(l), fan_out(l), &layers_[l].act, relu_like,
                                   kind == Act::Sigmoid || kind == Act::Tanh});
     }
     sample_backup_.resize(2 * params_.size());
+    sample_steps_ = 0;
     sample_tiny_.clear();
     if constexpr (std::is_same_v<T, float>) {
         if (!sample_kernel_applies()) return;
@@ -120,6 +121,22 @@ void Network<T>::sample_plan() {
             sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out), tiny_act(s.act->kind),
                                     float(s.act->alpha)});
     }
+}
+
+template <typename T>
+void Network<T>::sample_flush() {
+    for (std::size_t l = 0; l < sample_layers_.size(); ++l) {
+        SampleLayer& s = sample_layers_[l];
+        if (s.relu_like)
+            for (std::size_t j = 0; j < s.out; ++j) alive_[l][j] |= (s.alive >> j) & 1u;
+        if (s.saturating) {  // counts, so the sums are exact in any order
+            saturated_[l] += s.saturated;
+            seen_[l] += double(sample_steps_ * s.out);
+        }
+        s.alive = 0;
+        s.saturated = 0;
+    }
+    sample_steps_ = 0;
 }
 
 template <typename T>
@@ -149,12 +166,10 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             loss = active_kernel_table().tiny_step_f32(sample_tiny_.data(), int(L), x, y, &st);
             finite = std::isfinite(loss);
             for (std::size_t l = 0; l < L; ++l) {
-                const SampleLayer& s = sample_layers_[l];
                 finite &= std::isfinite(st.grad_norm[l]);
                 grad_norm[l] = st.grad_norm[l];
                 saturated[l] = st.saturated[l];
-                if (s.alive)
-                    for (std::size_t j = 0; j < s.out; ++j) s.alive[j] |= (st.alive[l] >> j) & 1u;
+                sample_layers_[l].alive |= st.alive[l];
             }
             last_batch_ = 1;
             last_training_ = true;
@@ -181,8 +196,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             // Activity (Network::activity_accumulate): a relu unit that fired is alive
             // for good (idempotent, so marked now); saturations are counted on commit.
             saturated[l] = 0;
-            if (s.alive) {
-                for (std::size_t j = 0; j < out; ++j) s.alive[j] |= z[j] > T(0);
+            if (s.relu_like) {
+                for (std::size_t j = 0; j < out; ++j) sample_layers_[l].alive |= uint32_t(z[j] > T(0)) << j;
             } else if (s.saturating) {
                 const T lo = s.act->kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
                 for (std::size_t j = 0; j < out; ++j) saturated[l] += (a[j] < lo) | (a[j] > hi);
@@ -255,12 +270,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
         }
         sgd_bounds_.valid = false;  // as Network::step: re-measured at the next epoch
     }
-    for (std::size_t l = 0; l < L; ++l) {
-        if (sample_layers_[l].saturating) {
-            saturated_[l] += double(saturated[l]);
-            seen_[l] += double(sample_layers_[l].out);
-        }
-    }
+    for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += double(saturated[l]);
+    ++sample_steps_;
     ++optimizer_step;
     ++step_counter;
     return true;
@@ -268,6 +279,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
 
 template void Network<float>::sample_plan();
 template void Network<double>::sample_plan();
+template void Network<float>::sample_flush();
+template void Network<double>::sample_flush();
 template bool Network<float>::sample_kernel_applies() const;
 template bool Network<double>::sample_kernel_applies() const;
 template std::string Network<float>::sample_step_kind() const;
