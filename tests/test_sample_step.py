@@ -20,7 +20,10 @@ def model(units, activations, input_dim=3, dtype="float32", use_bias=True, loss=
     return m
 
 
-def data(m, n=257, seed=0, classes=False):
+N_ROWS = 257
+
+
+def data(m, n=N_ROWS, seed=0, classes=False):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, m._net.input_dim))
     k = m._net.output_dim
@@ -41,8 +44,8 @@ CASES = {
     "one-layer": lambda dt: model([2], ["identity"], dtype=dt),
     "lr-schedule": lambda dt: model([4, 1], ["relu", "identity"], dtype=dt,
                                     optimizer=bp.SGD(lr=bp.schedules.TimeBased(0.1, decay=0.01, unit="step"))),
-    # every width 1..8 in and out, one output from 8 inputs (dot's eight partial sums),
-    # several outputs, a sigmoid output under mse
+    # with the cases above, every width 1..8 in and out; one output from 8 inputs (dot's
+    # eight partial sums); several outputs; a sigmoid output under mse
     "kernel-widths": lambda dt: model([7, 5, 8, 3, 6, 1], ["leaky_relu", "tanh", "sigmoid", "relu", "tanh", "identity"],
                                       input_dim=6, dtype=dt, optimizer=bp.SGD(lr=0.02, momentum=0.9)),
     "kernel-8-to-1": lambda dt: model([8, 2, 8, 1], ["relu", "sigmoid", "tanh", "identity"], input_dim=8, dtype=dt,
@@ -79,9 +82,11 @@ def assert_same_models(fast, general):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_step_equals_the_general_path_bitwise(case, dtype):
     fast, general, (h_fast, h_general) = fit_both(CASES[case], dtype, classes=case == "bce", shuffle=True)
-    assert fast._net._per_sample_eligible, case  # the comparison exercised the fused step
+    assert fast._net._per_sample_eligible, case
     kernel = dtype == "float32" and case in KERNEL_CASES and bp.build_info()["isa"] != "generic"
     assert fast._net._per_sample_kind == ("kernel" if kernel else "portable"), case
+    # the comparison exercised the fused step: every step of both epochs but each one's last
+    assert (fast._net._fused_steps, general._net._fused_steps) == (2 * (N_ROWS - 1), 0), case
     assert_same_models(fast, general)
     assert h_fast.history.keys() == h_general.history.keys()
     for key in h_fast.history:
@@ -141,11 +146,27 @@ def test_fused_step_equals_the_general_path_with_the_portable_kernels():
         "m.compile(loss='mse', optimizer=bp.SGD(lr=0.05, momentum=0.5))\n"
         "g = copy.deepcopy(m); g._net._per_sample_path = False\n"
         "X = np.random.default_rng(1).normal(size=(300, 3)); y = np.sin(X[:, :1])\n"
-        "for n in (m, g): n.fit(X, y, epochs=2, batch_size=1, verbose=0)\n"
-        "print(bp.build_info()['isa'], m._net._per_sample_kind,"
-        " all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights())))\n"
+        "h = [n.fit(X, y, epochs=2, batch_size=1, verbose=0).history for n in (m, g)]\n"
+        "same = all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights()))\n"
+        "same &= np.array_equal(m._net.state1(), g._net.state1()) and h[0] == h[1]\n"
+        "print(bp.build_info()['isa'], m._net._per_sample_kind, m._net._fused_steps, same)\n"
     )
     env = dict(os.environ, PYBACKPROP_ISA="generic")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["generic", "portable", "True"], out.stdout
+    assert out.stdout.split() == ["generic", "portable", str(2 * 299), "True"], out.stdout
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_a_learning_rate_past_float32_is_refused_not_applied(per_sample):
+    """lr = 1e39 is finite in double and inf in float32: with a zero gradient the update
+    would be w - inf * 0 = NaN. The step is refused (DivergenceError), the weights stay."""
+    m = model([4, 1], ["relu", "identity"], use_bias=False, optimizer=bp.SGD(lr=1e39))
+    m._net._per_sample_path = per_sample
+    m.set_weights([-np.ones((3, 4)), np.ones((4, 1))])  # relu dead on positive inputs: zero gradients
+    before = m.get_weights()
+    X = np.abs(np.random.default_rng(0).normal(size=(20, 3)))
+    with pytest.raises(bp.DivergenceError):
+        m.fit(X, np.zeros((20, 1)), epochs=1, batch_size=1, verbose=0)
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)

@@ -111,6 +111,7 @@ public:
     uint64_t step_counter = 0;   // drives the dropout and noise streams
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
     bool per_sample_path = true; // fit_epoch may take the fused per-sample step (off: compare with it)
+    uint64_t fused_steps = 0;    // steps that fused step has made (the tests check it ran)
     // Whether fit_epoch with batch size 1 takes that step (network/sample_step.cpp).
     bool sample_step_eligible() const;
     // Which step fit_epoch takes with batch size 1: "kernel" (the active kernel table's

@@ -26,7 +26,8 @@
 //
 // It commits nothing until the step is known good. When the loss or a
 // gradient is NaN/inf, or the update would overflow, it returns false with the
-// parameters, optimiser state, counters and diagnostics untouched, and
+// parameters, optimiser state, counters and saturation counts untouched (the
+// relu units seen firing stay marked: the general path marks the same), and
 // fit_epoch redoes the step on the general path, which refuses it there in
 // the usual way (the divergence report).
 #include <algorithm>
@@ -159,9 +160,10 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
     const std::size_t L = sample_layers_.size();
     std::size_t saturated[kSampleMaxLayers];  // per layer, counted in the forward pass
 
-    bool finite = true;
-    if (!sample_tiny_.empty()) {  // the table's kernel, then the activity it reports
-        if constexpr (std::is_same_v<T, float>) {
+    bool finite = true, kernel = false;
+    if constexpr (std::is_same_v<T, float>) {
+        kernel = !sample_tiny_.empty();
+        if (kernel) {  // the table's kernel, then the activity it reports
             ukr::TinyStepStats st;
             loss = active_kernel_table().tiny_step_f32(sample_tiny_.data(), int(L), x, y, &st);
             finite = std::isfinite(loss);
@@ -174,7 +176,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             last_batch_ = 1;
             last_training_ = true;
         }
-    } else {
+    }
+    if (!kernel) {
         // Forward (Network::forward; matmul_nn_reference with M = 1).
         const T* a_prev = x;
         for (std::size_t l = 0; l < L; ++l) {
@@ -272,6 +275,7 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
     }
     for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += double(saturated[l]);
     ++sample_steps_;
+    ++fused_steps;
     ++optimizer_step;
     ++step_counter;
     return true;

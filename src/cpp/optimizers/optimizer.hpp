@@ -118,6 +118,9 @@ struct SgdBounds {
     // The bounds after a step (lr, decay wd, gradient bound g); false when they would
     // come within a factor 1e8 of `limit` (the type's largest value): do the dry run.
     bool advance(const OptimizerConfig& c, double lr, double wd, double g, double limit) {
+        // The rule runs in the parameters' type: an lr, decay or momentum past its largest
+        // value would be inf there (and inf · 0 a NaN) whatever the bounds.
+        if (!(lr < limit && wd < limit && c.momentum < limit)) return false;
         const double grad = g + wd * p;  // |grad + wd p|
         double np, nv = v;
         if (c.momentum == 0.0) {

@@ -377,10 +377,13 @@ void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<si
 // ------------------------------------------------------------ tiny networks
 // (ukernels.hpp: TinyStepFn) The forward and backward pass of one row through a
 // network of layers at most 8 wide, each layer's row in one ymm register from
-// input to gradient (the lanes past a layer's width are never stored; a lane is
-// moved by a permute, not through memory, so no store waits to be forwarded).
-// Every value gets the general path's operations in its order (mul then add,
-// no FMA): kernels/gemm_reference.hpp, activations.hpp, losses.hpp (mse).
+// input to gradient. The lanes past a layer's width never reach a real lane: a
+// lane is picked by a permute (not through memory, so no store waits to be
+// forwarded), and whole-vector stores only go to padding (z and a: their views
+// hold at least 16 values; the gradients: +0, see outer_product). Every value
+// gets the general path's operations in its order, mul then add (the one FMA,
+// in the sums of squares, is exact): kernels/gemm_reference.hpp, activations.hpp,
+// losses.hpp (mse).
 namespace {
 
 __m256i first_lanes(int n) { return F32::mask(n); }
@@ -495,7 +498,7 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         }
         z[l] = acc;
         a[l] = tiny_activation(t.act, t.alpha, acc);
-        _mm256_storeu_ps(t.z, z[l]);  // the activations' rows are padded to 16 values
+        _mm256_storeu_ps(t.z, z[l]);  // row 0 of views of at least 16 values: the rest is not this step's
         _mm256_storeu_ps(t.a, a[l]);
         const int lanes = (1 << t.out) - 1;
         stats->alive[l] = _mm256_movemask_ps(_mm256_cmp_ps(acc, zero, _CMP_GT_OQ)) & lanes;

@@ -102,8 +102,8 @@ enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
 struct TinyLayerF32 {
     const float* W;  // (in, out) row-major
     const float* b;  // null: no bias
-    float* dW;       // written: the row's gradient (not accumulated)
-    float* db;       // null when b is
+    float* dW;       // written: the row's gradient (not accumulated), with room for in·out rounded up to 8
+    float* db;       // null when b is; room for 8
     float* z;        // written: the row's pre-activation and activation, each with room for 8
     float* a;
     int in, out;     // 1..8
