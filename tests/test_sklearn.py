@@ -305,6 +305,8 @@ def test_initial_weights_use_sklearns_bounds(activation, factor):
         assert W.shape == (dims[k], dims[k + 1]) and b.shape == (dims[k + 1],)
         assert np.abs(W).max() <= bound and np.abs(b).max() <= bound
         assert np.abs(W).max() > 0.8 * bound  # the draw fills the interval (not a narrower init)
+        if k < 2:  # biases drawn too (a Keras-style init leaves them 0; for relu its W bound is the same)
+            assert np.abs(b).max() > 0.5 * bound
     again = MLPRegressor(hidden_layer_sizes=(40, 30), activation=activation, random_state=3, max_iter=1,
                          learning_rate_init=1e-300, solver="sgd", momentum=0.0).fit(X, y)
     np.testing.assert_array_equal(again.coefs_[0], reg.coefs_[0])

@@ -32,8 +32,6 @@ class _Network:
     optimizer_step: int
     _per_sample_path: bool  # fit_epoch may take the fused per-sample step (tests switch it off)
     @property
-    def _per_sample_eligible(self) -> bool: ...
-    @property
     def _per_sample_kind(self) -> str: ...  # "kernel", "portable" or "general"
     @property
     def _fused_steps(self) -> int: ...  # steps the fused per-sample step has made

@@ -100,6 +100,16 @@ inline T tanh_of(T z) {
         return std::tanh(z);
 }
 
+// The gradient-flow diagnostics (Network's dead and saturated fractions): a
+// relu-like unit is dead while z <= 0 for every sample; a sigmoid or tanh output
+// is saturated below saturation_low (0.01 sigmoid, -0.99 tanh) or above 0.99.
+inline bool relu_like(Act a) { return a == Act::Relu || a == Act::LeakyRelu || a == Act::NoisyRelu; }
+inline bool saturating(Act a) { return a == Act::Sigmoid || a == Act::Tanh; }
+template <typename T>
+inline T saturation_low(Act a) { return a == Act::Sigmoid ? T(0.01) : T(-0.99); }
+template <typename T>
+inline T saturation_high() { return T(0.99); }
+
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kGeluCubic = 0.044715;
 

@@ -113,7 +113,6 @@ void bind_one(py::module_& m, const char* name) {
         .def_readwrite("step_counter", &Net::step_counter)
         .def_readwrite("optimizer_step", &Net::optimizer_step)
         .def_readwrite("_per_sample_path", &Net::per_sample_path)
-        .def_property_readonly("_per_sample_eligible", &Net::sample_step_eligible)
         .def_property_readonly("_per_sample_kind", &Net::sample_step_kind)
         .def_readonly("_fused_steps", &Net::fused_steps)
         .def_property_readonly("num_dropout", &Net::num_dropout)

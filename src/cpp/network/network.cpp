@@ -332,10 +332,6 @@ double Network<T>::layer_weight_norm(std::size_t l, const T* params) {
     return std::sqrt(s);
 }
 
-namespace {
-bool relu_like(Act a) { return a == Act::Relu || a == Act::LeakyRelu || a == Act::NoisyRelu; }
-}  // namespace
-
 template <typename T>
 void Network<T>::activity_reset() {
     alive_.assign(layers_.size(), {});
@@ -356,9 +352,9 @@ void Network<T>::activity_accumulate(std::size_t B) {
             uint8_t* alive = alive_[l].data();
             for (std::size_t r = 0; r < B; ++r)
                 for (std::size_t j = 0; j < out; ++j) alive[j] |= z[r * out + j] > T(0);
-        } else if (kind == Act::Sigmoid || kind == Act::Tanh) {
+        } else if (saturating(kind)) {
             const T* a = A(l);
-            const T lo = kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
+            const T lo = saturation_low<T>(kind), hi = saturation_high<T>();
             std::size_t count = 0;
             for (std::size_t i = 0; i < B * out; ++i) count += (a[i] < lo) | (a[i] > hi);
             saturated_[l] += double(count);

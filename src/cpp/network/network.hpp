@@ -213,7 +213,7 @@ private:
         bool relu_like;   // alive units counted (activity_accumulate)
         bool saturating;  // sigmoid or tanh: saturations counted
         uint32_t alive = 0;     // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
-        double saturated = 0;   // saturated values so far (to saturated_)
+        std::size_t saturated = 0;  // saturated values so far (to saturated_)
     };
     void sample_plan();   // after ensure_capacity(1) and activity_reset()
     void sample_flush();  // the activity counted by sample_step into alive_, saturated_ and seen_
@@ -223,7 +223,6 @@ private:
     // float32, layers of at most 8 units, mse: the active table's whole-network kernel
     // (ukr::TinyStepFn) when it has one, with these views; empty otherwise.
     std::vector<ukr::TinyLayerF32> sample_tiny_;
-    AlignedBuffer<T> sample_backup_;  // the parameters and momentum before sample_step's update
 
     std::size_t input_dim_;
     std::vector<DenseSpec> layers_;

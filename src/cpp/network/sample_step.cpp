@@ -3,26 +3,18 @@
 //
 // A step of such a network is a chain of products of a few values each, so
 // what costs is not arithmetic but the general path's machinery around it:
-// zeroing the gradient arena, epilogue objects, the GEMM dispatch, the per-layer
-// calls of the diagnostics and the update. Here the same step is written out
-// for B = 1, in the same memory (acts_, grads_) and with the same operations in
-// the same order as the general path (forward, loss, backward, gradient norms,
-// dead/saturated counts, update), so its results are bitwise those of
-// Network::forward/backward/step; the tests check fit with and without this
-// path bit for bit.
+// zeroing the whole gradient arena, epilogue objects, per-step bookkeeping, the
+// update's dry run. Here the same step runs for B = 1 in the same memory
+// (acts_, grads_) through the same layer functions (dense_forward,
+// dense_backward, activation_*, loss_forward_backward, layer_grad_norm, the
+// table's sgd), so its results are bitwise those of Network::forward/backward/
+// step; the tests check fit with and without this path bit for bit.
 //
 // For float32 networks of layers at most 8 wide with the mean squared error,
 // the forward and backward pass is the kernel table's tiny-network step
-// (ukr::TinyStepFn: on AVX2, each layer's row in one register, bitwise these
-// loops' results); the loops below are its portable twin and run everything
-// else (float64, wider layers, other losses, the generic table).
-//
-// The products are written out for one row rather than calling the
-// matmul_*_reference functions (which would also need the gradients zeroed
-// first): on the textbook network that measured 2,830 instructions a step
-// against 1,990 (callgrind) and ran 25% slower. The layer plan that
-// sample_plan() makes once an epoch, and skipping an identity output's
-// derivative (a copy onto itself), took it to 1,780.
+// (ukr::TinyStepFn: on AVX2, each layer's row in one register, bitwise the same
+// results); the portable pass below runs everything else (float64, wider
+// layers, other losses, the generic table).
 //
 // It commits nothing until the step is known good. When the loss or a
 // gradient is NaN/inf, or the update would overflow, it returns false with the
@@ -32,13 +24,11 @@
 // the usual way (the divergence report).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
 
-#include "common/reductions.hpp"
-#include "kernels/gemm_reference.hpp"
+#include "layers/dense.hpp"
 #include "losses/losses.hpp"
 #include "network/network.hpp"
 
@@ -59,36 +49,6 @@ bool Network<T>::sample_step_eligible() const {
 
 namespace {
 
-// Calls f(width) with the width n as a compile-time constant up to 8 (the loops
-// over it unroll: a runtime count costs a tiny layer more than its arithmetic),
-// else as a runtime value.
-template <typename F>
-inline void with_width(std::size_t n, F&& f) {
-    if (n == 1) return f(std::integral_constant<std::ptrdiff_t, 1>{});
-    if (!with_narrow_width(std::ptrdiff_t(n), f)) f(std::ptrdiff_t(n));
-}
-
-// c[0, n) = 0 + a · b[0, n) (a gradient accumulated onto zeroed memory: 0 + x,
-// which turns a -0 into +0 exactly as the general path's `+=` does).
-template <typename T, typename N>
-inline void scaled_row(T* __restrict c, T a, const T* __restrict b, N n) {
-    for (std::ptrdiff_t j = 0; j < n; ++j) c[j] = T(0) + a * b[j];
-}
-
-// Σ x² as the active table's sum_squares computes it. For float32 every table
-// gives bitwise the portable loop's sum (reductions.hpp), which inlines here.
-template <typename T>
-inline double squares(const T* x, std::size_t n) {
-    if constexpr (std::is_same_v<T, float>) {
-        if (n >= 8) return sum_squares_portable(x, n);
-        double s = 0;  // its eight partial sums are all zero: only the tail, in order
-        for (std::size_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
-        return s;
-    } else {
-        return sum_squares(x, n);
-    }
-}
-
 // The kernel's name for an activation, or TinyAct(-1) where it has none.
 ukr::TinyAct tiny_act(Act kind) {
     switch (kind) {
@@ -108,12 +68,9 @@ void Network<T>::sample_plan() {
     sample_layers_.clear();
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const Act kind = layers_[l].act.kind;
-        const bool relu_like = kind == Act::Relu || kind == Act::LeakyRelu;
         sample_layers_.push_back({W(l), b(l), dW(l), db(l), acts_.data() + z_off_[l], acts_.data() + a_off_[l],
-                                  fan_in(l), fan_out(l), &layers_[l].act, relu_like,
-                                  kind == Act::Sigmoid || kind == Act::Tanh});
+                                  fan_in(l), fan_out(l), &layers_[l].act, relu_like(kind), saturating(kind)});
     }
-    sample_backup_.resize(2 * params_.size());
     sample_steps_ = 0;
     sample_tiny_.clear();
     if constexpr (std::is_same_v<T, float>) {
@@ -131,7 +88,7 @@ void Network<T>::sample_flush() {
         if (s.relu_like)
             for (std::size_t j = 0; j < s.out; ++j) alive_[l][j] |= (s.alive >> j) & 1u;
         if (s.saturating) {  // counts, so the sums are exact in any order
-            saturated_[l] += s.saturated;
+            saturated_[l] += double(s.saturated);
             seen_[l] += double(sample_steps_ * s.out);
         }
         s.alive = 0;
@@ -142,10 +99,12 @@ void Network<T>::sample_flush() {
 
 template <typename T>
 bool Network<T>::sample_kernel_applies() const {
-    if (!std::is_same_v<T, float> || !active_kernel_table().tiny_step_f32 || loss_ != Loss::Mse || input_dim_ > 8)
+    static_assert(kSampleMaxLayers <= std::size_t(ukr::kTinyMaxLayers), "the kernel takes every eligible depth");
+    const std::size_t widest = ukr::kTinyMaxWidth;
+    if (!std::is_same_v<T, float> || !active_kernel_table().tiny_step_f32 || loss_ != Loss::Mse || input_dim_ > widest)
         return false;
     for (const DenseSpec& d : layers_)
-        if (d.units > 8 || tiny_act(d.act.kind) == ukr::TinyAct(-1)) return false;
+        if (d.units > widest || tiny_act(d.act.kind) == ukr::TinyAct(-1)) return false;
     return true;
 }
 
@@ -173,28 +132,17 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
                 saturated[l] = st.saturated[l];
                 sample_layers_[l].alive |= st.alive[l];
             }
-            last_batch_ = 1;
-            last_training_ = true;
         }
     }
     if (!kernel) {
-        // Forward (Network::forward; matmul_nn_reference with M = 1).
+        // Forward (Network::forward with B = 1, the activation as its own pass).
         const T* a_prev = x;
         for (std::size_t l = 0; l < L; ++l) {
             const SampleLayer& s = sample_layers_[l];
             const std::size_t in = s.in, out = s.out;
             T* z = s.z;
             T* a = s.a;
-            if (out == 1) {
-                z[0] = (s.b ? s.b[0] : T(0)) + dot(a_prev, s.W, std::ptrdiff_t(in));
-            } else {
-                for (std::size_t j = 0; j < out; ++j) z[j] = s.b ? s.b[j] : T(0);
-                if (!with_narrow_width(std::ptrdiff_t(out), [&](auto width) {
-                        nn_narrow_row<T, width>(z, a_prev, s.W, std::ptrdiff_t(in));
-                    }))
-                    for (std::size_t k = 0; k < in; ++k)
-                        for (std::size_t j = 0; j < out; ++j) z[j] += a_prev[k] * s.W[k * out + j];
-            }
+            dense_forward(z, a_prev, s.W, s.b, 1, in, out);
             activation_forward(*s.act, a, z, 1, out);
             // Activity (Network::activity_accumulate): a relu unit that fired is alive
             // for good (idempotent, so marked now); saturations are counted on commit.
@@ -202,15 +150,13 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             if (s.relu_like) {
                 for (std::size_t j = 0; j < out; ++j) sample_layers_[l].alive |= uint32_t(z[j] > T(0)) << j;
             } else if (s.saturating) {
-                const T lo = s.act->kind == Act::Sigmoid ? T(0.01) : T(-0.99), hi = T(0.99);
+                const T lo = saturation_low<T>(s.act->kind), hi = saturation_high<T>();
                 for (std::size_t j = 0; j < out; ++j) saturated[l] += (a[j] < lo) | (a[j] > hi);
             }
             a_prev = a;
         }
-        last_batch_ = 1;
-        last_training_ = true;
 
-        // Loss and backward (Network::backward; matmul_tn/nt_reference with M = 1).
+        // Loss and backward (Network::backward with B = 1, f' as its own pass).
         T* delta = delta_a_.data();
         T* delta_prev = delta_b_.data();
         const SampleLayer& top = sample_layers_[L - 1];
@@ -222,58 +168,38 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             const SampleLayer& s = sample_layers_[l];
             const std::size_t in = s.in, out = s.out;
             const T* input = l == 0 ? x : sample_layers_[l - 1].a;
-            with_width(out, [&](auto width) {
-                for (std::size_t k = 0; k < in; ++k) scaled_row(s.dW + k * width, input[k], delta, width);
-            });
-            if (s.db)
-                for (std::size_t j = 0; j < out; ++j) s.db[j] = T(0) + delta[j];
-            double sq = squares(s.dW, in * out);
-            if (s.db) sq += squares(s.db, out);
-            finite &= std::isfinite(sq);
-            grad_norm[l] = std::sqrt(sq);
+            // dense_backward accumulates: this layer's gradients are zeroed first
+            // (Network::backward zeroes the whole arena before the pass).
+            std::fill(s.dW, s.dW + in * out, T(0));
+            if (s.db) std::fill(s.db, s.db + out, T(0));
+            dense_backward(l > 0 ? delta_prev : nullptr, s.dW, s.db, delta, input, s.W, 1, in, out);
+            grad_norm[l] = layer_grad_norm(l);
+            finite &= std::isfinite(grad_norm[l]);
             if (l == 0) break;
-            if (out == 1) {
-                with_width(in, [&](auto width) { scaled_row(delta_prev, delta[0], s.W, width); });
-            } else {
-                auto dots = [&](auto width) {
-                    for (std::size_t k = 0; k < in; ++k)
-                        delta_prev[k] = T(0) + dot(delta, s.W + k * out, std::ptrdiff_t(width));
-                };
-                if (!with_narrow_width(std::ptrdiff_t(out), dots)) dots(std::ptrdiff_t(out));
-            }
             const SampleLayer& below = sample_layers_[l - 1];
             activation_backward(*below.act, delta_prev, delta_prev, below.z, below.a, 1, in);
             std::swap(delta, delta_prev);
         }
     }
+    last_batch_ = 1;
+    last_training_ = true;
     if (!finite) return false;
 
     // The update (Network::step with one segment, the whole arena): straight away
-    // while fit_epoch's SgdBounds prove it finite, else in place after a copy, which
-    // is put back if any value came out NaN/inf.
+    // while fit_epoch's SgdBounds prove it finite, else after its dry run.
     const std::size_t n = params_.size();
     const double wd = step_weight_decay(opt_, 1);
     double grad_max = 0;
     for (std::size_t l = 0; l < L; ++l) grad_max = std::max(grad_max, grad_norm[l]);
     T* p = params_.data();
     T* buf = state1_.data();
-    const auto& sgd = active_kernel_table().arena<T>().sgd;
-    if (sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()))) {
-        sgd(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
-    } else {
-        const bool momentum = opt_.momentum != 0.0;
-        T* backup = sample_backup_.data();
-        std::memcpy(backup, p, n * sizeof(T));
-        if (momentum) std::memcpy(backup + n, buf, n * sizeof(T));
-        sgd(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
-        if (!all_finite(p, n) || (momentum && !all_finite(buf, n))) {
-            std::memcpy(p, backup, n * sizeof(T));
-            if (momentum) std::memcpy(buf, backup + n, n * sizeof(T));
+    if (!sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()))) {
+        if (!update_stays_finite(opt_, lr, wd, optimizer_step + 1, p, grads_.data(), buf, state2_.data(), n))
             return false;
-        }
         sgd_bounds_.valid = false;  // as Network::step: re-measured at the next epoch
     }
-    for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += double(saturated[l]);
+    active_kernel_table().arena<T>().sgd(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
+    for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += saturated[l];
     ++sample_steps_;
     ++fused_steps;
     ++optimizer_step;

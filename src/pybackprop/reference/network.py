@@ -530,7 +530,7 @@ class Network:
         if opt["decay_bias"] or wd == 0:
             self._rule(params, grads, state, lr, wd)
             return
-        is_bias = [p is layer.b for layer in self.dense_layers for p in (layer.W, layer.b) if p is not None]
+        is_bias = [p.ndim == 1 for p in params]  # [W0, b0, W1, ...]: the biases are the vectors
         for want_bias, decay in ((False, wd), (True, 0.0)):
             index = [i for i, b in enumerate(is_bias) if b == want_bias]
             self._rule([params[i] for i in index], [grads[i] for i in index],

@@ -307,16 +307,24 @@ namespace {
 // bitwise; float64 squares round, and may differ.
 
 // Eight values from x, squared into lo (the first four) and hi.
-inline void add_squares8(const float* x, __m256d& lo, __m256d& hi) {
-    const __m256 v = _mm256_loadu_ps(x);
+inline void add_squares8(__m256 v, __m256d& lo, __m256d& hi) {
     const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
     lo = _mm256_fmadd_pd(a, a, lo);
     hi = _mm256_fmadd_pd(b, b, hi);
 }
+inline void add_squares8(const float* x, __m256d& lo, __m256d& hi) { add_squares8(_mm256_loadu_ps(x), lo, hi); }
 inline void add_squares8(const double* x, __m256d& lo, __m256d& hi) {
     const __m256d a = _mm256_loadu_pd(x), b = _mm256_loadu_pd(x + 4);
     lo = _mm256_fmadd_pd(a, a, lo);
     hi = _mm256_fmadd_pd(b, b, hi);
+}
+
+// The eight partial sums (lanes of lo, then hi) combined pairwise:
+// ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)).
+inline double combine8(__m256d lo, __m256d hi) {
+    const __m256d pairs = _mm256_add_pd(lo, hi);
+    const __m128d halves = _mm_hadd_pd(_mm256_castpd256_pd128(pairs), _mm256_extractf128_pd(pairs, 1));
+    return _mm_cvtsd_f64(halves) + _mm_cvtsd_f64(_mm_unpackhi_pd(halves, halves));
 }
 
 template <typename T>
@@ -324,10 +332,7 @@ double sum_squares(const T* x, std::size_t n) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     const std::size_t full = n / 8 * 8;
     for (std::size_t i = 0; i < full; i += 8) add_squares8(x + i, lo, hi);
-    // ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), in registers
-    const __m256d pairs = _mm256_add_pd(lo, hi);
-    const __m128d halves = _mm_hadd_pd(_mm256_castpd256_pd128(pairs), _mm256_extractf128_pd(pairs, 1));
-    double s = _mm_cvtsd_f64(halves) + _mm_cvtsd_f64(_mm_unpackhi_pd(halves, halves));
+    double s = combine8(lo, hi);
     for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
     return s;
 }
@@ -461,14 +466,9 @@ double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
             last = v;
             break;
         }
-        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        lo = _mm256_fmadd_pd(a, a, lo);
-        hi = _mm256_fmadd_pd(b, b, hi);
+        add_squares8(v, lo, hi);
     }
-    // ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), in registers
-    const __m256d pairs = _mm256_add_pd(lo, hi);
-    const __m128d halves = _mm_hadd_pd(_mm256_castpd256_pd128(pairs), _mm256_extractf128_pd(pairs, 1));
-    double s = _mm_cvtsd_f64(halves) + _mm_cvtsd_f64(_mm_unpackhi_pd(halves, halves));
+    double s = combine8(lo, hi);
     for (int i = 0; i < n - c; ++i) {
         const double g = lane0(lane(last, i));
         s += g * g;
@@ -546,13 +546,12 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
                 for (int j = 0; j < 8; ++j) p[j] = _mm256_add_ps(zero, column(j));
                 r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0], p[4]), _mm256_add_ps(p[1], p[5])),
                                   _mm256_add_ps(_mm256_add_ps(p[2], p[6]), _mm256_add_ps(p[3], p[7])));
-                r = _mm256_add_ps(r, zero);
-            } else {  // the tail in order, after the zero partial sums
+            } else {  // the tail in order from +0 (the partial sums stay zero)
                 r = zero;
                 for (int j = 0; j < t.out; ++j) r = _mm256_add_ps(r, column(j));
-                r = _mm256_add_ps(zero, r);
             }
-            r = _mm256_add_ps(zero, r);
+            // The reference then adds the empty tail or the zero partial sums, and the
+            // result onto the zeroed dx: each + 0 of a sum from +0 (never -0) changes nothing.
         }
         const TinyLayerF32& below = layers[l - 1];
         delta = _mm256_and_ps(tiny_derivative(below.act, below.alpha, r, z[l - 1], a[l - 1]), _mm256_castsi256_ps(mi));

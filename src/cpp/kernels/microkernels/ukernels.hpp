@@ -97,7 +97,7 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 // mean squared error: with the general path's operations in its order, so bitwise
 // its z, a, dW, db, loss and norms. AVX2 only (the generic table has none: the step
 // runs its portable loops).
-inline constexpr int kTinyMaxLayers = 8;
+inline constexpr int kTinyMaxLayers = 8, kTinyMaxWidth = 8;  // a layer's row fits one ymm
 enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
 struct TinyLayerF32 {
     const float* W;  // (in, out) row-major
