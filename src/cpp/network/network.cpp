@@ -476,7 +476,6 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     // Batch size 1 on a tiny network: the fused per-sample step (sample_step.cpp), all
     // but the last step, which also measures the update-to-weight ratio.
     const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
-    std::vector<double> norms(layers_.size());
     activity_reset();
     if (per_sample) sample_plan();
     bool loss_nonfinite = false;
@@ -487,7 +486,28 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         poll_mask = poll_mask * 2 + 1;
     stats.lr.reserve(steps);
     stats.keep.reserve(steps * nd);
+    // Poll for a stop request about every 20 ms, after step s. Reading the clock costs
+    // more than a step of a tiny network, so it is read every `poll_mask + 1` steps:
+    // about a million multiply-adds of work apart, every step for large layers.
+    auto stop_requested = [&](std::size_t s) {
+        if (!schedule.should_stop || s + 1 >= steps || (s & poll_mask) != poll_mask ||
+            Clock::now() - last_poll < std::chrono::milliseconds(20))
+            return false;
+        last_poll = Clock::now();
+        return stats.interrupted = schedule.should_stop();
+    };
     for (std::size_t s = 0; s < steps; ++s) {
+        if (per_sample && s + 1 < steps) {
+            // Fused steps up to the next poll point (the epoch's last step is the general
+            // path's); a step they refuse falls through to the general path below.
+            const std::size_t end = std::min(steps - 1, (s | poll_mask) + 1);
+            s = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats);
+            if (s == end) {
+                if (stop_requested(s - 1)) break;
+                --s;  // the loop's ++s makes it end again
+                continue;
+            }
+        }
         const std::size_t start = s * bs, B = std::min(bs, n - start);
         const T* xb = X + start * D;
         const T* yb = Y + start * K;
@@ -508,49 +528,34 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const double lr = schedule.lr ? schedule.lr[s] : opt_.lr;
         stats.lr.push_back(lr);
 
-        double loss = 0;
-        if (per_sample && s + 1 < steps && sample_step(xb, yb, lr, loss, norms.data())) {
-            for (std::size_t l = 0; l < layers_.size(); ++l) stats.grad_norm[l] += norms[l];
-        } else {
-            zero_grads();
-            forward(xb, B, true);
-            activity_accumulate(B);
-            loss = backward(xb, yb, B);
-            bool finite = std::isfinite(loss);
-            loss_nonfinite |= !finite;
-            double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
-            for (std::size_t l = 0; l < layers_.size(); ++l) {
-                const double g = layer_grad_norm(l);
-                grad_max = std::max(grad_max, g);
-                stats.grad_norm[l] += g;
-                stats.health[l].nonfinite |= !std::isfinite(g);
-                finite &= std::isfinite(g);
-            }
-            // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
-            // refuses it). The model keeps the weights of the last finite step.
-            const bool last = s + 1 == steps;
-            if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
-                                  : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
-                stats.diverged = true;
-                stats.diverged_loss = loss;
-                stats.lr.pop_back();
-                stats.keep.resize(stats.keep.size() - nd);
-                break;
-            }
+        zero_grads();
+        forward(xb, B, true);
+        activity_accumulate(B);
+        const double loss = backward(xb, yb, B);
+        bool finite = std::isfinite(loss);
+        loss_nonfinite |= !finite;
+        double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const double g = layer_grad_norm(l);
+            grad_max = std::max(grad_max, g);
+            stats.grad_norm[l] += g;
+            stats.health[l].nonfinite |= !std::isfinite(g);
+            finite &= std::isfinite(g);
+        }
+        // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
+        // refuses it). The model keeps the weights of the last finite step.
+        const bool last = s + 1 == steps;
+        if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
+                              : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
+            stats.diverged = true;
+            stats.diverged_loss = loss;
+            stats.lr.pop_back();
+            stats.keep.resize(stats.keep.size() - nd);
+            break;
         }
         stats.loss += loss * double(B);
         ++stats.steps;
-        // Poll for a stop request about every 20 ms. Reading the clock costs more than
-        // a step of a tiny network, so it is read every `poll_mask + 1` steps: about a
-        // million multiply-adds of work apart, every step for large layers.
-        if (schedule.should_stop && s + 1 < steps && (s & poll_mask) == poll_mask &&
-            Clock::now() - last_poll >= std::chrono::milliseconds(20)) {
-            last_poll = Clock::now();
-            if (schedule.should_stop()) {
-                stats.interrupted = true;
-                break;
-            }
-        }
+        if (stop_requested(s)) break;
     }
     if (per_sample) sample_flush();
     if (stats.diverged || stats.interrupted) return stats;  // an unfinished epoch: no summary

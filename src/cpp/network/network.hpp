@@ -205,6 +205,11 @@ private:
     // loss or gradient, an overflowing update), for the general path to redo the step.
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
     bool sample_step(const T* x, const T* y, double lr, double& loss, double* grad_norm);
+    // fit_epoch's steps s .. end - 1 by sample_step, each recorded in stats as the general
+    // path records it (rows by order when shuffled, lr from lr_schedule when given). Returns
+    // the first step not made: end, or a step sample_step refused (the general path's then).
+    std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
+                             const double* lr_schedule, EpochStats& stats);
     struct SampleLayer {  // dense layer l as sample_step reads it, set by sample_plan()
         const T *W, *b;
         T *dW, *db, *z, *a;
@@ -223,6 +228,8 @@ private:
     // float32, layers of at most 8 units, mse: the active table's whole-network kernel
     // (ukr::TinyStepFn) when it has one, with these views; empty otherwise.
     std::vector<ukr::TinyLayerF32> sample_tiny_;
+    ukr::TinyStepFn sample_kernel_ = nullptr;  // the table's, when sample_tiny_ is set
+    ukr::SgdFn<T> sample_sgd_ = nullptr;       // the table's SGD update
 
     std::size_t input_dim_;
     std::vector<DenseSpec> layers_;

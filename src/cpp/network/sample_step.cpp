@@ -72,12 +72,15 @@ void Network<T>::sample_plan() {
                                   fan_in(l), fan_out(l), &layers_[l].act, relu_like(kind), saturating(kind)});
     }
     sample_steps_ = 0;
+    sample_sgd_ = active_kernel_table().arena<T>().sgd;
+    sample_kernel_ = nullptr;
     sample_tiny_.clear();
     if constexpr (std::is_same_v<T, float>) {
         if (!sample_kernel_applies()) return;
         for (const SampleLayer& s : sample_layers_)
             sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out), tiny_act(s.act->kind),
                                     float(s.act->alpha)});
+        sample_kernel_ = active_kernel_table().tiny_step_f32;
     }
 }
 
@@ -121,10 +124,10 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
 
     bool finite = true, kernel = false;
     if constexpr (std::is_same_v<T, float>) {
-        kernel = !sample_tiny_.empty();
+        kernel = sample_kernel_ != nullptr;
         if (kernel) {  // the table's kernel, then the activity it reports
             ukr::TinyStepStats st;
-            loss = active_kernel_table().tiny_step_f32(sample_tiny_.data(), int(L), x, y, &st);
+            loss = sample_kernel_(sample_tiny_.data(), int(L), x, y, &st);
             finite = std::isfinite(loss);
             for (std::size_t l = 0; l < L; ++l) {
                 finite &= std::isfinite(st.grad_norm[l]);
@@ -181,8 +184,6 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             std::swap(delta, delta_prev);
         }
     }
-    last_batch_ = 1;
-    last_training_ = true;
     if (!finite) return false;
 
     // The update (Network::step with one segment, the whole arena): straight away
@@ -198,13 +199,33 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
             return false;
         sgd_bounds_.valid = false;  // as Network::step: re-measured at the next epoch
     }
-    active_kernel_table().arena<T>().sgd(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
+    sample_sgd_(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
     for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += saturated[l];
     ++sample_steps_;
     ++fused_steps;
     ++optimizer_step;
     ++step_counter;
     return true;
+}
+
+template <typename T>
+std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s,
+                                     std::size_t end, const double* lr_schedule, EpochStats& stats) {
+    const std::size_t D = input_dim_, K = output_dim(), L = sample_layers_.size();
+    last_batch_ = 1;
+    last_training_ = true;
+    double norms[kSampleMaxLayers];
+    for (; s < end; ++s) {
+        const std::size_t row = order ? order[s] : s;  // shuffled: the row itself, no copy
+        const double lr = lr_schedule ? lr_schedule[s] : opt_.lr;
+        double loss;
+        if (!sample_step(X + row * D, Y + row * K, lr, loss, norms)) break;
+        stats.lr.push_back(lr);
+        for (std::size_t l = 0; l < L; ++l) stats.grad_norm[l] += norms[l];
+        stats.loss += loss;  // · B, B = 1
+        ++stats.steps;
+    }
+    return s;
 }
 
 template void Network<float>::sample_plan();
@@ -219,5 +240,9 @@ template bool Network<float>::sample_step_eligible() const;
 template bool Network<double>::sample_step_eligible() const;
 template bool Network<float>::sample_step(const float*, const float*, double, double&, double*);
 template bool Network<double>::sample_step(const double*, const double*, double, double&, double*);
+template std::size_t Network<float>::sample_steps(const float*, const float*, const std::size_t*, std::size_t,
+                                                  std::size_t, const double*, EpochStats&);
+template std::size_t Network<double>::sample_steps(const double*, const double*, const std::size_t*, std::size_t,
+                                                   std::size_t, const double*, EpochStats&);
 
 }  // namespace bp

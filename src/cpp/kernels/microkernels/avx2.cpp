@@ -476,6 +476,43 @@ double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
     return s;
 }
 
+// col[j] = column j of the in × out matrix W (row-major, in, out <= 8): lane k holds
+// W[k·out + j] for k < in and 0 past it; col[out..7] are 0. The rows are loaded and
+// transposed in registers: 4 × 4 in the low halves (8 shuffles) when both are at most
+// 4, else 8 × 8 (24).
+void columns(__m256 col[8], const float* W, int in, int out) {
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i m = first_lanes(out);
+    __m256 row[8];
+    for (int k = 0; k < 8; ++k) row[k] = k < in ? _mm256_maskload_ps(W + k * out, m) : zero;
+    if (in <= 4 && out <= 4) {
+        __m128 r0 = _mm256_castps256_ps128(row[0]), r1 = _mm256_castps256_ps128(row[1]);
+        __m128 r2 = _mm256_castps256_ps128(row[2]), r3 = _mm256_castps256_ps128(row[3]);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        col[0] = _mm256_zextps128_ps256(r0);
+        col[1] = _mm256_zextps128_ps256(r1);
+        col[2] = _mm256_zextps128_ps256(r2);
+        col[3] = _mm256_zextps128_ps256(r3);
+        for (int j = 4; j < 8; ++j) col[j] = zero;
+        return;
+    }
+    __m256 t[8], u[8];
+    for (int k = 0; k < 8; k += 2) {  // interleave pairs of rows
+        t[k] = _mm256_unpacklo_ps(row[k], row[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(row[k], row[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {  // then pairs of pairs
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) {  // then the 128-bit halves
+        col[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+        col[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+    }
+}
+
 }  // namespace
 
 double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats) {
@@ -530,17 +567,18 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         if (t.db) sq += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
         stats->grad_norm[l] = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(sq)));  // correctly rounded, as std::sqrt
         if (l == 0) break;
-        // dx_k = 0 + dot(δ, W_k) for the in lanes k at once, column j of W gathered at
-        // k·out + j (one output: the outer product 0 + δ_0 W, W's one column).
+        // dx_k = 0 + dot(δ, W_k) for the in lanes k at once, from W's columns (its rows
+        // transposed in registers: they depend on nothing of this step, so the transpose
+        // runs beside the chain of δ; a gather would cost more). One output: the outer
+        // product 0 + δ_0 W, W's one column.
         const __m256i mi = first_lanes(t.in);
         __m256 r;
         if (t.out == 1) {
             r = _mm256_add_ps(zero, _mm256_mul_ps(lane(delta, 0), _mm256_maskload_ps(t.W, mi)));
         } else {
-            const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(t.out));
-            auto column = [&](int j) {
-                return _mm256_mul_ps(lane(delta, j), _mm256_mask_i32gather_ps(zero, t.W + j, rows, _mm256_castsi256_ps(mi), 4));
-            };
+            __m256 col[8];
+            columns(col, t.W, t.in, t.out);
+            auto column = [&](int j) { return _mm256_mul_ps(lane(delta, j), col[j]); };
             if (t.out == 8) {  // eight partial sums of one product each, combined pairwise, + the empty tail
                 __m256 p[8];
                 for (int j = 0; j < 8; ++j) p[j] = _mm256_add_ps(zero, column(j));
