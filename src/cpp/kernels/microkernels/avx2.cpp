@@ -391,8 +391,32 @@ void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<si
 // losses.hpp (mse).
 namespace {
 
+// Permute indices as constants (a permute then reads its index from memory, one
+// instruction): kSplat[k] picks lane k for every lane; kOuter the factors of the
+// outer product's chunk c of an in × out block, k = f / out and j = f % out of the
+// flat index f = 8c + i of lane i (past the block, lanes the mask clears).
+struct OuterIndex {
+    alignas(32) int32_t k[kTinyMaxWidth][kTinyMaxWidth][8];  // [out - 1][c][i]
+    alignas(32) int32_t j[kTinyMaxWidth][kTinyMaxWidth][8];
+};
+constexpr OuterIndex outer_index() {
+    OuterIndex t{};
+    for (int out = 1; out <= kTinyMaxWidth; ++out)
+        for (int c = 0; c < kTinyMaxWidth; ++c)
+            for (int i = 0; i < 8; ++i) {
+                t.k[out - 1][c][i] = (8 * c + i) / out;
+                t.j[out - 1][c][i] = (8 * c + i) % out;
+            }
+    return t;
+}
+constexpr OuterIndex kOuter = outer_index();
+alignas(32) constexpr int32_t kSplat[8][8] = {{0, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 2, 2, 2},
+                                              {3, 3, 3, 3, 3, 3, 3, 3}, {4, 4, 4, 4, 4, 4, 4, 4}, {5, 5, 5, 5, 5, 5, 5, 5},
+                                              {6, 6, 6, 6, 6, 6, 6, 6}, {7, 7, 7, 7, 7, 7, 7, 7}};
+__m256i index8(const int32_t* i) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(i)); }
+
 __m256i first_lanes(int n) { return F32::mask(n); }
-__m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)); }  // v[k] in all lanes
+__m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, index8(kSplat[k])); }  // v[k] in all lanes
 float lane0(__m256 v) { return _mm256_cvtss_f32(v); }
 
 // gemm_reference.hpp's dot(x, y, n) for n <= 8 from the products p_j = x_j y_j in
@@ -408,7 +432,7 @@ float dot_of_products(__m256 p, int n) {
     }
     float tail = 0.0f;
     for (int j = 0; j < n; ++j) tail += lane0(lane(p, j));
-    return 0.0f + tail;
+    return tail;  // + the zero partial sums: a sum from +0 is never -0, so 0 + tail = tail
 }
 
 // f(z): identity, relu (z > 0 ? z : 0), leaky_relu (z > 0 ? z : alpha z), sigmoid, tanh.
@@ -441,37 +465,34 @@ __m256 tiny_derivative(TinyAct act, float alpha, __m256 d, __m256 z, __m256 a) {
 
 // G = 0 + x_k · δ_j, the dense in × out block (tn_narrow_row onto zeroed
 // gradients; with x = 1, db = 0 + δ), written 8 values at a time with whole
-// stores: a chunk's lane i is flat index f = 8c + i, so k = f / out and j = f % out
-// pick its factors by permutes (the lanes past the block store +0: the arena pads
-// each block to 16 values). Returns Σ G² in double as sum_squares does: whole
-// chunks into eight partial sums (lane i into sum i), combined pairwise, then the
-// rest in order (read from the chunk in register, not back from memory).
+// stores: lane i of chunk c picks its factors x_k, δ_j by permutes (kOuter; the
+// lanes past the block store +0: the arena pads each block to 16 values). Returns
+// Σ G² in double as sum_squares does: whole chunks into eight partial sums (lane i
+// into sum i), combined pairwise, then the rest in order (from the chunk in
+// register, not back from memory).
 double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
-    const int n = in * out;
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256 inv_out = _mm256_set1_ps(1.0f / float(out));
+    const int n = in * out, full = n / 8;
+    const int32_t(*k)[8] = kOuter.k[out - 1];
+    const int32_t(*j)[8] = kOuter.j[out - 1];
+    auto chunk = [&](int c) {
+        return _mm256_add_ps(_mm256_setzero_ps(), _mm256_mul_ps(_mm256_permutevar8x32_ps(x, index8(k[c])),
+                                                                _mm256_permutevar8x32_ps(delta, index8(j[c]))));
+    };
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    __m256 last = _mm256_setzero_ps();
-    int c = 0;
-    for (; c < n; c += 8) {
-        const __m256i f = _mm256_add_epi32(_mm256_set1_epi32(c), iota);
-        // f / out for f < 64: (f + 0.5) / out is at least 0.5/out from an integer
-        const __m256i k = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(f), _mm256_set1_ps(0.5f)), inv_out));
-        const __m256i j = _mm256_sub_epi32(f, _mm256_mullo_epi32(k, _mm256_set1_epi32(out)));
-        __m256 v = _mm256_add_ps(_mm256_setzero_ps(),
-                                 _mm256_mul_ps(_mm256_permutevar8x32_ps(x, k), _mm256_permutevar8x32_ps(delta, j)));
-        v = _mm256_and_ps(v, _mm256_castsi256_ps(first_lanes(n - c)));
-        _mm256_storeu_ps(G + c, v);
-        if (c + 8 > n) {
-            last = v;
-            break;
-        }
+    for (int c = 0; c < full; ++c) {
+        const __m256 v = chunk(c);
+        _mm256_storeu_ps(G + 8 * c, v);
         add_squares8(v, lo, hi);
     }
     double s = combine8(lo, hi);
-    for (int i = 0; i < n - c; ++i) {
-        const double g = lane0(lane(last, i));
-        s += g * g;
+    if (const int rest = n - 8 * full) {
+        const __m256 v = _mm256_and_ps(chunk(full), _mm256_castsi256_ps(first_lanes(rest)));
+        _mm256_storeu_ps(G + 8 * full, v);
+        alignas(32) double sq[8];  // the squares in double, exact
+        const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        _mm256_store_pd(sq, _mm256_mul_pd(a, a));
+        _mm256_store_pd(sq + 4, _mm256_mul_pd(b, b));
+        for (int i = 0; i < rest; ++i) s += sq[i];
     }
     return s;
 }
@@ -527,7 +548,8 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         __m256 acc;
         if (t.out == 1) {
             const __m256 p = _mm256_mul_ps(in, _mm256_maskload_ps(t.W, first_lanes(t.in)));
-            acc = _mm256_set_ps(0, 0, 0, 0, 0, 0, 0, (t.b ? t.b[0] : 0.0f) + dot_of_products(p, t.in));
+            const float dot = dot_of_products(p, t.in);  // never -0, so 0 + dot = dot without a bias
+            acc = _mm256_set_ps(0, 0, 0, 0, 0, 0, 0, t.b ? t.b[0] + dot : dot);
         } else {
             acc = t.b ? _mm256_maskload_ps(t.b, m) : zero;
             for (int k = 0; k < t.in; ++k)
