@@ -420,6 +420,21 @@ __m256i first_lanes(int n) { return F32::mask(n); }
 __m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, index8(kSplat[k])); }  // v[k] in all lanes
 float lane0(__m256 v) { return _mm256_cvtss_f32(v); }
 
+// The n <= 8 floats at p in the first lanes, 0 in the rest. A width of 1, 2, 4 or 8
+// is read by a plain load of exactly those bytes: a row of such a width lies inside
+// one of the 32-byte chunks the previous step's update stored, so the store forwards
+// to it (a masked load waits for the store to reach the cache, on the chain from one
+// step to the next).
+__m256 load_row(const float* p, int n) {
+    switch (n) {
+        case 1: return _mm256_zextps128_ps256(_mm_load_ss(p));
+        case 2: return _mm256_zextps128_ps256(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))));
+        case 4: return _mm256_zextps128_ps256(_mm_loadu_ps(p));
+        case 8: return _mm256_loadu_ps(p);
+        default: return _mm256_maskload_ps(p, first_lanes(n));
+    }
+}
+
 // gemm_reference.hpp's dot(x, y, n) for n <= 8 from the products p_j = x_j y_j in
 // lanes: eight partial sums of one product each combined pairwise, + an empty
 // tail (n = 8), or the tail alone, in order, after the zero partial sums.
@@ -504,9 +519,8 @@ double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
 // 4, else 8 × 8 (24).
 void columns(__m256 col[8], const float* W, int in, int out) {
     const __m256 zero = _mm256_setzero_ps();
-    const __m256i m = first_lanes(out);
     __m256 row[8];
-    for (int k = 0; k < 8; ++k) row[k] = k < in ? _mm256_maskload_ps(W + k * out, m) : zero;
+    for (int k = 0; k < 8; ++k) row[k] = k < in ? load_row(W + k * out, out) : zero;
     if (in <= 4 && out <= 4) {
         __m128 r0 = _mm256_castps256_ps128(row[0]), r1 = _mm256_castps256_ps128(row[1]);
         __m128 r2 = _mm256_castps256_ps128(row[2]), r3 = _mm256_castps256_ps128(row[3]);
@@ -542,19 +556,18 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
     __m256 z[kTinyMaxLayers], a[kTinyMaxLayers];
     // Forward: z = b + x·W (nn_narrow_row: from b or +0, + x_k W_k for k in order;
     // one output: b + dot(x, W)), a = f(z).
-    __m256 in = _mm256_maskload_ps(x, first_lanes(layers[0].in));
+    __m256 in = load_row(x, layers[0].in);
     for (int l = 0; l < L; ++l) {
         const TinyLayerF32& t = layers[l];
-        const __m256i m = first_lanes(t.out);
         __m256 acc;
         if (t.out == 1) {
-            const __m256 p = _mm256_mul_ps(in, _mm256_maskload_ps(t.W, first_lanes(t.in)));
+            const __m256 p = _mm256_mul_ps(in, load_row(t.W, t.in));
             const float dot = dot_of_products(p, t.in);  // never -0, so 0 + dot = dot without a bias
             acc = _mm256_set_ps(0, 0, 0, 0, 0, 0, 0, t.b ? t.b[0] + dot : dot);
         } else {
-            acc = t.b ? _mm256_maskload_ps(t.b, m) : zero;
+            acc = t.b ? load_row(t.b, t.out) : zero;
             for (int k = 0; k < t.in; ++k)
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(lane(in, k), _mm256_maskload_ps(t.W + k * t.out, m)));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(lane(in, k), load_row(t.W + k * t.out, t.out)));
         }
         z[l] = acc;
         a[l] = tiny_activation(t.act, t.alpha, acc);
@@ -572,7 +585,7 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
     // the gradient (2 d) / K; then through the output activation.
     const TinyLayerF32& top = layers[L - 1];
     const int K = top.out;
-    const __m256 d = _mm256_sub_ps(a[L - 1], _mm256_maskload_ps(y, first_lanes(K)));
+    const __m256 d = _mm256_sub_ps(a[L - 1], load_row(y, K));
     double sum = 0;
     for (int i = 0; i < K; ++i) {
         const double di = lane0(lane(d, i));
@@ -585,7 +598,7 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
     // then δ of the layer below = (0 + δ·Wᵀ) ⊙ f'(z below).
     for (int l = L - 1; l >= 0; --l) {
         const TinyLayerF32& t = layers[l];
-        const __m256 input = l > 0 ? a[l - 1] : _mm256_maskload_ps(x, first_lanes(t.in));
+        const __m256 input = l > 0 ? a[l - 1] : load_row(x, t.in);
         double sq = outer_product(t.dW, input, delta, t.in, t.out);
         if (t.db) sq += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
         stats->grad_norm[l] = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(sq)));  // correctly rounded, as std::sqrt
@@ -597,7 +610,7 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         const __m256i mi = first_lanes(t.in);
         __m256 r;
         if (t.out == 1) {
-            r = _mm256_add_ps(zero, _mm256_mul_ps(lane(delta, 0), _mm256_maskload_ps(t.W, mi)));
+            r = _mm256_add_ps(zero, _mm256_mul_ps(lane(delta, 0), load_row(t.W, t.in)));
         } else {
             __m256 col[8];
             columns(col, t.W, t.in, t.out);
