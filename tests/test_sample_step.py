@@ -58,6 +58,8 @@ CASES = {
 # sample_step's portable loops, as every case does in float64 and on the generic table).
 KERNEL_CASES = {"textbook", "bias-momentum", "eight-layers", "one-layer", "lr-schedule", "kernel-widths",
                 "kernel-8-to-1", "kernel-outputs"}
+# Of those, the ones with plain SGD (no momentum, no decay), whose update the kernel makes too.
+KERNEL_UPDATE_CASES = KERNEL_CASES - {"bias-momentum", "kernel-widths"}
 
 
 def fit_both(make, dtype, epochs=2, classes=False, **fit_args):
@@ -88,6 +90,8 @@ def test_fused_step_equals_the_general_path_bitwise(case, dtype):
     assert fast._net._per_sample_kind == ("kernel" if kernel else "portable"), case
     # the comparison exercised the fused step: every step of both epochs but each one's last
     assert (fast._net._fused_steps, general._net._fused_steps) == (2 * (N_ROWS - 1), 0), case
+    updates = fast._net._fused_steps if kernel and case in KERNEL_UPDATE_CASES else 0
+    assert fast._net._kernel_updates == updates, case
     assert_same_models(fast, general)
     assert h_fast.history.keys() == h_general.history.keys()
     for key in h_fast.history:
@@ -147,6 +151,29 @@ def test_a_diverging_step_is_refused_alike(dtype, momentum):
     assert_same_models(fast, general)
     assert fast._net.optimizer_step > 0  # some steps were made before the refused one
     assert all(np.isfinite(w).all() for w in fast.get_weights())
+
+
+def test_an_update_the_bounds_cannot_prove_finite_is_left_to_the_dry_run():
+    """A weight of 1e31 (on an input that is always 0, so training goes on) puts the
+    parameters' norm past SgdBounds' 1e-8 of float32's largest value: no step's update
+    is proven finite in advance, so the kernel leaves every update to sample_step's dry
+    run, which finds it finite and makes it. Bitwise the general path's."""
+    fast = model([4, 4, 1], ["relu", "sigmoid", "identity"], use_bias=False)
+    W0, W1, W2 = fast.get_weights()
+    W0[0, 0] = 1e31
+    fast.set_weights([W0, W1, W2])
+    general = copy.deepcopy(fast)
+    general._net._per_sample_path = False
+    X, y = data(fast)
+    X[:, 0] = 0.0
+    for m in (fast, general):
+        m.fit(X, y, epochs=2, batch_size=1, verbose=0)
+    assert fast._net._per_sample_kind == ("portable" if bp.build_info()["isa"] == "generic" else "kernel")
+    assert fast._net._fused_steps == 2 * (N_ROWS - 1)
+    assert fast._net._kernel_updates == 0
+    assert_same_models(fast, general)
+    assert fast.get_weights()[0][0, 0] == np.float32(1e31)  # its gradient is 0: it stays
+    assert not np.array_equal(fast.get_weights()[1], W1)  # the others trained
 
 
 def test_fused_step_equals_the_general_path_with_the_portable_kernels():

@@ -115,6 +115,7 @@ void bind_one(py::module_& m, const char* name) {
         .def_readwrite("_per_sample_path", &Net::per_sample_path)
         .def_property_readonly("_per_sample_kind", &Net::sample_step_kind)
         .def_readonly("_fused_steps", &Net::fused_steps)
+        .def_readonly("_kernel_updates", &Net::kernel_updates)
         .def_property_readonly("num_dropout", &Net::num_dropout)
         .def("init_layer",
              [](Net& n, std::size_t l, const std::string& init) {

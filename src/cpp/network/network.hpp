@@ -112,6 +112,7 @@ public:
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
     bool per_sample_path = true; // fit_epoch may take the fused per-sample step (off: compare with it)
     uint64_t fused_steps = 0;    // steps that fused step has made (the tests check it ran)
+    uint64_t kernel_updates = 0; // of those, the ones whose update the tiny-network kernel made (TinyUpdate)
     // Whether fit_epoch with batch size 1 takes that step (network/sample_step.cpp).
     bool sample_step_eligible() const;
     // Which step fit_epoch takes with batch size 1: "kernel" (the active kernel table's
@@ -204,15 +205,16 @@ private:
     // returns false with the parameters, optimiser state and counters untouched (a NaN/inf
     // loss or gradient, an overflowing update), for the general path to redo the step.
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
-    bool sample_step(const T* x, const T* y, double lr, double& loss, double* grad_norm);
+    // grad_limit: the kernel's TinyUpdate limit for plain SGD (see sample_steps); set to
+    // -1 when the step's update is made outside the kernel.
+    bool sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm);
     // fit_epoch's steps s .. end - 1 by sample_step, each recorded in stats as the general
     // path records it (rows by order when shuffled, lr from lr_schedule when given). Returns
     // the first step not made: end, or a step sample_step refused (the general path's then).
     std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
                              const double* lr_schedule, EpochStats& stats);
     struct SampleLayer {  // dense layer l as sample_step reads it, set by sample_plan()
-        const T *W, *b;
-        T *dW, *db, *z, *a;
+        T *W, *b, *dW, *db, *z, *a;
         std::size_t in, out;
         const Activation* act;
         bool relu_like;   // alive units counted (activity_accumulate)
@@ -230,6 +232,8 @@ private:
     std::vector<ukr::TinyLayerF32> sample_tiny_;
     ukr::TinyStepFn sample_kernel_ = nullptr;  // the table's, when sample_tiny_ is set
     ukr::SgdFn<T> sample_sgd_ = nullptr;       // the table's SGD update
+    bool sample_plain_sgd_ = false;            // no momentum, no decay: the kernel may update (TinyUpdate)
+    bool sample_commit(const std::size_t* saturated);  // a step made: its saturations and counters
 
     std::size_t input_dim_;
     std::vector<DenseSpec> layers_;

@@ -73,6 +73,7 @@ void Network<T>::sample_plan() {
     }
     sample_steps_ = 0;
     sample_sgd_ = active_kernel_table().arena<T>().sgd;
+    sample_plain_sgd_ = opt_.momentum == 0.0 && step_weight_decay(opt_, 1) == 0.0;
     sample_kernel_ = nullptr;
     sample_tiny_.clear();
     if constexpr (std::is_same_v<T, float>) {
@@ -118,7 +119,7 @@ std::string Network<T>::sample_step_kind() const {
 }
 
 template <typename T>
-bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, double* grad_norm) {
+bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm) {
     const std::size_t L = sample_layers_.size();
     std::size_t saturated[kSampleMaxLayers];  // per layer, counted in the forward pass
 
@@ -126,14 +127,23 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
     if constexpr (std::is_same_v<T, float>) {
         kernel = sample_kernel_ != nullptr;
         if (kernel) {  // the table's kernel, then the activity it reports
+            // Plain SGD: the kernel makes the update too, while the bounds prove it finite.
+            const ukr::TinyUpdate update{float(lr), grad_limit};
             ukr::TinyStepStats st;
-            loss = sample_kernel_(sample_tiny_.data(), int(L), x, y, &st);
+            loss = sample_kernel_(sample_tiny_.data(), int(L), x, y, sample_plain_sgd_ ? &update : nullptr, &st);
             finite = std::isfinite(loss);
+            double grad_max = 0;
             for (std::size_t l = 0; l < L; ++l) {
                 finite &= std::isfinite(st.grad_norm[l]);
                 grad_norm[l] = st.grad_norm[l];
+                grad_max = std::max(grad_max, grad_norm[l]);
                 saturated[l] = st.saturated[l];
                 sample_layers_[l].alive |= st.alive[l];
+            }
+            if (st.updated) {
+                sgd_bounds_.grow(lr, grad_max);
+                ++kernel_updates;
+                return sample_commit(saturated);
             }
         }
     }
@@ -188,6 +198,7 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
 
     // The update (Network::step with one segment, the whole arena): straight away
     // while fit_epoch's SgdBounds prove it finite, else after its dry run.
+    grad_limit = -1;  // the run's limit assumed every step within it: not this one's
     const std::size_t n = params_.size();
     const double wd = step_weight_decay(opt_, 1);
     double grad_max = 0;
@@ -200,7 +211,12 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& loss, do
         sgd_bounds_.valid = false;  // as Network::step: re-measured at the next epoch
     }
     sample_sgd_(p, grads_.data(), buf, n, lr, opt_.momentum, opt_.nesterov, wd);
-    for (std::size_t l = 0; l < L; ++l) sample_layers_[l].saturated += saturated[l];
+    return sample_commit(saturated);
+}
+
+template <typename T>
+bool Network<T>::sample_commit(const std::size_t* saturated) {
+    for (std::size_t l = 0; l < sample_layers_.size(); ++l) sample_layers_[l].saturated += saturated[l];
     ++sample_steps_;
     ++fused_steps;
     ++optimizer_step;
@@ -215,11 +231,19 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
     last_batch_ = 1;
     last_training_ = true;
     double norms[kSampleMaxLayers];
+    // Plain SGD in the kernel: the gradient bound under which SgdBounds proves the
+    // updates of all these steps finite (-1: the kernel leaves every update to sample_step).
+    double grad_limit = -1;
+    if (sample_plain_sgd_ && sample_kernel_) {
+        double lr_max = opt_.lr;
+        if (lr_schedule) lr_max = *std::max_element(lr_schedule + s, lr_schedule + end);
+        grad_limit = sgd_bounds_.gradient_limit(opt_, lr_max, double(std::numeric_limits<T>::max()), end - s);
+    }
     for (; s < end; ++s) {
         const std::size_t row = order ? order[s] : s;  // shuffled: the row itself, no copy
         const double lr = lr_schedule ? lr_schedule[s] : opt_.lr;
         double loss;
-        if (!sample_step(X + row * D, Y + row * K, lr, loss, norms)) break;
+        if (!sample_step(X + row * D, Y + row * K, lr, grad_limit, loss, norms)) break;
         stats.lr.push_back(lr);
         for (std::size_t l = 0; l < L; ++l) stats.grad_norm[l] += norms[l];
         stats.loss += loss;  // · B, B = 1
@@ -238,8 +262,8 @@ template std::string Network<float>::sample_step_kind() const;
 template std::string Network<double>::sample_step_kind() const;
 template bool Network<float>::sample_step_eligible() const;
 template bool Network<double>::sample_step_eligible() const;
-template bool Network<float>::sample_step(const float*, const float*, double, double&, double*);
-template bool Network<double>::sample_step(const double*, const double*, double, double&, double*);
+template bool Network<float>::sample_step(const float*, const float*, double, double&, double&, double*);
+template bool Network<double>::sample_step(const double*, const double*, double, double&, double&, double*);
 template std::size_t Network<float>::sample_steps(const float*, const float*, const std::size_t*, std::size_t,
                                                   std::size_t, const double*, EpochStats&);
 template std::size_t Network<double>::sample_steps(const double*, const double*, const std::size_t*, std::size_t,

@@ -428,7 +428,7 @@ float lane0(__m256 v) { return _mm256_cvtss_f32(v); }
 __m256 load_row(const float* p, int n) {
     switch (n) {
         case 1: return _mm256_zextps128_ps256(_mm_load_ss(p));
-        case 2: return _mm256_zextps128_ps256(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))));
+        case 2: return _mm256_zextps128_ps256(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
         case 4: return _mm256_zextps128_ps256(_mm_loadu_ps(p));
         case 8: return _mm256_loadu_ps(p);
         default: return _mm256_maskload_ps(p, first_lanes(n));
@@ -551,7 +551,8 @@ void columns(__m256 col[8], const float* W, int in, int out) {
 
 }  // namespace
 
-double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats) {
+double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, const TinyUpdate* update,
+                          TinyStepStats* stats) {
     const __m256 zero = _mm256_setzero_ps();
     __m256 z[kTinyMaxLayers], a[kTinyMaxLayers];
     // Forward: z = b + x·W (nn_narrow_row: from b or +0, + x_k W_k for k in order;
@@ -601,7 +602,7 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         const __m256 input = l > 0 ? a[l - 1] : load_row(x, t.in);
         double sq = outer_product(t.dW, input, delta, t.in, t.out);
         if (t.db) sq += outer_product(t.db, _mm256_set1_ps(1.0f), delta, 1, t.out);
-        stats->grad_norm[l] = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(sq)));  // correctly rounded, as std::sqrt
+        stats->grad_norm[l] = _mm_cvtsd_f64(_mm_sqrt_pd(_mm_set1_pd(sq)));  // correctly rounded, as std::sqrt
         if (l == 0) break;
         // dx_k = 0 + dot(δ, W_k) for the in lanes k at once, from W's columns (its rows
         // transposed in registers: they depend on nothing of this step, so the transpose
@@ -630,7 +631,28 @@ double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, con
         const TinyLayerF32& below = layers[l - 1];
         delta = _mm256_and_ps(tiny_derivative(below.act, below.alpha, r, z[l - 1], a[l - 1]), _mm256_castsi256_ps(mi));
     }
-    return sum / double(K);
+    const double loss = sum / double(K);
+    // The update, once every norm is known: p - lr·g chunk by chunk over the blocks
+    // just written (their lanes past the block are 0 - lr·0 = 0). With no momentum
+    // and no decay this is the table's sgd to the bit (g + 0·p and p - lr·g agree on
+    // every sign of zero).
+    stats->updated = false;
+    if (!update) return loss;
+    bool ok = __builtin_isfinite(loss);
+    for (int l = 0; l < L; ++l) ok &= stats->grad_norm[l] <= update->grad_limit;  // false for NaN and inf
+    if (!ok) return loss;
+    const __m256 lr = _mm256_set1_ps(update->lr);
+    auto sgd = [&](float* p, const float* g, int n) {
+        for (int c = 0; c < n; c += 8)
+            _mm256_storeu_ps(p + c, _mm256_sub_ps(_mm256_loadu_ps(p + c), _mm256_mul_ps(lr, _mm256_loadu_ps(g + c))));
+    };
+    for (int l = 0; l < L; ++l) {
+        const TinyLayerF32& t = layers[l];
+        sgd(t.W, t.dW, t.in * t.out);
+        if (t.b) sgd(t.b, t.db, t.out);
+    }
+    stats->updated = true;
+    return loss;
 }
 
 }  // namespace bp::ukr

@@ -95,13 +95,13 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 // float32 network of at most kTinyMaxLayers dense layers, each at most 8 units wide
 // (inputs too), activations identity, relu, leaky_relu, sigmoid or tanh (TinyAct), and the
 // mean squared error: with the general path's operations in its order, so bitwise
-// its z, a, dW, db, loss and norms. AVX2 only (the generic table has none: the step
-// runs its portable loops).
+// its z, a, dW, db, loss and norms; and, when asked, plain SGD's update (TinyUpdate).
+// AVX2 only (the generic table has none: the step runs its portable loops).
 inline constexpr int kTinyMaxLayers = 8, kTinyMaxWidth = 8;  // a layer's row fits one ymm
 enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
 struct TinyLayerF32 {
-    const float* W;  // (in, out) row-major
-    const float* b;  // null: no bias
+    float* W;  // (in, out) row-major; updated by TinyUpdate
+    float* b;  // null: no bias
     float* dW;       // written: the row's gradient (not accumulated), with room for in·out rounded up to 8
     float* db;       // null when b is; room for 8
     float* z;        // written: the row's pre-activation and activation, each with room for 8
@@ -110,13 +110,24 @@ struct TinyLayerF32 {
     TinyAct act;
     float alpha;     // leaky_relu's slope
 };
+// Plain SGD's update, W -= lr·dW and b -= lr·db (the table's sgd with no momentum and
+// no decay, bitwise), made by the kernel itself when the loss and every layer's
+// gradient norm are finite and none is above grad_limit: the caller's proof that the
+// update stays finite (SgdBounds::gradient_limit). Otherwise nothing is updated.
+struct TinyUpdate {
+    float lr;
+    double grad_limit;  // finite (-1: never)
+};
 struct TinyStepStats {
     double grad_norm[kTinyMaxLayers];     // √(Σ dW² + Σ db²) per layer (the sums in sum_squares' order)
     unsigned alive[kTinyMaxLayers];       // bit j: z_j > 0
     unsigned saturated[kTinyMaxLayers];   // values with a < lo or a > 0.99 (lo: 0.01 sigmoid, -0.99 otherwise)
+    bool updated;                         // the TinyUpdate was made
 };
-// Returns the loss; y holds the last layer's `out` targets.
-using TinyStepFn = double (*)(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats);
-double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, TinyStepStats* stats);
+// Returns the loss; y holds the last layer's `out` targets; update: null for none.
+using TinyStepFn = double (*)(const TinyLayerF32* layers, int L, const float* x, const float* y,
+                              const TinyUpdate* update, TinyStepStats* stats);
+double avx2_tiny_step_f32(const TinyLayerF32* layers, int L, const float* x, const float* y, const TinyUpdate* update,
+                          TinyStepStats* stats);
 
 }  // namespace bp::ukr
