@@ -125,3 +125,32 @@ def test_fann_peer_trains_or_is_skipped_with_a_note(tmp_path):
     else:
         assert fann["status"] == "skipped" and "libfann-dev" in fann["note"], fann
     assert "not run on small" in script.PEERS["fann"].skip_reason(bench.WORKLOADS["small"])
+
+
+def test_rounds_pool_each_peers_epochs_in_turn(tmp_path, capsys):
+    """--rounds 2: the peers of a workload run in turn twice, and each record pools the
+    timed epochs of both rounds (4 = 2 rounds × 2 repeats), its median among them."""
+    out = tmp_path / "bench.json"
+    args = parse(["--workloads", "seed-minibatch", "--threads", "1", "--peers", "pybackprop", "reference",
+                  "--rounds", "2", "--json", str(out)] + TINY)
+    assert bench.run(args) == 0
+    assert "in each of 2 rounds" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["settings"]["rounds"] == 2
+    for r in data["records"]:
+        assert r["status"] == "ok" and r["rounds"] == 2, r
+        assert len(r["epoch_s"]) == len(r["samples_per_s"]) == 4
+        assert r["median"] == pytest.approx(float(np.median(r["samples_per_s"])))
+        assert r["min"] == min(r["samples_per_s"]) and r["max"] == max(r["samples_per_s"])
+        assert r["loss_after"] < r["loss_before"]
+
+
+def test_merge_rounds_keeps_a_failed_round():
+    ok = {"status": "ok", "epoch_s": [0.5, 0.25], "samples_per_s": [2.0, 4.0], "median": 3.0, "gflops": 1.0,
+          "wall_s": 1.0, "peak_rss_mib": 10.0, "footprint_mib": 1.0, "loss_before": 1.0, "loss_after": 0.5}
+    merged = bench.merge_rounds([ok, {**ok, "epoch_s": [1.0], "samples_per_s": [1.0], "peak_rss_mib": 12.0}])
+    assert merged["samples_per_s"] == [2.0, 4.0, 1.0] and merged["median"] == 2.0
+    assert merged["peak_rss_mib"] == 12.0 and merged["wall_s"] == 2.0
+    assert merged["gflops"] == pytest.approx(1.0 * (0.5 + 0.25) / 2 / 0.5)  # GFLOP/epoch at the pooled median time
+    failed = bench.merge_rounds([ok, {"status": "error", "note": "boom", "wall_s": 0.1}])
+    assert failed["status"] == "error" and failed["note"] == "boom" and failed["rounds"] == 2

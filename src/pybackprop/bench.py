@@ -14,6 +14,8 @@ This module is self-contained (it works from an installed package): it holds
 - the harness: one fresh subprocess per (workload, peer, threads), with the
   thread variables and the CPU affinity set before any numerical library is
   imported, timing of whole epochs, the sanity losses, peak RSS of ``fit``;
+  with ``--rounds R`` the peers of a workload run in turn R times and each
+  pools its rounds' epochs (:func:`merge_rounds`);
   the OpenBLAS GEMM rate and the ``import`` costs measured in the same run;
   the report tables and the JSON record.
 
@@ -21,6 +23,7 @@ Command line::
 
     pybackprop bench --quick                  # seed-sgd, seed-minibatch, small; < 1 min
     pybackprop bench --workloads wide --threads 1 2 --repeats 5 --json out.json
+    pybackprop bench --workloads seed-sgd --repeats 10 --rounds 3   # peers interleaved
 
 A runner is ``setup(ctx) -> Runner``: ``ctx`` carries the workload, the data,
 the initial weights and the thread count; the runner's ``epoch()`` trains one
@@ -699,15 +702,41 @@ def machine_info() -> Dict[str, Any]:
             "env_openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE")}
 
 
+def merge_rounds(recs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """One record from the rounds of a (workload, peer, threads): the timed epochs of
+    every round pooled (median, min, max over all of them; GFLOP/s at their median
+    time), the losses and compile time of the first round, the largest peak RSS. A
+    round that failed makes the record its own."""
+    bad = [r for r in recs if r.get("status") != "ok"]
+    if bad:
+        return {**bad[0], "rounds": len(recs)}
+    first = recs[0]
+    times = [t for r in recs for t in r["epoch_s"]]
+    rates = [x for r in recs for x in r["samples_per_s"]]
+    gflop_per_epoch = first["gflops"] * statistics.median(first["epoch_s"])
+
+    def largest(key: str) -> Optional[float]:
+        values = [r[key] for r in recs if r.get(key) is not None]
+        return max(values) if values else None
+
+    return {**first, "epoch_s": times, "samples_per_s": rates, "median": statistics.median(rates),
+            "min": min(rates), "max": max(rates), "gflops": gflop_per_epoch / statistics.median(times),
+            "peak_rss_mib": largest("peak_rss_mib"), "footprint_mib": largest("footprint_mib"),
+            "wall_s": sum(r["wall_s"] for r in recs), "rounds": len(recs)}
+
+
 def run_benchmarks(workloads: Sequence[str], peers: Sequence[Peer], threads: Sequence[int], warmup: int,
                    repeats: int, scale: float = 1.0, sys_path: Sequence[str] = (), timeout: float = 1800,
                    gemm: bool = True, imports: Sequence[str] = ("numpy", "pybackprop", "torch"),
-                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)
-                   ) -> Dict[str, Any]:
-    """Measure every (workload, peer, threads) in its own process; returns the JSON record."""
+                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+                   rounds: int = 1) -> Dict[str, Any]:
+    """Measure every (workload, peer, threads) in its own process; returns the JSON record.
+    With rounds > 1, the peers of a workload run in turn `rounds` times (each round in
+    fresh processes) and each record pools its rounds' epochs (merge_rounds): a slow
+    spell of a shared machine then falls on every peer rather than on one."""
     result: Dict[str, Any] = {
         "machine": machine_info(), "settings": {"warmup": warmup, "repeats": repeats, "samples_scale": scale,
-                                                "threads": list(threads)},
+                                                "threads": list(threads), "rounds": rounds},
         "workloads": {}, "gemm": {}, "imports": {}, "records": []}
     for name in workloads:
         wl = WORKLOADS[name].scaled(scale)
@@ -721,24 +750,29 @@ def run_benchmarks(workloads: Sequence[str], peers: Sequence[Peer], threads: Seq
                                                      "threads": n_threads}, n_threads, timeout)
         for name in workloads:
             wl = WORKLOADS[name].scaled(scale)
-            for peer in peers:
-                rec: Dict[str, Any] = {"workload": name, "peer": peer.name, "threads": n_threads}
-                reason = peer.skip_reason(wl)
-                if reason is not None:
-                    rec.update(status="skipped", note=reason)
-                else:
-                    log(f"[bench] {name} / {peer.name} / {n_threads} thread(s) ...")
+            runs: Dict[str, List[Dict[str, Any]]] = {peer.name: [] for peer in peers}
+            for r in range(rounds):
+                for peer in peers:
+                    if peer.skip_reason(wl) is not None:
+                        continue
+                    log(f"[bench] {name} / {peer.name} / {n_threads} thread(s)"
+                        + (f", round {r + 1} of {rounds}" if rounds > 1 else "") + " ...")
                     t0 = time.perf_counter()
-                    rec.update(_spawn({"kind": "fit", "runner": peer.runner, "workload": asdict(wl),
-                                       "threads": n_threads, "warmup": warmup, "repeats": repeats,
-                                       "preload": list(peer.preload or peer.requires),
-                                       "sys_path": list(sys_path)}, n_threads, timeout))
+                    rec = _spawn({"kind": "fit", "runner": peer.runner, "workload": asdict(wl),
+                                  "threads": n_threads, "warmup": warmup, "repeats": repeats,
+                                  "preload": list(peer.preload or peer.requires),
+                                  "sys_path": list(sys_path)}, n_threads, timeout)
                     rec["wall_s"] = time.perf_counter() - t0
                     if rec["status"] == "ok":
                         log(f"[bench]   {_si(rec['median'])} samples/s "
                             f"(loss {rec['loss_before']:.6g} -> {rec['loss_after']:.6g}), {rec['wall_s']:.1f} s")
                     else:
                         log(f"[bench]   {rec['status']}: {rec.get('note')}")
+                    runs[peer.name].append(rec)
+            for peer in peers:
+                rec = {"workload": name, "peer": peer.name, "threads": n_threads}
+                reason = peer.skip_reason(wl)
+                rec.update({"status": "skipped", "note": reason} if reason is not None else merge_rounds(runs[peer.name]))
                 result["records"].append(rec)
     if imports:
         log("[bench] import costs")
@@ -771,7 +805,9 @@ def format_report(result: Dict[str, Any], markdown: bool = False) -> str:
     s = result.get("settings", {})
     lines.append(f"machine: {m.get('cpu')} ({m.get('isa_flags')}), {m.get('cpus_allowed')} CPUs allowed, "
                  f"Python {m.get('python')}; {m.get('date')}")
-    lines.append(f"settings: warm-up {s.get('warmup')} epoch(s), {s.get('repeats')} timed epochs, "
+    rounds = s.get("rounds", 1)
+    per_round = f" in each of {rounds} rounds (the peers in turn, each round in fresh processes)" if rounds > 1 else ""
+    lines.append(f"settings: warm-up {s.get('warmup')} epoch(s), {s.get('repeats')} timed epochs{per_round}, "
                  f"samples scale {s.get('samples_scale')}; samples/s = median (min–max) over the timed epochs;"
                  f" ratio = pybackprop / peer at the same threads")
     versions: Dict[str, Any] = {}
@@ -883,6 +919,9 @@ def add_arguments(parser: argparse.ArgumentParser, peers: Dict[str, Peer]) -> No
                         help="thread counts (default: 1 2; --quick: 1)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed epochs first (default 1)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs (default 5; --quick: 3)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the peers of each workload in turn this many times, pooling each peer's "
+                             "timed epochs, so a slow spell of a shared machine falls on all of them (default 1)")
     parser.add_argument("--quick", action="store_true",
                         help="a subset in under a minute: seed-sgd, seed-minibatch, small on a fifth of the "
                              "samples, one thread, 3 timed epochs")
@@ -919,13 +958,14 @@ def run(args: argparse.Namespace, peers: Optional[Dict[str, Peer]] = None, sys_p
         return 2
     warmup = 1 if args.warmup is None else args.warmup
     repeats = (3 if quick else 5) if args.repeats is None else args.repeats
-    if warmup < 0 or repeats < 1:
-        print("--warmup must be >= 0 and --repeats >= 1", file=sys.stderr)
+    rounds = getattr(args, "rounds", 1)
+    if warmup < 0 or repeats < 1 or rounds < 1:
+        print("--warmup must be >= 0, --repeats and --rounds >= 1", file=sys.stderr)
         return 2
     scale = args.samples_scale if args.samples_scale is not None else (0.2 if quick else 1.0)
     result = run_benchmarks(workloads, chosen, threads, warmup, repeats, scale=scale, sys_path=sys_path,
                             timeout=args.timeout, gemm=not args.no_gemm,
-                            imports=() if args.no_imports else imports)
+                            imports=() if args.no_imports else imports, rounds=rounds)
     print(format_report(result, markdown=bool(getattr(args, "markdown", False))))
     if args.json:
         with open(args.json, "w") as f:

@@ -13,8 +13,9 @@
 // For float32 networks of layers at most 8 wide with the mean squared error,
 // the forward and backward pass is the kernel table's tiny-network step
 // (ukr::TinyStepFn: on AVX2, each layer's row in one register, bitwise the same
-// results); the portable pass below runs everything else (float64, wider
-// layers, other losses, the generic table).
+// results), which with plain SGD makes the update too while SgdBounds proves it
+// finite (ukr::TinyUpdate); the portable pass below runs everything else
+// (float64, wider layers, other losses, the generic table).
 //
 // It commits nothing until the step is known good. When the loss or a
 // gradient is NaN/inf, or the update would overflow, it returns false with the
