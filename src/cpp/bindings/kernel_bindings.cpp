@@ -202,6 +202,29 @@ void bind_kernels(py::module_& m) {
         "The sum of squares of x (flattened), in double, by an ISA's arena kernel (test hook).");
 
     m.def(
+        "_transpose",
+        [](const py::array& src, const std::string& isa) {
+            const KernelTable* t = find_kernel_table(isa);
+            if (!t) throw py::value_error("_transpose: unknown or unsupported isa '" + isa + "'");
+            if (src.ndim() != 2) throw py::value_error("_transpose: src must be 2-D");
+            auto run = [&](auto tag) -> py::array {
+                using T = decltype(tag);
+                const std::ptrdiff_t k = src.shape(0), n = src.shape(1), size = sizeof(T);
+                if (src.strides(0) % size || src.strides(1) % size)
+                    throw py::value_error("_transpose: strides must be whole elements");
+                py::array_t<T> dst({k, n});
+                t->get<T>().transpose(static_cast<const T*>(src.data()), src.strides(0) / size, src.strides(1) / size,
+                                      dst.mutable_data(), k, n);
+                return dst;
+            };
+            if (src.dtype().is(py::dtype::of<float>())) return run(float{});
+            if (src.dtype().is(py::dtype::of<double>())) return run(double{});
+            throw py::value_error("_transpose: dtype must be float32 or float64");
+        },
+        py::arg("src"), py::arg("isa"),
+        "A C-contiguous copy of the 2-D (k, n) view src (any strides) by an ISA's GEMM transpose (test hook).");
+
+    m.def(
         "_sgd",
         [](py::array p, const py::array& grad, py::array buf, double lr, double momentum, bool nesterov,
            double weight_decay, const std::string& isa) {

@@ -31,8 +31,10 @@ constexpr double kSmallNever = 0.0;
 
 const KernelTable kGeneric{
     "generic",
-    {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096, ukr::generic_small_f32, kSmallNever},
-    {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096, ukr::generic_small_f64, kSmallNever},
+    {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096, ukr::generic_small_f32, kSmallNever,
+     ukr::generic_transpose_f32},
+    {ukr::generic_f64, ukr::kGenericMrF64, ukr::kGenericNrF64, 64, 256, 4096, ukr::generic_small_f64, kSmallNever,
+     ukr::generic_transpose_f64},
     ukr::generic_tanh_f32,
     ukr::generic_sigmoid_f32,
     {ukr::generic_sum_squares_f32, ukr::generic_sgd_f32},
@@ -43,8 +45,10 @@ const KernelTable kGeneric{
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
 const KernelTable kAvx2{
     "avx2",
-    {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080, ukr::avx2_small_f32, kSmallMaxFlops},
-    {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080, ukr::avx2_small_f64, kSmallNever},
+    {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080, ukr::avx2_small_f32, kSmallMaxFlops,
+     ukr::avx2_transpose_f32},
+    {ukr::avx2_f64, ukr::kAvx2MrF64, ukr::kAvx2NrF64, 72, 256, 4080, ukr::avx2_small_f64, kSmallNever,
+     ukr::generic_transpose_f64},
     ukr::avx2_tanh_f32,
     ukr::avx2_sigmoid_f32,
     {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},
@@ -55,8 +59,10 @@ const KernelTable kAvx2{
 // AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
 const KernelTable kAvx512{
     "avx512",
-    {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, ukr::avx2_small_f32, kSmallMaxFlops},
-    {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever},
+    {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, ukr::avx2_small_f32, kSmallMaxFlops,
+     ukr::avx2_transpose_f32},
+    {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever,
+     ukr::generic_transpose_f64},
     ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
     ukr::avx2_sigmoid_f32,
     {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},  // the same: memory-bound passes

@@ -20,6 +20,7 @@ struct GemmKernel {
     int mc, kc, nc;  // cache blocks: A' block mc×kc (L2), B' panel kc×nc (L3)
     ukr::SmallFn<T> small;   // the unpacked path for small products (gemm.hpp: gemm_small)
     double small_max_flops;  // gemm_auto takes it up to this m·n·k (measured: dispatch.cpp)
+    ukr::TransposeFn<T> transpose;  // gemm_small's row-major copy of a strided B
 };
 
 // The passes over whole arenas outside the products (reductions.hpp, sgd.hpp).

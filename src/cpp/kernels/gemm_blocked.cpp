@@ -139,13 +139,7 @@ void gemm_small(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A
     std::ptrdiff_t ldb = rsb;
     if (csb != 1) {  // B' is a transpose (matmul_nt): its rows are made contiguous once, k·n values
         T* bt = thread_buffers<T>().get_b(std::size_t(k * n));
-        constexpr std::ptrdiff_t kT = 8;  // in 8×8 blocks: 8 source rows, 8 destination rows in L1
-        for (std::ptrdiff_t j0 = 0; j0 < n; j0 += kT)
-            for (std::ptrdiff_t p0 = 0; p0 < k; p0 += kT) {
-                const std::ptrdiff_t jn = std::min(kT, n - j0), pn = std::min(kT, k - p0);
-                for (std::ptrdiff_t p = p0; p < p0 + pn; ++p)
-                    for (std::ptrdiff_t j = j0; j < j0 + jn; ++j) bt[p * n + j] = B[p * rsb + j * csb];
-            }
+        K.transpose(B, rsb, csb, bt, k, n);
         b = bt;
         ldb = n;
     }

@@ -380,6 +380,50 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 void avx2_tanh_f32(float* a, const float* z, std::size_t n) { elementwise8<tanh8>(a, z, n); }
 void avx2_sigmoid_f32(float* a, const float* z, std::size_t n) { elementwise8<sigmoid8>(a, z, n); }
 
+// ------------------------------------------------------------ transposes
+namespace {
+
+// out[j] = lane j of each of the 8 rows: out[j][k] = row[k][j] (24 shuffles).
+void transpose8(__m256 out[8], const __m256 row[8]) {
+    __m256 t[8], u[8];
+    for (int k = 0; k < 8; k += 2) {  // interleave pairs of rows
+        t[k] = _mm256_unpacklo_ps(row[k], row[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(row[k], row[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {  // then pairs of pairs
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) {  // then the 128-bit halves
+        out[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+        out[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+    }
+}
+
+}  // namespace
+
+// (ukernels.hpp: TransposeFn) With rs = 1 each source column j is contiguous in p:
+// 8 of them are loaded, transposed in registers and stored as 8 destination rows.
+void avx2_transpose_f32(const float* src, std::ptrdiff_t rs, std::ptrdiff_t cs, float* dst, std::ptrdiff_t k,
+                        std::ptrdiff_t n) {
+    std::ptrdiff_t jf = 0, pf = 0;  // the full 8 × 8 blocks cover j < jf, p < pf
+    if (rs == 1) {
+        jf = n / 8 * 8;
+        pf = k / 8 * 8;
+        for (std::ptrdiff_t j0 = 0; j0 < jf; j0 += 8)
+            for (std::ptrdiff_t p0 = 0; p0 < pf; p0 += 8) {
+                __m256 col[8], row[8];
+                for (int j = 0; j < 8; ++j) col[j] = _mm256_loadu_ps(src + (j0 + j) * cs + p0);
+                transpose8(row, col);
+                for (int p = 0; p < 8; ++p) _mm256_storeu_ps(dst + (p0 + p) * n + j0, row[p]);
+            }
+    }
+    for (std::ptrdiff_t p = 0; p < k; ++p)  // the rest: columns past jf in every row, rows past pf
+        for (std::ptrdiff_t j = p < pf ? jf : 0; j < n; ++j) dst[p * n + j] = src[p * rs + j * cs];
+}
+
 // ------------------------------------------------------------ tiny networks
 // (ukernels.hpp: TinyStepFn) The forward and backward pass of one row through a
 // network of layers at most 8 wide, each layer's row in one ymm register from
@@ -516,7 +560,7 @@ double outer_product(float* G, __m256 x, __m256 delta, int in, int out) {
 // col[j] = column j of the in × out matrix W (row-major, in, out <= 8): lane k holds
 // W[k·out + j] for k < in and 0 past it; col[out..7] are 0. The rows are loaded and
 // transposed in registers: 4 × 4 in the low halves (8 shuffles) when both are at most
-// 4, else 8 × 8 (24).
+// 4, else 8 × 8 (transpose8).
 void columns(__m256 col[8], const float* W, int in, int out) {
     const __m256 zero = _mm256_setzero_ps();
     __m256 row[8];
@@ -532,21 +576,7 @@ void columns(__m256 col[8], const float* W, int in, int out) {
         for (int j = 4; j < 8; ++j) col[j] = zero;
         return;
     }
-    __m256 t[8], u[8];
-    for (int k = 0; k < 8; k += 2) {  // interleave pairs of rows
-        t[k] = _mm256_unpacklo_ps(row[k], row[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(row[k], row[k + 1]);
-    }
-    for (int k = 0; k < 8; k += 4) {  // then pairs of pairs
-        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int j = 0; j < 4; ++j) {  // then the 128-bit halves
-        col[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
-        col[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
-    }
+    transpose8(col, row);
 }
 
 }  // namespace

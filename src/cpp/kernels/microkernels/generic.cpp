@@ -1,6 +1,7 @@
 // Portable register-blocked microkernels: plain C++ compiled for the baseline
 // ISA. The MR×NR accumulator is a fixed-size local array in fully unrolled
 // loops, which the compiler keeps in vector registers. Contract: gemm.hpp.
+#include <algorithm>
 #include <cstddef>
 
 #include "activations/activations.hpp"
@@ -99,6 +100,29 @@ void small_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T* A
 }
 
 }  // namespace
+
+namespace {
+// In 8 × 8 blocks: 8 source rows and 8 destination rows stay in L1.
+template <typename T>
+void transpose(const T* src, std::ptrdiff_t rs, std::ptrdiff_t cs, T* dst, std::ptrdiff_t k, std::ptrdiff_t n) {
+    constexpr std::ptrdiff_t kT = 8;
+    for (std::ptrdiff_t j0 = 0; j0 < n; j0 += kT)
+        for (std::ptrdiff_t p0 = 0; p0 < k; p0 += kT) {
+            const std::ptrdiff_t jn = std::min(kT, n - j0), pn = std::min(kT, k - p0);
+            for (std::ptrdiff_t p = p0; p < p0 + pn; ++p)
+                for (std::ptrdiff_t j = j0; j < j0 + jn; ++j) dst[p * n + j] = src[p * rs + j * cs];
+        }
+}
+}  // namespace
+
+void generic_transpose_f32(const float* src, std::ptrdiff_t rs, std::ptrdiff_t cs, float* dst, std::ptrdiff_t k,
+                           std::ptrdiff_t n) {
+    transpose(src, rs, cs, dst, k, n);
+}
+void generic_transpose_f64(const double* src, std::ptrdiff_t rs, std::ptrdiff_t cs, double* dst, std::ptrdiff_t k,
+                           std::ptrdiff_t n) {
+    transpose(src, rs, cs, dst, k, n);
+}
 
 void generic_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const float* A, std::ptrdiff_t rsa,
                        std::ptrdiff_t csa, const float* B, std::ptrdiff_t ldb, float* C, std::ptrdiff_t ldc) {

@@ -53,6 +53,20 @@ void avx2_small_f32(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const 
 void avx2_small_f64(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const double* A, std::ptrdiff_t rsa,
                     std::ptrdiff_t csa, const double* B, std::ptrdiff_t ldb, double* C, std::ptrdiff_t ldc);
 
+// The strided B of a small product made row-major for SmallFn (gemm_small; e.g.
+// matmul_nt's Wᵀ): dst[p·n + j] = src[p·rs + j·cs] for p < k, j < n. Copies
+// only, so every table gives the same bits. AVX2: float32 with rs = 1 (Wᵀ of a
+// row-major W) in 8 × 8 blocks transposed in registers; the rest element by element.
+template <typename T>
+using TransposeFn = void (*)(const T* src, std::ptrdiff_t rs, std::ptrdiff_t cs, T* dst, std::ptrdiff_t k,
+                             std::ptrdiff_t n);
+void generic_transpose_f32(const float* src, std::ptrdiff_t rs, std::ptrdiff_t cs, float* dst, std::ptrdiff_t k,
+                           std::ptrdiff_t n);
+void generic_transpose_f64(const double* src, std::ptrdiff_t rs, std::ptrdiff_t cs, double* dst, std::ptrdiff_t k,
+                           std::ptrdiff_t n);
+void avx2_transpose_f32(const float* src, std::ptrdiff_t rs, std::ptrdiff_t cs, float* dst, std::ptrdiff_t k,
+                        std::ptrdiff_t n);
+
 // Elementwise float32 activations, a[i] = f(z[i]); a may alias z.
 using UnaryFn = void (*)(float* a, const float* z, std::size_t n);
 // tanh by the rational approximation of activations.hpp (fast_tanhf): clamp,
