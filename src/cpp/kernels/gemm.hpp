@@ -101,7 +101,8 @@ void gemm_blocked(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k, const T*
 
 // C[m,n] += A'[m,k] · B'[k,n] like gemm_blocked, but without packing: the
 // `small` kernel of the table reads A' through its strides and B' by rows (a
-// transposed B', as in matmul_nt, is first copied once into rows), in register
+// transposed B', as in matmul_nt, is first copied once into rows by the table's
+// `transpose`), in register
 // tiles of a few rows across all of n; `epi` on blocks of whole rows. Each
 // element is C + (its sum from zero over p in increasing order), whatever the
 // tiling and the number of threads (which split the rows).
