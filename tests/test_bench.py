@@ -134,7 +134,12 @@ def test_rounds_pool_each_peers_epochs_in_turn(tmp_path, capsys):
     args = parse(["--workloads", "seed-minibatch", "--threads", "1", "--peers", "pybackprop", "reference",
                   "--rounds", "2", "--json", str(out)] + TINY)
     assert bench.run(args) == 0
-    assert "in each of 2 rounds" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "in each of 2 rounds" in captured.out
+    started = [line.split(" / ")[1] + line.split(",")[-1].rstrip(" .") for line in captured.err.splitlines()
+               if line.startswith("[bench] seed-minibatch / ")]
+    assert started == ["pybackprop round 1 of 2", "reference round 1 of 2",  # in turn, round by round
+                       "pybackprop round 2 of 2", "reference round 2 of 2"], started
     data = json.loads(out.read_text())
     assert data["settings"]["rounds"] == 2
     for r in data["records"]:
@@ -154,3 +159,5 @@ def test_merge_rounds_keeps_a_failed_round():
     assert merged["gflops"] == pytest.approx(1.0 * (0.5 + 0.25) / 2 / 0.5)  # GFLOP/epoch at the pooled median time
     failed = bench.merge_rounds([ok, {"status": "error", "note": "boom", "wall_s": 0.1}])
     assert failed["status"] == "error" and failed["note"] == "boom" and failed["rounds"] == 2
+    with pytest.raises(ValueError, match="rounds"):
+        bench.run_benchmarks(["seed-sgd"], [bench.PEERS["pybackprop"]], [1], 0, 1, rounds=0)

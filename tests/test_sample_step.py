@@ -176,6 +176,44 @@ def test_an_update_the_bounds_cannot_prove_finite_is_left_to_the_dry_run():
     assert not np.array_equal(fast.get_weights()[1], W1)  # the others trained
 
 
+def test_a_step_past_the_runs_gradient_limit_leaves_the_rest_of_the_run_to_sample_step():
+    """The kernel updates plain SGD while every gradient norm is within the limit that
+    SgdBounds proves for the whole run of steps up to the next stop poll (64 here). Row
+    10's gradient (~1e37 at lr 1e-8) is past it but its update is finite: sample_step
+    makes it, and the rest of that run too (the limit assumed every step within it), and
+    the kernel takes over again at the next run: 10 + 64 + 64 + 7 of the 199 fused steps."""
+    fast = model([1], ["identity"], input_dim=2, use_bias=False, optimizer=bp.SGD(lr=1e-8))
+    general = copy.deepcopy(fast)
+    general._net._per_sample_path = False
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    X[10] = [3e18, 0.0]
+    y = np.zeros((200, 1))
+    for m in (fast, general):
+        m.fit(X, y, epochs=1, batch_size=1, shuffle=False, verbose=0)
+    assert_same_models(fast, general)
+    assert np.isfinite(fast.get_weights()[0]).all() and abs(fast.get_weights()[0][0, 0]) > 1e28
+    assert fast._net._fused_steps == 199
+    if fast._net._per_sample_kind == "kernel":
+        assert fast._net._kernel_updates == 10 + 64 + 64 + 7
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_a_tiny_learning_rate_with_an_inf_gradient_is_refused(per_sample):
+    """lr = 1e-300 over a run of steps makes the overflow bounds' gradient limit overflow
+    double; it is capped, so an inf gradient (targets of -2e38: 2(a - y) overflows float32)
+    is still above it and the step is refused on both paths, the weights untouched."""
+    m = bp.Sequential([bp.Dense(2, activation="identity"), bp.Dense(1)], input_dim=2, seed=0)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=1e-300))
+    m._net._per_sample_path = per_sample
+    before = m.get_weights()
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(bp.DivergenceError, match="step 0"):
+        m.fit(X, np.full((50, 1), -2e38), epochs=1, batch_size=1, shuffle=False, verbose=0)
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+    assert m._net._kernel_updates == 0
+
+
 def test_fused_step_equals_the_general_path_with_the_portable_kernels():
     """Under PYBACKPROP_ISA=generic (the sigmoid, sums of squares and SGD of the portable table)."""
     code = (

@@ -734,6 +734,8 @@ def run_benchmarks(workloads: Sequence[str], peers: Sequence[Peer], threads: Seq
     With rounds > 1, the peers of a workload run in turn `rounds` times (each round in
     fresh processes) and each record pools its rounds' epochs (merge_rounds): a slow
     spell of a shared machine then falls on every peer rather than on one."""
+    if rounds < 1:
+        raise ValueError(f"rounds: expected an integer >= 1, got {rounds!r}")
     result: Dict[str, Any] = {
         "machine": machine_info(), "settings": {"warmup": warmup, "repeats": repeats, "samples_scale": scale,
                                                 "threads": list(threads), "rounds": rounds},

@@ -139,11 +139,13 @@ struct SgdBounds {
     // SGD without momentum or decay, for a run of `steps` steps at learning rates up to
     // lr: a gradient bound g such that, while each step's is at most g, every step's
     // advance(c, lr, 0, g, limit) would succeed (1e-6 short of exact, so rounding
-    // cannot cross it); -1 when there is none. Finite, so an inf gradient is above it.
+    // cannot cross it); -1 when there is none. Finite (at most the largest double, also
+    // when lr·steps is 0 or so small that the quotient overflows), so an inf gradient
+    // is always above it.
     double gradient_limit(const OptimizerConfig& c, double lr, double limit, std::size_t steps) const {
         if (!valid || c.momentum != 0.0 || !(lr < limit) || !(p < limit * 1e-8)) return -1.0;
-        if (lr == 0.0) return std::numeric_limits<double>::max();
-        return (limit * 1e-8 - p) / (lr * double(steps)) * (1.0 - 1e-6);
+        const double g = (limit * 1e-8 - p) / (lr * double(steps)) * (1.0 - 1e-6);  // inf for lr = 0
+        return std::min(g, std::numeric_limits<double>::max());
     }
     // advance for a step of such a run (its gradient bound within gradient_limit).
     void grow(double lr, double g) { p += lr * g; }

@@ -114,8 +114,8 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 inline constexpr int kTinyMaxLayers = 8, kTinyMaxWidth = 8;  // a layer's row fits one ymm
 enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
 struct TinyLayerF32 {
-    float* W;  // (in, out) row-major; updated by TinyUpdate
-    float* b;  // null: no bias
+    float* W;  // (in, out) row-major; TinyUpdate rewrites it 8 values at a time: room for in·out rounded up to 8
+    float* b;  // null: no bias; else room for 8, as W
     float* dW;       // written: the row's gradient (not accumulated), with room for in·out rounded up to 8
     float* db;       // null when b is; room for 8
     float* z;        // written: the row's pre-activation and activation, each with room for 8
