@@ -501,12 +501,13 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             // Fused steps up to the next poll point (the epoch's last step is the general
             // path's); a step they refuse falls through to the general path below.
             const std::size_t end = std::min(steps - 1, (s | poll_mask) + 1);
-            s = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats);
-            if (s == end) {
-                if (stop_requested(s - 1)) break;
-                --s;  // the loop's ++s makes it end again
+            const std::size_t next = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats);
+            if (next == end) {  // all made: step end - 1 was the run's last
+                s = end - 1;
+                if (stop_requested(s)) break;
                 continue;
             }
+            s = next;  // refused: the general path redoes it
         }
         const std::size_t start = s * bs, B = std::min(bs, n - start);
         const T* xb = X + start * D;
