@@ -201,8 +201,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
     // while fit_epoch's SgdBounds prove it finite, else after its dry run. Written
     // out with step()'s shared pieces (advance, update_stays_finite, the table's sgd
     // looked up once per epoch) rather than by calling step(): its generality
-    // (segments, clipping, threads, the table looked up per call) cost this path 6-9%
-    // a step (float32, momentum 0.9, 3-4-4-1, pinned: 9.0 -> 8.2-8.4 M samples/s).
+    // (segments, clipping, threads, the table looked up per call) cost this path about
+    // 9% a step (float32, momentum 0.9, 3-4-4-1, pinned: 9.0 -> 8.2 M samples/s).
     grad_limit = -1;  // the run's limit assumed every step within it: not this one's
     const std::size_t n = params_.size();
     const double wd = step_weight_decay(opt_, 1);
