@@ -161,3 +161,154 @@ def test_merge_rounds_keeps_a_failed_round():
     assert failed["status"] == "error" and failed["note"] == "boom" and failed["rounds"] == 2
     with pytest.raises(ValueError, match="rounds"):
         bench.run_benchmarks(["seed-sgd"], [bench.PEERS["pybackprop"]], [1], 0, 1, rounds=0)
+
+
+# ---------------------------------------------------------------------- the package's parts
+
+
+def test_every_name_of_the_single_module_is_importable_from_the_package():
+    """pybackprop.bench was one module; the package re-exports every public name it had."""
+    names = ["WORKLOADS", "QUICK_WORKLOADS", "GEMM_BOUND", "Workload", "make_data", "init_weights",
+             "memory_estimate", "PeerUnavailable", "Context", "Runner", "Peer", "PEERS", "pybackprop_model",
+             "limit_blas_threads", "setup_pybackprop", "setup_reference", "setup_torch", "rss_mib",
+             "peak_rss_mib", "reset_peak_rss", "thread_env", "IMPORT_PROBE", "measure_imports", "machine_info",
+             "merge_rounds", "run_benchmarks", "format_report", "add_arguments", "add_parser", "run", "main"]
+    missing = [n for n in names if not hasattr(bench, n)]
+    assert not missing, missing
+    assert bench.__all__ == ["WORKLOADS", "QUICK_WORKLOADS", "Workload", "Peer", "PEERS", "PeerUnavailable",
+                             "Context", "make_data", "init_weights", "add_parser", "add_arguments", "run",
+                             "run_benchmarks", "format_report"]
+    assert bench.Context is bench.peers.Context and bench.Workload is bench.workloads.Workload
+
+
+@pytest.mark.parametrize("name", list(bench.PEERS))
+def test_each_peer_names_a_setup_that_exists(name):
+    from pybackprop.bench.worker import load_runner
+
+    assert callable(load_runner(bench.PEERS[name].runner))
+
+
+@pytest.mark.parametrize("name", list(bench.WORKLOADS))
+def test_a_workload_survives_the_json_trip_to_the_worker(name):
+    from dataclasses import asdict
+
+    wl = bench.WORKLOADS[name]
+    assert bench.Workload.from_dict(json.loads(json.dumps(asdict(wl)))) == wl
+
+
+def test_thread_env_sets_every_pool_and_xla_at_one_thread(monkeypatch):
+    from pybackprop.bench.process import thread_env
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true --xla_dump_to=/tmp/x")
+    one, two = thread_env(1), thread_env(2)
+    assert [one[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")] == ["1"] * 3
+    assert one["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=false"
+    assert two["OMP_NUM_THREADS"] == "2" and two["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    assert "XLA_FLAGS" not in thread_env(2)
+
+
+def test_child_env_searches_the_runners_then_the_callers_path_then_this_package(monkeypatch):
+    from pybackprop.bench.process import PACKAGE_PARENT, child_env
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/caller/a", "", "/caller/b"]))
+    path = child_env(2, ["/runners"])["PYTHONPATH"].split(os.pathsep)
+    assert path == ["/runners", "/caller/a", "/caller/b", PACKAGE_PARENT]
+    assert os.path.isfile(os.path.join(PACKAGE_PARENT, "pybackprop", "bench", "__init__.py"))
+
+
+PROBE_PEER = '''
+import sys
+from pybackprop.bench.peers import PeerUnavailable, Runner
+
+def setup(ctx):
+    loaded = sorted(m for m in sys.modules if m == "pybackprop" or m.startswith("pybackprop."))
+    ctx.notes.append("loaded: " + " ".join(loaded))
+    return Runner(epoch=lambda: None, loss=lambda: 1.0, version="probe 1")
+
+def unavailable(ctx):
+    raise PeerUnavailable("probe: not here")
+
+def broken(ctx):
+    raise RuntimeError("probe: boom")
+'''
+
+
+def test_a_peers_worker_holds_the_bench_package_but_not_pybackprop(tmp_path):
+    """The worker loads pybackprop.bench from its files alone: a peer other than pybackprop
+    does not get pybackprop's core (its OpenMP runtime, its pages) in its process."""
+    from pybackprop.bench.worker import spawn
+
+    (tmp_path / "probe_peer.py").write_text(PROBE_PEER)
+    wl = bench.WORKLOADS["seed-minibatch"].scaled(0.02)
+    from dataclasses import asdict
+
+    task = {"kind": "fit", "runner": "probe_peer:setup", "workload": asdict(wl), "threads": 1, "warmup": 0,
+            "repeats": 1, "preload": [], "sys_path": [str(tmp_path)]}
+    rec = spawn(task, 1, timeout=120)
+    assert rec["status"] == "ok", rec
+    loaded = rec["note"].split("loaded: ")[1].split()
+    assert "pybackprop.bench.peers" in loaded and "pybackprop.bench.worker" in loaded
+    assert "pybackprop" not in loaded and "pybackprop._core" not in loaded, loaded
+    assert rec["version"] == "probe 1" and rec["loss_before"] == rec["loss_after"] == 1.0
+    assert rec["estimate_mib"] == pytest.approx(bench.memory_estimate(wl)["total"] / 2**20)
+
+
+def test_a_worker_reports_an_unavailable_or_broken_peer(tmp_path):
+    from pybackprop.bench.worker import spawn
+
+    (tmp_path / "probe_peer.py").write_text(PROBE_PEER)
+    from dataclasses import asdict
+
+    task = {"kind": "fit", "workload": asdict(bench.WORKLOADS["seed-sgd"].scaled(0.01)), "threads": 1,
+            "warmup": 0, "repeats": 1, "sys_path": [str(tmp_path)]}
+    assert spawn({**task, "runner": "probe_peer:unavailable"}, 1, 120) == {"status": "skipped",
+                                                                         "note": "probe: not here"}
+    assert spawn({**task, "runner": "probe_peer:broken"}, 1, 120) == {"status": "error",
+                                                                    "note": "RuntimeError: probe: boom"}
+    assert spawn({"kind": "nope"}, 1, 120) == {"status": "error", "note": "ValueError: unknown task kind nope"}
+
+
+def _record(peer, median, threads=1, **extra):
+    return {"workload": "small", "peer": peer, "threads": threads, "status": "ok", "median": median,
+            "min": median * 0.9, "max": median * 1.1, "gflops": median * 1e-6, "loss_before": 0.5,
+            "loss_after": 0.25, **extra}
+
+
+def test_report_rows_ratios_and_notes_without_running_anything():
+    """format_report on a record made by hand: pybackprop first, the ratio against it,
+    skipped and failed peers as notes under the table, a busy machine flagged."""
+    result = {"machine": {"cpu": "TestCPU", "isa_flags": "avx2", "cpus_allowed": 2, "python": "3.x", "date": "d"},
+              "settings": {"warmup": 1, "repeats": 3, "samples_scale": 1.0, "rounds": 1},
+              "workloads": {"small": {"describe": "16 → 64 tanh → 64 tanh → 1 identity", "dtype": "float32"}},
+              "records": [_record("torch", 1e5, version="torch 9", loadavg=[5.0, 1.0]),
+                          _record("pybackprop", 4e5, version="pbp 1", compile_s=None),
+                          {"workload": "small", "peer": "jax", "threads": 1, "status": "skipped",
+                           "note": "jax: skipped, jax is not installed"},
+                          {"workload": "small", "peer": "numpy", "threads": 1, "status": "error",
+                           "note": "boom | bang"}]}
+    text = bench.format_report(result).splitlines()
+    assert text[0].startswith("machine: TestCPU (avx2), 2 CPUs allowed")
+    assert text[2] == "versions: torch: torch 9; pybackprop: pbp 1"
+    table = text[text.index("== small: 16 → 64 tanh → 64 tanh → 1 identity") + 1:]
+    assert table[1].split()[:4] == ["pybackprop", "1", "400", "k"]
+    assert table[2].split()[:2] == ["torch", "1"] and "4.00×" in table[2]
+    assert "busy machine: load 5.0 on 2 CPUs" in table[2]
+    assert table[3:5] == ["  jax: skipped, jax is not installed", "  [1 thr] boom | bang"]
+    md = bench.format_report(result, markdown=True).splitlines()
+    assert "### small: 16 → 64 tanh → 64 tanh → 1 identity" in md
+    assert "- [1 thr] boom | bang" in md
+    assert all(row.count("|") == 10 for row in md if row.startswith("| "))
+
+
+def test_python_dash_m_pybackprop_bench_runs_the_same_command():
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    out = subprocess.run([sys.executable, "-m", "pybackprop.bench", "--help"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: pybackprop bench") and "--rounds" in out.stdout

@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-from workloads import Context, PeerUnavailable, Runner
+from pybackprop.bench.peers import Context, PeerUnavailable, Runner
 
 SOURCE = r"""
 #include <floatfann.h>

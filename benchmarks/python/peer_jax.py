@@ -15,7 +15,8 @@ from typing import Any, Callable, Tuple
 
 import numpy as np
 
-from workloads import Context, PeerUnavailable, Runner, Workload
+from pybackprop.bench.peers import Context, PeerUnavailable, Runner
+from pybackprop.bench.workloads import Workload
 
 
 def _jax() -> Any:
@@ -138,7 +139,7 @@ def setup_scan(ctx: Context) -> Runner:
 
 
 if __name__ == "__main__":  # a smoke check: python peer_jax.py
-    from workloads import WORKLOADS, init_weights, make_data
+    from pybackprop.bench.workloads import WORKLOADS, init_weights, make_data
 
     wl = WORKLOADS["small"]
     X, Y = make_data(wl)

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from workloads import Context, Runner, limit_blas_threads
+from pybackprop.bench.peers import Context, Runner, limit_blas_threads
 
 
 def _activate(name: str, z: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from workloads import Context, PeerUnavailable, Runner, limit_blas_threads
+from pybackprop.bench.peers import Context, PeerUnavailable, Runner, limit_blas_threads
 
 _ACT = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}
 

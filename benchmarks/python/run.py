@@ -16,9 +16,10 @@ sanity check: identical math agrees to ~6 digits), peak RSS of the fits; then
 the import time and RSS of numpy, pybackprop, torch and jax.
 
 The harness, the workload table and the pybackprop / reference / torch runners
-live in ``pybackprop.bench`` (also behind ``pybackprop bench``); the runners of
-JAX, NumPy by hand, scikit-learn and FANN (C, the tiny network only) are the ``peer_*.py``
-files next to this one.
+live in the ``pybackprop.bench`` package (also behind ``pybackprop bench``); the
+runners of JAX, NumPy by hand, scikit-learn and FANN (C, the tiny network only)
+are the ``peer_*.py`` files next to this one, each a ``setup(ctx) -> Runner``
+on the contract of ``pybackprop.bench.peers``.
 """
 from __future__ import annotations
 
@@ -30,28 +31,30 @@ from typing import Dict, List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from pybackprop import bench  # noqa: E402
+from pybackprop.bench.cli import add_arguments, run  # noqa: E402
+from pybackprop.bench.peers import PEERS as PACKAGE_PEERS  # noqa: E402
+from pybackprop.bench.peers import Peer  # noqa: E402
 
 _JAX = dict(requires=("jax",), preload=("jax", "jax.numpy"), install="pip install jax jaxlib")
-PEERS: Dict[str, bench.Peer] = {
-    "pybackprop": bench.PEERS["pybackprop"],
-    "torch": bench.PEERS["torch"],
-    "jax-step": bench.Peer("jax-step", "peer_jax:setup_step", **_JAX),  # type: ignore[arg-type]
-    "jax-scan": bench.Peer("jax-scan", "peer_jax:setup_scan", **_JAX),  # type: ignore[arg-type]
-    "numpy": bench.Peer("numpy", "peer_numpy:setup"),
-    "reference": bench.PEERS["reference"],
-    "sklearn": bench.Peer("sklearn", "peer_sklearn:setup", requires=("sklearn",), preload=("sklearn.neural_network",),
-                          install="pip install scikit-learn threadpoolctl"),
-    "fann": bench.Peer("fann", "peer_fann:setup", workloads=("seed-sgd",), install="apt-get install libfann-dev"),
+PEERS: Dict[str, Peer] = {
+    "pybackprop": PACKAGE_PEERS["pybackprop"],
+    "torch": PACKAGE_PEERS["torch"],
+    "jax-step": Peer("jax-step", "peer_jax:setup_step", **_JAX),  # type: ignore[arg-type]
+    "jax-scan": Peer("jax-scan", "peer_jax:setup_scan", **_JAX),  # type: ignore[arg-type]
+    "numpy": Peer("numpy", "peer_numpy:setup"),
+    "reference": PACKAGE_PEERS["reference"],
+    "sklearn": Peer("sklearn", "peer_sklearn:setup", requires=("sklearn",), preload=("sklearn.neural_network",),
+                    install="pip install scikit-learn threadpoolctl"),
+    "fann": Peer("fann", "peer_fann:setup", workloads=("seed-sgd",), install="apt-get install libfann-dev"),
 }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    bench.add_arguments(parser, PEERS)
+    add_arguments(parser, PEERS)
     args = parser.parse_args(argv)
-    return bench.run(args, peers=PEERS, sys_path=[HERE], imports=("numpy", "pybackprop", "torch", "jax"))
+    return run(args, peers=PEERS, sys_path=[HERE], imports=("numpy", "pybackprop", "torch", "jax"))
 
 
 if __name__ == "__main__":
