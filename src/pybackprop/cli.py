@@ -175,6 +175,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_seed_and_plot(p: argparse.ArgumentParser, plotted: str) -> None:
+    """The options of a command that trains from a seed and can plot what it saw."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="PNG", help=f"write {plotted} to this file (needs matplotlib)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybackprop", description="Backpropagation, fast and visible.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--lr", type=_positive_float, default=0.05)
     p.add_argument("--samples", type=_positive_int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="PNG", help="write the loss curve to this file (needs matplotlib)")
+    _add_seed_and_plot(p, "the loss curve")
     p.set_defaults(func=demo)
 
     p = sub.add_parser("explain", help="the chain-rule walk-through of one SGD step of the textbook network")
@@ -199,13 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=_positive_int, default=12)
     p.add_argument("--width", type=_positive_int, default=32)
     p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="PNG", help="write per-layer gradient norms to this file (needs matplotlib)")
+    _add_seed_and_plot(p, "per-layer gradient norms")
     p.set_defaults(func=vanishing_cmd)
 
-    from . import bench
+    from .bench.cli import add_parser as add_bench_parser
 
-    bench.add_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
