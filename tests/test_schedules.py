@@ -121,3 +121,44 @@ def test_overflowing_schedule_is_a_value_error(schedule):
     m = _model(lr=schedule)
     with pytest.raises(ValueError, match="lr schedule at step 2 of the epoch"):
         m.fit(X, y, epochs=1, batch_size=2, verbose=0)
+
+
+# ---------------------------------------------------------------------- the classes as declared
+SCHEDULE_CASES = [
+    (schedules.Constant(0.5), "Constant(value=0.5, unit='epoch')", ["value", "unit"]),
+    (schedules.TimeBased(1, decay=0.5, unit="step"), "TimeBased(initial=1.0, decay=0.5, unit='step')",
+     ["initial", "decay", "unit"]),
+    (schedules.Exponential(1.0, 0.5), "Exponential(initial=1.0, rate=0.5, unit='epoch')", ["initial", "rate", "unit"]),
+    (schedules.Step(1.0, factor=0.1, every=np.int64(2)), "Step(initial=1.0, factor=0.1, every=2, unit='epoch')",
+     ["initial", "factor", "every", "unit"]),
+    (schedules.Linear(1.0, 0.5, steps=20), "Linear(start=1.0, end=0.5, steps=20, unit='epoch')",
+     ["start", "end", "steps", "unit"]),
+]
+
+
+@pytest.mark.parametrize("schedule, text, params", SCHEDULE_CASES, ids=[c[0].__class__.__name__ for c in SCHEDULE_CASES])
+def test_schedule_repr_config_round_trip_and_signature(schedule, text, params):
+    import inspect
+    import pickle
+
+    assert repr(schedule) == text
+    cfg = schedule.get_config()
+    assert list(cfg) == ["class_name", *params] and cfg["class_name"] == type(schedule).__name__
+    again = schedules.from_config(cfg)
+    assert type(again) is type(schedule) and again.get_config() == cfg and repr(again) == text
+    assert list(inspect.signature(type(schedule)).parameters) == params  # the keyword arguments of old
+    assert [type(cfg[p]) for p in params] == [type(getattr(schedule, p)) for p in params]
+    assert [again(t) for t in range(5)] == [schedule(t) for t in range(5)] == \
+        [pickle.loads(pickle.dumps(schedule))(t) for t in range(5)]
+
+
+def test_from_callable_config_names_the_function():
+    def decay(t):
+        return 0.1 / (1 + t)
+
+    s = schedules.FromCallable(decay, unit="step")
+    assert s.get_config() == {"class_name": "FromCallable", "fn": "test_from_callable_config_names_the_function."
+                              "<locals>.decay", "unit": "step"}
+    assert s.unit == "step" and s(1) == 0.05
+    with pytest.raises(TypeError, match="fn: expected a callable t -> value"):
+        schedules.FromCallable(3)

@@ -1,6 +1,7 @@
 """The scikit-learn adapter: check_estimator in full, and the behaviours users rely on."""
 import copy
 import functools
+import inspect
 import os
 import pickle
 import subprocess
@@ -351,8 +352,8 @@ def test_training_steps_are_sklearns(kind, solver, momentum, nesterov, rtol):
     ("activation", "swish", ValueError, "activation: expected one of"),
     ("solver", "lbfgs", ValueError, "'lbfgs' is not supported"),
     ("solver", "newton", ValueError, "solver: expected one of 'adam', 'sgd'"),
-    ("alpha", -1.0, ValueError, r"alpha: expected a number in \[0.0, inf\]"),
-    ("batch_size", 0, ValueError, "batch_size: expected an integer >= 1"),
+    ("alpha", -1.0, ValueError, r"alpha: expected a finite number in \[0.0, inf\)"),
+    ("batch_size", 0, ValueError, "batch_size: expected 'auto' or an integer >= 1"),
     ("batch_size", "big", ValueError, "batch_size: expected 'auto' or an integer"),
     ("learning_rate_init", 0.0, ValueError, "learning_rate_init"),
     ("max_iter", 0, ValueError, "max_iter: expected an integer >= 1"),
@@ -371,6 +372,32 @@ def test_bad_parameters_fail_at_fit_with_clear_errors(param, value, exc, match):
     with pytest.raises(exc, match=match):
         clf.fit(X, y)
     assert not hasattr(clf, "model_")
+
+
+@pytest.mark.parametrize("param, value, exc", [
+    # pybackprop's rule everywhere: TypeError for a wrong kind of value, ValueError for a wrong value
+    ("alpha", True, TypeError), ("tol", np.nan, ValueError), ("solver", 3, TypeError),
+    ("activation", None, TypeError), ("verbose", -1, ValueError), ("verbose", 0.5, TypeError),
+    ("batch_size", 1.5, TypeError), ("random_state", -1, ValueError), ("random_state", 1.5, TypeError),
+    ("hidden_layer_sizes", (4, 2.5), ValueError), ("dropout_keep_prob", "half", TypeError),
+    ("dtype", None, TypeError), ("n_iter_no_change", 0, ValueError), ("early_stopping", 1, TypeError),
+])
+def test_bad_parameters_follow_the_error_rule(param, value, exc):
+    X, y = blobs(n=40)
+    with pytest.raises(exc, match=rf"^{param}: expected .*, got "):
+        MLPRegressor(**{param: value}).fit(X, y)
+
+
+def test_the_constraints_table_covers_every_parameter():
+    """One row per parameter, in __init__'s order (as sklearn's check_param_validation asks of
+    its own estimators), and the checks happen in fit and partial_fit, not in set_params."""
+    for Est in (MLPRegressor, MLPClassifier):
+        assert list(Est._parameter_constraints) == list(inspect.signature(Est.__init__).parameters)[1:]
+        assert set(Est._parameter_constraints) == set(Est().get_params(deep=False))
+    X, y = blobs(n=40)
+    clf = MLPClassifier().set_params(max_iter=0, alpha=-1)  # the first bad row is reported
+    with pytest.raises(ValueError, match="^alpha:"):
+        clf.partial_fit(X, y, classes=np.unique(y))
 
 
 def test_one_class_and_continuous_targets_are_rejected():

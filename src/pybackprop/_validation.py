@@ -115,3 +115,232 @@ def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None,
         fail(name, f"finite values (no NaN or inf; first at index {tuple(int(i) for i in where)} after "
              f"casting to {dtype})", arr)
     return out
+
+
+# =====================================================================================================
+# Declarative constraints (this section only: S's; the checks above are P's)
+#
+# A constraint states what one parameter accepts. Calling it, ``constraint(name, value)``, checks
+# ``value`` with the checks above (so the same error types and messages) and returns it normalised;
+# any callable of that form is a constraint. A class states its parameters once, as a table
+# ``{name: constraint}`` checked in one place by :func:`check_params`, or as dataclass fields
+# declared with :func:`parameter` and checked by :class:`Checked`.
+# =====================================================================================================
+import dataclasses  # noqa: E402  (this section's own imports)
+from typing import Callable, Dict, Mapping, Optional, Tuple  # noqa: E402
+
+Check = Callable[[str, Any], Any]
+
+
+class Constraint:
+    """Base class of the constraints below; :attr:`expected` is the phrase of their error messages."""
+
+    @property
+    def expected(self) -> str:
+        raise NotImplementedError
+
+    def __call__(self, name: str, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer, ``>= minimum`` if given (:func:`check_int`); returns an ``int``.
+
+    >>> Integer(minimum=1)("max_iter", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_iter: expected an integer >= 1, got 0 (int)
+    """
+
+    minimum: Optional[int] = None
+
+    @property
+    def expected(self) -> str:
+        return "an integer" + (f" >= {self.minimum}" if self.minimum is not None else "")
+
+    def __call__(self, name: str, value: Any) -> int:
+        return check_int(name, value, self.minimum)
+
+
+@dataclasses.dataclass(frozen=True)
+class Real(Constraint):
+    """A finite real number within the bounds given (:func:`check_float`); returns a ``float``.
+
+    >>> Real(minimum=0.0, maximum=1.0, max_inclusive=False)("momentum", 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: momentum: expected a finite number in [0.0, 1.0), got 1.0 (float)
+    """
+
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    @property
+    def expected(self) -> str:
+        lo = "" if self.minimum is None else ("[" if self.min_inclusive else "(") + f"{self.minimum}"
+        hi = "" if self.maximum is None else f"{self.maximum}" + ("]" if self.max_inclusive else ")")
+        return "a finite number" + (f" in {lo or '(-inf'}, {hi or 'inf)'}" if lo or hi else "")
+
+    def __call__(self, name: str, value: Any) -> float:
+        return check_float(name, value, self.minimum, self.maximum, self.min_inclusive, self.max_inclusive)
+
+
+@dataclasses.dataclass(frozen=True)
+class Boolean(Constraint):
+    """``True`` or ``False`` (a NumPy bool too; :func:`check_bool`); returns a ``bool``."""
+
+    @property
+    def expected(self) -> str:
+        return "True or False"
+
+    def __call__(self, name: str, value: Any) -> bool:
+        return check_bool(name, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options(Constraint):
+    """One of the strings ``options`` (:func:`check_choice`).
+
+    >>> Options(("adam", "sgd"))("solver", "newton")
+    Traceback (most recent call last):
+    ...
+    ValueError: solver: expected one of 'adam', 'sgd', got 'newton' (str)
+    """
+
+    options: Tuple[str, ...]
+
+    @property
+    def expected(self) -> str:  # within AnyOf's phrase, a single option reads as itself: "'auto' or ..."
+        return repr(self.options[0]) if len(self.options) == 1 else "one of " + ", ".join(map(repr, self.options))
+
+    def __call__(self, name: str, value: Any) -> str:
+        return check_choice(name, value, self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dtype(Constraint):
+    """A floating-point dtype the core computes in (:func:`check_dtype`); returns its name.
+    For a parameter named ``dtype``: the message names it so."""
+
+    @property
+    def expected(self) -> str:
+        return "'float32' or 'float64'"
+
+    def __call__(self, name: str, value: Any) -> str:
+        return check_dtype(value)
+
+
+class AnyOf(Constraint):
+    """A value one of ``alternatives`` accepts (the first that does normalises it).
+
+    When none does, the error is a ``ValueError`` if some alternative took the value
+    for its kind but refused it (an int below the minimum), else a ``TypeError``;
+    its message lists every alternative.
+
+    >>> batch_size = AnyOf(Options(("auto",)), Integer(minimum=1))
+    >>> batch_size("batch_size", "auto"), batch_size("batch_size", 32)
+    ('auto', 32)
+    >>> batch_size("batch_size", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size: expected 'auto' or an integer >= 1, got 0 (int)
+    """
+
+    def __init__(self, *alternatives: Constraint) -> None:
+        self.alternatives = alternatives
+
+    @property
+    def expected(self) -> str:
+        return " or ".join(c.expected for c in self.alternatives)
+
+    def __call__(self, name: str, value: Any) -> Any:
+        kind: type = TypeError
+        for constraint in self.alternatives:
+            try:
+                return constraint(name, value)
+            except ValueError:
+                kind = ValueError
+            except TypeError:
+                pass
+        fail(name, self.expected, value, kind)
+        raise AssertionError  # unreachable: fail raised
+
+    def __repr__(self) -> str:
+        return f"AnyOf({', '.join(map(repr, self.alternatives))})"
+
+
+class Described(Constraint):
+    """``constraint`` with the expectation stated in the caller's words (same error types).
+
+    >>> keep = Described(Real(0.0, 1.0, min_inclusive=False), "a keep probability in (0, 1]")
+    >>> keep("p", 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: p: expected a keep probability in (0, 1], got 0.0 (float)
+    """
+
+    def __init__(self, constraint: Check, expected: str) -> None:
+        self.constraint, self._expected = constraint, expected
+
+    @property
+    def expected(self) -> str:
+        return self._expected
+
+    def __call__(self, name: str, value: Any) -> Any:
+        try:
+            return self.constraint(name, value)
+        except (TypeError, ValueError) as exc:
+            kind = ValueError if isinstance(exc, ValueError) else TypeError
+        fail(name, self._expected, value, kind)
+        raise AssertionError  # unreachable: fail raised
+
+    def __repr__(self) -> str:
+        return f"Described({self.constraint!r}, {self._expected!r})"
+
+
+def check_params(constraints: Mapping[str, Check], values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check each of ``values`` against its row of ``constraints``, in the table's order (the first
+    failure raises); returns the values normalised.
+
+    >>> check_params({"max_iter": Integer(minimum=1), "tol": Real(minimum=0.0)}, {"max_iter": 5, "tol": 0})
+    {'max_iter': 5, 'tol': 0.0}
+    """
+    return {name: constraint(name, values[name]) for name, constraint in constraints.items()}
+
+
+def parameter(constraint: Check, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose value :class:`Checked` checks with ``constraint``."""
+    return dataclasses.field(default=default, metadata={"constraint": constraint})
+
+
+class Checked:
+    """Base of dataclasses whose fields are declared with :func:`parameter`: each field is checked,
+    in declaration order, once the generated ``__init__`` has stored them all, and replaced by its
+    normalised value. :meth:`parameters` gives them back by name. (Declare the dataclass with
+    ``eq=False, repr=False`` to keep a base class's equality and repr.)
+
+    >>> @dataclasses.dataclass
+    ... class Decay(Checked):
+    ...     rate: float = parameter(Real(minimum=0.0), 0.5)
+    >>> Decay(1).parameters()
+    {'rate': 1.0}
+    >>> Decay(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: rate: expected a finite number in [0.0, inf), got -1 (int)
+    """
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            constraint = f.metadata.get("constraint")
+            if constraint is not None:
+                setattr(self, f.name, constraint(f.name, getattr(self, f.name)))
+
+    def parameters(self) -> Dict[str, Any]:
+        """The fields' values by name, in declaration order (none for a class that is no dataclass)."""
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

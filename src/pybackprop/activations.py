@@ -11,18 +11,25 @@ and, readably, in :mod:`pybackprop.reference.functional`.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, Union
 
-from ._validation import check_float, fail
+from ._validation import Checked, Real, fail, parameter
 
 
-class Activation:
-    """Base class: an activation's name and parameters (the math lives in the core)."""
+class Activation(Checked):
+    """Base class: an activation's name and parameters (the math lives in the core).
+
+    A subclass is a dataclass whose fields, declared with ``parameter(constraint, default)``,
+    are its parameters: checked when it is made, listed by :meth:`params`, in its config and
+    its repr.
+    """
 
     name: str = ""
 
     def params(self) -> Dict[str, float]:
-        return {}
+        """The parameters by name (none for most activations)."""
+        return self.parameters()
 
     def get_config(self) -> Dict[str, Any]:
         return {"name": self.name, **self.params()}
@@ -48,6 +55,7 @@ class ReLU(Activation):
     name = "relu"
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class LeakyReLU(Activation):
     """f(z) = z if z > 0 else alpha·z.
 
@@ -56,13 +64,10 @@ class LeakyReLU(Activation):
     """
     name = "leaky_relu"
 
-    def __init__(self, alpha: float = 0.01) -> None:
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-
-    def params(self) -> Dict[str, float]:
-        return {"alpha": self.alpha}
+    alpha: float = parameter(Real(minimum=0.0), 0.01)
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class NoisyReLU(Activation):
     """max(0, z + N(0, sigma²)) while training, plain ReLU at inference.
 
@@ -71,11 +76,7 @@ class NoisyReLU(Activation):
     """
     name = "noisy_relu"
 
-    def __init__(self, sigma: float = 0.1) -> None:
-        self.sigma = check_float("sigma", sigma, minimum=0.0)
-
-    def params(self) -> Dict[str, float]:
-        return {"sigma": self.sigma}
+    sigma: float = parameter(Real(minimum=0.0), 0.1)
 
 
 class Sigmoid(Activation):
@@ -88,6 +89,7 @@ class Tanh(Activation):
     name = "tanh"
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class ELU(Activation):
     """f(z) = z if z > 0 else alpha·(e^z − 1).
 
@@ -96,11 +98,7 @@ class ELU(Activation):
     """
     name = "elu"
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-
-    def params(self) -> Dict[str, float]:
-        return {"alpha": self.alpha}
+    alpha: float = parameter(Real(minimum=0.0), 1.0)
 
 
 class Softplus(Activation):

@@ -15,18 +15,24 @@ to the C++ loop: no Python call happens inside the loop.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Dict, Union
 
 import numpy as np
 
-from ._validation import check_choice, check_float, check_int, fail
+from ._validation import Checked, Integer, Options, Real, check_float, fail, parameter
 
 UNITS = ("epoch", "step")
 
 
-class Schedule:
-    """Base class: ``schedule(t)`` gives the value at time ``t``; ``unit`` says what t counts."""
+class Schedule(Checked):
+    """Base class: ``schedule(t)`` gives the value at time ``t``; ``unit`` says what t counts.
+
+    A subclass is a dataclass whose fields, declared with ``parameter(constraint[, default])``
+    and ending with ``unit``, are its parameters: checked when it is made, and its config
+    (``{"class_name": ..., **fields}``, the keyword arguments that make it again) and repr.
+    """
 
     unit: str = "epoch"
 
@@ -34,7 +40,7 @@ class Schedule:
         raise NotImplementedError
 
     def get_config(self) -> Dict[str, Any]:
-        raise NotImplementedError
+        return {"class_name": type(self).__name__, **self.parameters()}
 
     def values(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
         """The value for each of the ``steps`` steps of an epoch, as float64."""
@@ -56,10 +62,11 @@ def _power(base: float, exponent: int) -> float:
         return math.inf
 
 
-def _unit(unit: str) -> str:
-    return check_choice("unit", unit, UNITS)
+#: the last field of every schedule
+_UNIT = Options(UNITS)
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Constant(Schedule):
     """Always ``value``.
 
@@ -67,17 +74,14 @@ class Constant(Schedule):
     0.01
     """
 
-    def __init__(self, value: float, unit: str = "epoch") -> None:
-        self.value = check_float("value", value)
-        self.unit = _unit(unit)
+    value: float = parameter(Real())
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return self.value
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "Constant", "value": self.value, "unit": self.unit}
 
-
+@dataclasses.dataclass(eq=False, repr=False)
 class TimeBased(Schedule):
     """``initial / (1 + decay · t)`` (Keras' time-based decay).
 
@@ -85,18 +89,15 @@ class TimeBased(Schedule):
     0.25
     """
 
-    def __init__(self, initial: float, decay: float, unit: str = "epoch") -> None:
-        self.initial = check_float("initial", initial)
-        self.decay = check_float("decay", decay, minimum=0.0)
-        self.unit = _unit(unit)
+    initial: float = parameter(Real())
+    decay: float = parameter(Real(minimum=0.0))
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return self.initial / (1.0 + self.decay * t)
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "TimeBased", "initial": self.initial, "decay": self.decay, "unit": self.unit}
 
-
+@dataclasses.dataclass(eq=False, repr=False)
 class Exponential(Schedule):
     """``initial · rate^t``.
 
@@ -104,18 +105,15 @@ class Exponential(Schedule):
     0.125
     """
 
-    def __init__(self, initial: float, rate: float, unit: str = "epoch") -> None:
-        self.initial = check_float("initial", initial)
-        self.rate = check_float("rate", rate, minimum=0.0)
-        self.unit = _unit(unit)
+    initial: float = parameter(Real())
+    rate: float = parameter(Real(minimum=0.0))
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return self.initial * _power(self.rate, t)
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "Exponential", "initial": self.initial, "rate": self.rate, "unit": self.unit}
 
-
+@dataclasses.dataclass(eq=False, repr=False)
 class Step(Schedule):
     """``initial · factor^(t // every)``: multiplied by ``factor`` every ``every`` units.
 
@@ -123,20 +121,16 @@ class Step(Schedule):
     [1.0, 1.0, 0.1, 0.1, 0.010000000000000002]
     """
 
-    def __init__(self, initial: float, factor: float, every: int, unit: str = "epoch") -> None:
-        self.initial = check_float("initial", initial)
-        self.factor = check_float("factor", factor, minimum=0.0)
-        self.every = check_int("every", every, minimum=1)
-        self.unit = _unit(unit)
+    initial: float = parameter(Real())
+    factor: float = parameter(Real(minimum=0.0))
+    every: int = parameter(Integer(minimum=1))
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return self.initial * _power(self.factor, t // self.every)
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "Step", "initial": self.initial, "factor": self.factor, "every": self.every,
-                "unit": self.unit}
 
-
+@dataclasses.dataclass(eq=False, repr=False)
 class Linear(Schedule):
     """From ``start`` to ``end`` in a straight line over ``steps`` units, then ``end``.
 
@@ -146,20 +140,22 @@ class Linear(Schedule):
     [1.0, 0.75, 0.5, 0.5]
     """
 
-    def __init__(self, start: float, end: float, steps: int, unit: str = "epoch") -> None:
-        self.start = check_float("start", start)
-        self.end = check_float("end", end)
-        self.steps = check_int("steps", steps, minimum=1)
-        self.unit = _unit(unit)
+    start: float = parameter(Real())
+    end: float = parameter(Real())
+    steps: int = parameter(Integer(minimum=1))
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return self.start + (self.end - self.start) * min(t, self.steps) / self.steps
 
-    def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "Linear", "start": self.start, "end": self.end, "steps": self.steps,
-                "unit": self.unit}
+
+def _callable(name: str, value: Any) -> Any:
+    if not callable(value):
+        fail(name, "a callable t -> value", value, TypeError)
+    return value
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class FromCallable(Schedule):
     """Any callable ``t -> value``.
 
@@ -167,11 +163,8 @@ class FromCallable(Schedule):
     0.09000000000000001
     """
 
-    def __init__(self, fn: Callable[[int], float], unit: str = "epoch") -> None:
-        if not callable(fn):
-            fail("fn", "a callable t -> value", fn, TypeError)
-        self.fn = fn
-        self.unit = _unit(unit)
+    fn: Callable[[int], float] = parameter(_callable)
+    unit: str = parameter(_UNIT, "epoch")
 
     def __call__(self, t: int) -> float:
         return float(self.fn(t))

@@ -1,0 +1,287 @@
+"""What the two estimators share: parameters, the network they build, the training loop, the stopping rule.
+
+:class:`_BaseMLP` stores the parameters (``__init__`` only stores), checks them at
+``fit`` against :data:`~pybackprop.sklearn._constraints.PARAMETER_CONSTRAINTS`, builds a
+:class:`pybackprop.Sequential` with scikit-learn's initialisation and runs its ``fit``
+with a :class:`_Monitor` callback, which records scikit-learn's fitted attributes and
+applies scikit-learn's stopping rule between epochs. It uses the model's public surface
+only (``compile``, ``fit``, ``predict``, ``get_weights``/``set_weights``, ``optimizer``,
+``stop_training``, ``layers``).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin  # type: ignore[import-untyped]
+from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
+from sklearn.utils import check_random_state  # type: ignore[import-untyped]
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data  # type: ignore[import-untyped]
+
+from .. import optimizers as _optimizers
+from .._validation import Check, check_params
+from ..callbacks import Callback
+from ..layers import Dense, Dropout
+from ..model import GradientFlowWarning, Sequential
+from ._constraints import ACTIVATION_ALIASES, PARAMETER_CONSTRAINTS
+
+Params = Dict[str, Any]  # the parameters checked and normalised (_BaseMLP._validate_params)
+
+
+class _Monitor(Callback):
+    """Runs between the epochs of ``Sequential.fit``: records scikit-learn's fitted attributes and
+    applies its stopping rule (``tol``, ``n_iter_no_change``), on the training loss or, with early
+    stopping, on the validation score (then restoring the best weights at the end)."""
+
+    def __init__(self, est: "_BaseMLP", p: Params, n_train: int, batch: int, incremental: bool,
+                 validation: Optional[Tuple[np.ndarray, Any]]) -> None:
+        self.est, self.p, self.n_train, self.batch = est, p, n_train, batch
+        self.incremental, self.validation = incremental, validation
+        self.best_weights: Optional[List[np.ndarray]] = None
+
+    def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
+        est, p = self.est, self.p
+        loss = float(logs["loss"])
+        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
+        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's end)
+            steps = -(-self.n_train // self.batch)
+            loss += 0.5 * wd * steps / self.n_train * sum(float(np.vdot(w, w)) for w in est._weight_views())
+        est.loss_curve_.append(loss)
+        est.n_iter_ += 1
+        est.t_ += self.n_train
+        if p["verbose"]:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        tol = p["tol"]
+        if self.validation is not None:
+            score = est._validation_score(*self.validation)
+            est.validation_scores_.append(score)
+            if p["verbose"]:
+                print(f"Validation score: {score:f}")
+            est._no_improvement_count = est._no_improvement_count + 1 \
+                if score < est.best_validation_score_ + tol else 0
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_weights = self.model.get_weights()
+        else:
+            best = np.inf if est.best_loss_ is None else est.best_loss_
+            est._no_improvement_count = est._no_improvement_count + 1 if loss > best - tol else 0
+            if loss < best:
+                est.best_loss_ = loss
+        if not self.incremental and est._no_improvement_count > p["n_iter_no_change"]:
+            if p["verbose"]:
+                what = "Validation score" if self.validation is not None else "Training loss"
+                print(f"{what} did not improve more than tol={tol:f} for {p['n_iter_no_change']} "
+                      "consecutive epochs. Stopping.")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, validation and training loop of the two estimators.
+
+    Subclasses give ``fit``/``partial_fit`` (turning ``y`` into the core's targets and choosing
+    the output layer and loss), ``predict`` and ``_validation_score``.
+    """
+
+    #: What each parameter accepts (scikit-learn's name for the table); checked by _validate_params.
+    _parameter_constraints: ClassVar[Mapping[str, Check]] = PARAMETER_CONSTRAINTS
+    _loss_scale = 1.0  # the core's loss over sklearn's (see the package docstring and _optimizer)
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: Any = "auto", learning_rate_init: float = 0.001,
+                 max_iter: int = 200, shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 dropout_keep_prob: float = 1.0, dtype: str = "float32") -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout_keep_prob = dropout_keep_prob
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self) -> Params:
+        """Check every parameter against ``_parameter_constraints`` (at fit time, as scikit-learn
+        does; the first bad one raises) and return them normalised (``hidden_layer_sizes`` a list,
+        numbers as int/float, ``dtype`` a name)."""
+        return check_params(self._parameter_constraints, self.get_params(deep=False))
+
+    @staticmethod
+    def _batch(p: Params, n: int) -> int:
+        return min(200, n) if p["batch_size"] == "auto" else min(p["batch_size"], n)
+
+    def _optimizer(self, p: Params) -> _optimizers.Optimizer:
+        # sklearn's alpha: weights only, divided by each batch's rows (see the package docstring)
+        # The core's gradients are _loss_scale times sklearn's: SGD takes lr / scale, the adaptive
+        # rules (invariant to the scale but for eps) eps * scale, so the steps are sklearn's.
+        scale = self._loss_scale
+        decay = dict(weight_decay=scale * p["alpha"], decay_bias=False, decay_per_sample=True)
+        lr = p["learning_rate_init"]
+        if p["solver"] == "sgd":
+            return _optimizers.SGD(lr=lr / scale, momentum=p["momentum"],
+                                   nesterov=p["nesterovs_momentum"] and p["momentum"] > 0, **decay)
+        if p["solver"] == "adam":
+            return _optimizers.Adam(lr=lr, beta1=p["beta_1"], beta2=p["beta_2"], eps=p["epsilon"] * scale, **decay)
+        if p["solver"] == "rmsprop":
+            return _optimizers.RMSprop(lr=lr, eps=p["epsilon"] * scale, momentum=p["momentum"], **decay)
+        return _optimizers.Adagrad(lr=lr, eps=1e-10 * scale, **decay)
+
+    @staticmethod
+    def _seed(p: Params) -> int:
+        if isinstance(p["random_state"], int):
+            return p["random_state"]  # type: ignore[no-any-return]
+        return int(check_random_state(p["random_state"]).randint(0, np.iinfo(np.int32).max))
+
+    # ------------------------------------------------------------------ training
+    def _new_model(self, p: Params, n_features: int, n_outputs: int, out_activation: str, loss: str,
+                   seed: int) -> Sequential:
+        activation: str = p["activation"]
+        activation = ACTIVATION_ALIASES.get(activation, activation)  # scikit-learn's name -> pybackprop's
+        layers: List[Any] = []
+        for units in p["hidden_layer_sizes"]:
+            layers.append(Dense(units, activation=activation))
+            if p["dropout_keep_prob"] < 1.0:
+                layers.append(Dropout(keep_prob=p["dropout_keep_prob"]))
+        layers.append(Dense(n_outputs, activation=out_activation))
+        model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
+        model.compile(loss=loss, optimizer=self._optimizer(p))
+        # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
+        # factor 2 with logistic hidden units and 6 otherwise (Glorot), from a generator seeded by random_state
+        rng = np.random.default_rng(seed)
+        factor = 2.0 if activation == "sigmoid" else 6.0
+        dims = [n_features, *p["hidden_layer_sizes"], n_outputs]
+        weights = []
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            weights += [rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)]
+        model.set_weights(weights)
+        return model
+
+    def _train(self, X: np.ndarray, Y: np.ndarray, y_score: Any, p: Params, incremental: bool,
+               new_model: bool, n_outputs: int, out_activation: str, loss: str) -> None:
+        """Build (or reuse) the network and run the epochs; ``Y`` is what the core trains on,
+        ``y_score`` the targets in the form ``_validation_score`` compares with."""
+        seed = self._seed(p)
+        early = p["early_stopping"] and not incremental
+        validation = None
+        if early:
+            idx_train, idx_val = self._split(X.shape[0], y_score, p["validation_fraction"], seed)
+            validation = (X[idx_val], y_score[idx_val])
+            X, Y = X[idx_train], Y[idx_train]
+        n = X.shape[0]
+        batch = self._batch(p, n)
+        if new_model:
+            self.model_ = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed)
+            self.loss_curve_: List[float] = []
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.best_loss_: Optional[float] = np.inf
+            self._no_improvement_count = 0
+            self.out_activation_ = "logistic" if out_activation == "sigmoid" else out_activation
+            self.n_outputs_ = n_outputs
+            self.n_layers_ = len(p["hidden_layer_sizes"]) + 2
+        else:
+            # sklearn reads alpha at every call; the rest it keeps
+            self._retune_weight_decay(self._optimizer(p).weight_decay)
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+        if early:
+            self.validation_scores_: List[float] = []
+            self.best_validation_score_ = -np.inf
+            self._no_improvement_count = 0
+        elif not incremental:
+            self._no_improvement_count = 0
+        monitor = _Monitor(self, p, n, batch, incremental, validation)
+        with warnings.catch_warnings():
+            # The gradient-flow heuristic of Sequential.fit (first layer's gradient norm against the
+            # last's) also fires when a small net has converged and its gradients vanish for good
+            # reasons; sklearn estimators warn about nothing while training (see the package docstring).
+            # model_.history.history["grad_norm"] keeps the per-layer norms.
+            warnings.filterwarnings("ignore", category=GradientFlowWarning)
+            self.model_.fit(X, Y, epochs=1 if incremental else p["max_iter"], batch_size=batch,
+                            shuffle=p["shuffle"], verbose=0, callbacks=[monitor])
+        if early:
+            self.best_loss_ = None
+
+    def _retune_weight_decay(self, weight_decay: float) -> None:
+        """Give the optimiser a new ``weight_decay`` (alpha changed by ``set_params`` between
+        ``partial_fit`` calls), keeping its state (momentum buffers, moments)."""
+        opt = self.model_.optimizer
+        assert opt is not None
+        if opt.weight_decay != weight_decay:
+            opt.weight_decay = weight_decay
+            self.model_._configure_optimizer(reset_state=False)
+
+    def _split(self, n: int, y_score: Any, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Training and validation indices for early stopping (as sklearn: ``ceil(fraction * n)``
+        validation samples, stratified for single-label classification), with the minimum sizes the
+        score needs: 2 samples for R², one per class when stratifying (else a plain random split)."""
+        classifier = isinstance(self, ClassifierMixin)
+        stratify = None
+        n_val = max(int(np.ceil(fraction * n)), 1 if classifier else 2)
+        if classifier and np.ndim(y_score) == 1:
+            _, counts = np.unique(y_score, return_counts=True)
+            k = len(counts)
+            if counts.min() >= 2 and n - max(n_val, k) >= k:
+                stratify, n_val = y_score, max(n_val, k)
+        if n - n_val < 1:
+            raise ValueError(f"early_stopping: n_samples = {n} is too few to hold out a validation set of "
+                             f"{n_val} sample(s) (validation_fraction={fraction}) and keep one to train on; "
+                             "use early_stopping=False")
+        return train_test_split(np.arange(n), test_size=n_val, random_state=np.random.RandomState(seed % 2 ** 32),
+                                stratify=stratify)
+
+    def _outputs(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        Xc = validate_data(self, X, reset=False, dtype=self.model_.dtype)
+        return np.asarray(self.model_.predict(Xc), dtype=np.float64)
+
+    def _validation_score(self, X: np.ndarray, y: Any) -> float:
+        raise NotImplementedError
+
+    def _fit_args(self, X: Any, y: Any, p: Params, reset: bool, y_numeric: bool) -> Tuple[np.ndarray, Any]:
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=y_numeric, dtype=p["dtype"], reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    # ------------------------------------------------------------------ sklearn-style attributes
+    @property
+    def coefs_(self) -> List[np.ndarray]:
+        """Weight matrices ``W`` of shape ``(fan_in, fan_out)``, one per layer (copies)."""
+        check_is_fitted(self)
+        return [layer.W.copy() for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    @property
+    def intercepts_(self) -> List[np.ndarray]:
+        """Bias vectors, one per layer (copies)."""
+        check_is_fitted(self)
+        return [layer.b.copy() for layer in self.model_.layers if isinstance(layer, Dense)]  # type: ignore
+
+    def _weight_views(self) -> List[np.ndarray]:
+        return [layer.W for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
