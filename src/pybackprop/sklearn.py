@@ -350,7 +350,7 @@ class _BaseMLP(BaseEstimator):
             wd = self._optimizer(p).weight_decay  # sklearn reads alpha at every call; the rest it keeps
             if opt.weight_decay != wd:  # alpha changed (set_params between partial_fit calls)
                 opt.weight_decay = wd
-                self.model_._configure_optimizer(reset_state=False)
+                self.model_.engine.configure_optimizer(reset_state=False)
             if self.best_loss_ is None:
                 self.best_loss_ = np.inf
         if early:
