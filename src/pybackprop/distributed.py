@@ -20,7 +20,7 @@ arguments. Then:
   applies the compiled optimiser (``apply_gradients``, with ``clip_norm`` on
   the global gradient), so all ranks keep the same weights;
 - Dropout masks are the masks single-process ``fit`` would draw for the
-  global batch (stream ``DROPOUT`` of the step, generated here for exactly
+  global batch (stream ``DROPOUT`` of the step, drawn by the core for exactly
   the rows a rank holds), so even with Dropout N ranks follow the
   single-process trajectory; ``noisy_relu`` noise is drawn per rank by the
   core and does differ from a single process;
@@ -70,12 +70,8 @@ from . import _core
 from ._validation import check_bool, check_int, fail
 from .callbacks import Callback, History, ModelCheckpoint, ProgressBar, TerminateOnNaN
 from .model import DivergenceError, Sequential, _warn_gradient_flow
-from .reference import rng as _rng
 
 __all__ = ["DistributedError", "DistributedTrainer", "fit_distributed", "default_comm"]
-
-_MULT = 6364136223846793005
-_MASK64 = (1 << 64) - 1
 
 
 class DistributedError(RuntimeError):
@@ -90,62 +86,6 @@ def default_comm() -> Any:
         raise ImportError("pybackprop.distributed needs mpi4py and an MPI library: "
                           "pip install 'pybackprop[mpi]' (mpi4py and the mpich wheel)") from exc
     return MPI.COMM_WORLD
-
-
-# ---------------------------------------------------------------------- dropout masks of any rows
-class _MaskDraws:
-    """PCG32 outputs at arbitrary positions of a stream, vectorised with NumPy.
-
-    Output k of a stream is ``out(s_k)`` with ``s_k = M^k s_0 + inc (1 + M + ... + M^(k-1))``
-    (mod 2^64), where s_0 is the state after ``PCG32.__init__`` (docs/internals.md). M^k and the
-    geometric sums do not depend on the stream, so they are cached once for every position.
-
-    >>> from pybackprop.reference import rng
-    >>> rows = np.array([1, 3])   # this rank's rows of a global batch of 4, Dropout over 5 units
-    >>> mask = _MaskDraws().mask(0, 7, 1, rows, 5, 0.5, False, "float64")
-    >>> bool((mask == rng.dropout_mask(0, 7, 1, (4, 5), 0.5)[rows]).all())
-    True
-    """
-
-    def __init__(self) -> None:
-        self.powers = np.ones(1, dtype=np.uint64)   # M^k
-        self.sums = np.zeros(1, dtype=np.uint64)    # 1 + M + ... + M^(k-1)
-
-    def _grow(self, size: int) -> None:
-        if size <= self.powers.size:
-            return
-        size = max(size, 2 * self.powers.size)
-        powers = np.empty(size, dtype=np.uint64)
-        powers[0] = 1
-        powers[1:] = np.uint64(_MULT)
-        np.multiply.accumulate(powers, out=powers)  # uint64 arithmetic wraps mod 2^64
-        sums = np.zeros(size, dtype=np.uint64)
-        np.add.accumulate(powers[:-1], out=sums[1:])
-        self.powers, self.sums = powers, sums
-
-    def outputs(self, seed: int, stream: int, positions: np.ndarray) -> np.ndarray:
-        """The 32-bit outputs number ``positions`` (int64 array) of ``PCG32(seed, stream)``."""
-        gen = _rng.PCG32(seed, stream)
-        self._grow(int(positions.max()) + 1 if positions.size else 1)
-        with np.errstate(over="ignore"):
-            state = self.powers[positions] * np.uint64(gen.state) + self.sums[positions] * np.uint64(gen.inc)
-            xorshifted = (((state >> np.uint64(18)) ^ state) >> np.uint64(27)) & np.uint64(0xFFFFFFFF)
-            rot = state >> np.uint64(59)
-            out = (xorshifted >> rot) | (xorshifted << ((np.uint64(32) - rot) & np.uint64(31)))
-        return out & np.uint64(0xFFFFFFFF)
-
-    def mask(self, seed: int, step: int, layer_index: int, rows: np.ndarray, fan: int, keep_prob: float,
-             per_batch: bool, dtype: str) -> np.ndarray:
-        """Rows ``rows`` (positions in the global batch) of the mask single-process fit would draw."""
-        threshold = np.uint64(math.floor(keep_prob * 4294967296.0))
-        stream = _rng.stream(_rng.DROPOUT, step, layer_index)
-        cols = np.arange(fan, dtype=np.int64)
-        if per_batch:
-            row = (self.outputs(seed, stream, cols) < threshold).astype(dtype)
-            return np.ascontiguousarray(np.broadcast_to(row, (rows.size, fan)))
-        positions = (rows.astype(np.int64)[:, None] * fan + cols[None, :]).ravel()
-        kept = self.outputs(seed, stream, positions) < threshold
-        return kept.astype(dtype).reshape(rows.size, fan)
 
 
 # ---------------------------------------------------------------------- the trainer
@@ -198,7 +138,6 @@ class DistributedTrainer:
         self.abort_on_error = check_bool("abort_on_error", abort_on_error)
         self.profile = check_bool("profile", profile)
         self.timings: Dict[str, float] = {}
-        self._masks = _MaskDraws()
         if num_threads == "auto":
             self._set_auto_threads()
         elif num_threads is not None:
@@ -360,9 +299,7 @@ class DistributedTrainer:
         callbacks = ([ProgressBar()] if verbose else []) + callbacks
         mine = [cb for cb in callbacks if self.is_root or not _root_only(cb)]
         dense, dropouts = model._dense, model._dropouts
-        fans = [int(model.input_dim or 0) if d._index == 0 else dense[d._index - 1].units for d in dropouts]
         grads = net.grads()
-        drop_at = [model.layers.index(d) for d in dropouts]  # position in model.layers: the mask stream
         timings = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0, "epochs": 0.0, "steps": 0}
         self.timings = timings
         warned = False
@@ -396,12 +333,7 @@ class DistributedTrainer:
                 keeps = [net.keep_prob(d._index) for d in dropouts]
                 t0 = time.perf_counter()
                 if rows.size:
-                    masks: Optional[List[Optional[np.ndarray]]] = None
-                    if dropouts:
-                        masks = [None] * len(dense)
-                        for d, i, fan, p in zip(dropouts, drop_at, fans, keeps):
-                            masks[d._index] = self._masks.mask(model.seed, net.step_counter, i, positions, fan,
-                                                               p, d.mask == "per_batch", model.dtype)
+                    masks = net.dropout_masks(positions) if dropouts else None
                     loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
                     grads *= rows.size / batch.size
                     if not math.isfinite(loss):
@@ -430,8 +362,9 @@ class DistributedTrainer:
                     raise DivergenceError(epoch, s, bad, history if self.is_root else None)
                 norm_sums += norms
                 if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
-                    update_ratio = net.apply_gradients_with_ratio(lr, batch.size)
-                    applied = update_ratio is not None
+                    ratio = np.zeros(len(dense))
+                    applied = net.apply_gradients(lr, batch.size, ratio)
+                    update_ratio = [float(v) for v in ratio]
                 else:
                     applied = net.apply_gradients(lr, batch.size)
                 if not applied:  # refused (it would overflow) on every rank alike

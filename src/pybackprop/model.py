@@ -202,16 +202,17 @@ class Sequential:
                     finite = np.isfinite(layer.init.astype(self.dtype)).all()
                 if not finite:
                     fail(f"init of layer {i}", f"values finite in {self.dtype}", layer.init)
-            drop: Dict[str, Any] = {}
+            drop = None
             if pending is not None:
                 j, dropout = pending
-                drop = dict(dropout_keep_prob=dropout.current_keep_prob(),
-                            dropout_inverted=dropout.scaling == "inverted",
-                            dropout_per_batch=dropout.mask == "per_batch", dropout_index=j)
+                drop = _core.DropoutSpec(keep_prob=dropout.current_keep_prob(),
+                                         inverted=dropout.scaling == "inverted",
+                                         per_batch=dropout.mask == "per_batch", index=j)
                 dropout._index, pending = d, None
             p = layer.activation.params()
-            specs.append(_core.DenseSpec(layer.units, layer.activation.name, alpha=p.get("alpha", 0.0),
-                                         sigma=p.get("sigma", 0.0), use_bias=layer.use_bias, index=i, **drop))
+            specs.append(_core.DenseSpec(units=layer.units, activation=layer.activation.name,
+                                         alpha=p.get("alpha", 0.0), sigma=p.get("sigma", 0.0),
+                                         use_bias=layer.use_bias, index=i, dropout=drop))
             layer._index = d
         net = _CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
         for d, layer in enumerate(dense):
@@ -276,7 +277,7 @@ class Sequential:
     def _configure_optimizer(self, reset_state: bool) -> None:
         assert self.optimizer is not None
         if self.built:
-            self._net.set_optimizer(**self.optimizer.core_kwargs())
+            self._net.set_optimizer(self.optimizer.core_config())
             if reset_state:
                 self._net.reset_optimizer_state()
 
@@ -442,10 +443,10 @@ class Sequential:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
-            loss, grad_norm, _, lr_used, keep_used, health, diverged = net.fit_epoch(
-                Xc, Yc, min(batch_size, n), shuffle, lr_steps, keep_steps)
-            if diverged is not None:
-                step, bad_loss = diverged
+            r = net.fit_epoch(Xc, Yc, min(batch_size, n), shuffle, lr_steps, keep_steps)
+            loss, grad_norm, lr_used, keep_used, health = r.loss, r.grad_norm, r.lr, r.keep_prob, r.health
+            if r.diverged:
+                step, bad_loss = r.diverged_step, r.diverged_loss
                 if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
                     history.append(epoch, {"loss": bad_loss})
                     for cb in callbacks:
