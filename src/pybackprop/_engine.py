@@ -300,16 +300,17 @@ class Engine:
                     finite = np.isfinite(layer.init.astype(self.dtype)).all()
                 if not finite:
                     fail(f"init of layer {i}", f"values finite in {self.dtype}", layer.init)
-            drop: Dict[str, Any] = {}
+            drop = None
             if pending is not None:
                 j, dropout = pending
-                drop = dict(dropout_keep_prob=dropout.current_keep_prob(),
-                            dropout_inverted=dropout.scaling == "inverted",
-                            dropout_per_batch=dropout.mask == "per_batch", dropout_index=j)
+                drop = _core.DropoutSpec(keep_prob=dropout.current_keep_prob(),
+                                         inverted=dropout.scaling == "inverted",
+                                         per_batch=dropout.mask == "per_batch", index=j)
                 dropout._index, pending = d, None
             p = layer.activation.params()
-            specs.append(_core.DenseSpec(layer.units, layer.activation.name, alpha=p.get("alpha", 0.0),
-                                         sigma=p.get("sigma", 0.0), use_bias=layer.use_bias, index=i, **drop))
+            specs.append(_core.DenseSpec(units=layer.units, activation=layer.activation.name,
+                                         alpha=p.get("alpha", 0.0), sigma=p.get("sigma", 0.0),
+                                         use_bias=layer.use_bias, index=i, dropout=drop))
             layer._index = d
         net = CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
         if init:
@@ -375,7 +376,7 @@ class Engine:
         ``optimizer.lr = ...``), keeping its state unless ``reset_state``."""
         assert self.optimizer is not None
         if self.built:
-            self.net.set_optimizer(**self.optimizer.core_kwargs())
+            self.net.set_optimizer(self.optimizer.core_config())
             if reset_state:
                 self.net.reset_optimizer_state()
 
@@ -616,10 +617,9 @@ class Engine:
 
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
                     lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray]) -> EpochOutcome:
-        loss, grad_norm, _, lr_used, keep_used, health, diverged = self.net.fit_epoch(
-            Xc, Yc, batch, shuffle, lr_steps, keep_steps)
-        return EpochOutcome(loss, list(grad_norm), lr_used, keep_used, {key: health[key] for key in HEALTH_KEYS},
-                            None if diverged is None else (int(diverged[0]), float(diverged[1])))
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps)  # a _core.EpochResult
+        return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: r.health[key] for key in HEALTH_KEYS},
+                            (r.diverged_step, r.diverged_loss) if r.diverged else None)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
@@ -663,8 +663,9 @@ class Engine:
                                     (s, reducer.sum(loss * rows.size) / batch.size))
             norm_sums += norms
             if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
-                update_ratio = net.apply_gradients_with_ratio(lr, batch.size)
-                applied = update_ratio is not None
+                ratio = np.zeros(len(dense))
+                applied = net.apply_gradients(lr, batch.size, ratio)
+                update_ratio = [float(v) for v in ratio]
             else:
                 applied = net.apply_gradients(lr, batch.size)
             if not applied:  # refused (it would overflow) on every rank alike
