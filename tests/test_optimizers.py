@@ -401,7 +401,7 @@ def test_apply_gradients_with_update_ratio_is_fits_last_step(name, hp):
     net = b._net
     net.loss_and_gradients(X, y, True, copy=False)
     ratio = np.full(net.num_layers, np.nan)
-    assert net.apply_gradients(b._lr_now(), BATCH, ratio)
+    assert net.apply_gradients(b.engine.lr_now(), BATCH, ratio)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(ratio, h.history["update_ratio"][0])

@@ -331,7 +331,8 @@ class Sequential:
         >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0])
         1.5
         """
-        return float(self._engine.net.evaluate(*self._engine.data(X, y)))
+        Xc, Yc = self._engine.data(X, y)  # first: it builds an unbuilt model
+        return float(self._engine.net.evaluate(Xc, Yc))
 
     # ------------------------------------------------------------------ weights and config
     def get_weights(self) -> List[np.ndarray]:
