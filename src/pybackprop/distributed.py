@@ -61,7 +61,7 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
