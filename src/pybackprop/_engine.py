@@ -618,7 +618,8 @@ class Engine:
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
                     lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray]) -> EpochOutcome:
         r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps)  # a _core.EpochResult
-        return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: r.health[key] for key in HEALTH_KEYS},
+        health = r.health  # each read of a result's attribute converts it: read once
+        return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
                             (r.diverged_step, r.diverged_loss) if r.diverged else None)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
