@@ -724,13 +724,15 @@ class Engine:
                 raise ValueError(f"optimizer state '{name}' has shape {arr.shape}, expected ({net.arena_size},)")
             writes.append((target, arr))
         counters = {key: int(state.counters[key]) for key in ("epoch_counter", "step_counter", "optimizer_step")}
-        self.set_weights(state.weights)
+        keep_probs = [check_float(f"keep_probs[{k}]", p, minimum=0.0, maximum=1.0, min_inclusive=False)
+                      for k, p in enumerate(state.keep_probs)]
+        self.set_weights(state.weights)  # checks every array before it writes any
         for target, arr in writes:
             target()[...] = arr
         net.epoch_counter = counters["epoch_counter"]
         net.step_counter = counters["step_counter"]
         net.optimizer_step = counters["optimizer_step"]
-        self.set_keep_probs(state.keep_probs)
+        self.set_keep_probs(keep_probs)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every parameter from a list shaped like :meth:`get_weights` (all checked before any is written)."""
