@@ -16,8 +16,8 @@ from . import layers as _layers
 from . import optimizers as _optimizers
 from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine, GradientFlowWarning,
                       warn_gradient_flow)
-from ._validation import check_bool, check_dtype, check_int, fail
 from ._history import Callback, History
+from ._validation import check_bool, check_dtype, check_int, fail
 from .layers import Dense, Dropout, Layer
 
 __all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
