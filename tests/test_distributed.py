@@ -205,18 +205,6 @@ def test_rank_specific_bad_input_raises_everywhere(tmp_path):
         assert f"rank {r} caught: rank {r} and rank {1 - r} differ in batch_size" in proc.stdout, proc.stdout
 
 
-def test_mask_draws_match_reference():
-    from pybackprop.distributed import _MaskDraws
-    from pybackprop.reference import rng
-
-    draws = _MaskDraws()
-    rows = np.array([0, 2, 5, 6])
-    for seed, step, index, per_batch in [(0, 0, 1, False), (2 ** 62 + 7, 1234, 3, False), (5, 9, 0, True)]:
-        want = rng.dropout_mask(seed, step, index, (7, 11), 0.6, per_batch=per_batch)
-        got = draws.mask(seed, step, index, rows, 11, 0.6, per_batch, "float64")
-        assert np.array_equal(got, want[rows])
-
-
 def test_example_mpi_train(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(ROOT / "examples" / "mpi_train.py"),

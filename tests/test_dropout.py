@@ -353,3 +353,39 @@ def test_dropout_structure_and_option_errors():
         model.loss_and_gradients(X, y, training=True, masks={1: np.full((4, 3), 0.5)})
     with pytest.raises(TypeError, match="masks"):
         model.loss_and_gradients(X, y, training=True, masks=[np.ones((4, 3))])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask", ["per_sample", "per_batch"])
+def test_dropout_masks_of_any_rows_are_the_references_and_the_forward_passes(dtype, mask):
+    """net.dropout_masks(rows): rows of the masks the coming step draws (distributed
+    training's ranks each draw the rows they hold), bitwise the reference's and the
+    core's own forward pass's, past one 512-draw chunk, at keep_prob 1 too; None for
+    a dense layer without input dropout."""
+    seed, step, B = 2 ** 62 + 7, 1234, 200
+    layers = [bp.Dropout(keep_prob=0.7, mask=mask), bp.Dense(5, activation="relu"),
+              bp.Dropout(keep_prob=0.4, mask=mask), bp.Dense(3, activation="tanh"),
+              bp.Dropout(keep_prob=1.0, mask=mask), bp.Dense(2), bp.Dense(1)]
+    m = bp.Sequential(layers, input_dim=INPUT_DIM, dtype=dtype, seed=seed)
+    m.compile(loss="mse", optimizer="sgd")
+    net = m._net
+    net.step_counter = step
+    fans = {0: INPUT_DIM, 1: 5, 2: 3}  # dense layer -> its input width
+    positions = {0: 0, 1: 2, 2: 4}     # its Dropout's place in the layer list (the mask stream)
+    rows = np.array([0, 3, 127, 128, 129, 199, 5, 5])
+    got = net.dropout_masks(rows)
+    assert len(got) == 4 and got[3] is None
+    for d, fan in fans.items():
+        keep = layers[positions[d]].keep_prob
+        want = dropout_mask(seed, step, positions[d], (B, fan), keep, per_batch=mask == "per_batch", dtype=dtype)
+        assert got[d].dtype == np.dtype(dtype) and got[d].shape == (rows.size, fan)
+        np.testing.assert_array_equal(got[d], want[rows], err_msg=f"dense layer {d}")
+    X = np.random.default_rng(0).normal(size=(B, INPUT_DIM)).astype(dtype)
+    Y = np.zeros((B, 1), dtype=dtype)
+    _, _, used = net.loss_and_gradients(X, Y, True)
+    every = net.dropout_masks(np.arange(B))
+    for k, d in enumerate(fans):
+        np.testing.assert_array_equal(every[d], used[k], err_msg=f"dense layer {d}")
+    assert [a.shape for a in net.dropout_masks(np.arange(0)) if a is not None] == [(0, 4), (0, 5), (0, 3)]
+    with pytest.raises(ValueError, match="rows"):
+        net.dropout_masks(np.array([-1]))

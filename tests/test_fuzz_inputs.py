@@ -64,7 +64,7 @@ def state(model: bp.Sequential) -> Dict[str, Any]:
     return {"built": True, "weights": model.get_weights(), "state1": net.state1().copy(),
             "state2": net.state2().copy(),
             "counters": (net.epoch_counter, net.step_counter, net.optimizer_step),
-            "keep": [net.keep_prob(d._index) for d in model._dropouts]}
+            "keep": model.engine.keep_probs()}
 
 
 def assert_unchanged(model: bp.Sequential, before: Dict[str, Any], what: str) -> None:

@@ -2,8 +2,10 @@
 
 Each weight of the core model is perturbed in place through the zero-copy
 ``layer.W`` / ``layer.b`` views, and the loss is re-evaluated by the core
-itself (``evaluate``, inference mode): no reference code is involved, so this
-checks the C++ backward pass directly against the C++ forward pass.
+itself (``evaluate``, inference mode): only the differencing is shared
+(``pybackprop.reference.numeric_gradient``, the project's one finite
+difference), no reference network is involved, so this checks the C++
+backward pass directly against the C++ forward pass.
 
 float64: dL/dw ~ (L(w + h) - L(w - h)) / 2h with h = 1e-6 has truncation error
 ~h^2 |L'''| and round-off ~ulp(L) / h ~ 1e-10 |L|, so analytic and numeric
@@ -23,6 +25,7 @@ import pytest
 
 import pybackprop as bp
 from conftest import assert_close, make_data, make_model
+from pybackprop.reference import numeric_gradient
 
 ARCHITECTURES = {
     "single-layer": [],
@@ -46,29 +49,10 @@ H = 1e-6
 
 def numeric_gradients(model: bp.Sequential, loss_fn: Callable[[], float], h: float = H
                       ) -> List[Dict[str, np.ndarray]]:
-    """Central differences of ``loss_fn()`` w.r.t. every W and b of ``model``.
-
-    Each parameter is changed in place through the layer's view and restored.
-    """
-    grads = []
-    for layer in model.layers:
-        g = {}
-        for key in ("W", "b"):
-            p = getattr(layer, key)
-            if p is None:
-                continue
-            d = np.zeros(p.shape, dtype=np.float64)
-            for idx in np.ndindex(p.shape):
-                old = p[idx]
-                p[idx] = old + h
-                up = loss_fn()
-                p[idx] = old - h
-                down = loss_fn()
-                p[idx] = old
-                d[idx] = (up - down) / (2 * h)
-            g[key] = d
-        grads.append(g)
-    return grads
+    """Central differences of ``loss_fn()`` w.r.t. every W and b of ``model`` (``reference.numeric_gradient``
+    on each layer's view, changed in place and restored)."""
+    return [{key: numeric_gradient(loss_fn, getattr(layer, key), h) for key in ("W", "b")
+             if getattr(layer, key, None) is not None} for layer in model.layers]
 
 
 def assert_gradients_match(analytic, numeric, rtol: float, atol: float, label: str) -> None:

@@ -12,13 +12,14 @@ CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
     import pybackprop as bp
+    from pybackprop._core import _testing
     rng = np.random.default_rng(0)
     X = rng.standard_normal(size=(ROWS, INPUTS), dtype=np.float32)
     y = X[:, :3].sum(axis=1)
     m = bp.Sequential([LAYERS], input_dim=INPUTS, seed=0)
     m.compile(loss="mse", optimizer=bp.SGD(lr=1e-3))
     m.fit(X[:64], y[:64], epochs=2, batch_size=BATCH, verbose=0)   # two short epochs in the history
-    steps, fused = m._net.step_counter, m._net._fused_steps
+    steps, fused = m._net.step_counter, _testing.fused_steps(m._net)
     print("started", flush=True)
     try:
         m.fit(X, y, epochs=1, batch_size=BATCH, verbose=0)          # one long epoch, all in C++
@@ -27,7 +28,7 @@ CHILD = textwrap.dedent("""
         done = time.perf_counter()
         ok = all(np.isfinite(w).all() for w in m.get_weights())
         print(f"interrupted {done!r} steps={m._net.step_counter - steps} finite={ok} "
-              f"history={len(m.history.epoch)} fused={m._net._fused_steps - fused}", flush=True)
+              f"history={len(m.history.epoch)} fused={_testing.fused_steps(m._net) - fused}", flush=True)
 """)
 
 WIDE = dict(ROWS="1_000_000", INPUTS="16", BATCH="32",

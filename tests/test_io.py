@@ -2,6 +2,7 @@
 import copy
 import io
 import json
+import pathlib
 import pickle
 import zipfile
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import pybackprop as bp
+from pybackprop.io import model_to_bytes
 
 
 def _data(n=40):
@@ -112,7 +114,7 @@ def _set_header(arrays, header):
     (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "cannot read it as an npz archive"),
     (lambda p: p.write_bytes(b"not a model"), "cannot read it as an npz archive"),
     (lambda p: _rewrite(p, lambda a: a.__setitem__("weight_0", a["weight_0"] + 1)), "checksum mismatch in 'weight_0'"),
-    (lambda p: _rewrite(p, lambda a: a.pop("optimizer_state1")), "do not match the header"),
+    (lambda p: _rewrite(p, lambda a: a.pop("optimizer_exp_avg")), "do not match the header"),
     (lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "format_version": 99})), "format version 99"),
     (lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "format": "other"})), "format is not"),
     (lambda p: _rewrite(p, lambda a: a.__setitem__("header", np.frombuffer(b"{oops", np.uint8))), "not JSON"),
@@ -148,7 +150,27 @@ def test_file_is_a_plain_npz():
     from pybackprop.io import model_to_bytes
 
     buf.write(model_to_bytes(_model()))
-    assert set(zipfile.ZipFile(buf).namelist()) >= {"header.npy", "weight_0.npy", "optimizer_state1.npy"}
+    names = set(zipfile.ZipFile(buf).namelist())
+    assert names >= {"header.npy", "weight_0.npy", "optimizer_exp_avg.npy", "optimizer_exp_avg_sq.npy"}
+
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name, key", [("format1-adam-dropout", "adam"), ("format1-rmsprop", "rmsprop")])
+def test_format_1_files_still_load_and_resume_exactly(name, key):
+    """Files written by format 1 (optimiser state as optimizer_state1/2, main at 97e1f92) load, and
+    training resumes exactly as the writing process went on (losses and weights stored beside them)."""
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0) if key == "adam" else X[:, 0]
+    model = bp.load(DATA / f"{name}.pbp")
+    expected = np.load(DATA / "format1-expected.npz")
+    hist = model.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert hist.history["loss"] == expected[f"{key}_loss"].tolist()
+    np.testing.assert_array_equal(model.get_weights()[0], expected[f"{key}_w0"])
+    buf = io.BytesIO(model_to_bytes(model))  # written again: format 2, named optimiser state
+    header = json.loads(np.load(buf)["header"].tobytes())
+    assert header["format_version"] == 2 and not any("state1" in k for k in header["sha256"])
 
 
 def test_killed_writer_leaves_the_previous_file_loadable(tmp_path):

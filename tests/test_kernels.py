@@ -3,7 +3,7 @@ this CPU against the naive kernel, over the edge shapes of its register tile
 and cache blocks; bitwise invariance under the thread count; the dispatch and
 its PYBACKPROP_ISA override.
 
-The hook is the private ``_core._gemm(op, A, B, C, isa)`` (C += op(A, B) in
+The hook is the private ``_testing.gemm(op, A, B, C, isa)`` (C += op(A, B) in
 place): ``isa="reference"`` is the naive kernel, an ISA name forces the blocked
 driver with that ISA's microkernels (with ``small=True`` the unpacked
 small-product path with that ISA's kernels), ``"auto"`` is what the layers call.
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import pybackprop as bp
-from pybackprop import _core
+from pybackprop._core import _testing
 
-ISAS: List[str] = list(_core._kernel_isas())
+ISAS: List[str] = list(_testing.kernel_isas())
 OPS = ["nn", "tn", "nt"]
 DTYPES = ["float32", "float64"]
 
@@ -47,7 +47,7 @@ def logical(op: str, A: np.ndarray, B: np.ndarray) -> Tuple[np.ndarray, np.ndarr
 
 def gemm(op: str, A: np.ndarray, B: np.ndarray, C: np.ndarray, isa: str, small: bool = False) -> np.ndarray:
     out = C.copy()
-    _core._gemm(op, A, B, out, isa, small=small)
+    _testing.gemm(op, A, B, out, isa, small=small)
     return out
 
 
@@ -73,7 +73,7 @@ def assert_gemm_close(label: str, op: str, A, B, C, got, want) -> None:
 
 
 def tiles(isa: str, dtype: str) -> Dict[str, int]:
-    return dict(_core._kernel_tiles(isa)[dtype])
+    return dict(_testing.kernel_tiles(isa)[dtype])
 
 
 def edge_shapes(isa: str, dtype: str) -> List[Tuple[int, int, int]]:
@@ -95,10 +95,10 @@ def edge_shapes(isa: str, dtype: str) -> List[Tuple[int, int, int]]:
 
 def test_isas_are_listed_and_the_active_one_is_reported():
     assert "generic" in ISAS, ISAS
-    assert set(ISAS) <= set(_core._kernel_isas_compiled())
+    assert set(ISAS) <= set(_testing.kernel_isas_compiled())
     assert bp.build_info()["isa"] in ISAS
     if not os.environ.get("PYBACKPROP_ISA"):
-        assert _core._isa_note() == ""
+        assert _testing.isa_note() == ""
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -220,23 +220,23 @@ def test_hook_rejects_bad_arguments():
     B = np.zeros((4, 5), np.float32)
     C = np.zeros((3, 5), np.float32)
     with pytest.raises(ValueError, match="op must be"):
-        _core._gemm("tt", A, B, C, "auto")
+        _testing.gemm("tt", A, B, C, "auto")
     with pytest.raises(ValueError, match="isa must be"):
-        _core._gemm("nn", A, B, C, "sse9")
+        _testing.gemm("nn", A, B, C, "sse9")
     with pytest.raises(ValueError, match="small=True needs an ISA"):
-        _core._gemm("nn", A, B, C, "auto", small=True)
+        _testing.gemm("nn", A, B, C, "auto", small=True)
     with pytest.raises(ValueError, match=r"C has shape \(3, 5\), expected \(4, 5\)"):
-        _core._gemm("tn", A, np.zeros((3, 5), np.float32), C, "auto")
+        _testing.gemm("tn", A, np.zeros((3, 5), np.float32), C, "auto")
     with pytest.raises(ValueError, match="share one dtype"):
-        _core._gemm("nn", A.astype(np.float64), B, C, "auto")
+        _testing.gemm("nn", A.astype(np.float64), B, C, "auto")
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core._gemm("nn", A, B, np.zeros((5, 3), np.float32).T, "auto")
+        _testing.gemm("nn", A, B, np.zeros((5, 3), np.float32).T, "auto")
 
 
 def run_with_isa(value: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYBACKPROP_ISA=value)
-    code = ("import pybackprop as bp; from pybackprop import _core; "
-            "print(bp.build_info()['isa']); print(_core._isa_note())")
+    code = ("import pybackprop as bp; from pybackprop._core import _testing; "
+            "print(bp.build_info()['isa']); print(_testing.isa_note())")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -270,16 +270,16 @@ def test_tanh_kernel_of_each_isa(isa):
     loop (by up to a few ulp), so the ISAs are compared with tanh, not with each other."""
     z = np.concatenate([np.linspace(-12, 12, 4001), [0.0, -0.0, 1e-8, -1e-8, 1e-30, np.inf, -np.inf]])
     z = z.astype(np.float32)
-    got = _core._tanh_f32(z, isa)
+    got = _testing.tanh_f32(z, isa)
     np.testing.assert_allclose(got, np.tanh(z.astype(np.float64)), rtol=3.4e-7, atol=1e-30)
-    assert np.all(np.abs(got) <= 1) and np.array_equal(_core._tanh_f32(-z, isa), -got)
+    assert np.all(np.abs(got) <= 1) and np.array_equal(_testing.tanh_f32(-z, isa), -got)
     nan = np.full(11, np.nan, dtype=np.float32)  # a NaN stays NaN (not clamped to +-1), body and tail
-    assert np.isnan(_core._tanh_f32(nan, isa)).all()
+    assert np.isnan(_testing.tanh_f32(nan, isa)).all()
     for n in range(34):
         part = z[1000:1000 + n]
-        np.testing.assert_array_equal(_core._tanh_f32(part, isa), got[1000:1000 + n], err_msg=f"length {n}")
+        np.testing.assert_array_equal(_testing.tanh_f32(part, isa), got[1000:1000 + n], err_msg=f"length {n}")
     with pytest.raises(ValueError, match="unknown or unsupported isa"):
-        _core._tanh_f32(z, "sse9")
+        _testing.tanh_f32(z, "sse9")
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -292,18 +292,18 @@ def test_sigmoid_kernel_of_each_isa(isa):
                         [0.0, -0.0, 1e-30, -1e-30, -87.3, 87.3]]).astype(np.float32)
     z64 = z.astype(np.float64)
     true = np.exp(-np.logaddexp(0.0, -z64))  # float64 sigmoid, stable in both tails
-    got = _core._sigmoid_f32(z, isa)
+    got = _testing.sigmoid_f32(z, isa)
     normal = true >= np.finfo(np.float32).tiny
     np.testing.assert_allclose(got[normal], true[normal], rtol=4e-7, atol=0)
-    np.testing.assert_allclose(got + _core._sigmoid_f32(-z, isa), 1.0, rtol=0, atol=1.2e-7)
+    np.testing.assert_allclose(got + _testing.sigmoid_f32(-z, isa), 1.0, rtol=0, atol=1.2e-7)
     edges = np.array([-np.inf, np.inf, -87.34, -90.0, -1e4, 1e4, 0.0], dtype=np.float32)
-    np.testing.assert_array_equal(_core._sigmoid_f32(edges, isa), [0, 1, 0, 0, 0, 1, 0.5])
-    assert np.isnan(_core._sigmoid_f32(np.full(11, np.nan, dtype=np.float32), isa)).all()
+    np.testing.assert_array_equal(_testing.sigmoid_f32(edges, isa), [0, 1, 0, 0, 0, 1, 0.5])
+    assert np.isnan(_testing.sigmoid_f32(np.full(11, np.nan, dtype=np.float32), isa)).all()
     for n in range(34):
         part = z[9000:9000 + n]
-        np.testing.assert_array_equal(_core._sigmoid_f32(part, isa), got[9000:9000 + n], err_msg=f"length {n}")
+        np.testing.assert_array_equal(_testing.sigmoid_f32(part, isa), got[9000:9000 + n], err_msg=f"length {n}")
     with pytest.raises(ValueError, match="unknown or unsupported isa"):
-        _core._sigmoid_f32(z, "sse9")
+        _testing.sigmoid_f32(z, "sse9")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -316,16 +316,16 @@ def test_sum_squares_kernel_of_each_isa(isa, dtype):
     x = np.random.default_rng(3).normal(size=5000).astype(dtype) * np.float32(3)
     for n in list(range(41)) + [5000]:
         part = x[:n]
-        got = _core._sum_squares(part, isa)
+        got = _testing.sum_squares(part, isa)
         exact = float(np.sum(part.astype(np.float64) ** 2))
         assert got == pytest.approx(exact, rel=1e-13, abs=0), n
         if dtype == np.float32:
-            assert got == _core._sum_squares(part, "generic"), n
+            assert got == _testing.sum_squares(part, "generic"), n
     for bad in (np.nan, np.inf):
         for n, pos in [(39, 0), (39, 7), (39, 8), (39, 9), (39, 38), (5000, 3000), (5000, 4999)]:
             part = x[:n].copy()
             part[pos] = bad
-            got = _core._sum_squares(part, isa)
+            got = _testing.sum_squares(part, isa)
             assert np.isnan(got) if np.isnan(bad) else got == np.inf, (bad, n, pos)
 
 
@@ -341,12 +341,12 @@ def test_transpose_kernel_of_each_isa_copies_exactly(isa, dtype):
         M.flat[::5] = -0.0
         M.flat[3::11] = np.nan
         for view in (M.T, M, M[::2, 1:], M.T[::3]):
-            got = _core._transpose(view, isa)
+            got = _testing.transpose(view, isa)
             assert got.flags.c_contiguous and got.shape == view.shape
             np.testing.assert_array_equal(got, view)
             assert np.array_equal(np.signbit(got), np.signbit(view)), (rows, cols)
     with pytest.raises(ValueError, match="2-D"):
-        _core._transpose(np.zeros(3, dtype=dtype), isa)
+        _testing.transpose(np.zeros(3, dtype=dtype), isa)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -360,7 +360,7 @@ def test_sgd_kernel_of_each_isa_is_the_formula_bitwise(isa, momentum, nesterov, 
     for n in list(range(21)) + [1001]:
         p, g, buf = (rng.normal(size=n).astype(dtype) for _ in range(3))
         pk, bk = p.copy(), buf.copy()
-        _core._sgd(pk, g, bk, 0.05, momentum, nesterov, 0.01, isa)
+        _testing.sgd(pk, g, bk, 0.05, momentum, nesterov, 0.01, isa)
         d = g + wd * p
         if momentum == 0:
             want_p, want_buf = p - lr * d, buf
@@ -370,7 +370,7 @@ def test_sgd_kernel_of_each_isa_is_the_formula_bitwise(isa, momentum, nesterov, 
         np.testing.assert_array_equal(pk, want_p, err_msg=f"n={n}")
         np.testing.assert_array_equal(bk, want_buf, err_msg=f"n={n}")
     with pytest.raises(ValueError, match="one dtype and size"):
-        _core._sgd(np.zeros(3, dtype), np.zeros(4, dtype), np.zeros(3, dtype), 0.1, 0.0, False, 0.0, isa)
+        _testing.sgd(np.zeros(3, dtype), np.zeros(4, dtype), np.zeros(3, dtype), 0.1, 0.0, False, 0.0, isa)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -390,6 +390,6 @@ def test_epilogue_runs_once_on_every_final_element(shape, op, isa, small, thread
     B = rng.normal(size=(k, n)).astype(np.float32)
     C0 = rng.normal(size=(m, n) if op == "nn" else (m, k)).astype(np.float32)
     plain, fused = C0.copy(), C0.copy()
-    _core._gemm(op, A, B, plain, isa, small=small)
-    _core._gemm(op, A, B, fused, isa, epilogue=True, small=small)
+    _testing.gemm(op, A, B, plain, isa, small=small)
+    _testing.gemm(op, A, B, fused, isa, epilogue=True, small=small)
     np.testing.assert_array_equal(fused, np.float32(2) * plain + np.float32(1))

@@ -73,6 +73,17 @@ def test_rss_flat_over_1000_epochs() -> None:
     assert np.isfinite(np.concatenate([w.ravel() for w in model.get_weights()])).all()
 
 
+def rss_growth(work, repeats: int) -> int:
+    """Bytes the RSS grew over ``repeats`` runs of ``work()``, after one warm-up run."""
+    work()
+    gc.collect()
+    start = rss_bytes()
+    for _ in range(repeats):
+        work()
+    gc.collect()
+    return rss_bytes() - start
+
+
 @needs_proc
 def test_rss_flat_over_step_level_calls() -> None:
     model = small_model(optimizer=bp.SGD(lr=0.01, momentum=0.9))
@@ -85,13 +96,7 @@ def test_rss_flat_over_step_level_calls() -> None:
             model.loss_and_gradients(X, y, training=True, masks=keep, return_masks=True)
             model.predict(X)
 
-    round_()
-    gc.collect()
-    start = rss_bytes()
-    for _ in range(4):
-        round_()
-    gc.collect()
-    growth = rss_bytes() - start
+    growth = rss_growth(round_, repeats=4)
     print(f"\nRSS over 2,000 x (train_step, loss_and_gradients, predict): growth {growth / 2**10:.0f} KiB")
     assert growth < 1 * 2**20, f"RSS grew by {growth / 2**20:.2f} MiB"
 
@@ -109,13 +114,7 @@ def test_rss_flat_over_build_and_save_cycles(tmp_path) -> None:
             m.save(path)
             bp.load(path).predict(X)
 
-    cycle()
-    gc.collect()
-    start = rss_bytes()
-    for _ in range(3):
-        cycle()
-    gc.collect()
-    growth = rss_bytes() - start
+    growth = rss_growth(cycle, repeats=3)
     print(f"\nRSS over 90 build/fit/save/load cycles: growth {growth / 2**10:.0f} KiB")
     assert growth < 2 * 2**20, f"RSS grew by {growth / 2**20:.2f} MiB"
 

@@ -366,3 +366,44 @@ def test_time_based_lr_schedule_matches_torch(unit, name, hp):
     assert hist_r["steps"]["lr"] == expected_lr
     ref.train_step(X[:10], y[:10])
     assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), "float64")
+
+
+@pytest.mark.parametrize("opt", [bp.SGD(lr=0.1, momentum=0.9, nesterov=True), bp.Adam(clip_norm=1.0, weight_decay=0.1),
+                                 bp.RMSprop(alpha=0.5, momentum=0.3), bp.Adagrad(initial_accumulator_value=0.2),
+                                 bp.SGD(decay_bias=False, decay_per_sample=True, weight_decay=0.01)])
+def test_core_config_carries_every_setting(opt):
+    """Optimizer.core_config(): the core's OptimizerConfig with every setting the
+    optimiser has (clip_norm None stays None: no sentinel), a readable repr, and a
+    keyword constructor that refuses unknown names and bad values."""
+    config = opt.core_config()
+    assert isinstance(config, bp._core.OptimizerConfig) and config.kind == opt.kind
+    for key, value in {**opt.get_config(), "lr": opt.lr}.items():
+        if key != "class_name":
+            assert getattr(config, key) == value, key
+    assert repr(config).startswith(f"OptimizerConfig(kind='{opt.kind}', lr=")
+    config.lr = 0.5
+    assert config.lr == 0.5 and opt.core_config().lr == opt.lr  # a value, not a view
+    with pytest.raises(TypeError, match="unexpected keyword argument 'betas'"):
+        bp._core.OptimizerConfig(betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match="clip_norm"):
+        bp._core.OptimizerConfig(clip_norm=0.0)
+    with pytest.raises(ValueError, match="expected one of sgd, adam, rmsprop, adagrad"):
+        bp._core.OptimizerConfig(kind="lbfgs")
+
+
+@pytest.mark.parametrize("name, hp", [("SGD", dict(momentum=0.9)), ("Adam", {})])
+def test_apply_gradients_with_update_ratio_is_fits_last_step(name, hp):
+    """apply_gradients(lr, rows, update_ratio): the step fit's last step makes, with each
+    layer's |new - old| / |old| filled in as fit's history records it."""
+    X, y = np.random.default_rng(0).normal(size=(BATCH, INPUT_DIM)), np.zeros((BATCH, OUT))
+    a, b = (make_model(getattr(bp, name)(**hp), "float64") for _ in range(2))
+    h = a.fit(X, y, epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+    net = b._net
+    net.loss_and_gradients(X, y, True, copy=False)
+    ratio = np.full(net.num_layers, np.nan)
+    assert net.apply_gradients(b.engine.lr_now(), BATCH, ratio)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(ratio, h.history["update_ratio"][0])
+    with pytest.raises(ValueError, match="update_ratio"):
+        net.apply_gradients(0.1, BATCH, np.zeros(net.num_layers + 1))

@@ -15,7 +15,7 @@ import pytest
 from pybackprop.reference import (
     ACTIVATIONS, LOSSES, PCG32, Network, adagrad_update, adam_update, clip_grad_norm,
     dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask, dropout_scales,
-    init_weights, noise, permutation, rmsprop_update, schedule_value, sgd_update, stream,
+    init_weights, noise, numeric_gradient, permutation, rmsprop_update, schedule_value, sgd_update, stream,
 )
 from pybackprop.reference import rng
 
@@ -28,20 +28,6 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     """Relative error of two arrays, by norms (0 when both are 0)."""
     scale = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
-
-
-def numeric_grad(fun, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar fun() with respect to x (changed in place, restored)."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = fun()
-        x[i] = old - eps
-        down = fun()
-        x[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
 
 
 def away_from_kinks(rng_: np.random.Generator, shape) -> np.ndarray:
@@ -59,7 +45,7 @@ def test_activation_derivative_matches_central_differences(name):
     z = away_from_kinks(r, (4, 5))
     dA = r.normal(size=z.shape)
     analytic = act.df(z, act.f(z, **params), dA, **params)
-    numeric = numeric_grad(lambda: float(np.sum(dA * act.f(z, **params))), z)
+    numeric = numeric_gradient(lambda: float(np.sum(dA * act.f(z, **params))), z)
     assert rel_err(analytic, numeric) < 1e-8, name
 
 
@@ -67,7 +53,7 @@ def test_softplus_derivative_across_threshold():
     act = ACTIVATIONS["softplus"]
     z = np.array([[19.0, 19.9, 20.5, 25.0, -30.0]])
     dA = np.ones_like(z)
-    numeric = numeric_grad(lambda: float(np.sum(act.f(z))), z)
+    numeric = numeric_gradient(lambda: float(np.sum(act.f(z))), z)
     assert rel_err(act.df(z, act.f(z), dA), numeric) < 1e-8
     assert act.f(np.array([[25.0]]))[0, 0] == 25.0
 
@@ -145,7 +131,7 @@ def loss_inputs(name: str, r: np.random.Generator, shape=(6, 3)):
 def test_loss_gradient_matches_central_differences(name):
     loss = LOSSES[name]
     out, y = loss_inputs(name, np.random.default_rng(2))
-    numeric = numeric_grad(lambda: float(loss.loss(out, y)), out)
+    numeric = numeric_gradient(lambda: float(loss.loss(out, y)), out)
     assert rel_err(loss.grad(out, y), numeric) < 1e-8, name
 
 
@@ -194,11 +180,11 @@ def test_dense_forward_and_backward():
     np.testing.assert_allclose(dense_forward(a_prev, W, None), a_prev @ W)
     dz = r.normal(size=(5, 4))
     dW, db, da = dense_backward(dz, a_prev, W, use_bias=True)
-    np.testing.assert_allclose(dW, numeric_grad(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))), W),
+    np.testing.assert_allclose(dW, numeric_gradient(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))), W),
                                rtol=1e-7)
-    np.testing.assert_allclose(db, numeric_grad(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))), b),
+    np.testing.assert_allclose(db, numeric_gradient(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))), b),
                                rtol=1e-7)
-    np.testing.assert_allclose(da, numeric_grad(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))),
+    np.testing.assert_allclose(da, numeric_gradient(lambda: float(np.sum(dz * dense_forward(a_prev, W, b))),
                                                 a_prev), rtol=1e-7)
     assert dense_backward(dz, a_prev, W, use_bias=False)[1] is None
 
@@ -249,7 +235,7 @@ def test_network_gradients_match_central_differences(depth, use_bias, loss, out_
         for key, param in (("W", layer.W), ("b", layer.b)):
             if param is None:
                 continue
-            numeric = numeric_grad(lambda: net.loss_and_gradients(X, Y)[0], param)
+            numeric = numeric_gradient(lambda: net.loss_and_gradients(X, Y)[0], param)
             assert rel_err(g[key], numeric) < 1e-6, (hidden, key)
 
 
@@ -260,7 +246,7 @@ def test_noisy_relu_network_gradient_in_training_mode():
     X, Y = r.normal(size=(5, 3)), r.normal(size=(5, 1))
     _, grads = net.loss_and_gradients(X, Y, training=True)
     W0 = net.layers[0].W
-    numeric = numeric_grad(lambda: net.loss_and_gradients(X, Y, training=True)[0], W0)
+    numeric = numeric_gradient(lambda: net.loss_and_gradients(X, Y, training=True)[0], W0)
     assert rel_err(grads[0]["W"], numeric) < 1e-6
 
 
@@ -673,7 +659,7 @@ def test_dropout_network_gradients_match_central_differences(scaling, mask, trai
     assert sorted(used) == ([0, 2] if training else [])
     # the masks are fixed by the step counter, so the loss is a smooth function of W
     for i in (1, 3, 4):
-        numeric = numeric_grad(lambda: net.loss_and_gradients(X, Y, training=training)[0],
+        numeric = numeric_gradient(lambda: net.loss_and_gradients(X, Y, training=training)[0],
                                net.layers[i].W)
         assert rel_err(grads[i]["W"], numeric) < 1e-6, i
 
@@ -905,6 +891,25 @@ def torch_optimizer(torch, name, params, hp):
     return getattr(torch.optim, name)(params, **hp)
 
 
+def assert_steps_match_torch(torch, net, params, opt, acts, X, Y, batch, steps, torch_loss, rel, atol,
+                             clip_norm=None):
+    """``steps`` reference train_steps on consecutive batches against torch's; losses and final weights."""
+    flat = [p[k] for p in params for k in ("W", "b")]
+    for step in range(steps):
+        rows = slice(batch * step, batch * (step + 1))
+        ref_loss = net.train_step(X[rows], Y[rows])
+        opt.zero_grad()
+        z, out = torch_forward(torch, params, acts, X[rows])
+        t_loss = torch_loss(z, out, torch.tensor(Y[rows]))
+        t_loss.backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(flat, clip_norm)
+        opt.step()
+        assert ref_loss == pytest.approx(t_loss.item(), rel=rel), step
+    for w, t in zip(net.get_weights(), flat):
+        np.testing.assert_allclose(w, t.detach().numpy(), rtol=rel, atol=atol)
+
+
 @pytest.mark.parametrize("clip_norm", [None, 0.5])
 @pytest.mark.parametrize("name,hp", TORCH_OPTIMIZERS)
 def test_optimizer_steps_match_torch(name, hp, clip_norm):
@@ -915,22 +920,11 @@ def test_optimizer_steps_match_torch(name, hp, clip_norm):
     cfg["compile"]["optimizer"] = {"class_name": name, **hp, "clip_norm": clip_norm}
     net = Network.from_config(cfg)
     params = torch_net(torch, net.get_weights(), True)
-    flat = [p[k] for p in params for k in ("W", "b")]
-    opt = torch_optimizer(torch, name, flat, hp)
+    opt = torch_optimizer(torch, name, [p[k] for p in params for k in ("W", "b")], hp)
     X, Y = r.normal(size=(40, 3)), r.normal(size=(40, 2)) * 3
-    for step in range(8):
-        rows = slice(5 * step, 5 * step + 5)
-        ref_loss = net.train_step(X[rows], Y[rows])
-        opt.zero_grad()
-        _, out = torch_forward(torch, params, acts, X[rows])
-        t_loss = torch.nn.functional.mse_loss(out, torch.tensor(Y[rows]))
-        t_loss.backward()
-        if clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(flat, clip_norm)
-        opt.step()
-        assert ref_loss == pytest.approx(t_loss.item(), rel=1e-10), step
-    for w, t in zip(net.get_weights(), flat):
-        np.testing.assert_allclose(w, t.detach().numpy(), rtol=1e-10, atol=1e-13)
+    assert_steps_match_torch(torch, net, params, opt, acts, X, Y, batch=5, steps=8,
+                             torch_loss=lambda z, out, y: torch.nn.functional.mse_loss(out, y),
+                             clip_norm=clip_norm, rel=1e-10, atol=1e-13)
 
 
 # -------------------------------------------------------------------- isolation
@@ -957,7 +951,7 @@ sys.modules["pybackprop"] = package
 import pybackprop.reference
 assert sorted(m for m in sys.modules if m.startswith("pybackprop")) == [
     "pybackprop", "pybackprop.reference", "pybackprop.reference.functional",
-    "pybackprop.reference.network", "pybackprop.reference.rng"], sorted(sys.modules)
+    "pybackprop.reference.network", "pybackprop.reference.numeric", "pybackprop.reference.rng"], sorted(sys.modules)
 """
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -1034,20 +1028,12 @@ def test_five_sgd_steps_match_torch(nesterov, weight_decay):
                       nesterov=nesterov, weight_decay=weight_decay, seed=8)
     net = Network.from_config(cfg)
     params = torch_net(torch, net.get_weights(), True)
-    flat = [p[k] for p in params for k in ("W", "b")]
-    opt = torch.optim.SGD(flat, lr=0.2, momentum=0.9, nesterov=nesterov, weight_decay=weight_decay)
+    opt = torch.optim.SGD([p[k] for p in params for k in ("W", "b")], lr=0.2, momentum=0.9, nesterov=nesterov,
+                          weight_decay=weight_decay)
     X, labels = r.normal(size=(30, 3)), r.integers(0, 3, size=30)
-    for step in range(5):
-        rows = slice(6 * step, 6 * step + 6)
-        ref_loss = net.train_step(X[rows], labels[rows])
-        opt.zero_grad()
-        z, _ = torch_forward(torch, params, acts, X[rows])
-        t_loss = torch.nn.functional.cross_entropy(z, torch.tensor(labels[rows]))
-        t_loss.backward()
-        opt.step()
-        assert ref_loss == pytest.approx(t_loss.item(), rel=1e-12)
-    for w, t in zip(net.get_weights(), flat):
-        np.testing.assert_allclose(w, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_steps_match_torch(torch, net, params, opt, acts, X, labels, batch=6, steps=5,
+                             torch_loss=lambda z, out, y: torch.nn.functional.cross_entropy(z, y),
+                             rel=1e-12, atol=1e-14)
 
 
 def test_fit_with_shuffle_matches_torch_loop():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import pybackprop as bp
+from pybackprop._core import _testing
 
 
 def model(units, activations, input_dim=3, dtype="float32", use_bias=True, loss="mse", optimizer=None, seed=3):
@@ -65,7 +66,7 @@ KERNEL_UPDATE_CASES = KERNEL_CASES - {"bias-momentum", "kernel-widths"}
 def fit_both(make, dtype, epochs=2, classes=False, **fit_args):
     fast = make(dtype)
     general = copy.deepcopy(fast)
-    general._net._per_sample_path = False
+    _testing.set_per_sample_path(general._net, False)
     X, y = data(fast, classes=classes)
     results = []
     for m in (fast, general):
@@ -87,11 +88,11 @@ def assert_same_models(fast, general):
 def test_fused_step_equals_the_general_path_bitwise(case, dtype):
     fast, general, (h_fast, h_general) = fit_both(CASES[case], dtype, classes=case == "bce", shuffle=True)
     kernel = dtype == "float32" and case in KERNEL_CASES and bp.build_info()["isa"] != "generic"
-    assert fast._net._per_sample_kind == ("kernel" if kernel else "portable"), case
+    assert _testing.per_sample_kind(fast._net) == ("kernel" if kernel else "portable"), case
     # the comparison exercised the fused step: every step of both epochs but each one's last
-    assert (fast._net._fused_steps, general._net._fused_steps) == (2 * (N_ROWS - 1), 0), case
-    updates = fast._net._fused_steps if kernel and case in KERNEL_UPDATE_CASES else 0
-    assert fast._net._kernel_updates == updates, case
+    assert (_testing.fused_steps(fast._net), _testing.fused_steps(general._net)) == (2 * (N_ROWS - 1), 0), case
+    updates = _testing.fused_steps(fast._net) if kernel and case in KERNEL_UPDATE_CASES else 0
+    assert _testing.kernel_updates(fast._net) == updates, case
     assert_same_models(fast, general)
     assert h_fast.history.keys() == h_general.history.keys()
     for key in h_fast.history:
@@ -119,14 +120,14 @@ def with_dropout():
 ])
 def test_networks_the_fused_step_does_not_cover_take_the_general_path(make, why):
     m = make()
-    assert m._net._per_sample_kind == "general", why
+    assert _testing.per_sample_kind(m._net) == "general", why
     X, y = data(m, n=20)
     if why == "softmax":
         y = np.arange(20) % 3  # class labels
     with warnings.catch_warnings():  # nine relu layers may die at once: not the point here
         warnings.simplefilter("ignore", bp.GradientFlowWarning)
         m.fit(X, y, epochs=1, batch_size=1, verbose=0)
-    assert m._net._fused_steps == 0, why
+    assert _testing.fused_steps(m._net) == 0, why
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -138,7 +139,7 @@ def test_a_diverging_step_is_refused_alike(dtype, momentum):
                             optimizer=bp.SGD(lr=1e15 if dt == "float32" else 1e150, momentum=momentum))
     fast = make(dtype)
     general = copy.deepcopy(fast)
-    general._net._per_sample_path = False
+    _testing.set_per_sample_path(general._net, False)
     X, y = data(fast)
     X *= 1e3
     messages = []
@@ -147,7 +148,7 @@ def test_a_diverging_step_is_refused_alike(dtype, momentum):
             m.fit(X, y, epochs=3, batch_size=1, verbose=0)
         messages.append(str(err.value))
     assert messages[0] == messages[1]
-    assert fast._net._fused_steps > 0  # steps before the refused one took the fused path
+    assert _testing.fused_steps(fast._net) > 0  # steps before the refused one took the fused path
     assert_same_models(fast, general)
     assert fast._net.optimizer_step > 0  # some steps were made before the refused one
     assert all(np.isfinite(w).all() for w in fast.get_weights())
@@ -163,14 +164,14 @@ def test_an_update_the_bounds_cannot_prove_finite_is_left_to_the_dry_run():
     W0[0, 0] = 1e31
     fast.set_weights([W0, W1, W2])
     general = copy.deepcopy(fast)
-    general._net._per_sample_path = False
+    _testing.set_per_sample_path(general._net, False)
     X, y = data(fast)
     X[:, 0] = 0.0
     for m in (fast, general):
         m.fit(X, y, epochs=2, batch_size=1, verbose=0)
-    assert fast._net._per_sample_kind == ("portable" if bp.build_info()["isa"] == "generic" else "kernel")
-    assert fast._net._fused_steps == 2 * (N_ROWS - 1)
-    assert fast._net._kernel_updates == 0
+    assert _testing.per_sample_kind(fast._net) == ("portable" if bp.build_info()["isa"] == "generic" else "kernel")
+    assert _testing.fused_steps(fast._net) == 2 * (N_ROWS - 1)
+    assert _testing.kernel_updates(fast._net) == 0
     assert_same_models(fast, general)
     assert fast.get_weights()[0][0, 0] == np.float32(1e31)  # its gradient is 0: it stays
     assert not np.array_equal(fast.get_weights()[1], W1)  # the others trained
@@ -184,7 +185,7 @@ def test_a_step_past_the_runs_gradient_limit_leaves_the_rest_of_the_run_to_sampl
     the kernel takes over again at the next run: 10 + 64 + 64 + 7 of the 199 fused steps."""
     fast = model([1], ["identity"], input_dim=2, use_bias=False, optimizer=bp.SGD(lr=1e-8))
     general = copy.deepcopy(fast)
-    general._net._per_sample_path = False
+    _testing.set_per_sample_path(general._net, False)
     X = np.random.default_rng(0).normal(size=(200, 2))
     X[10] = [3e18, 0.0]
     y = np.zeros((200, 1))
@@ -192,9 +193,9 @@ def test_a_step_past_the_runs_gradient_limit_leaves_the_rest_of_the_run_to_sampl
         m.fit(X, y, epochs=1, batch_size=1, shuffle=False, verbose=0)
     assert_same_models(fast, general)
     assert np.isfinite(fast.get_weights()[0]).all() and abs(fast.get_weights()[0][0, 0]) > 1e28
-    assert fast._net._fused_steps == 199
-    if fast._net._per_sample_kind == "kernel":
-        assert fast._net._kernel_updates == 10 + 64 + 64 + 7
+    assert _testing.fused_steps(fast._net) == 199
+    if _testing.per_sample_kind(fast._net) == "kernel":
+        assert _testing.kernel_updates(fast._net) == 10 + 64 + 64 + 7
 
 
 @pytest.mark.parametrize("per_sample", [True, False])
@@ -204,29 +205,30 @@ def test_a_tiny_learning_rate_with_an_inf_gradient_is_refused(per_sample):
     is still above it and the step is refused on both paths, the weights untouched."""
     m = bp.Sequential([bp.Dense(2, activation="identity"), bp.Dense(1)], input_dim=2, seed=0)
     m.compile(loss="mse", optimizer=bp.SGD(lr=1e-300))
-    m._net._per_sample_path = per_sample
+    _testing.set_per_sample_path(m._net, per_sample)
     before = m.get_weights()
     X = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(bp.DivergenceError, match="step 0"):
         m.fit(X, np.full((50, 1), -2e38), epochs=1, batch_size=1, shuffle=False, verbose=0)
     for w0, w1 in zip(before, m.get_weights()):
         np.testing.assert_array_equal(w0, w1)
-    assert m._net._kernel_updates == 0
+    assert _testing.kernel_updates(m._net) == 0
 
 
 def test_fused_step_equals_the_general_path_with_the_portable_kernels():
     """Under PYBACKPROP_ISA=generic (the sigmoid, sums of squares and SGD of the portable table)."""
     code = (
         "import copy, numpy as np, pybackprop as bp\n"
+        "from pybackprop._core import _testing\n"
         "m = bp.Sequential([bp.Dense(4, activation='relu'), bp.Dense(4, activation='sigmoid'),"
         " bp.Dense(1)], input_dim=3, seed=5)\n"
         "m.compile(loss='mse', optimizer=bp.SGD(lr=0.05, momentum=0.5))\n"
-        "g = copy.deepcopy(m); g._net._per_sample_path = False\n"
+        "g = copy.deepcopy(m); _testing.set_per_sample_path(g._net, False)\n"
         "X = np.random.default_rng(1).normal(size=(300, 3)); y = np.sin(X[:, :1])\n"
         "h = [n.fit(X, y, epochs=2, batch_size=1, verbose=0).history for n in (m, g)]\n"
         "same = all(np.array_equal(a, b) for a, b in zip(m.get_weights(), g.get_weights()))\n"
         "same &= np.array_equal(m._net.state1(), g._net.state1()) and h[0] == h[1]\n"
-        "print(bp.build_info()['isa'], m._net._per_sample_kind, m._net._fused_steps, same)\n"
+        "print(bp.build_info()['isa'], _testing.per_sample_kind(m._net), _testing.fused_steps(m._net), same)\n"
     )
     env = dict(os.environ, PYBACKPROP_ISA="generic")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -239,8 +241,8 @@ def test_a_learning_rate_past_float32_is_refused_not_applied(per_sample):
     """lr = 1e39 is finite in double and inf in float32: with a zero gradient the update
     would be w - inf * 0 = NaN. The step is refused (DivergenceError), the weights stay."""
     m = model([4, 1], ["relu", "identity"], use_bias=False, optimizer=bp.SGD(lr=1e39))
-    m._net._per_sample_path = per_sample
-    assert m._net._per_sample_kind != "general"  # the switch above, not the network, picks the path
+    _testing.set_per_sample_path(m._net, per_sample)
+    assert _testing.per_sample_kind(m._net) != "general"  # the switch above, not the network, picks the path
     m.set_weights([-np.ones((3, 4)), np.ones((4, 1))])  # relu dead on positive inputs: zero gradients
     before = m.get_weights()
     X = np.abs(np.random.default_rng(0).normal(size=(20, 3)))

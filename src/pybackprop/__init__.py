@@ -27,7 +27,8 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
 from .diagnostics import gradient_check
 from .io import load
 from .layers import Dense, Dropout, Layer
-from .model import DivergenceError, GradientFlowWarning, Sequential
+from ._engine import DivergenceError, GradientFlowWarning
+from .model import Sequential
 from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__: str = _core.build_info()["version"]

@@ -1,5 +1,7 @@
 """Training history and callbacks.
 
+``Callback``, ``History`` and ``ProgressBar`` live in ``pybackprop._history``
+(below the engine, whose fit loop uses them) and are re-exported here.
 Callbacks run between epochs, never inside the C++ loop. Each gets the model
 (``callback.model``) and the epoch's logs (``loss``, ``val_loss``, ``lr``,
 ``keep_prob``, ``grad_norm``), and may set ``model.stop_training = True``.
@@ -17,93 +19,16 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from ._history import Callback, History, ProgressBar
 from ._validation import check_float, check_int, fail
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import Sequential
 
-
-class Callback:
-    """Base class. Override any of the hooks; ``self.model`` is set by ``fit``."""
-
-    model: "Sequential"
-
-    def set_model(self, model: "Sequential") -> None:
-        self.model = model
-
-    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        pass
-
-    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        pass
-
-    def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
-        pass
-
-    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        pass
-
-
-class History(Callback):
-    """What ``fit`` returns: one entry per epoch under each key.
-
-    Attributes
-    ----------
-    history : dict
-        ``"loss"``: mean training loss of the epoch (sample-weighted over its
-        mini-batches, as they were seen); ``"grad_norm"``: per epoch, the list
-        of per-layer gradient L2 norms (over W and b, averaged over the epoch's
-        steps); per-layer gradient-flow diagnostics recorded by the C++ loop:
-        ``"weight_norm"`` (at the epoch's end), ``"update_ratio"`` (norm of the
-        epoch's last update over the norm before it: the update-to-weight ratio), ``"dead_fraction"`` (ReLU-like
-        layers: share of units that never fired), ``"saturated_fraction"``
-        (sigmoid/tanh: share of outputs beyond 0.01/0.99), ``"nonfinite"`` (a NaN
-        or inf appeared); ``"lr"``: the learning rate of the epoch's first step;
-        ``"keep_prob"`` (models with Dropout): per epoch, the list of each
-        Dropout's keep probability at the first step; ``"val_loss"`` with
-        validation data.
-    steps : dict
-        Per-step values actually used by the C++ loop, concatenated over epochs:
-        ``steps["lr"]`` of shape (total_steps,), ``steps["keep_prob"]`` of shape
-        (total_steps, n_dropout_layers).
-    epoch : list of int
-        The model's epoch numbers (they continue across ``fit`` calls).
-
-    Examples
-    --------
-    >>> import numpy as np, pybackprop as bp
-    >>> m = bp.Sequential([bp.Dense(1)], input_dim=2, seed=0)
-    >>> m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
-    >>> h = m.fit(np.ones((4, 2)), np.ones(4), epochs=3, batch_size=2, verbose=0)
-    >>> len(h.history["loss"]), len(h.history["grad_norm"][0]), h.steps["lr"].shape
-    (3, 1, (6,))
-    """
-
-    def __init__(self) -> None:
-        self.history: Dict[str, List[Any]] = {}
-        self.epoch: List[int] = []
-        self.params: Dict[str, Any] = {}
-        self._steps: Dict[str, List[np.ndarray]] = {}  # per epoch; joined on access
-
-    @property
-    def steps(self) -> Dict[str, np.ndarray]:
-        return {key: np.concatenate(parts) for key, parts in self._steps.items()}
-
-    def append(self, epoch: int, logs: Dict[str, Any], steps: Optional[Dict[str, np.ndarray]] = None) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-        for key, value in (steps or {}).items():
-            self._steps.setdefault(key, []).append(value)
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+__all__ = ["Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint", "ProgressBar",
+           "TerminateOnNaN"]
 
 
 def _monitor_value(callback: str, monitor: str, logs: Dict[str, Any]) -> float:
@@ -232,7 +157,7 @@ class LearningRateScheduler(Callback):
         new = check_float("lr returned by the LearningRateScheduler schedule",
                           self.schedule(epoch, float(current)), minimum=0.0)
         opt.lr = new
-        self.model._configure_optimizer(reset_state=False)
+        self.model.engine.configure_optimizer(reset_state=False)
         if self.verbose:
             print(f"Epoch {epoch}: LearningRateScheduler setting lr to {new:.6g}")
 
@@ -253,57 +178,11 @@ class TerminateOnNaN(Callback):
     def __init__(self) -> None:
         self.terminated = False
 
+    def on_divergence(self, epoch: int, step: int, loss: float) -> bool:
+        self.terminated = True
+        return True
+
     def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
         if not math.isfinite(logs["loss"]):
             self.terminated = True
             self.model.stop_training = True
-
-
-class ProgressBar(Callback):
-    """Progress of ``fit(verbose=1)``: a bar over the epochs with loss, val_loss, samples/s.
-
-    In a terminal the line is redrawn in place after every epoch; elsewhere (a
-    log file, a notebook's captured output, a pipe) it prints one line per epoch.
-
-    Examples
-    --------
-    >>> import io
-    >>> ProgressBar(stream=io.StringIO()).interactive
-    False
-    """
-
-    width = 20
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
-        isatty = getattr(self.stream, "isatty", None)
-        self.interactive = bool(isatty and isatty())
-
-    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        self.params = self.model.history.params if self.model.history else {}
-        self.seen = 0
-
-    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
-        self.seen += 1
-        elapsed = time.perf_counter() - self.start
-        rate = self.params.get("samples", 0) / elapsed if elapsed > 0 else float("inf")
-        total = self.params.get("epochs") or self.seen
-        done = int(self.width * self.seen / total)
-        bar = "[" + "=" * done + (">" if done < self.width else "") + " " * (self.width - done - 1) + "]"
-        parts = [f"Epoch {self.seen}/{total} {bar}", f"loss: {logs['loss']:.6g}"]
-        if "val_loss" in logs:
-            parts.append(f"val_loss: {logs['val_loss']:.6g}")
-        parts.append(f"{rate:,.0f} samples/s")
-        line = " - ".join(parts)
-        if self.interactive:
-            print("\r" + line, end="\n" if self.seen == total else "", file=self.stream, flush=True)
-        else:
-            print(line, file=self.stream, flush=True)
-
-    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        total = self.params.get("epochs") or self.seen
-        if self.interactive and 0 < self.seen < total:  # stopped early: end the redrawn line
-            print(file=self.stream, flush=True)

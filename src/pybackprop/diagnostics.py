@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ._history import History
 from ._validation import check_float, check_int
-from .callbacks import History
 from .layers import Dense
+from .reference.numeric import numeric_gradient
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
@@ -37,17 +38,16 @@ if TYPE_CHECKING:  # pragma: no cover
 GOOD, ACCEPTABLE = 1e-6, 1e-4
 
 
-def _float64_copy(model: "Sequential") -> "Sequential":
+def _float64_twin(model: "Sequential") -> "Sequential":
+    """The model in float64: same config, weights, counters and keep probabilities (fresh optimiser state)."""
     from .model import Sequential
 
     cfg = model.get_config()
     cfg["dtype"] = "float64"
     twin = Sequential.from_config(cfg)
-    twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
-    twin._net.step_counter = model._net.step_counter
-    twin._net.epoch_counter = model._net.epoch_counter
-    for dropout in twin._dropouts:
-        twin._net.set_keep_prob(dropout._index, model._net.keep_prob(dropout._index))
+    state = model.engine.state()
+    state.optimizer = {}  # not needed for a loss, and its arenas' padding depends on the dtype
+    twin.engine.load_state(state)
     return twin
 
 
@@ -83,12 +83,11 @@ def gradient_check(model: "Sequential", X: Any, y: Any, eps: float = 1e-6, train
     eps = check_float("eps", eps, minimum=0.0, min_inclusive=False)
     if max_checks_per_layer is not None:
         max_checks_per_layer = check_int("max_checks_per_layer", max_checks_per_layer, minimum=1)
-    model._require_compiled()
-    Xc, Yc = model._data(X, y)
-    twin = _float64_copy(model)
+    Xc, Yc = model.engine.data(X, y)
+    twin = _float64_twin(model)
     Xd, Yd = Xc.astype(np.float64), Yc.astype(np.float64)
     masks = None
-    if training and twin._dropouts:
+    if training and twin.engine.dropouts:
         _, _, masks = twin.loss_and_gradients(Xd, Yd, training=True, return_masks=True)
     _, grads = twin.loss_and_gradients(Xd, Yd, training=training, masks=masks)
     rng = np.random.default_rng(seed)
@@ -99,27 +98,19 @@ def gradient_check(model: "Sequential", X: Any, y: Any, eps: float = 1e-6, train
     report: List[Dict[str, Any]] = []
     worst = 0.0
     dense_grads = [g for g, layer in zip(grads, twin.layers) if isinstance(layer, Dense)]
-    for d, (layer, g) in enumerate(zip(twin._dense, dense_grads)):
+    for d, g in enumerate(dense_grads):
         entry: Dict[str, Any] = {"checked": 0}
-        for key, param in (("W", twin._net.W(d)), ("b", twin._net.b(d))):
+        for key, param in (("W", twin.engine.W(d)), ("b", twin.engine.b(d))):
             if param is None:
                 continue
-            flat, analytic = param.reshape(-1), g[key].reshape(-1)
-            idx = np.arange(flat.size)
-            if max_checks_per_layer is not None and flat.size > max_checks_per_layer:
-                idx = rng.choice(flat.size, size=max_checks_per_layer, replace=False)
-            err = 0.0
-            for i in idx:
-                old = flat[i]
-                flat[i] = old + eps
-                plus = loss_at()
-                flat[i] = old - eps
-                minus = loss_at()
-                flat[i] = old
-                numeric = (plus - minus) / (2 * eps)
-                denom = max(abs(numeric) + abs(analytic[i]), 1e-12)
-                err = max(err, abs(numeric - analytic[i]) / denom)
-            entry[key] = float(err)
+            idx = np.arange(param.size)
+            if max_checks_per_layer is not None and param.size > max_checks_per_layer:
+                idx = rng.choice(param.size, size=max_checks_per_layer, replace=False)
+            numeric = numeric_gradient(loss_at, param, eps, idx).reshape(-1)[idx]
+            analytic = g[key].reshape(-1)[idx]
+            denom = np.maximum(np.abs(numeric) + np.abs(analytic), 1e-12)
+            err = float(np.max(np.abs(numeric - analytic) / denom)) if idx.size else 0.0
+            entry[key] = err
             entry["checked"] += len(idx)
             worst = max(worst, err)
         report.append(entry)
@@ -148,9 +139,8 @@ def gradient_flow(model: "Sequential", X: Any, y: Any, training: bool = False) -
     >>> bool(flow["relative_grad"][0] < 1e-4)    # vanishing: the first layer barely learns
     True
     """
-    model._require_compiled()
     model.loss_and_gradients(X, y, training=training)
-    health = dict(model._net.batch_health())
+    health = dict(model.engine.net.batch_health())
     last = health["grad_norm"][-1]
     health["relative_grad"] = [g / last if last else float("nan") for g in health["grad_norm"]]
     del health["update_ratio"]  # a property of training over time, not of one batch

@@ -5,9 +5,9 @@ rank builds the same model (same config and seed) and calls
 :func:`fit_distributed` (or :meth:`DistributedTrainer.fit`) with the same
 arguments. Then:
 
-- the weights and optimiser state of rank 0 are broadcast to every rank
-  (``Bcast`` of the flat parameter arena, then of the two optimiser-state
-  arenas), so all replicas start equal;
+- the weights, optimiser state and counters of rank 0 are broadcast to every
+  rank (its engine's ``state()``, loaded with ``load_state``), so all
+  replicas start equal;
 - each epoch forms the *global* batches exactly as single-process
   ``Sequential.fit`` does (``arange(n)`` or the shuffle permutation of the
   model's seed and ``epoch_counter``, docs/internals.md), and every global
@@ -20,8 +20,8 @@ arguments. Then:
   applies the compiled optimiser (``apply_gradients``, with ``clip_norm`` on
   the global gradient), so all ranks keep the same weights;
 - Dropout masks are the masks single-process ``fit`` would draw for the
-  global batch (stream ``DROPOUT`` of the step, generated here for exactly
-  the rows a rank holds), so even with Dropout N ranks follow the
+  global batch, drawn by the core for exactly the rows a rank holds
+  (``dropout_masks``), so even with Dropout N ranks follow the
   single-process trajectory; ``noisy_relu`` noise is drawn per rank by the
   core and does differ from a single process;
 - the epoch loss (the global sample-weighted mean, as ``fit`` reports it)
@@ -56,26 +56,25 @@ Run as ``mpiexec -n 2 python script.py``::
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
 from . import _core
+from ._engine import DivergenceError
+from ._history import Callback, History, ProgressBar
 from ._validation import check_bool, check_int, fail
-from .callbacks import Callback, History, ModelCheckpoint, ProgressBar, TerminateOnNaN
-from .model import DivergenceError, Sequential, _warn_gradient_flow
-from .reference import rng as _rng
+from .callbacks import ModelCheckpoint
+from .model import Sequential
 
 __all__ = ["DistributedError", "DistributedTrainer", "fit_distributed", "default_comm"]
 
-_MULT = 6364136223846793005
-_MASK64 = (1 << 64) - 1
+T = TypeVar("T")
 
 
 class DistributedError(RuntimeError):
@@ -90,62 +89,6 @@ def default_comm() -> Any:
         raise ImportError("pybackprop.distributed needs mpi4py and an MPI library: "
                           "pip install 'pybackprop[mpi]' (mpi4py and the mpich wheel)") from exc
     return MPI.COMM_WORLD
-
-
-# ---------------------------------------------------------------------- dropout masks of any rows
-class _MaskDraws:
-    """PCG32 outputs at arbitrary positions of a stream, vectorised with NumPy.
-
-    Output k of a stream is ``out(s_k)`` with ``s_k = M^k s_0 + inc (1 + M + ... + M^(k-1))``
-    (mod 2^64), where s_0 is the state after ``PCG32.__init__`` (docs/internals.md). M^k and the
-    geometric sums do not depend on the stream, so they are cached once for every position.
-
-    >>> from pybackprop.reference import rng
-    >>> rows = np.array([1, 3])   # this rank's rows of a global batch of 4, Dropout over 5 units
-    >>> mask = _MaskDraws().mask(0, 7, 1, rows, 5, 0.5, False, "float64")
-    >>> bool((mask == rng.dropout_mask(0, 7, 1, (4, 5), 0.5)[rows]).all())
-    True
-    """
-
-    def __init__(self) -> None:
-        self.powers = np.ones(1, dtype=np.uint64)   # M^k
-        self.sums = np.zeros(1, dtype=np.uint64)    # 1 + M + ... + M^(k-1)
-
-    def _grow(self, size: int) -> None:
-        if size <= self.powers.size:
-            return
-        size = max(size, 2 * self.powers.size)
-        powers = np.empty(size, dtype=np.uint64)
-        powers[0] = 1
-        powers[1:] = np.uint64(_MULT)
-        np.multiply.accumulate(powers, out=powers)  # uint64 arithmetic wraps mod 2^64
-        sums = np.zeros(size, dtype=np.uint64)
-        np.add.accumulate(powers[:-1], out=sums[1:])
-        self.powers, self.sums = powers, sums
-
-    def outputs(self, seed: int, stream: int, positions: np.ndarray) -> np.ndarray:
-        """The 32-bit outputs number ``positions`` (int64 array) of ``PCG32(seed, stream)``."""
-        gen = _rng.PCG32(seed, stream)
-        self._grow(int(positions.max()) + 1 if positions.size else 1)
-        with np.errstate(over="ignore"):
-            state = self.powers[positions] * np.uint64(gen.state) + self.sums[positions] * np.uint64(gen.inc)
-            xorshifted = (((state >> np.uint64(18)) ^ state) >> np.uint64(27)) & np.uint64(0xFFFFFFFF)
-            rot = state >> np.uint64(59)
-            out = (xorshifted >> rot) | (xorshifted << ((np.uint64(32) - rot) & np.uint64(31)))
-        return out & np.uint64(0xFFFFFFFF)
-
-    def mask(self, seed: int, step: int, layer_index: int, rows: np.ndarray, fan: int, keep_prob: float,
-             per_batch: bool, dtype: str) -> np.ndarray:
-        """Rows ``rows`` (positions in the global batch) of the mask single-process fit would draw."""
-        threshold = np.uint64(math.floor(keep_prob * 4294967296.0))
-        stream = _rng.stream(_rng.DROPOUT, step, layer_index)
-        cols = np.arange(fan, dtype=np.int64)
-        if per_batch:
-            row = (self.outputs(seed, stream, cols) < threshold).astype(dtype)
-            return np.ascontiguousarray(np.broadcast_to(row, (rows.size, fan)))
-        positions = (rows.astype(np.int64)[:, None] * fan + cols[None, :]).ravel()
-        kept = self.outputs(seed, stream, positions) < threshold
-        return kept.astype(dtype).reshape(rows.size, fan)
 
 
 # ---------------------------------------------------------------------- the trainer
@@ -198,7 +141,6 @@ class DistributedTrainer:
         self.abort_on_error = check_bool("abort_on_error", abort_on_error)
         self.profile = check_bool("profile", profile)
         self.timings: Dict[str, float] = {}
-        self._masks = _MaskDraws()
         if num_threads == "auto":
             self._set_auto_threads()
         elif num_threads is not None:
@@ -244,17 +186,15 @@ class DistributedTrainer:
         self.comm.Abort(1)
 
     def broadcast_state(self) -> None:
-        """Give every rank rank 0's weights, optimiser state and counters (Bcast of the arenas)."""
-        net = self.model._net
-        counters = self.comm.bcast((net.epoch_counter, net.step_counter, net.optimizer_step), root=0)
-        net.epoch_counter, net.step_counter, net.optimizer_step = counters
-        self.comm.Bcast(net.params(), root=0)
-        self.comm.Bcast(net.state1(), root=0)
-        self.comm.Bcast(net.state2(), root=0)
+        """Give every rank rank 0's weights, optimiser state, counters and keep probabilities."""
+        engine = self.model.engine
+        state = self.comm.bcast(engine.state() if self.is_root else None, root=0)
+        if not self.is_root:
+            engine.load_state(state)
 
     def check_same_weights(self) -> bool:
         """True when every rank holds bitwise the same parameters (a digest per rank is gathered)."""
-        digest = hashlib.blake2b(self.model._net.params().tobytes(), digest_size=16).hexdigest()
+        digest = hashlib.blake2b(self.model.engine.net.params().tobytes(), digest_size=16).hexdigest()
         return len(set(self.comm.allgather(digest))) == 1
 
     # ------------------------------------------------------------------ fit
@@ -293,32 +233,18 @@ class DistributedTrainer:
         activation statistics of ``fit`` (``dead_fraction``,
         ``saturated_fraction``) are not recorded here.
         """
-        model, comm = self.model, self.comm
+        model, comm, engine = self.model, self.comm, self.model.engine
         error: Optional[BaseException] = None
         try:
-            epochs = check_int("epochs", epochs, minimum=0)
-            batch_size = check_int("batch_size", batch_size, minimum=1)
-            shuffle = check_bool("shuffle", shuffle)
-            verbose = check_int("verbose", verbose, minimum=0)
             sharded = check_bool("sharded", sharded)
-            Xc, Yc = model._data(X, y)
-            val = None
-            if validation_data is not None and self.is_root:
-                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                    fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
-                Xv = model._inputs(validation_data[0], "validation_data[0]")
-                val = (Xv, model._targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
-            cb_list: List[Callback] = list(callbacks or [])
-            for i, cb in enumerate(cb_list):
-                if not isinstance(cb, Callback):
-                    fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
+            args = engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
+                                        callbacks=callbacks, validation=self.is_root)
         except Exception as exc:  # reported on every rank below
             error = exc
         self._fail_together("checking the arguments of fit", error)
 
-        net = model._net
-        signature = (model.get_config(), batch_size, epochs, shuffle, sharded, net.arena_size,
-                     None if sharded else Xc.shape[0])
+        signature = (model.get_config(), args.batch_size, args.epochs, args.shuffle, sharded,
+                     engine.net.arena_size, None if sharded else args.X.shape[0])
         signatures = comm.allgather(signature)
         for r, other in enumerate(signatures):
             if other != signature:
@@ -328,16 +254,24 @@ class DistributedTrainer:
                 raise DistributedError(f"rank {self.rank} and rank {r} differ in {field}: every rank must "
                                        "build the same model (give every rank the same seed=...) and call fit with "
                                        "the same arguments")
-        sizes = comm.allgather(Xc.shape[0]) if sharded else [Xc.shape[0]] * self.size
-        n = sum(sizes) if sharded else Xc.shape[0]
+        sizes = comm.allgather(args.X.shape[0]) if sharded else [args.X.shape[0]] * self.size
+        n = sum(sizes) if sharded else args.X.shape[0]
         offset = sum(sizes[:self.rank]) if sharded else 0
         if n == 0:
             raise DistributedError("fit_distributed: no samples on any rank")
         self.broadcast_state()
-
+        # Progress and checkpoints on rank 0 only (the engine adds the ProgressBar of verbose there).
+        args.callbacks = [cb for cb in args.callbacks if self.is_root or not _root_only(cb)]
+        reducer = _Reducer(self, n, offset, args.X.shape[0] if sharded else None)
+        self.timings = reducer.timings
         try:
-            return self._train(Xc, Yc, n, offset, epochs, batch_size, shuffle, verbose, val, cb_list,
-                               sharded)
+            history = engine.fit(model, args, reducer)
+            if not self.check_same_weights():  # pragma: no cover - MPI reductions agree in practice
+                warnings.warn("pybackprop.distributed: the ranks' weights differ bitwise after training (the MPI "
+                              "reduction gave different roundings on different ranks); rank 0's weights were "
+                              "broadcast to all", RuntimeWarning, stacklevel=2)
+                self.broadcast_state()
+            return history if self.is_root else None
         except (DivergenceError, DistributedError):
             raise  # raised by every rank together
         except BaseException as exc:
@@ -345,148 +279,52 @@ class DistributedTrainer:
                 self._abort(exc)
             raise
 
-    def _train(self, Xc: np.ndarray, Yc: np.ndarray, n: int, offset: int, epochs: int, batch_size: int,
-               shuffle: bool, verbose: int, val: Optional[Tuple[np.ndarray, np.ndarray]],
-               callbacks: List[Callback], sharded: bool) -> Optional[History]:
+
+class _Reducer:
+    """The engine's gradient reducer over MPI (:class:`pybackprop._engine.GradientReducer`).
+
+    Rows: with the whole data set on every rank, rank r takes rows
+    ``[r B / N, (r+1) B / N)`` of each global batch; sharded, the rows of the
+    batch that fall in this rank's shard ``[offset, offset + n_local)``.
+    """
+
+    def __init__(self, trainer: DistributedTrainer, samples: int, offset: int, n_local: Optional[int]) -> None:
+        self.trainer, self.comm = trainer, trainer.comm
+        self.root, self.samples = trainer.is_root, samples
+        self.params: Dict[str, Any] = {"ranks": trainer.size}
+        self.offset, self.n_local = offset, n_local
+        self.timings: Dict[str, float] = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0,
+                                          "epochs": 0.0, "steps": 0}
+
+    def rows(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        if self.n_local is not None:  # sharded
+            positions = np.nonzero((batch >= self.offset) & (batch < self.offset + self.n_local))[0]
+            return positions, batch[positions] - self.offset
+        rank, size = self.trainer.rank, self.trainer.size
+        lo, hi = rank * batch.size // size, (rank + 1) * batch.size // size
+        return np.arange(lo, hi), batch[lo:hi]
+
+    def allreduce(self, grads: np.ndarray) -> None:
         from mpi4py import MPI
 
-        model, comm, net = self.model, self.comm, self.model._net
-        n_local = Xc.shape[0]
-        steps = -(-n // min(batch_size, n))
-        history = History()
-        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": steps,
-                          "ranks": self.size}
-        model.history, model.stop_training = history, False
-        callbacks = ([ProgressBar()] if verbose else []) + callbacks
-        mine = [cb for cb in callbacks if self.is_root or not _root_only(cb)]
-        dense, dropouts = model._dense, model._dropouts
-        fans = [int(model.input_dim or 0) if d._index == 0 else dense[d._index - 1].units for d in dropouts]
-        grads = net.grads()
-        drop_at = [model.layers.index(d) for d in dropouts]  # position in model.layers: the mask stream
-        timings = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0, "epochs": 0.0, "steps": 0}
-        self.timings = timings
-        warned = False
-        for cb in mine:
-            cb.set_model(model)
-            cb.on_train_begin()
-        for _ in range(epochs):
-            t_epoch = time.perf_counter()
-            epoch = net.epoch_counter
-            for cb in mine:
-                cb.on_epoch_begin(epoch)
-            lr_steps, keep_steps = model._epoch_schedules(epoch, net.step_counter, steps)
-            before: List[List[np.ndarray]] = []  # the parameters before the epoch's last step
-            order = _core.permutation(model.seed, epoch, n) if shuffle else np.arange(n)
-            loss_sum = 0.0
-            norm_sums = np.zeros(len(dense))
-            lr_used = np.empty(steps)
-            keep_used = np.empty((steps, len(dropouts)))
-            for s in range(steps):
-                batch = order[s * batch_size:(s + 1) * batch_size]
-                if sharded:
-                    positions = np.nonzero((batch >= offset) & (batch < offset + n_local))[0]
-                    rows = batch[positions] - offset
-                else:
-                    lo, hi = self.rank * batch.size // self.size, (self.rank + 1) * batch.size // self.size
-                    positions, rows = np.arange(lo, hi), batch[lo:hi]
-                lr = float(lr_steps[s]) if lr_steps is not None else model._lr_now()
-                if keep_steps is not None:
-                    for k, d in enumerate(dropouts):
-                        net.set_keep_prob(d._index, float(keep_steps[s, k]))
-                keeps = [net.keep_prob(d._index) for d in dropouts]
-                t0 = time.perf_counter()
-                if rows.size:
-                    masks: Optional[List[Optional[np.ndarray]]] = None
-                    if dropouts:
-                        masks = [None] * len(dense)
-                        for d, i, fan, p in zip(dropouts, drop_at, fans, keeps):
-                            masks[d._index] = self._masks.mask(model.seed, net.step_counter, i, positions, fan,
-                                                               p, d.mask == "per_batch", model.dtype)
-                    loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
-                    grads *= rows.size / batch.size
-                    if not math.isfinite(loss):
-                        grads[:1] = np.nan  # every rank then sees a non-finite reduced gradient
-                    loss_sum += loss * rows.size
-                else:
-                    loss = 0.0
-                    grads[...] = 0
-                t1 = time.perf_counter()
-                if self.profile:
-                    comm.Barrier()
-                    timings["wait"] += time.perf_counter() - t1
-                    t1 = time.perf_counter()
-                comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-                t2 = time.perf_counter()
-                norms = net.grad_norms()  # the core's per-layer norms, as single-process fit records them
-                if not all(math.isfinite(x) for x in norms) and not np.isfinite(grads).all():
-                    bad = comm.allreduce(loss * rows.size, op=MPI.SUM) / batch.size
-                    if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
-                        history.append(epoch, {"loss": bad})
-                        for cb in callbacks:
-                            if isinstance(cb, TerminateOnNaN):
-                                cb.terminated = True
-                        model.stop_training = True
-                        break
-                    raise DivergenceError(epoch, s, bad, history if self.is_root else None)
-                norm_sums += norms
-                if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
-                    update_ratio = net.apply_gradients_with_ratio(lr, batch.size)
-                    applied = update_ratio is not None
-                else:
-                    applied = net.apply_gradients(lr, batch.size)
-                if not applied:  # refused (it would overflow) on every rank alike
-                    bad = comm.allreduce(loss * rows.size, op=MPI.SUM) / batch.size
-                    raise DivergenceError(epoch, s, bad, history if self.is_root else None)
-                t3 = time.perf_counter()
-                timings["compute"] += t1 - t0
-                timings["allreduce"] += t2 - t1
-                timings["update"] += t3 - t2
-                timings["steps"] += 1
-                lr_used[s] = lr
-                keep_used[s] = keeps
-            if model.stop_training:  # TerminateOnNaN
-                break
-            net.epoch_counter = epoch + 1
-            total = np.array([loss_sum])
-            comm.Allreduce(MPI.IN_PLACE, total, op=MPI.SUM)
-            logs: Dict[str, Any] = {}
-            if self.is_root:
-                grad_norm = [float(v) for v in norm_sums / steps]
-                logs = {"loss": float(total[0]) / n, "grad_norm": grad_norm, "lr": float(lr_used[0])}
-                end_params = self._param_views(dense)
-                logs["weight_norm"] = [_norm(v) for v in end_params]
-                logs["update_ratio"] = update_ratio
-                logs["nonfinite"] = [False] * len(dense)
-                if dropouts:
-                    logs["keep_prob"] = [float(v) for v in keep_used[0]]
-                if val is not None:
-                    logs["val_loss"] = float(net.evaluate(*val))
-                if not warned:
-                    warned = _warn_gradient_flow(grad_norm, epoch)
-            logs = comm.bcast(logs, root=0)
-            history.append(epoch, logs, {"lr": lr_used, "keep_prob": keep_used})
-            timings["epochs"] += time.perf_counter() - t_epoch
-            for cb in mine:
-                cb.on_epoch_end(epoch, logs)
-            if comm.bcast(model.stop_training, root=0):
-                model.stop_training = True
-                break
-        for cb in mine:
-            cb.on_train_end()
-        if not self.check_same_weights():  # pragma: no cover - MPI reductions agree in practice
-            warnings.warn("pybackprop.distributed: the ranks' weights differ bitwise after training (the MPI "
-                          "reduction gave different roundings on different ranks); rank 0's weights were "
-                          "broadcast to all", RuntimeWarning, stacklevel=2)
-            self.broadcast_state()
-        return history if self.is_root else None
+        t0 = time.perf_counter()
+        if self.trainer.profile:
+            self.comm.Barrier()
+            t1 = time.perf_counter()
+            self.timings["wait"] += t1 - t0
+            t0 = t1
+        self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+        self.timings["allreduce"] += time.perf_counter() - t0
 
-    def _param_views(self, dense: List[Any]) -> List[List[np.ndarray]]:
-        net = self.model._net
-        return [[net.W(d)] + ([net.b(d)] if layer.use_bias else []) for d, layer in enumerate(dense)]
+    def sum(self, value: float) -> float:
+        from mpi4py import MPI
 
+        total = np.array([value], dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, total, op=MPI.SUM)
+        return float(total[0])
 
-def _norm(arrays: Sequence[np.ndarray]) -> float:
-    return math.sqrt(sum(float(np.dot(a.ravel(), a.ravel())) for a in arrays))
+    def agree(self, value: T) -> T:
+        return self.comm.bcast(value, root=0)  # type: ignore[no-any-return]
 
 
 def fit_distributed(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,

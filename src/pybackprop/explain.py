@@ -19,7 +19,6 @@ array([[0.2],
 """
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
@@ -204,35 +203,37 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     lr : float, optional
         Learning rate of the step (default: the model's SGD learning rate, else 0.01).
     """
-    model._require_compiled()
+    engine = model.engine
+    engine.require_compiled()
     xs = np.asarray(x)
     if xs.ndim == 1:
         xs = xs.reshape(1, -1)
     ys = np.asarray(y)
-    if ys.ndim == 0 or (ys.ndim == 1 and model.loss != "categorical_crossentropy"):
+    if ys.ndim == 0 or (ys.ndim == 1 and engine.loss != "categorical_crossentropy"):
         ys = ys.reshape(1, -1)
     if lr is None:
-        opt_lr = getattr(model.optimizer, "lr", None)
-        lr = opt_lr if isinstance(model.optimizer, SGD) and not isinstance(opt_lr, _schedules.Schedule) else 0.01
+        opt_lr = getattr(engine.optimizer, "lr", None)
+        lr = opt_lr if isinstance(engine.optimizer, SGD) and not isinstance(opt_lr, _schedules.Schedule) else 0.01
     lr = check_float("lr", lr, minimum=0.0)
-    Xc = model._inputs(xs)
+    Xc = engine.inputs(xs)
     if Xc.shape[0] != 1:
         raise ValueError(f"x: expected one sample, got {Xc.shape[0]}")
-    Yc = model._targets(ys, 1)
+    Yc = engine.targets(ys, 1)
 
-    step = copy.deepcopy(model)  # the step runs on a copy: same weights, counters, masks
-    assert model.loss is not None
-    step.compile(loss=model.loss, optimizer=SGD(lr=lr))
-    net = step._net
+    step = engine.clone()  # the step runs on a copy: same weights, counters, masks (no file in between)
+    assert engine.loss is not None
+    step.compile(engine.loss, SGD(lr=lr))
+    net = step.net
     net.set_recording(True)
-    step._set_keep_probs_now()
+    step.set_keep_probs_now()
     loss, _ = net.train_step(Xc, Yc, lr)  # a NaN/inf step is not applied: W_new then equals W
     layers: List[Dict[str, Any]] = []
     a_prev = Xc
-    for d, layer in enumerate(model._dense):
+    for d, layer in enumerate(engine.dense):
         rec = net.recorded(d)
-        W_old = model._net.W(d).copy()
-        b_old = None if not layer.use_bias else model._net.b(d).copy()
+        W_old = engine.W(d).copy()
+        b = engine.b(d)
+        b_old = None if b is None else b.copy()
         mask = net.mask(d)  # None without a Dropout before this layer
         inp = a_prev if mask is None else net.dropped_input(d)  # the core's a_prev ⊙ mask · scale
         entry = {
@@ -245,6 +246,4 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         }
         layers.append(entry)
         a_prev = entry["a"]
-    return Trace(Xc, Yc, layers[-1]["a"], float(loss), model.loss or "", lr, layers)
-
-
+    return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers)

@@ -1,8 +1,12 @@
 """Saving and loading models: one ``.npz`` file, no pickle.
 
 The file holds a JSON header (format name and version, library version, the
-model config, RNG and optimiser counters, and a SHA-256 of every array) and the
-raw arrays (weights, optimiser state). Loading uses ``allow_pickle=False`` and
+model config, RNG and optimiser counters, keep probabilities, and a SHA-256 of
+every array) and the raw arrays: ``weight_<i>`` in ``get_weights()`` order and
+``optimizer_<name>`` for each named optimiser state of the engine
+(``momentum_buffer``, ``exp_avg``, ...; format 1 wrote ``optimizer_state1`` and
+``optimizer_state2``, still read). Everything comes from and goes to one
+:class:`~pybackprop._engine.EngineState`. Loading uses ``allow_pickle=False`` and
 checks format, version and checksums, so a truncated, corrupted or tampered
 file raises a clear ``ValueError`` and nothing from the file is executed.
 
@@ -25,38 +29,35 @@ from typing import TYPE_CHECKING, Any, Dict, List
 import numpy as np
 
 
+from ._engine import EngineState
+
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
 
 FORMAT = "pybackprop-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this reader accepts (1: the optimiser state stored as state1/state2)
+READABLE_VERSIONS = (1, 2)
 
 
 def _sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def _model_arrays(model: "Sequential") -> Dict[str, np.ndarray]:
-    if not model.built:
-        return {}
-    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    arrays["optimizer_state1"] = model._net.state1().copy()
-    arrays["optimizer_state2"] = model._net.state2().copy()
-    return arrays
-
-
 def _write(model: "Sequential", f: Any) -> None:
     from . import __version__
 
-    arrays = _model_arrays(model)
-    net = model._net
+    state = model.engine.state() if model.built else None
+    arrays: Dict[str, np.ndarray] = {}
+    if state is not None:
+        arrays = {f"weight_{i}": w for i, w in enumerate(state.weights)}
+        arrays.update({f"optimizer_{name}": a for name, a in state.optimizer.items()})
     config = model.get_config()
     header: Dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
         "config": config,
-        "counters": None if net is None else {"epoch_counter": net.epoch_counter, "step_counter": net.step_counter,
-                                               "optimizer_step": net.optimizer_step},
-        "keep_probs": None if net is None else [net.keep_prob(d._index) for d in model._dropouts],
+        "counters": None if state is None else state.counters,
+        "keep_probs": None if state is None else state.keep_probs,
         "sha256": {name: _sha256(a) for name, a in arrays.items()},
     }
     if any(_is_callable_schedule(v) for v in _schedule_configs(config)):
@@ -125,9 +126,9 @@ def _read(f: Any, source: str) -> "Sequential":
         raise _bad(source, f"the header is not JSON ({type(e).__name__}: {e})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _bad(source, f"the header's format is not '{FORMAT}'")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise _bad(source, f"format version {header.get('format_version')!r}; this pybackprop reads version "
-                           f"{FORMAT_VERSION}")
+    if header.get("format_version") not in READABLE_VERSIONS:
+        raise _bad(source, f"format version {header.get('format_version')!r}; this pybackprop reads versions "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}")
     sums = header.get("sha256", {})
     if not isinstance(sums, dict):
         raise _bad(source, "the header's sha256 entry is not a table of checksums")
@@ -144,18 +145,11 @@ def _read(f: Any, source: str) -> "Sequential":
             if not model.built:
                 raise ValueError("counters for a model that is not built")
             weights = [arrays[f"weight_{i}"] for i in range(sum(1 for k in arrays if k.startswith("weight_")))]
-            model.set_weights(weights)
-            net = model._net
-            for name in ("state1", "state2"):
-                state = arrays[f"optimizer_{name}"]
-                if state.shape != (net.arena_size,):
-                    raise ValueError(f"optimizer_{name} has shape {state.shape}, expected ({net.arena_size},)")
-                getattr(net, name)()[...] = state
-            net.epoch_counter = int(counters["epoch_counter"])
-            net.step_counter = int(counters["step_counter"])
-            net.optimizer_step = int(counters["optimizer_step"])
-            for dropout, p in zip(model._dropouts, header.get("keep_probs") or []):
-                net.set_keep_prob(dropout._index, float(p))
+            optimizer = {k[len("optimizer_"):]: a for k, a in arrays.items() if k.startswith("optimizer_")}
+            keep_probs = header.get("keep_probs") or []
+            if not isinstance(counters, dict) or not isinstance(keep_probs, list):
+                raise ValueError("the counters or keep probabilities are not a table and a list")
+            model.engine.load_state(EngineState(weights, optimizer, counters, [float(p) for p in keep_probs]))
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - a tampered config can fail anywhere while being built

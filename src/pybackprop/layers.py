@@ -6,7 +6,7 @@ Dense(4, activation='relu', use_bias=False, init='he_normal')
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Protocol, Union
 
 import numpy as np
 
@@ -15,24 +15,44 @@ from . import initializers as _initializers
 from . import schedules as _schedules
 from ._validation import as_numeric_array, check_bool, check_choice, check_float, check_int, fail
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import Sequential
+
+class ParameterViews(Protocol):
+    """Where a built layer finds its parameters: views into the model's arena by Dense index."""
+
+    def W(self, d: int) -> np.ndarray: ...
+
+    def b(self, d: int) -> Optional[np.ndarray]: ...
+
+
+class LayerOwner(Protocol):
+    """What a layer needs of the model it belongs to (a Sequential): its parameter views.
+
+    Layers import nothing of the model; the model gives itself to its layers when built.
+    """
+
+    @property
+    def engine(self) -> ParameterViews: ...
 
 
 class Layer:
-    """Base class: a layer knows its model once it is built."""
+    """Base class: a layer knows its model once it is built.
 
-    _model: Optional["Sequential"] = None
-    _index: int = -1
+    >>> import pybackprop as bp
+    >>> bp.Dense(2)._model is None      # not part of a built model yet
+    True
+    """
+
+    _model: Optional[LayerOwner] = None
+    _index: int = -1  # Dense: its index in the core; Dropout: the index of the Dense layer it feeds
 
     def get_config(self) -> Dict[str, Any]:
         raise NotImplementedError
 
-    def _net(self) -> Any:
-        if self._model is None or self._model._net is None:
+    def _views(self) -> ParameterViews:
+        if self._model is None:
             raise RuntimeError(f"{type(self).__name__} layer is not built yet: give input_dim to "
                                "Sequential, or call build(input_dim), fit or predict first")
-        return self._model._net
+        return self._model.engine
 
 
 class Dense(Layer):
@@ -89,11 +109,11 @@ class Dense(Layer):
 
     @property
     def W(self) -> np.ndarray:
-        return self._net().W(self._index)
+        return self._views().W(self._index)
 
     @property
     def b(self) -> Optional[np.ndarray]:
-        return self._net().b(self._index)
+        return self._views().b(self._index)
 
     def get_config(self) -> Dict[str, Any]:
         init = self.init if isinstance(self.init, str) else self.init.tolist()

@@ -21,3 +21,20 @@ LOSSES: Dict[str, Optional[str]] = {
     "binary_crossentropy": "sigmoid",
     "categorical_crossentropy": "softmax",
 }
+
+
+def check_output_activation(loss: str, activation: str) -> None:
+    """Raise ``ValueError`` when ``loss`` needs another output activation than ``activation``.
+
+    The one statement of the pairing rule on the Python side (the core checks
+    it again as an invariant of its fused gradients).
+
+    >>> check_output_activation("mse", "tanh")
+    >>> check_output_activation("binary_crossentropy", "softmax")
+    Traceback (most recent call last):
+    ...
+    ValueError: loss: binary_crossentropy expected an output layer with activation 'sigmoid', got 'softmax'
+    """
+    required = LOSSES[loss]
+    if required is not None and activation != required:
+        raise ValueError(f"loss: {loss} expected an output layer with activation '{required}', got '{activation}'")

@@ -1,65 +1,28 @@
 """The :class:`Sequential` model: a stack of layers trained by backpropagation.
 
-Python validates and casts once; the C++ core (``pybackprop._core``) owns the
-parameters and runs every forward, backward and update, without the GIL.
+A thin facade: :class:`Sequential` holds the layers and the public API, and
+hands every call to its :class:`~pybackprop._engine.Engine` (``model.engine``),
+which owns the C++ core (``pybackprop._core``), the data coercion and the one
+fit loop. The core runs every forward, backward and update, without the GIL.
 """
 from __future__ import annotations
 
 import secrets
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
 from . import layers as _layers
 from . import optimizers as _optimizers
-from . import schedules as _schedules
-from ._validation import (as_matrix, as_numeric_array, check_bool, check_choice, check_dtype, check_float,
-                          check_int, fail)
-from .callbacks import Callback, History, ProgressBar, TerminateOnNaN
-from .losses import LOSSES
+from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine, GradientFlowWarning,
+                      warn_gradient_flow)
+from ._history import Callback, History
+from ._validation import check_bool, check_dtype, check_int, fail
 from .layers import Dense, Dropout, Layer
 
-_CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
-#: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
-_HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
-#: the first layer's gradient norm relative to the last's beyond which fit warns
-VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
+__all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
+           "VANISHING_RATIO", "warn_gradient_flow"]
 
-
-class DivergenceError(FloatingPointError):
-    """The loss (or a gradient) became NaN or infinite during training.
-
-    The model keeps the weights of the last finite step. Attributes: ``epoch``,
-    ``step`` (within the epoch), ``loss`` and ``history`` (the epochs completed).
-    """
-
-    def __init__(self, epoch: int, step: int, loss: float, history: Optional[History] = None) -> None:
-        self.epoch, self.step, self.loss, self.history = epoch, step, loss, history
-        super().__init__(f"training diverged in epoch {epoch}, step {step}: the loss is {loss} (or a gradient "
-                         "is NaN/inf); the model keeps the weights of the last finite step. Try a smaller "
-                         "learning rate, clip_norm on the optimiser (e.g. bp.SGD(lr, clip_norm=1.0)), or "
-                         "standardised inputs and targets.")
-
-
-class GradientFlowWarning(UserWarning):
-    """The first layer's gradient is vanishing or exploding relative to the last layer's."""
-
-
-def _warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
-    """Warn (and return True) when the first layer's gradient is tiny or huge relative to the last's."""
-    if len(grad_norm) < 2 or not all(np.isfinite(grad_norm)) or grad_norm[-1] == 0:
-        return False
-    ratio = grad_norm[0] / grad_norm[-1]
-    if VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
-        return False
-    kind = "vanishing" if ratio < VANISHING_RATIO else "exploding"
-    hint = ("try relu/leaky_relu activations, he_normal init, or fewer layers" if kind == "vanishing"
-            else "try a smaller lr, clip_norm on the optimiser, or a smaller init")
-    warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "
-                  f"the last layer's ({hint}); see history['grad_norm']", GradientFlowWarning, stacklevel=3)
-    return True
 CONFIG_FORMAT = 1
 
 
@@ -103,24 +66,24 @@ class Sequential:
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None, input_dim: Optional[int] = None,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
-        self.dtype: str = check_dtype(dtype)
-        self.seed: int = secrets.randbits(63) if seed is None else check_int("seed", seed, minimum=0)
-        if self.seed >= 2 ** 63:
+        dtype = check_dtype(dtype)
+        seed = secrets.randbits(63) if seed is None else check_int("seed", seed, minimum=0)
+        if seed >= 2 ** 63:
             fail("seed", "an integer in [0, 2**63)", seed)
-        self.input_dim: Optional[int] = None if input_dim is None else check_int("input_dim", input_dim, 1)
+        input_dim = None if input_dim is None else check_int("input_dim", input_dim, 1)
         self.layers: List[Layer] = []
-        self.loss: Optional[str] = None
-        self.optimizer: Optional[_optimizers.Optimizer] = None
         self.history: Optional[History] = None
         self.stop_training = False
-        self._net: Any = None
+        self._engine = Engine(self.layers, None, dtype, seed, owner=self)
         if layers is not None:
             if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
                 fail("layers", "a list of layers", layers, TypeError)
             for layer in layers:
                 self.add(layer)
-        if self.input_dim is not None and self.layers:
-            self.build(self.input_dim)
+        if input_dim is not None:
+            self._engine.input_dim = input_dim  # known before the layers are: built by build()
+            if self.layers:
+                self.build(input_dim)
 
     # ------------------------------------------------------------------ structure
     def add(self, layer: Layer) -> None:
@@ -142,22 +105,47 @@ class Sequential:
 
     @property
     def built(self) -> bool:
-        return self._net is not None
+        return self._engine.built
 
     @property
-    def _dense(self) -> List[Dense]:
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
+    def engine(self) -> Engine:
+        """The model's :class:`~pybackprop._engine.Engine`: the core handle, data coercion, the fit
+        loop, ``state()``/``load_state()`` (for modules acting on a model; not needed to use one).
+
+        >>> import pybackprop as bp
+        >>> bp.Sequential([bp.Dense(1)], input_dim=2).engine.built
+        True
+        """
+        return self._engine
 
     @property
-    def _dropouts(self) -> List[Dropout]:
-        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+    def _net(self) -> Any:
+        """The core network (None until built), for the tests' view of the core."""
+        return self._engine.net
+
+    @property
+    def dtype(self) -> str:
+        return self._engine.dtype
+
+    @property
+    def seed(self) -> int:
+        return self._engine.seed
+
+    @property
+    def input_dim(self) -> Optional[int]:
+        return self._engine.input_dim
+
+    @property
+    def loss(self) -> Optional[str]:
+        return self._engine.loss
+
+    @property
+    def optimizer(self) -> Optional[_optimizers.Optimizer]:
+        return self._engine.optimizer
 
     @property
     def output_dim(self) -> int:
-        dense = self._dense
-        if not dense:
-            raise RuntimeError("the model has no Dense layer")
-        return dense[-1].units
+        return self._engine.output_dim
 
     def build(self, input_dim: int) -> None:
         """Allocate the parameters and draw the initial weights.
@@ -171,59 +159,7 @@ class Sequential:
         >>> m.layers[0].W.shape
         (2, 3)
         """
-        input_dim = check_int("input_dim", input_dim, minimum=1)
-        if self.built:
-            if input_dim != self.input_dim:
-                fail("input_dim", f"{self.input_dim} (the model is built)", input_dim)
-            return
-        dense = self._dense
-        if not dense:
-            raise RuntimeError("the model has no Dense layer: add at least one")
-        if isinstance(self.layers[-1], Dropout):
-            fail("layers", "a Dense layer after the last Dropout (Dropout cannot be the output)",
-                 self.layers[-1])
-        specs: List[Any] = []
-        pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dropout):
-                if pending is not None:
-                    fail(f"layers[{i}]", "a Dense layer between two Dropout layers", layer)
-                pending = (i, layer)
-                continue
-            assert isinstance(layer, Dense)
-            d = len(specs)  # index of this Dense layer in the core
-            if layer.activation.name == "softmax" and d != len(dense) - 1:
-                fail(f"activation of layer {i}", "softmax only on the output layer", "softmax")
-            fan_in = input_dim if d == 0 else dense[d - 1].units
-            if not isinstance(layer.init, str) and layer.init.shape != (fan_in, layer.units):
-                fail(f"init of layer {i}", f"an array of shape {(fan_in, layer.units)}", layer.init)
-            if not isinstance(layer.init, str):
-                with np.errstate(over="ignore"):  # finite in float64 but too large for float32
-                    finite = np.isfinite(layer.init.astype(self.dtype)).all()
-                if not finite:
-                    fail(f"init of layer {i}", f"values finite in {self.dtype}", layer.init)
-            drop: Dict[str, Any] = {}
-            if pending is not None:
-                j, dropout = pending
-                drop = dict(dropout_keep_prob=dropout.current_keep_prob(),
-                            dropout_inverted=dropout.scaling == "inverted",
-                            dropout_per_batch=dropout.mask == "per_batch", dropout_index=j)
-                dropout._index, pending = d, None
-            p = layer.activation.params()
-            specs.append(_core.DenseSpec(layer.units, layer.activation.name, alpha=p.get("alpha", 0.0),
-                                         sigma=p.get("sigma", 0.0), use_bias=layer.use_bias, index=i, **drop))
-            layer._index = d
-        net = _CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
-        for d, layer in enumerate(dense):
-            if isinstance(layer.init, str):
-                net.init_layer(d, layer.init)
-            else:
-                net.W(d)[...] = layer.init
-        for layer in self.layers:
-            layer._model = self
-        self._net, self.input_dim = net, input_dim
-        if self.loss is not None:
-            self._configure_core()
+        self._engine.build(input_dim)
 
     def count_params(self) -> int:
         """Number of trainable scalars (weights and biases)."""
@@ -256,94 +192,7 @@ class Sequential:
         ...
         ValueError: loss: binary_crossentropy expected an output layer with activation 'sigmoid', got 'softmax'
         """
-        loss = check_choice("loss", loss, LOSSES)
-        optimizer = _optimizers.get(optimizer)
-        if self._dense:
-            required = LOSSES[loss]
-            out = self._dense[-1].activation.name
-            if required is not None and out != required:
-                raise ValueError(f"loss: {loss} expected an output layer with activation "
-                                 f"'{required}', got '{out}'")
-        self.loss, self.optimizer = loss, optimizer
-        if self.built:
-            self._configure_core()
-
-    def _configure_core(self) -> None:
-        assert self.loss is not None
-        self._net.set_loss(self.loss)
-        self._configure_optimizer(reset_state=True)
-
-    def _configure_optimizer(self, reset_state: bool) -> None:
-        assert self.optimizer is not None
-        if self.built:
-            self._net.set_optimizer(**self.optimizer.core_kwargs())
-            if reset_state:
-                self._net.reset_optimizer_state()
-
-    def _lr_now(self) -> float:
-        """The learning rate of the next step (a schedule evaluated at the current time)."""
-        assert self.optimizer is not None
-        lr = self.optimizer.lr
-        if isinstance(lr, _schedules.Schedule):
-            t = self._net.epoch_counter if lr.unit == "epoch" else self._net.step_counter
-            lr = lr(t)
-        return check_float("lr (schedule value)", lr, minimum=0.0)
-
-    def _set_keep_probs_now(self) -> None:
-        """Give scheduled Dropout keep probabilities their value at the current time to the core."""
-        for dropout in self._dropouts:
-            if isinstance(dropout.keep_prob, _schedules.Schedule):
-                unit = dropout.keep_prob.unit
-                t = self._net.epoch_counter if unit == "epoch" else self._net.step_counter
-                value = dropout.keep_prob(t)
-                _schedules.check_values("keep_prob", np.array([value]), 0.0, 1.0, low_inclusive=False)
-                self._net.set_keep_prob(dropout._index, value)
-
-    def _require_compiled(self) -> None:
-        if self.loss is None:
-            raise RuntimeError("the model is not compiled: call model.compile(loss=..., optimizer=...) first")
-
-    # ------------------------------------------------------------------ data
-    def _inputs(self, X: Any, name: str = "X") -> np.ndarray:
-        if not self.built:
-            # Check the data fully before building, so that bad data never builds the model.
-            arr = as_matrix(name, X, self.dtype)
-            self.build(int(arr.shape[1]))
-            return arr
-        return as_matrix(name, X, self.dtype, columns=self.input_dim)
-
-    def _targets(self, y: Any, n: int, name: str = "y") -> np.ndarray:
-        """Targets as (n, output_dim) of the model dtype (one-hot for class labels)."""
-        self._require_compiled()
-        arr = as_numeric_array(name, y)
-        k = self.output_dim
-        if arr.ndim == 0 or arr.ndim > 2:
-            fail(name, f"a 1-D or 2-D array with {n} rows", arr)
-        if arr.shape[0] != n:
-            fail(name, f"{n} rows, as many as X", arr)
-        if self.loss == "categorical_crossentropy" and arr.ndim == 1:
-            labels = arr
-            if not np.isfinite(labels).all() or (labels != np.round(labels)).any() \
-                    or labels.min() < 0 or labels.max() >= k:
-                fail(name, f"integer class labels in [0, {k - 1}] (or one-hot rows of {k} columns)", arr)
-            onehot = np.zeros((n, k), dtype=self.dtype)
-            onehot[np.arange(n), labels.astype(np.int64)] = 1
-            return onehot
-        if arr.ndim == 1:
-            arr = arr.reshape(-1, 1)
-        out = as_matrix(name, arr, self.dtype, columns=k, columns_are="outputs")
-        if self.loss == "categorical_crossentropy":
-            # The fused gradient softmax(z) - y is the loss's gradient only for rows summing to 1.
-            tol = 100 * np.finfo(self.dtype).eps * k
-            if (out < 0).any() or (np.abs(out.sum(axis=1, dtype=np.float64) - 1) > tol).any():
-                fail(name, f"one-hot rows of {k} columns (or class probabilities summing to 1), "
-                     f"or integer class labels in [0, {k - 1}]", arr)
-        return out
-
-    def _data(self, X: Any, y: Any) -> Tuple[np.ndarray, np.ndarray]:
-        self._require_compiled()
-        Xc = self._inputs(X)
-        return Xc, self._targets(y, Xc.shape[0])
+        self._engine.compile(loss, optimizer)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
@@ -402,93 +251,9 @@ class Sequential:
         >>> bool(h.history["loss"][-1] < 0.5 * h.history["loss"][0])
         True
         """
-        Xc, Yc = self._data(X, y)
-        epochs = check_int("epochs", epochs, minimum=0)
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-        shuffle = check_bool("shuffle", shuffle)
-        verbose = check_int("verbose", verbose, minimum=0)
-        validation_split = check_float("validation_split", validation_split, minimum=0.0, maximum=1.0,
-                                       max_inclusive=False)
-        callbacks = list(callbacks or [])
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
-            Xv = self._inputs(validation_data[0], "validation_data[0]")
-            val = (Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
-        elif validation_split > 0:
-            cut = int(round(Xc.shape[0] * (1.0 - validation_split)))
-            if not 0 < cut < Xc.shape[0]:
-                fail("validation_split", f"a fraction leaving samples on both sides of {Xc.shape[0]}",
-                     validation_split)
-            val = (Xc[cut:], Yc[cut:])
-            Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
-
-        n, net = Xc.shape[0], self._net
-        steps = -(-n // min(batch_size, n))
-        history = History()
-        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": steps}
-        self.history, self.stop_training = history, False
-        callbacks = ([ProgressBar()] if verbose else []) + callbacks
-        warned = False
-        for cb in callbacks:
-            cb.set_model(self)
-            cb.on_train_begin()
-        for _ in range(epochs):
-            epoch = net.epoch_counter
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch)
-            lr_steps, keep_steps = self._epoch_schedules(epoch, net.step_counter, steps)
-            loss, grad_norm, _, lr_used, keep_used, health, diverged = net.fit_epoch(
-                Xc, Yc, min(batch_size, n), shuffle, lr_steps, keep_steps)
-            if diverged is not None:
-                step, bad_loss = diverged
-                if any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
-                    history.append(epoch, {"loss": bad_loss})
-                    for cb in callbacks:
-                        if isinstance(cb, TerminateOnNaN):
-                            cb.terminated = True
-                    break
-                raise DivergenceError(epoch, step, bad_loss, history)
-            logs: Dict[str, Any] = {"loss": loss, "grad_norm": list(grad_norm), "lr": float(lr_used[0])}
-            for key in _HEALTH_KEYS:
-                logs[key] = health[key]
-            if not warned:
-                warned = _warn_gradient_flow(grad_norm, epoch)
-            if keep_used.shape[1]:
-                logs["keep_prob"] = [float(v) for v in keep_used[0]]
-            if val is not None:
-                logs["val_loss"] = float(net.evaluate(*val))
-            history.append(epoch, logs, {"lr": lr_used, "keep_prob": keep_used})
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
-
-    def _epoch_schedules(self, epoch: int, first_step: int, steps: int
-                         ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        """Per-step lr and keep_prob arrays for the coming epoch (None when constant)."""
-        assert self.optimizer is not None
-        lr = None
-        if isinstance(self.optimizer.lr, _schedules.Schedule):
-            lr = self.optimizer.lr.values(epoch, first_step, steps)
-            _schedules.check_values("lr", lr, 0.0, np.inf, low_inclusive=True)
-        dropouts = self._dropouts
-        keep = None
-        if any(isinstance(d.keep_prob, _schedules.Schedule) for d in dropouts):
-            keep = np.empty((steps, len(dropouts)))
-            for k, d in enumerate(dropouts):
-                p = d.keep_prob
-                keep[:, k] = p.values(epoch, first_step, steps) if isinstance(p, _schedules.Schedule) \
-                    else float(p)  # type: ignore[arg-type]
-            _schedules.check_values("keep_prob", keep.ravel(), 0.0, 1.0, low_inclusive=False)
-        return lr, keep
+        args = self._engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
+                                          validation_split, callbacks)
+        return self._engine.fit(self, args)
 
     def train_step(self, X: Any, y: Any) -> float:
         """One gradient-descent update on ``(X, y)`` as a single batch.
@@ -503,13 +268,7 @@ class Sequential:
         >>> float(m.layers[0].W[0, 0])        # 0 - 0.25 * 2 * (0 - 2) * 1
         1.0
         """
-        Xc, Yc = self._data(X, y)
-        lr = self._lr_now()
-        self._set_keep_probs_now()
-        loss, applied = self._net.train_step(Xc, Yc, lr)
-        if not applied:
-            raise DivergenceError(self._net.epoch_counter, 0, loss)
-        return float(loss)
+        return self._engine.train_step(*self._engine.data(X, y))
 
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False,
                            masks: Optional[Dict[int, Any]] = None, return_masks: bool = False) -> Any:
@@ -547,46 +306,9 @@ class Sequential:
         """
         training = check_bool("training", training)
         return_masks = check_bool("return_masks", return_masks)
-        Xc, Yc = self._data(X, y)
-        if masks is not None and not training:
-            fail("masks", "training=True (dropout masks are not used in inference mode)", masks)
-        mask_list = None if masks is None else self._mask_list(masks, Xc.shape[0])
-        if training:
-            self._set_keep_probs_now()
-        loss, core_grads, core_masks = self._net.loss_and_gradients(Xc, Yc, training, mask_list)
-        grads: List[Dict[str, np.ndarray]] = []
-        for layer in self.layers:
-            g: Dict[str, np.ndarray] = {}
-            if isinstance(layer, Dense):
-                g["W"], *bias = core_grads[layer._index]
-                if bias:
-                    g["b"] = bias[0]
-            grads.append(g)
-        if not return_masks:
-            return float(loss), grads
-        dropout_positions = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
-        return float(loss), grads, dict(zip(dropout_positions, core_masks))
-
-    def _mask_list(self, masks: Any, n: int) -> List[Optional[np.ndarray]]:
-        """Dropout masks keyed by layer index -> the core's list (one entry per Dense layer)."""
-        if not isinstance(masks, dict):
-            fail("masks", "a dict {Dropout layer index: 0/1 array}", masks, TypeError)
-        out: List[Optional[np.ndarray]] = [None] * len(self._dense)
-        for key, value in masks.items():
-            if not isinstance(key, int) or not 0 <= key < len(self.layers) \
-                    or not isinstance(self.layers[key], Dropout):
-                fail("masks", "keys that are indices of Dropout layers in model.layers", key)
-            dropout = self.layers[key]
-            fan = int(self.input_dim or 0) if dropout._index == 0 else self._dense[dropout._index - 1].units
-            arr = as_numeric_array(f"masks[{key}]", value)
-            try:
-                arr = np.broadcast_to(arr, (n, fan))
-            except ValueError:
-                fail(f"masks[{key}]", f"an array of shape ({n}, {fan}) or ({fan},)", arr)
-            if not np.isin(arr, (0, 1)).all():
-                fail(f"masks[{key}]", "only 0 (dropped) and 1 (kept)", arr)
-            out[dropout._index] = np.ascontiguousarray(arr, dtype=self.dtype)
-        return out
+        Xc, Yc = self._engine.data(X, y)
+        loss, grads, used = self._engine.loss_and_gradients(Xc, Yc, training, masks)
+        return (loss, grads, used) if return_masks else (loss, grads)
 
     # ------------------------------------------------------------------ inference
     def predict(self, X: Any) -> np.ndarray:
@@ -597,8 +319,8 @@ class Sequential:
         >>> m.predict([[2.0]])
         array([[2., 0.]], dtype=float32)
         """
-        Xc = self._inputs(X)  # first: it builds an unbuilt model (self._net is None until then)
-        return self._net.predict(Xc)  # type: ignore[no-any-return]
+        Xc = self._engine.inputs(X)  # first: it builds an unbuilt model
+        return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
 
     def evaluate(self, X: Any, y: Any) -> float:
         """Mean loss over ``(X, y)`` in inference mode.
@@ -609,15 +331,13 @@ class Sequential:
         >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0])
         1.5
         """
-        Xc, Yc = self._data(X, y)
-        return float(self._net.evaluate(Xc, Yc))
+        Xc, Yc = self._engine.data(X, y)  # first: it builds an unbuilt model
+        return float(self._engine.net.evaluate(Xc, Yc))
 
     # ------------------------------------------------------------------ weights and config
     def get_weights(self) -> List[np.ndarray]:
         """Copies of the parameters, ``[W0, b0, W1, ...]`` (no b without bias)."""
-        if not self.built:
-            return []
-        return list(self._net.get_weights())  # copied under the core's lock
+        return self._engine.get_weights()
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every parameter from a list shaped like :meth:`get_weights`.
@@ -633,27 +353,7 @@ class Sequential:
         """
         if not self.built:
             raise RuntimeError("the model is not built yet: give input_dim or call build() first")
-        targets: List[Tuple[str, np.ndarray]] = []
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                targets.append((f"weights[{len(targets)}] (W of layer {i})", self._net.W(layer._index)))
-                if layer.use_bias:
-                    targets.append((f"weights[{len(targets)}] (b of layer {i})", self._net.b(layer._index)))
-        if not isinstance(weights, (list, tuple)):
-            fail("weights", f"a list of {len(targets)} arrays", weights, TypeError)
-        if len(weights) != len(targets):
-            fail("weights", f"a list of {len(targets)} arrays (W and b per layer)", weights)
-        arrays = []
-        for (name, dest), w in zip(targets, weights):
-            arr = as_numeric_array(name, w)
-            if arr.shape != dest.shape:
-                fail(name, f"shape {dest.shape}", arr)
-            with np.errstate(over="ignore", invalid="ignore"):  # too large for dtype: reported below
-                arr = np.asarray(arr, dtype=self.dtype)
-            if not np.isfinite(arr).all():
-                fail(name, f"finite values (in {self.dtype})", arr)
-            arrays.append(arr)
-        self._net.set_weights(arrays)  # written under the core's lock
+        self._engine.set_weights(weights)
 
     def get_config(self) -> Dict[str, Any]:
         """A JSON-serialisable description (not the trained weights).
@@ -764,6 +464,7 @@ class Sequential:
         from .io import model_from_bytes
 
         self.__dict__.update(model_from_bytes(state["pybackprop"]).__dict__)
+        self._engine.owner = self
         for layer in self.layers:
             layer._model = self
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple, Union
 
+from . import _core
 from . import schedules as _schedules
 from ._validation import check_bool, check_float, fail
 
@@ -40,12 +41,16 @@ class Optimizer:
     def _params(self) -> Dict[str, Any]:
         raise NotImplementedError
 
-    def core_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments of ``_core.Network*.set_optimizer`` (lr at t = 0 for schedules)."""
+    def core_config(self) -> _core.OptimizerConfig:
+        """This optimiser for ``_core.Network*.set_optimizer`` (lr at t = 0 for schedules).
+
+        >>> SGD(lr=0.1, momentum=0.9).core_config().momentum
+        0.9
+        """
         lr = self.lr(0) if isinstance(self.lr, _schedules.Schedule) else self.lr
-        return {"kind": self.kind, "lr": lr, "weight_decay": self.weight_decay,
-                "clip_norm": self.clip_norm or 0.0, "decay_bias": self.decay_bias,
-                "decay_per_sample": self.decay_per_sample, **self._params()}
+        return _core.OptimizerConfig(kind=self.kind, lr=lr, weight_decay=self.weight_decay,
+                                     clip_norm=self.clip_norm, decay_bias=self.decay_bias,
+                                     decay_per_sample=self.decay_per_sample, **self._params())
 
     def get_config(self) -> Dict[str, Any]:
         return {"class_name": type(self).__name__, "lr": _schedules.to_config(self.lr), **self._params(),

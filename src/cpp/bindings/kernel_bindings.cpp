@@ -1,5 +1,6 @@
-// Private test hooks of the GEMM kernels (no math here): run one product with
-// a chosen kernel table, list the ISAs, report why an override was refused.
+// Test hooks of the kernels in _core._testing (no math here): run one product or
+// one arena/elementwise operator with a chosen kernel table, list the ISAs, report
+// why an override was refused.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -24,7 +25,7 @@ struct Dims {
 void check_2d(const py::array& a, const char* name, py::ssize_t rows, py::ssize_t cols,
               const std::string& op) {
     if (a.shape(0) != rows || a.shape(1) != cols)
-        throw py::value_error("_gemm(" + op + "): " + name + " has shape (" +
+        throw py::value_error("gemm(" + op + "): " + name + " has shape (" +
                               std::to_string(a.shape(0)) + ", " + std::to_string(a.shape(1)) +
                               "), expected (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
 }
@@ -52,7 +53,7 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
     if (isa != "reference" && isa != "auto") {
         table = find_kernel_table(isa);
         if (!table)
-            throw py::value_error("_gemm: isa must be 'reference', 'auto' or one of _kernel_isas(), got '" +
+            throw py::value_error("gemm: isa must be 'reference', 'auto' or one of kernel_isas(), got '" +
                                   isa + "'");
     }
     Dims d{};
@@ -69,14 +70,14 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
         check_2d(B, "B", d.K, d.N, op);
         check_2d(C, "C", d.M, d.K, op);
     } else {
-        throw py::value_error("_gemm: op must be 'nn', 'tn' or 'nt', got '" + op + "'");
+        throw py::value_error("gemm: op must be 'nn', 'tn' or 'nt', got '" + op + "'");
     }
     const std::ptrdiff_t M = d.M, K = d.K, N = d.N;
     TwicePlusOne<T> twice{c, op == "nt" ? K : N};
     const GemmEpilogue test_epi{&TwicePlusOne<T>::run, &twice};
     const GemmEpilogue* epi = epilogue ? &test_epi : nullptr;
-    if (epilogue && isa == "reference") throw py::value_error("_gemm: the reference kernels take no epilogue");
-    if (small && !table) throw py::value_error("_gemm: small=True needs an ISA of _kernel_isas()");
+    if (epilogue && isa == "reference") throw py::value_error("gemm: the reference kernels take no epilogue");
+    if (small && !table) throw py::value_error("gemm: small=True needs an ISA of kernel_isas()");
     py::gil_scoped_release release;
     if (isa == "reference") {
         if (op == "nn") matmul_nn_reference(c, a, b, M, K, N);
@@ -85,7 +86,7 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
     } else if (isa == "auto") {  // exactly what the layers call
         if (op == "nn") matmul_nn(c, a, b, M, K, N, epi);
         else if (op == "tn") {
-            if (epilogue) throw py::value_error("_gemm: matmul_tn takes no epilogue");
+            if (epilogue) throw py::value_error("gemm: matmul_tn takes no epilogue");
             matmul_tn(c, a, b, M, K, N);
         } else matmul_nt(c, a, b, M, N, K, epi);
     } else if (small) {  // always the unpacked small-product path, with this table
@@ -101,36 +102,36 @@ void run(const std::string& op, const py::array& A, const py::array& B, py::arra
 
 }  // namespace
 
-void bind_kernels(py::module_& m) {
+void bind_kernel_hooks(py::module_& m) {
     m.def(
-        "_gemm",
+        "gemm",
         [](const std::string& op, const py::array& A, const py::array& B, py::array C,
            const std::string& isa, bool epilogue, bool small) {
             for (const auto& [name, arr] : {std::pair<const char*, const py::array*>{"A", &A},
                                             {"B", &B}, {"C", &C}}) {
                 if (arr->ndim() != 2)
-                    throw py::value_error(std::string("_gemm: ") + name + " must be 2-D");
+                    throw py::value_error(std::string("gemm: ") + name + " must be 2-D");
                 if (!(arr->flags() & py::array::c_style))
-                    throw py::value_error(std::string("_gemm: ") + name + " must be C-contiguous");
+                    throw py::value_error(std::string("gemm: ") + name + " must be C-contiguous");
                 if (!arr->dtype().is(C.dtype()))
-                    throw py::value_error("_gemm: A, B and C must share one dtype");
+                    throw py::value_error("gemm: A, B and C must share one dtype");
             }
-            if (!C.writeable()) throw py::value_error("_gemm: C must be writeable");
+            if (!C.writeable()) throw py::value_error("gemm: C must be writeable");
             if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa, epilogue, small);
             else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa, epilogue, small);
-            else throw py::value_error("_gemm: dtype must be float32 or float64");
+            else throw py::value_error("gemm: dtype must be float32 or float64");
             return C;
         },
         py::arg("op"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("isa") = "auto",
         py::arg("epilogue") = false, py::arg("small") = false,
         "C += op(A, B) in place (private test hook). op: 'nn' C=A·B, 'tn' C=Aᵀ·B, 'nt' "
         "C=A·Bᵀ. isa: 'reference' (naive loops), 'auto' (what the layers call, small "
-        "products direct), or an ISA of _kernel_isas() (always the blocked driver, or with "
+        "products direct), or an ISA of kernel_isas() (always the blocked driver, or with "
         "small=True always the unpacked small-product path). "
         "epilogue: then C = 2C + 1 by the product's epilogue, block by block.");
 
     m.def(
-        "_kernel_isas",
+        "kernel_isas",
         [] {
             py::list out;
             for (const KernelTable* t : compiled_kernel_tables())
@@ -140,7 +141,7 @@ void bind_kernels(py::module_& m) {
         "The ISAs compiled into this build that this CPU supports, worst to best.");
 
     m.def(
-        "_kernel_isas_compiled",
+        "kernel_isas_compiled",
         [] {
             py::list out;
             for (const KernelTable* t : compiled_kernel_tables()) out.append(t->name);
@@ -149,10 +150,10 @@ void bind_kernels(py::module_& m) {
         "Every ISA compiled into this build, supported by this CPU or not.");
 
     m.def(
-        "_kernel_tiles",
+        "kernel_tiles",
         [](const std::string& isa) {
             const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("_kernel_tiles: unknown or unsupported isa '" + isa + "'");
+            if (!t) throw py::value_error("kernel_tiles: unknown or unsupported isa '" + isa + "'");
             auto info = [](const auto& k) {
                 py::dict d;
                 d["mr"] = k.mr, d["nr"] = k.nr, d["mc"] = k.mc, d["kc"] = k.kc, d["nc"] = k.nc;
@@ -179,16 +180,16 @@ void bind_kernels(py::module_& m) {
             },
             py::arg("z"), py::arg("isa"), what);
     };
-    elementwise("_tanh_f32", &KernelTable::tanh_f32,
+    elementwise("tanh_f32", &KernelTable::tanh_f32,
                 "tanh of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
-    elementwise("_sigmoid_f32", &KernelTable::sigmoid_f32,
+    elementwise("sigmoid_f32", &KernelTable::sigmoid_f32,
                 "sigmoid of z (flattened, float32) by an ISA's elementwise kernel (test hook).");
 
     m.def(
-        "_sum_squares",
+        "sum_squares",
         [](const py::array& x, const std::string& isa) {
             const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("_sum_squares: unknown or unsupported isa '" + isa + "'");
+            if (!t) throw py::value_error("sum_squares: unknown or unsupported isa '" + isa + "'");
             auto run = [&](auto tag) {
                 using T = decltype(tag);
                 auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(x);
@@ -196,22 +197,22 @@ void bind_kernels(py::module_& m) {
             };
             if (x.dtype().is(py::dtype::of<float>())) return run(float{});
             if (x.dtype().is(py::dtype::of<double>())) return run(double{});
-            throw py::value_error("_sum_squares: dtype must be float32 or float64");
+            throw py::value_error("sum_squares: dtype must be float32 or float64");
         },
         py::arg("x"), py::arg("isa"),
         "The sum of squares of x (flattened), in double, by an ISA's arena kernel (test hook).");
 
     m.def(
-        "_transpose",
+        "transpose",
         [](const py::array& src, const std::string& isa) {
             const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("_transpose: unknown or unsupported isa '" + isa + "'");
-            if (src.ndim() != 2) throw py::value_error("_transpose: src must be 2-D");
+            if (!t) throw py::value_error("transpose: unknown or unsupported isa '" + isa + "'");
+            if (src.ndim() != 2) throw py::value_error("transpose: src must be 2-D");
             auto run = [&](auto tag) -> py::array {
                 using T = decltype(tag);
                 const std::ptrdiff_t k = src.shape(0), n = src.shape(1), size = sizeof(T);
                 if (src.strides(0) % size || src.strides(1) % size)
-                    throw py::value_error("_transpose: strides must be whole elements");
+                    throw py::value_error("transpose: strides must be whole elements");
                 py::array_t<T> dst({k, n});
                 t->get<T>().transpose(static_cast<const T*>(src.data()), src.strides(0) / size, src.strides(1) / size,
                                       dst.mutable_data(), k, n);
@@ -219,37 +220,37 @@ void bind_kernels(py::module_& m) {
             };
             if (src.dtype().is(py::dtype::of<float>())) return run(float{});
             if (src.dtype().is(py::dtype::of<double>())) return run(double{});
-            throw py::value_error("_transpose: dtype must be float32 or float64");
+            throw py::value_error("transpose: dtype must be float32 or float64");
         },
         py::arg("src"), py::arg("isa"),
         "A C-contiguous copy of the 2-D (k, n) view src (any strides) by an ISA's GEMM transpose (test hook).");
 
     m.def(
-        "_sgd",
+        "sgd",
         [](py::array p, const py::array& grad, py::array buf, double lr, double momentum, bool nesterov,
            double weight_decay, const std::string& isa) {
             const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("_sgd: unknown or unsupported isa '" + isa + "'");
+            if (!t) throw py::value_error("sgd: unknown or unsupported isa '" + isa + "'");
             auto run = [&](auto tag) {
                 using T = decltype(tag);
                 using Arr = py::array_t<T, py::array::c_style>;
                 for (const py::array* a : {static_cast<const py::array*>(&p), &grad, static_cast<const py::array*>(&buf)})
                     if (!py::isinstance<Arr>(*a) || a->size() != p.size())
-                        throw py::value_error("_sgd: p, grad and buf must be C-contiguous arrays of one dtype and size");
-                if (!p.writeable() || !buf.writeable()) throw py::value_error("_sgd: p and buf must be writeable");
+                        throw py::value_error("sgd: p, grad and buf must be C-contiguous arrays of one dtype and size");
+                if (!p.writeable() || !buf.writeable()) throw py::value_error("sgd: p and buf must be writeable");
                 t->arena<T>().sgd(static_cast<T*>(p.mutable_data()), static_cast<const T*>(grad.data()),
                                   static_cast<T*>(buf.mutable_data()), std::size_t(p.size()), lr, momentum, nesterov,
                                   weight_decay);
             };
             if (p.dtype().is(py::dtype::of<float>())) run(float{});
             else if (p.dtype().is(py::dtype::of<double>())) run(double{});
-            else throw py::value_error("_sgd: dtype must be float32 or float64");
+            else throw py::value_error("sgd: dtype must be float32 or float64");
         },
         py::arg("p"), py::arg("grad"), py::arg("buf"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
         py::arg("weight_decay"), py::arg("isa"),
         "One SGD update of p (and the momentum buffer buf) in place by an ISA's arena kernel (test hook).");
 
-    m.def("_isa_note", [] { return isa_note(); },
+    m.def("isa_note", [] { return isa_note(); },
           "Empty, or why the PYBACKPROP_ISA override was not honoured.");
 }
 

@@ -21,8 +21,11 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pybackprop's C++ core (private: use the pybackprop package).";
+    bp::bindings::bind_value_types(m);
     bp::bindings::bind_network(m);
-    bp::bindings::bind_kernels(m);
+    py::module_ testing = m.def_submodule("_testing", "Test hooks of the core (for pybackprop's tests only).");
+    bp::bindings::bind_kernel_hooks(testing);
+    bp::bindings::bind_network_hooks(testing);
 
     m.def("set_num_threads", &bp::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &bp::num_threads);

@@ -52,6 +52,22 @@ public:
         for (; i < n; ++i) out[i] = next();
     }
 
+    // Jumps k outputs ahead in O(log k): afterwards next() returns what the k+1-th
+    // next() would have (Brown's LCG jump-ahead, as O'Neill's pcg32_advance_r:
+    // s_k = M^k s + (1 + M + ... + M^(k-1)) inc, mod 2^64, by repeated squaring).
+    void advance(uint64_t k) {
+        uint64_t acc_mult = 1, acc_plus = 0, cur_mult = kMult, cur_plus = inc_;
+        for (; k > 0; k >>= 1) {
+            if (k & 1u) {
+                acc_mult *= cur_mult;
+                acc_plus = acc_plus * cur_mult + cur_plus;
+            }
+            cur_plus = (cur_mult + 1) * cur_plus;
+            cur_mult *= cur_mult;
+        }
+        state_ = acc_mult * state_ + acc_plus;
+    }
+
     // Uniform double in [0, 1) with 53 random bits.
     double uniform01() {
         uint64_t a = next() >> 5, b = next() >> 6;

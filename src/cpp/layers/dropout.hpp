@@ -50,6 +50,25 @@ void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per
         for (std::size_t r = 1; r < B; ++r) std::memcpy(M + r * F, M, F * sizeof(T));
 }
 
+// Rows `rows[0..R)` of the B × F mask dropout_mask(M, B, F, keep_prob, per_batch, rng)
+// would draw, for any B above them, into M[R, F], bitwise: row r is outputs r·F ..
+// r·F + F - 1 of rng's stream (per_batch: row 0 for every row), reached by jumping
+// ahead. Lets a rank of distributed training draw only the rows it holds. rng is
+// not advanced.
+template <typename T>
+void dropout_mask_rows(T* M, const int64_t* rows, std::size_t R, std::size_t F, double keep_prob, bool per_batch,
+                       const Pcg32& rng) {
+    for (std::size_t r = 0; r < R; ++r) {
+        if (per_batch && r > 0) {
+            std::memcpy(M + r * F, M, F * sizeof(T));
+            continue;
+        }
+        Pcg32 at = rng;
+        at.advance(per_batch ? 0 : uint64_t(rows[r]) * F);
+        dropout_mask(M + r * F, 1, F, keep_prob, false, at);
+    }
+}
+
 // D[n] = A ⊙ M · scale (M null: D = A · scale). D may alias A.
 template <typename T>
 void dropout_forward(T* D, const T* A, const T* M, std::size_t n, T scale) {

@@ -156,7 +156,7 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, const std::ve
                 if (masks && (*masks)[l]) {
                     std::memcpy(M, (*masks)[l], B * in * sizeof(T));
                 } else {
-                    Pcg32 rng(seed_, rng_stream(RngPurpose::Dropout, step_counter, drop.index));
+                    Pcg32 rng = dropout_rng(l);
                     dropout_mask(M, B, in, drop.keep_prob, drop.per_batch, rng);
                 }
                 dropout_forward(D, a_prev, M, B * in, T(drop.train_scale()));
@@ -184,6 +184,17 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, const std::ve
     }
     last_batch_ = B;
     last_training_ = training;
+}
+
+template <typename T>
+Pcg32 Network<T>::dropout_rng(std::size_t l) const {
+    return Pcg32(seed_, rng_stream(RngPurpose::Dropout, step_counter, layers_[l].dropout.index));
+}
+
+template <typename T>
+void Network<T>::dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const {
+    const DropoutSpec& drop = layers_[l].dropout;
+    bp::dropout_mask_rows(M, rows, R, fan_in(l), drop.keep_prob, drop.per_batch, dropout_rng(l));
 }
 
 template <typename T>
@@ -308,13 +319,13 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
 }
 
 template <typename T>
-bool Network<T>::step_with_ratio(double lr, std::size_t rows, std::vector<double>& ratio) {
+bool Network<T>::apply_gradients(double lr, std::size_t rows, double* update_ratio) {
+    if (!update_ratio) return step(lr, rows);
     const std::size_t L = layers_.size();
     std::vector<double> norm(L), delta_sq(L, 0.0);
     for (std::size_t l = 0; l < L; ++l) norm[l] = layer_weight_norm(l, params_.data());
     if (!step(lr, rows, delta_sq.data())) return false;
-    ratio.resize(L);
-    for (std::size_t l = 0; l < L; ++l) ratio[l] = norm[l] > 0 ? std::sqrt(delta_sq[l]) / norm[l] : 0.0;
+    for (std::size_t l = 0; l < L; ++l) update_ratio[l] = norm[l] > 0 ? std::sqrt(delta_sq[l]) / norm[l] : 0.0;
     return true;
 }
 
@@ -462,6 +473,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     if (shuffle) shuffle_order(order_.data(), n, seed_, epoch_counter);
 
     EpochStats stats;
+    stats.n_dropout = nd;
     stats.grad_norm.assign(layers_.size(), 0.0);
     stats.health.assign(layers_.size(), LayerHealth{});
     // SGD: exact bounds for this epoch's steps (see SgdBounds), which spare the dry run.
@@ -546,9 +558,10 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
         // refuses it). The model keeps the weights of the last finite step.
         const bool last = s + 1 == steps;
-        if (!finite || !(last ? step_with_ratio(lr, B, last_ratio)
+        if (!finite || !(last ? apply_gradients(lr, B, last_ratio.data())
                               : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
             stats.diverged = true;
+            stats.diverged_step = s;
             stats.diverged_loss = loss;
             stats.lr.pop_back();
             stats.keep.resize(stats.keep.size() - nd);

@@ -62,10 +62,12 @@ struct EpochStats {
     std::vector<LayerHealth> health; // per layer, see LayerHealth
     std::size_t steps = 0;           // updates made
     bool diverged = false;           // a step met a NaN/inf loss or gradient and was not applied
+    std::size_t diverged_step = 0;   // that step's index in the epoch (== steps)
     double diverged_loss = 0;        // that step's loss
     bool interrupted = false;        // should_stop() asked to stop (after a completed step)
     std::vector<double> lr;          // the learning rate of every step
     std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
+    std::size_t n_dropout = 0;       // the columns of keep
 };
 
 template <typename T>
@@ -132,12 +134,15 @@ public:
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
     // Applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
-    bool apply_gradients(double lr, std::size_t rows) { return step(lr, rows); }
-    // The same, with each layer's update-to-weight ratio ‖θ_new − θ_old‖ / ‖θ_old‖
-    // of this step into ratio (0 where ‖θ_old‖ = 0), as fit records its last step's.
-    bool apply_gradients(double lr, std::size_t rows, std::vector<double>& ratio) {
-        return step_with_ratio(lr, rows, ratio);
-    }
+    // Returns false, with the parameters and optimiser state unchanged, when the update
+    // would leave a NaN or inf. If update_ratio is given (num_layers() values), each
+    // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
+    // as fit records its last step's.
+    bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
+    // Rows `rows[0..R)` (positions in the coming step's batch, step_counter) of the
+    // dropout mask forward() would draw in front of dense layer l (has_dropout(l)),
+    // into M[R, fan_in(l)]: bitwise the same values.
+    void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
     // One epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
@@ -186,7 +191,7 @@ private:
     // is added to it. grad_max: a bound on max |grad| over the arena, when known
     // (fit_epoch): with SGD it lets sgd_bounds_ prove the step finite without the dry run.
     bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
-    bool step_with_ratio(double lr, std::size_t rows, std::vector<double>& ratio);  // see apply_gradients
+    Pcg32 dropout_rng(std::size_t l) const;  // the stream of layer l's mask at step_counter
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);

@@ -32,31 +32,18 @@ Examples
 True
 """
 
-from . import functional, rng
-from .functional import (
-    ACTIVATIONS,
-    LOSSES,
-    Activation,
-    Loss,
-    adagrad_update,
-    adam_update,
-    clip_grad_norm,
-    dense_backward,
-    dense_forward,
-    dropout_backward,
-    dropout_forward,
-    dropout_scales,
-    rmsprop_update,
-    schedule_value,
-    sgd_update,
-)
+from . import functional, numeric, rng
+from .functional import (ACTIVATIONS, LOSSES, Activation, Loss, adagrad_update, adam_update, clip_grad_norm,
+                         dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_scales,
+                         rmsprop_update, schedule_value, sgd_update)
 from .network import OPTIMIZERS, Dense, Dropout, Network
+from .numeric import numeric_gradient
 from .rng import PCG32, dropout_mask, init_weights, noise, permutation, stream
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Activation", "Loss", "Dense", "Dropout", "Network",
     "PCG32", "adagrad_update", "adam_update", "clip_grad_norm", "dense_backward", "dense_forward",
     "dropout_backward", "dropout_forward", "dropout_mask", "dropout_scales", "functional",
-    "init_weights", "noise", "permutation", "rmsprop_update", "rng", "schedule_value",
+    "init_weights", "noise", "numeric", "numeric_gradient", "permutation", "rmsprop_update", "rng", "schedule_value",
     "sgd_update", "stream",
 ]

@@ -232,7 +232,7 @@ class _BaseMLP(BaseEstimator):
         assert opt is not None
         if opt.weight_decay != weight_decay:
             opt.weight_decay = weight_decay
-            self.model_._configure_optimizer(reset_state=False)
+            self.model_.engine.configure_optimizer(reset_state=False)
 
     def _split(self, n: int, y_score: Any, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
         """Training and validation indices for early stopping (as sklearn: ``ceil(fraction * n)``

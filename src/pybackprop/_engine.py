@@ -1,0 +1,778 @@
+"""The engine behind :class:`~pybackprop.Sequential`: the core handle and the one fit loop.
+
+An :class:`Engine` owns one ``_core`` network and everything Python does
+around it:
+
+- building: the layer specs of the core from the layers, dtype and seed;
+- data coercion: inputs, targets (one-hot for class labels), validation data
+  or a validation split, Dropout masks given by the user;
+- the schedules of an epoch (per-step lr and keep_prob arrays, the lr now);
+- ONE fit loop (:meth:`Engine.fit`): callbacks, the ProgressBar of
+  ``verbose``, ``History.params``, divergence (asked of every callback's
+  ``on_divergence``), the gradient-flow warning. An epoch's steps run in the
+  core's ``fit_epoch``; with a :class:`GradientReducer` (distributed
+  training) they run step by step here: this rank's rows, the core's masks
+  for them, ``loss_and_gradients``, the reducer's all-reduce of the flat
+  gradient arena, ``apply_gradients``;
+- one :meth:`Engine.state` / :meth:`Engine.load_state` (weights, named
+  optimiser state, counters, keep probabilities), used by io, diagnostics,
+  distributed's broadcast and the explainer, and :meth:`Engine.clone`.
+
+Modules that act on a model (io, explain, diagnostics, distributed, callbacks,
+sklearn) use ``model.engine`` and the public names here, never
+``Sequential``'s private ones.
+
+>>> import numpy as np, pybackprop as bp
+>>> m = bp.Sequential([bp.Dense(2, activation="tanh"), bp.Dense(1)], input_dim=3, seed=0)
+>>> m.compile(loss="mse", optimizer=bp.SGD(lr=0.1, momentum=0.9))
+>>> engine = m.engine
+>>> sorted(engine.state().optimizer)
+['momentum_buffer']
+>>> twin = engine.clone()
+>>> bool(np.array_equal(twin.W(0), engine.W(0)))
+True
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar
+
+import numpy as np
+
+from . import _core
+from . import optimizers as _optimizers
+from . import schedules as _schedules
+from ._history import Callback, History, ProgressBar
+from ._validation import as_matrix, as_numeric_array, check_bool, check_choice, check_float, check_int, fail
+from .layers import Dense, Dropout, Layer, LayerOwner
+from .losses import LOSSES, check_output_activation
+
+CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
+#: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
+HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
+#: the first layer's gradient norm relative to the last's beyond which fit warns
+VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
+#: the optimiser state the core keeps, by optimiser kind: the names of its first and second
+#: state arena (torch.optim's names; the core's state1/state2 meaning lives only here)
+OPTIMIZER_STATE: Dict[str, Tuple[str, ...]] = {
+    "sgd": ("momentum_buffer",),
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "rmsprop": ("square_avg", "momentum_buffer"),
+    "adagrad": ("sum",),
+}
+_LEGACY_STATE = ("state1", "state2")  # the names of format-1 model files
+
+T = TypeVar("T")
+
+
+class DivergenceError(FloatingPointError):
+    """The loss (or a gradient) became NaN or infinite during training.
+
+    The model keeps the weights of the last finite step. Attributes: ``epoch``,
+    ``step`` (within the epoch), ``loss`` and ``history`` (the epochs completed).
+
+    Examples
+    --------
+    >>> e = DivergenceError(2, 5, float("nan"))
+    >>> e.epoch, e.step
+    (2, 5)
+    """
+
+    def __init__(self, epoch: int, step: int, loss: float, history: Optional[History] = None) -> None:
+        self.epoch, self.step, self.loss, self.history = epoch, step, loss, history
+        super().__init__(f"training diverged in epoch {epoch}, step {step}: the loss is {loss} (or a gradient "
+                         "is NaN/inf); the model keeps the weights of the last finite step. Try a smaller "
+                         "learning rate, clip_norm on the optimiser (e.g. bp.SGD(lr, clip_norm=1.0)), or "
+                         "standardised inputs and targets.")
+
+
+class GradientFlowWarning(UserWarning):
+    """The first layer's gradient is vanishing or exploding relative to the last layer's."""
+
+
+def warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
+    """Warn (and return True) when the first layer's gradient is tiny or huge relative to the last's.
+
+    >>> warn_gradient_flow([1.0, 1.0], 0)
+    False
+    """
+    if len(grad_norm) < 2 or not all(np.isfinite(grad_norm)) or grad_norm[-1] == 0:
+        return False
+    ratio = grad_norm[0] / grad_norm[-1]
+    if VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
+        return False
+    kind = "vanishing" if ratio < VANISHING_RATIO else "exploding"
+    hint = ("try relu/leaky_relu activations, he_normal init, or fewer layers" if kind == "vanishing"
+            else "try a smaller lr, clip_norm on the optimiser, or a smaller init")
+    warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "
+                  f"the last layer's ({hint}); see history['grad_norm']", GradientFlowWarning, stacklevel=4)
+    return True
+
+
+class TrainingOwner(Protocol):
+    """What the fit loop needs of the object it trains: callbacks get it as ``callback.model``."""
+
+    history: Optional[History]
+    stop_training: bool
+
+
+class GradientReducer(Protocol):
+    """The hook of distributed training: how the ranks share the steps of an epoch.
+
+    With a reducer, :meth:`Engine.fit` runs every step itself: the rows of the
+    global batch this rank holds (``rows``), their loss and gradient from the
+    core (masks from the core for exactly those rows), the gradient scaled to
+    the rank's share, ``allreduce`` of the flat gradient arena (in place, a
+    sum over ranks), then the optimiser's update on every rank.
+
+    Attributes
+    ----------
+    root : bool
+        This rank reports (progress bar, gradient-flow warning, the History).
+    samples : int
+        Size of the global data set (the batches are drawn over it).
+    params : dict
+        Added to ``History.params`` (e.g. ``{"ranks": 4}``).
+    timings : dict
+        ``compute``, ``update``, ``epochs``, ``steps`` are added to by the engine;
+        the reducer adds its own (``allreduce``, ``wait``).
+    """
+
+    root: bool
+    samples: int
+    params: Dict[str, Any]
+    timings: Dict[str, float]
+
+    def rows(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``(positions in batch, rows of this rank's X)`` of the global batch ``batch``."""
+        ...
+
+    def allreduce(self, grads: np.ndarray) -> None:
+        """Sum ``grads`` over the ranks, in place."""
+        ...
+
+    def sum(self, value: float) -> float:
+        """The sum of ``value`` over the ranks."""
+        ...
+
+    def agree(self, value: T) -> T:
+        """The root's ``value`` on every rank."""
+        ...
+
+
+@dataclass
+class EngineState:
+    """Everything training changes in an engine, as copies.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``[W0, b0, W1, ...]`` as :meth:`Sequential.get_weights`.
+    optimizer : dict
+        The optimiser's state arenas by name (``OPTIMIZER_STATE``), e.g.
+        ``{"exp_avg": ..., "exp_avg_sq": ...}`` for Adam; empty when not compiled.
+    counters : dict
+        ``epoch_counter``, ``step_counter`` (RNG streams), ``optimizer_step``.
+    keep_probs : list of float
+        Each Dropout's current keep probability, in layer order.
+    """
+
+    weights: List[np.ndarray]
+    optimizer: Dict[str, np.ndarray] = field(default_factory=dict)
+    counters: Dict[str, int] = field(default_factory=dict)
+    keep_probs: List[float] = field(default_factory=list)
+
+
+@dataclass
+class FitArguments:
+    """The checked and cast arguments of one ``fit`` call (see :meth:`Engine.fit_arguments`)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    verbose: int
+    validation: Optional[Tuple[np.ndarray, np.ndarray]]
+    callbacks: List[Callback]
+
+
+@dataclass
+class EpochOutcome:
+    """What one epoch's steps produced, from ``fit_epoch`` or from the reduced steps."""
+
+    loss: float
+    grad_norm: List[float]
+    lr: np.ndarray
+    keep_prob: np.ndarray
+    health: Dict[str, Any]
+    diverged: Optional[Tuple[int, float]] = None  # (step, loss) of the first non-finite step
+
+
+class Engine:
+    """The core network of one model and the Python around it (see the module docstring).
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The model's layer list (shared: layers added before :meth:`build` count).
+    input_dim : int or None
+        Built at once when given, else on the first data (:meth:`inputs`).
+    dtype : {"float32", "float64"}
+    seed : int
+    owner : LayerOwner, optional
+        Given to the layers when built (their ``W``/``b`` then read the views).
+
+    Examples
+    --------
+    >>> import pybackprop as bp
+    >>> e = Engine([bp.Dense(2)], input_dim=3, dtype="float64", seed=0)
+    >>> e.compile("mse", bp.SGD(lr=0.1))
+    >>> e.W(0).shape, e.state().counters["step_counter"]
+    ((3, 2), 0)
+    """
+
+    def __init__(self, layers: List[Layer], input_dim: Optional[int], dtype: str, seed: int,
+                 owner: Optional[LayerOwner] = None) -> None:
+        self.layers, self.dtype, self.seed, self.owner = layers, dtype, seed, owner
+        self.input_dim: Optional[int] = None
+        self.net: Any = None  # the _core network, once built
+        self.loss: Optional[str] = None
+        self.optimizer: Optional[_optimizers.Optimizer] = None
+        if input_dim is not None and layers:
+            self.build(input_dim)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def built(self) -> bool:
+        return self.net is not None
+
+    @property
+    def dense(self) -> List[Dense]:
+        """The Dense layers in order (index d of the core)."""
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def dropouts(self) -> List[Dropout]:
+        """The Dropout layers in order."""
+        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+
+    @property
+    def output_dim(self) -> int:
+        dense = self.dense
+        if not dense:
+            raise RuntimeError("the model has no Dense layer")
+        return dense[-1].units
+
+    def build(self, input_dim: int, init: bool = True) -> None:
+        """Create the core network; draw the initial weights unless ``init`` is False."""
+        input_dim = check_int("input_dim", input_dim, minimum=1)
+        if self.built:
+            if input_dim != self.input_dim:
+                fail("input_dim", f"{self.input_dim} (the model is built)", input_dim)
+            return
+        dense = self.dense
+        if not dense:
+            raise RuntimeError("the model has no Dense layer: add at least one")
+        if isinstance(self.layers[-1], Dropout):
+            fail("layers", "a Dense layer after the last Dropout (Dropout cannot be the output)",
+                 self.layers[-1])
+        specs: List[Any] = []
+        pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                if pending is not None:
+                    fail(f"layers[{i}]", "a Dense layer between two Dropout layers", layer)
+                pending = (i, layer)
+                continue
+            assert isinstance(layer, Dense)
+            d = len(specs)  # index of this Dense layer in the core
+            if layer.activation.name == "softmax" and d != len(dense) - 1:
+                fail(f"activation of layer {i}", "softmax only on the output layer", "softmax")
+            fan_in = input_dim if d == 0 else dense[d - 1].units
+            if not isinstance(layer.init, str) and layer.init.shape != (fan_in, layer.units):
+                fail(f"init of layer {i}", f"an array of shape {(fan_in, layer.units)}", layer.init)
+            if not isinstance(layer.init, str):
+                with np.errstate(over="ignore"):  # finite in float64 but too large for float32
+                    finite = np.isfinite(layer.init.astype(self.dtype)).all()
+                if not finite:
+                    fail(f"init of layer {i}", f"values finite in {self.dtype}", layer.init)
+            drop = None
+            if pending is not None:
+                j, dropout = pending
+                drop = _core.DropoutSpec(keep_prob=dropout.current_keep_prob(),
+                                         inverted=dropout.scaling == "inverted",
+                                         per_batch=dropout.mask == "per_batch", index=j)
+                dropout._index, pending = d, None
+            p = layer.activation.params()
+            specs.append(_core.DenseSpec(units=layer.units, activation=layer.activation.name,
+                                         alpha=p.get("alpha", 0.0), sigma=p.get("sigma", 0.0),
+                                         use_bias=layer.use_bias, index=i, dropout=drop))
+            layer._index = d
+        net = CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
+        if init:
+            for d, layer in enumerate(dense):
+                if isinstance(layer.init, str):
+                    net.init_layer(d, layer.init)
+                else:
+                    net.W(d)[...] = layer.init
+        self.net, self.input_dim = net, input_dim
+        if self.owner is not None:
+            for layer in self.layers:
+                layer._model = self.owner
+        if self.loss is not None:
+            self._configure_core()
+
+    def require_built(self) -> Any:
+        """The core network (RuntimeError when the model is not built yet)."""
+        if self.net is None:
+            raise RuntimeError("the model is not built yet: give input_dim or call build() first")
+        return self.net
+
+    def W(self, d: int) -> np.ndarray:
+        """The weight view of Dense layer ``d`` (into the parameter arena)."""
+        return self.require_built().W(d)  # type: ignore[no-any-return]
+
+    def b(self, d: int) -> Optional[np.ndarray]:
+        """The bias view of Dense layer ``d`` (None without bias)."""
+        return self.require_built().b(d)  # type: ignore[no-any-return]
+
+    def fan_in(self, d: int) -> int:
+        """Number of inputs of Dense layer ``d``."""
+        return int(self.input_dim or 0) if d == 0 else self.dense[d - 1].units
+
+    def keep_probs(self) -> List[float]:
+        """Each Dropout's current keep probability, in layer order."""
+        net = self.require_built()
+        return [float(net.keep_prob(d._index)) for d in self.dropouts]
+
+    def set_keep_probs(self, values: Sequence[float]) -> None:
+        """Set each Dropout's keep probability (in layer order) in the core."""
+        net = self.require_built()
+        for dropout, p in zip(self.dropouts, values):
+            net.set_keep_prob(dropout._index, float(p))
+
+    # ------------------------------------------------------------------ loss and optimiser
+    def compile(self, loss: str, optimizer: Any) -> None:
+        """Set the loss and the optimiser (its state reset). Checks the output pairing first."""
+        loss = check_choice("loss", loss, LOSSES)
+        optimizer = _optimizers.get(optimizer)
+        if self.dense:
+            check_output_activation(loss, self.dense[-1].activation.name)
+        self.loss, self.optimizer = loss, optimizer
+        if self.built:
+            self._configure_core()
+
+    def _configure_core(self) -> None:
+        assert self.loss is not None
+        self.net.set_loss(self.loss)
+        self.configure_optimizer(reset_state=True)
+
+    def configure_optimizer(self, reset_state: bool = False) -> None:
+        """Give the core the optimiser's current hyperparameters (after a change such as
+        ``optimizer.lr = ...``), keeping its state unless ``reset_state``."""
+        assert self.optimizer is not None
+        if self.built:
+            self.net.set_optimizer(self.optimizer.core_config())
+            if reset_state:
+                self.net.reset_optimizer_state()
+
+    def require_compiled(self) -> None:
+        if self.loss is None:
+            raise RuntimeError("the model is not compiled: call model.compile(loss=..., optimizer=...) first")
+
+    # ------------------------------------------------------------------ schedules
+    def _time(self, schedule: _schedules.Schedule) -> int:
+        return int(self.net.epoch_counter if schedule.unit == "epoch" else self.net.step_counter)
+
+    def lr_now(self) -> float:
+        """The learning rate of the next step (a schedule evaluated at the current time)."""
+        assert self.optimizer is not None
+        lr = self.optimizer.lr
+        if isinstance(lr, _schedules.Schedule):
+            lr = lr(self._time(lr))
+        return check_float("lr (schedule value)", lr, minimum=0.0)
+
+    def set_keep_probs_now(self) -> None:
+        """Give scheduled Dropout keep probabilities their value at the current time to the core."""
+        for dropout in self.dropouts:
+            if isinstance(dropout.keep_prob, _schedules.Schedule):
+                value = dropout.keep_prob(self._time(dropout.keep_prob))
+                _schedules.check_values("keep_prob", np.array([value]), 0.0, 1.0, low_inclusive=False)
+                self.net.set_keep_prob(dropout._index, value)
+
+    def epoch_schedules(self, epoch: int, first_step: int, steps: int
+                        ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """Per-step lr and keep_prob arrays for the coming epoch (None when constant)."""
+        assert self.optimizer is not None
+        lr = None
+        if isinstance(self.optimizer.lr, _schedules.Schedule):
+            lr = self.optimizer.lr.values(epoch, first_step, steps)
+            _schedules.check_values("lr", lr, 0.0, np.inf, low_inclusive=True)
+        dropouts = self.dropouts
+        keep = None
+        if any(isinstance(d.keep_prob, _schedules.Schedule) for d in dropouts):
+            keep = np.empty((steps, len(dropouts)))
+            for k, d in enumerate(dropouts):
+                p = d.keep_prob
+                keep[:, k] = p.values(epoch, first_step, steps) if isinstance(p, _schedules.Schedule) \
+                    else float(p)  # type: ignore[arg-type]
+            _schedules.check_values("keep_prob", keep.ravel(), 0.0, 1.0, low_inclusive=False)
+        return lr, keep
+
+    # ------------------------------------------------------------------ data
+    def inputs(self, X: Any, name: str = "X") -> np.ndarray:
+        """``X`` checked and cast to a C-contiguous matrix of the dtype (builds an unbuilt model)."""
+        if not self.built:
+            # Check the data fully before building, so that bad data never builds the model.
+            arr = as_matrix(name, X, self.dtype)
+            self.build(int(arr.shape[1]))
+            return arr
+        return as_matrix(name, X, self.dtype, columns=self.input_dim)
+
+    def targets(self, y: Any, n: int, name: str = "y") -> np.ndarray:
+        """Targets as (n, output_dim) of the model dtype (one-hot for class labels)."""
+        self.require_compiled()
+        arr = as_numeric_array(name, y)
+        k = self.output_dim
+        if arr.ndim == 0 or arr.ndim > 2:
+            fail(name, f"a 1-D or 2-D array with {n} rows", arr)
+        if arr.shape[0] != n:
+            fail(name, f"{n} rows, as many as X", arr)
+        if self.loss == "categorical_crossentropy" and arr.ndim == 1:
+            labels = arr
+            if not np.isfinite(labels).all() or (labels != np.round(labels)).any() \
+                    or labels.min() < 0 or labels.max() >= k:
+                fail(name, f"integer class labels in [0, {k - 1}] (or one-hot rows of {k} columns)", arr)
+            onehot = np.zeros((n, k), dtype=self.dtype)
+            onehot[np.arange(n), labels.astype(np.int64)] = 1
+            return onehot
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        out = as_matrix(name, arr, self.dtype, columns=k, columns_are="outputs")
+        if self.loss == "categorical_crossentropy":
+            # The fused gradient softmax(z) - y is the loss's gradient only for rows summing to 1.
+            tol = 100 * np.finfo(self.dtype).eps * k
+            if (out < 0).any() or (np.abs(out.sum(axis=1, dtype=np.float64) - 1) > tol).any():
+                fail(name, f"one-hot rows of {k} columns (or class probabilities summing to 1), "
+                     f"or integer class labels in [0, {k - 1}]", arr)
+        return out
+
+    def data(self, X: Any, y: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets of one data set (the model must be compiled)."""
+        self.require_compiled()
+        Xc = self.inputs(X)
+        return Xc, self.targets(y, Xc.shape[0])
+
+    def masks_list(self, masks: Any, n: int) -> List[Optional[np.ndarray]]:
+        """Dropout masks keyed by layer index -> the core's list (one entry per Dense layer)."""
+        if not isinstance(masks, dict):
+            fail("masks", "a dict {Dropout layer index: 0/1 array}", masks, TypeError)
+        out: List[Optional[np.ndarray]] = [None] * len(self.dense)
+        for key, value in masks.items():
+            if not isinstance(key, int) or not 0 <= key < len(self.layers) \
+                    or not isinstance(self.layers[key], Dropout):
+                fail("masks", "keys that are indices of Dropout layers in model.layers", key)
+            dropout = self.layers[key]
+            fan = self.fan_in(dropout._index)
+            arr = as_numeric_array(f"masks[{key}]", value)
+            try:
+                arr = np.broadcast_to(arr, (n, fan))
+            except ValueError:
+                fail(f"masks[{key}]", f"an array of shape ({n}, {fan}) or ({fan},)", arr)
+            if not np.isin(arr, (0, 1)).all():
+                fail(f"masks[{key}]", "only 0 (dropped) and 1 (kept)", arr)
+            out[dropout._index] = np.ascontiguousarray(arr, dtype=self.dtype)
+        return out
+
+    def fit_arguments(self, X: Any, y: Any, epochs: Any = 1, batch_size: Any = 32, shuffle: Any = True,
+                      verbose: Any = 1, validation_data: Optional[Tuple[Any, Any]] = None,
+                      validation_split: Any = 0.0, callbacks: Optional[Sequence[Any]] = None,
+                      validation: bool = True) -> FitArguments:
+        """Check and cast the arguments of ``fit`` (the one public boundary of these checks).
+
+        ``validation=False`` skips the validation data (distributed training:
+        only the root rank evaluates it).
+        """
+        Xc, Yc = self.data(X, y)
+        epochs = check_int("epochs", epochs, minimum=0)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        shuffle = check_bool("shuffle", shuffle)
+        verbose = check_int("verbose", verbose, minimum=0)
+        validation_split = check_float("validation_split", validation_split, minimum=0.0, maximum=1.0,
+                                       max_inclusive=False)
+        cb_list = list(callbacks or [])
+        for i, cb in enumerate(cb_list):
+            if not isinstance(cb, Callback):
+                fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
+        val = None
+        if validation_data is not None and validation:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
+            Xv = self.inputs(validation_data[0], "validation_data[0]")
+            val = (Xv, self.targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
+        elif validation_data is None and validation_split > 0:
+            cut = int(round(Xc.shape[0] * (1.0 - validation_split)))
+            if not 0 < cut < Xc.shape[0]:
+                fail("validation_split", f"a fraction leaving samples on both sides of {Xc.shape[0]}",
+                     validation_split)
+            val = (Xc[cut:], Yc[cut:])
+            Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
+        return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list)
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
+        """One update on one batch (cast data); DivergenceError when it is not applied."""
+        lr = self.lr_now()
+        self.set_keep_probs_now()
+        loss, applied = self.net.train_step(Xc, Yc, lr)
+        if not applied:
+            raise DivergenceError(self.net.epoch_counter, 0, loss)
+        return float(loss)
+
+    def loss_and_gradients(self, Xc: np.ndarray, Yc: np.ndarray, training: bool = False,
+                           masks: Optional[Dict[int, Any]] = None
+                           ) -> Tuple[float, List[Dict[str, np.ndarray]], Dict[int, np.ndarray]]:
+        """Loss, per-layer gradient dicts (one per entry of layers) and the masks used (by layer index)."""
+        if masks is not None and not training:
+            fail("masks", "training=True (dropout masks are not used in inference mode)", masks)
+        mask_list = None if masks is None else self.masks_list(masks, Xc.shape[0])
+        if training:
+            self.set_keep_probs_now()
+        loss, core_grads, core_masks = self.net.loss_and_gradients(Xc, Yc, training, mask_list)
+        grads: List[Dict[str, np.ndarray]] = []
+        for layer in self.layers:
+            g: Dict[str, np.ndarray] = {}
+            if isinstance(layer, Dense):
+                g["W"], *bias = core_grads[layer._index]
+                if bias:
+                    g["b"] = bias[0]
+            grads.append(g)
+        dropout_positions = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
+        return float(loss), grads, dict(zip(dropout_positions, core_masks))
+
+    # ------------------------------------------------------------------ the fit loop
+    def fit(self, owner: TrainingOwner, args: FitArguments, reducer: Optional[GradientReducer] = None) -> History:
+        """Train for ``args.epochs`` epochs; the one epoch loop of pybackprop.
+
+        ``owner`` (the Sequential) is what the callbacks see as ``model``; its
+        ``history`` and ``stop_training`` are set here. Without ``reducer`` the
+        core's ``fit_epoch`` runs each epoch; with one, the steps run here and
+        the reducer sums the gradients over the ranks (see :class:`GradientReducer`).
+        """
+        net, Xc, Yc = self.net, args.X, args.Y
+        root = reducer is None or reducer.root
+        n = Xc.shape[0] if reducer is None else reducer.samples
+        batch = min(args.batch_size, n)
+        steps = -(-n // batch)
+        history = History()
+        history.params = {"epochs": args.epochs, "batch_size": args.batch_size, "samples": n, "steps": steps,
+                          **(reducer.params if reducer is not None else {})}
+        owner.history, owner.stop_training = history, False
+        callbacks = ([ProgressBar()] if args.verbose and root else []) + args.callbacks
+        warned = False
+        for cb in callbacks:
+            cb.set_model(owner)  # type: ignore[arg-type]  # a Sequential in practice
+            cb.on_train_begin()
+        for _ in range(args.epochs):
+            epoch = net.epoch_counter
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            lr_steps, keep_steps = self.epoch_schedules(epoch, net.step_counter, steps)
+            if reducer is None:
+                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps)
+            else:
+                out = self._reduced_epoch(reducer, Xc, Yc, n, args.batch_size, steps, args.shuffle, lr_steps,
+                                          keep_steps, epoch, history)
+            if out.diverged is not None:
+                step, bad_loss = out.diverged
+                if any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks]):  # every one is told
+                    history.append(epoch, {"loss": bad_loss})
+                    owner.stop_training = True
+                    break
+                raise DivergenceError(epoch, step, bad_loss, history if root else None)
+            logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": list(out.grad_norm), "lr": float(out.lr[0])}
+            logs.update(out.health)
+            if root and not warned:
+                warned = warn_gradient_flow(out.grad_norm, epoch)
+            if out.keep_prob.shape[1]:
+                logs["keep_prob"] = [float(v) for v in out.keep_prob[0]]
+            if args.validation is not None:
+                logs["val_loss"] = float(net.evaluate(*args.validation))
+            if reducer is not None:
+                logs = reducer.agree(logs)  # the root's val_loss reaches every rank's callbacks
+            history.append(epoch, logs, {"lr": out.lr, "keep_prob": out.keep_prob})
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            stop = owner.stop_training if reducer is None else reducer.agree(owner.stop_training)
+            if stop:
+                owner.stop_training = True
+                break
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
+                    lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray]) -> EpochOutcome:
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps)  # a _core.EpochResult
+        health = r.health  # each read of a result's attribute converts it: read once
+        return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
+                            (r.diverged_step, r.diverged_loss) if r.diverged else None)
+
+    def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
+                       steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
+                       epoch: int, history: History) -> EpochOutcome:
+        """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
+        net, timings = self.net, reducer.timings
+        t_epoch = time.perf_counter()
+        dense, dropouts = self.dense, self.dropouts
+        grads = net.grads()
+        order = _core.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
+        loss_sum = 0.0
+        norm_sums = np.zeros(len(dense))
+        lr_used = np.empty(steps)
+        keep_used = np.empty((steps, len(dropouts)))
+        update_ratio: Any = None
+        for s in range(steps):
+            batch = order[s * batch_size:(s + 1) * batch_size]
+            positions, rows = reducer.rows(batch)
+            lr = float(lr_steps[s]) if lr_steps is not None else self.lr_now()
+            if keep_steps is not None:
+                self.set_keep_probs(keep_steps[s])
+            keeps = self.keep_probs()
+            t0 = time.perf_counter()
+            if rows.size:
+                masks = self._masks(positions) if dropouts else None
+                loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
+                grads *= rows.size / batch.size
+                if not math.isfinite(loss):
+                    grads[:1] = np.nan  # every rank then sees a non-finite reduced gradient
+                loss_sum += loss * rows.size
+            else:
+                loss = 0.0
+                grads[...] = 0
+            t1 = time.perf_counter()
+            timings["compute"] += t1 - t0
+            reducer.allreduce(grads)
+            t2 = time.perf_counter()
+            norms = net.grad_norms()  # the core's per-layer norms, as single-process fit records them
+            if not all(math.isfinite(x) for x in norms) and not np.isfinite(grads).all():
+                return EpochOutcome(math.nan, [], lr_used, keep_used, {},
+                                    (s, reducer.sum(loss * rows.size) / batch.size))
+            norm_sums += norms
+            if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
+                ratio = np.zeros(len(dense))
+                applied = net.apply_gradients(lr, batch.size, ratio)
+                update_ratio = [float(v) for v in ratio]
+            else:
+                applied = net.apply_gradients(lr, batch.size)
+            if not applied:  # refused (it would overflow) on every rank alike
+                bad = reducer.sum(loss * rows.size) / batch.size
+                raise DivergenceError(epoch, s, bad, history if reducer.root else None)
+            timings["update"] += time.perf_counter() - t2
+            timings["steps"] += 1
+            lr_used[s] = lr
+            keep_used[s] = keeps
+        net.epoch_counter = epoch + 1
+        total = reducer.sum(loss_sum)
+        weight_norm = [_norm([self.W(d)] + ([b] if (b := self.b(d)) is not None else [])) for d in range(len(dense))]
+        health = {"weight_norm": weight_norm, "update_ratio": update_ratio, "nonfinite": [False] * len(dense)}
+        timings["epochs"] += time.perf_counter() - t_epoch
+        return EpochOutcome(total / n, [float(v) for v in norm_sums / steps], lr_used, keep_used, health)
+
+    def _masks(self, positions: np.ndarray) -> List[Optional[np.ndarray]]:
+        """The core's masks of the coming step for rows ``positions`` of its global batch."""
+        return list(self.net.dropout_masks(np.ascontiguousarray(positions, dtype=np.int64)))
+
+    # ------------------------------------------------------------------ state
+    def _state_names(self) -> Tuple[str, ...]:
+        return () if self.optimizer is None else OPTIMIZER_STATE[self.optimizer.kind]
+
+    def state(self) -> EngineState:
+        """Copies of the weights, the named optimiser state, the counters and the keep probabilities."""
+        net = self.require_built()
+        arenas = (net.state1, net.state2)
+        return EngineState(
+            weights=list(net.get_weights()),
+            optimizer={name: arenas[k]().copy() for k, name in enumerate(self._state_names())},
+            counters={"epoch_counter": int(net.epoch_counter), "step_counter": int(net.step_counter),
+                      "optimizer_step": int(net.optimizer_step)},
+            keep_probs=self.keep_probs())
+
+    def load_state(self, state: EngineState) -> None:
+        """Write ``state`` (from :meth:`state`, possibly of another dtype) into this engine.
+
+        Everything is checked before anything is written. Optimiser state names
+        are those of ``OPTIMIZER_STATE`` (or ``state1``/``state2`` of format-1 files).
+        """
+        net = self.require_built()
+        arenas = {"state1": net.state1, "state2": net.state2}
+        names = self._state_names()
+        writes = []
+        for name, arr in state.optimizer.items():
+            if name in _LEGACY_STATE:
+                target = arenas[name]
+            elif name in names:
+                target = arenas[_LEGACY_STATE[names.index(name)]]
+            else:
+                raise ValueError(f"optimizer state '{name}' is not one of {self.optimizer!r}'s: {list(names)}")
+            arr = np.asarray(arr)
+            if arr.shape != (net.arena_size,):
+                raise ValueError(f"optimizer state '{name}' has shape {arr.shape}, expected ({net.arena_size},)")
+            writes.append((target, arr))
+        counters = {key: int(state.counters[key]) for key in ("epoch_counter", "step_counter", "optimizer_step")}
+        keep_probs = [check_float(f"keep_probs[{k}]", p, minimum=0.0, maximum=1.0, min_inclusive=False)
+                      for k, p in enumerate(state.keep_probs)]
+        self.set_weights(state.weights)  # checks every array before it writes any
+        for target, arr in writes:
+            target()[...] = arr
+        net.epoch_counter = counters["epoch_counter"]
+        net.step_counter = counters["step_counter"]
+        net.optimizer_step = counters["optimizer_step"]
+        self.set_keep_probs(keep_probs)
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set every parameter from a list shaped like :meth:`get_weights` (all checked before any is written)."""
+        net = self.require_built()
+        targets: List[Tuple[str, np.ndarray]] = []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                targets.append((f"weights[{len(targets)}] (W of layer {i})", net.W(layer._index)))
+                if layer.use_bias:
+                    targets.append((f"weights[{len(targets)}] (b of layer {i})", net.b(layer._index)))
+        if not isinstance(weights, (list, tuple)):
+            fail("weights", f"a list of {len(targets)} arrays", weights, TypeError)
+        if len(weights) != len(targets):
+            fail("weights", f"a list of {len(targets)} arrays (W and b per layer)", weights)
+        arrays = []
+        for (name, dest), w in zip(targets, weights):
+            arr = as_numeric_array(name, w)
+            if arr.shape != dest.shape:
+                fail(name, f"shape {dest.shape}", arr)
+            with np.errstate(over="ignore", invalid="ignore"):  # too large for dtype: reported below
+                arr = np.asarray(arr, dtype=self.dtype)
+            if not np.isfinite(arr).all():
+                fail(name, f"finite values (in {self.dtype})", arr)
+            arrays.append(arr)
+        net.set_weights(arrays)  # written under the core's lock
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the parameters, ``[W0, b0, W1, ...]`` (empty when not built)."""
+        return [] if self.net is None else list(self.net.get_weights())  # copied under the core's lock
+
+    def clone(self) -> "Engine":
+        """A new engine with this one's layers, loss, optimiser and state (no file in between)."""
+        net = self.require_built()
+        twin = Engine(self.layers, None, self.dtype, self.seed)
+        twin.build(int(net.input_dim), init=False)
+        if self.loss is not None:
+            twin.compile(self.loss, self.optimizer)
+        twin.load_state(self.state())
+        return twin
+
+
+def _norm(arrays: Sequence[np.ndarray]) -> float:
+    return math.sqrt(sum(float(np.dot(a.ravel(), a.ravel())) for a in arrays))
