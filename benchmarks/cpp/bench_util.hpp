@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <random>
 
-#include "memory/arena.hpp"
+#include "common/arena.hpp"
 
 namespace bp::bench {
 
