@@ -236,11 +236,18 @@ inline T saturation_high() { return T(0.99); }
 // The tiny-step kernel's code for the activation, or kNoTinyAct where it has none.
 inline ukr::TinyAct tiny_kernel_act(Act a) { return visit_activation(a, [](auto e) { return e.tiny; }); }
 
+// The two passes switch on the kind themselves (not through visit_activation), so
+// the compiler sees one function with the loops inside, as it inlines it.
 // Forward: A[rows, cols] = f(Z). (noisy_relu adds its noise to Z beforehand.)
 template <typename T>
 void activation_forward(const Activation& act, T* A, const T* Z, std::size_t rows, std::size_t cols) {
     const T alpha = static_cast<T>(act.alpha);
-    visit_activation(act.kind, [&](auto e) { decltype(e)::forward(A, Z, rows, cols, alpha); });
+    switch (act.kind) {
+#define BP_ACTIVATION_FORWARD(value, name) \
+    case Act::value: return ActivationEntry<Act::value>::forward(A, Z, rows, cols, alpha);
+        BP_ACTIVATIONS(BP_ACTIVATION_FORWARD)
+#undef BP_ACTIVATION_FORWARD
+    }
 }
 
 // Backward: dZ[rows, cols] = dA · f'(Z), elementwise (softmax: by rows). dZ may alias dA.
@@ -248,7 +255,12 @@ template <typename T>
 void activation_backward(const Activation& act, T* dZ, const T* dA, const T* Z, const T* A,
                          std::size_t rows, std::size_t cols) {
     const T alpha = static_cast<T>(act.alpha);
-    visit_activation(act.kind, [&](auto e) { decltype(e)::backward(dZ, dA, Z, A, rows, cols, alpha); });
+    switch (act.kind) {
+#define BP_ACTIVATION_BACKWARD(value, name) \
+    case Act::value: return ActivationEntry<Act::value>::backward(dZ, dA, Z, A, rows, cols, alpha);
+        BP_ACTIVATIONS(BP_ACTIVATION_BACKWARD)
+#undef BP_ACTIVATION_BACKWARD
+    }
 }
 
 }  // namespace bp
