@@ -25,4 +25,12 @@ inline void set_gflops(benchmark::State& state, double flops) {
                                                    benchmark::Counter::kIsRate);
 }
 
+// Registers a file's benchmarks for both dtypes, at static initialisation:
+//   const bool registered = register_dtypes(register_dtype<float>, register_dtype<double>);
+inline bool register_dtypes(void (*f32)(const char*), void (*f64)(const char*)) {
+    f32("f32");
+    f64("f64");
+    return true;
+}
+
 }  // namespace bp::bench
