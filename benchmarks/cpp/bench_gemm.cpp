@@ -65,11 +65,7 @@ void register_dtype(const char* dtype) {
         }
 }
 
-const bool registered = [] {
-    register_dtype<float>("f32");
-    register_dtype<double>("f64");
-    return true;
-}();
+const bool registered = register_dtypes(register_dtype<float>, register_dtype<double>);
 
 }  // namespace
 }  // namespace bp::bench

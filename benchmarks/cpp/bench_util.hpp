@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <random>
 
-#include "memory/arena.hpp"
+#include "common/arena.hpp"
 
 namespace bp::bench {
 
@@ -23,6 +23,14 @@ AlignedBuffer<T> random_buffer(std::size_t n, unsigned seed = 0) {
 inline void set_gflops(benchmark::State& state, double flops) {
     state.counters["GFLOP/s"] = benchmark::Counter(flops * double(state.iterations()) / 1e9,
                                                    benchmark::Counter::kIsRate);
+}
+
+// Registers a file's benchmarks for both dtypes, at static initialisation:
+//   const bool registered = register_dtypes(register_dtype<float>, register_dtype<double>);
+inline bool register_dtypes(void (*f32)(const char*), void (*f64)(const char*)) {
+    f32("f32");
+    f64("f64");
+    return true;
 }
 
 }  // namespace bp::bench

@@ -1,26 +1,39 @@
 // Names shared with Python. The Python tables (pybackprop.activations,
 // pybackprop.losses, pybackprop.initializers) use the same strings; a test
-// checks that both sides agree.
+// checks that both sides agree. Each list below is one line per entry, the enum
+// value beside its name, and makes both the enum and its name table.
 #pragma once
 #include <array>
 #include <string>
 
 #include "common/errors.hpp"
 
+// X(EnumValue, "python_name"), in the order of the enum. An activation's f and
+// df are its entry in activations/activations.hpp.
+#define BP_ACTIVATIONS(X)                                                                                 \
+    X(Identity, "identity") X(Relu, "relu") X(LeakyRelu, "leaky_relu") X(NoisyRelu, "noisy_relu")         \
+    X(Sigmoid, "sigmoid") X(Tanh, "tanh") X(Elu, "elu") X(Softplus, "softplus") X(Gelu, "gelu")            \
+    X(Softmax, "softmax")
+#define BP_LOSSES(X)                                                                                      \
+    X(Mse, "mse") X(Mae, "mae") X(Huber, "huber") X(BinaryCrossentropy, "binary_crossentropy")            \
+    X(CategoricalCrossentropy, "categorical_crossentropy")
+#define BP_INITS(X)                                                                                       \
+    X(RandomNormal, "random_normal") X(RandomUniform, "random_uniform") X(GlorotUniform, "glorot_uniform") \
+    X(GlorotNormal, "glorot_normal") X(HeNormal, "he_normal") X(HeUniform, "he_uniform") X(Zeros, "zeros")
+
 namespace bp {
 
-enum class Act { Identity, Relu, LeakyRelu, NoisyRelu, Sigmoid, Tanh, Elu, Softplus, Gelu, Softmax };
-enum class Loss { Mse, Mae, Huber, BinaryCrossentropy, CategoricalCrossentropy };
-enum class Init { RandomNormal, RandomUniform, GlorotUniform, GlorotNormal, HeNormal, HeUniform, Zeros };
+#define BP_ENUM_VALUE(value, name) value,
+#define BP_ENUM_NAME(value, name) name,
+enum class Act { BP_ACTIVATIONS(BP_ENUM_VALUE) };
+enum class Loss { BP_LOSSES(BP_ENUM_VALUE) };
+enum class Init { BP_INITS(BP_ENUM_VALUE) };
 
-inline constexpr std::array<const char*, 10> kActNames = {
-    "identity", "relu", "leaky_relu", "noisy_relu", "sigmoid",
-    "tanh", "elu", "softplus", "gelu", "softmax"};
-inline constexpr std::array<const char*, 5> kLossNames = {
-    "mse", "mae", "huber", "binary_crossentropy", "categorical_crossentropy"};
-inline constexpr std::array<const char*, 7> kInitNames = {
-    "random_normal", "random_uniform", "glorot_uniform", "glorot_normal",
-    "he_normal", "he_uniform", "zeros"};
+inline constexpr std::array kActNames{BP_ACTIVATIONS(BP_ENUM_NAME)};
+inline constexpr std::array kLossNames{BP_LOSSES(BP_ENUM_NAME)};
+inline constexpr std::array kInitNames{BP_INITS(BP_ENUM_NAME)};
+#undef BP_ENUM_VALUE
+#undef BP_ENUM_NAME
 
 template <typename E, std::size_t N>
 E enum_from_name(const std::array<const char*, N>& names, const std::string& name,

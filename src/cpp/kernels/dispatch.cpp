@@ -29,7 +29,7 @@ namespace {
 constexpr double kSmallMaxFlops = 256.0 * 1024.0;
 constexpr double kSmallNever = 0.0;
 
-const KernelTable kGeneric{
+constexpr KernelTable kGeneric{
     "generic",
     {ukr::generic_f32, ukr::kGenericMrF32, ukr::kGenericNrF32, 128, 256, 4096, ukr::generic_small_f32, kSmallNever,
      ukr::generic_transpose_f32},
@@ -43,7 +43,7 @@ const KernelTable kGeneric{
 };
 
 #if defined(PYBACKPROP_HAVE_X86_KERNELS)
-const KernelTable kAvx2{
+constexpr KernelTable kAvx2{
     "avx2",
     {ukr::avx2_f32, ukr::kAvx2MrF32, ukr::kAvx2NrF32, 168, 256, 4080, ukr::avx2_small_f32, kSmallMaxFlops,
      ukr::avx2_transpose_f32},
@@ -55,20 +55,21 @@ const KernelTable kAvx2{
     {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
     ukr::avx2_tiny_step_f32,
 };
-// The small-product path (gemm_small) of the AVX-512 table is the AVX2 code:
-// AVX-512 CPUs have AVX2, and a zmm version has not been written or measured.
-const KernelTable kAvx512{
-    "avx512",
-    {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, ukr::avx2_small_f32, kSmallMaxFlops,
-     ukr::avx2_transpose_f32},
-    {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, ukr::avx2_small_f64, kSmallNever,
-     ukr::generic_transpose_f64},
-    ukr::avx2_tanh_f32,  // AVX-512 CPUs have AVX2; 8 lanes already outrun the memory here
-    ukr::avx2_sigmoid_f32,
-    {ukr::avx2_sum_squares_f32, ukr::avx2_sgd_f32},  // the same: memory-bound passes
-    {ukr::avx2_sum_squares_f64, ukr::avx2_sgd_f64},
-    ukr::avx2_tiny_step_f32,
-};
+// The AVX-512 table is the AVX2 one with the zmm GEMM microkernels and their
+// blocking. The rest stays AVX2 code (AVX-512 CPUs have AVX2): the small-product
+// path (gemm_small), whose zmm version has not been written or measured; the
+// elementwise activations, where 8 lanes already outrun the memory; the
+// memory-bound arena passes; the tiny step.
+constexpr KernelTable avx512_table(const KernelTable& avx2) {
+    KernelTable t = avx2;
+    t.name = "avx512";
+    t.f32 = {ukr::avx512_f32, ukr::kAvx512MrF32, ukr::kAvx512NrF32, 144, 128, 4064, avx2.f32.small,
+             avx2.f32.small_max_flops, avx2.f32.transpose};
+    t.f64 = {ukr::avx512_f64, ukr::kAvx512MrF64, ukr::kAvx512NrF64, 72, 128, 4080, avx2.f64.small,
+             avx2.f64.small_max_flops, avx2.f64.transpose};
+    return t;
+}
+constexpr KernelTable kAvx512 = avx512_table(kAvx2);  // constant: no static-initialisation order
 #endif
 
 struct Choice {

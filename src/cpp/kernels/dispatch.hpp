@@ -23,7 +23,8 @@ struct GemmKernel {
     ukr::TransposeFn<T> transpose;  // gemm_small's row-major copy of a strided B
 };
 
-// The passes over whole arenas outside the products (reductions.hpp, sgd.hpp).
+// The passes over whole arenas outside the products (reductions.hpp; their scalar
+// forms: scalar_ops.hpp).
 template <typename T>
 struct ArenaKernels {
     ukr::SumSquaresFn<T> sum_squares;  // Σ x²: gradient and weight norms

@@ -7,7 +7,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/pack.hpp"
-#include "memory/arena.hpp"
+#include "common/arena.hpp"
 
 
 namespace bp {

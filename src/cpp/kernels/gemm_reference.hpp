@@ -55,18 +55,31 @@ inline bool with_narrow_width(std::ptrdiff_t n, F&& f) {
     }
 }
 
-// Row c[N] += a[K] · B[K,N] for a compile-time N, the row held in registers
-// over the K terms (not loaded and stored for each), the additions in the same order.
+// c[N] += Σ_t a[t·sa] · B[t, :] for t < terms in increasing order (B row-major
+// with N columns): a row of matmul_nn (a = a row of A, sa = 1) or of matmul_tn
+// (a = a column of A, sa = K). With N a compile-time constant the row is held in
+// registers over the terms (not loaded and stored for each), the additions in
+// the same order.
 template <typename T, std::ptrdiff_t N>
-inline void nn_narrow_row(T* c, const T* a, const T* B, std::ptrdiff_t K) {
+inline void narrow_row(T* c, const T* a, std::ptrdiff_t sa, const T* B, std::ptrdiff_t terms) {
     T acc[N];
     for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] = c[j];
-    for (std::ptrdiff_t k = 0; k < K; ++k) {
-        const T aik = a[k];
-        const T* b = B + k * N;
-        for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] += aik * b[j];
+    for (std::ptrdiff_t t = 0; t < terms; ++t) {
+        const T at = a[t * sa];
+        const T* b = B + t * N;
+        for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] += at * b[j];
     }
     for (std::ptrdiff_t j = 0; j < N; ++j) c[j] = acc[j];
+}
+
+// narrow_row for any N, c updated in memory.
+template <typename T>
+inline void wide_row(T* c, const T* a, std::ptrdiff_t sa, const T* B, std::ptrdiff_t terms, std::ptrdiff_t N) {
+    for (std::ptrdiff_t t = 0; t < terms; ++t) {
+        const T at = a[t * sa];
+        const T* b = B + t * N;
+        for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += at * b[j];
+    }
 }
 
 // C[M,N] += A[M,K] · B[K,N]
@@ -79,32 +92,10 @@ void matmul_nn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     }
     const int threads = threads_for(double(M) * K * N);
     if (with_narrow_width(N, [&](auto width) {
-            for_each_row(M, threads, [=](std::ptrdiff_t i) { nn_narrow_row<T, width>(C + i * width, A + i * K, B, K); });
+            for_each_row(M, threads, [=](std::ptrdiff_t i) { narrow_row<T, width>(C + i * width, A + i * K, 1, B, K); });
         }))
         return;
-    for_each_row(M, threads, [=](std::ptrdiff_t i) {
-        T* c = C + i * N;
-        const T* a = A + i * K;
-        for (std::ptrdiff_t k = 0; k < K; ++k) {
-            const T aik = a[k];
-            const T* b = B + k * N;
-            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
-        }
-    });
-}
-
-// Row k of C[K,N] += A[M,K]ᵀ · B[M,N] for a compile-time N: the row in registers
-// over the M terms, as in nn_narrow_row.
-template <typename T, std::ptrdiff_t N>
-inline void tn_narrow_row(T* c, const T* A, const T* B, std::ptrdiff_t M, std::ptrdiff_t K, std::ptrdiff_t k) {
-    T acc[N];
-    for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] = c[j];
-    for (std::ptrdiff_t i = 0; i < M; ++i) {
-        const T aik = A[i * K + k];
-        const T* b = B + i * N;
-        for (std::ptrdiff_t j = 0; j < N; ++j) acc[j] += aik * b[j];
-    }
-    for (std::ptrdiff_t j = 0; j < N; ++j) c[j] = acc[j];
+    for_each_row(M, threads, [=](std::ptrdiff_t i) { wide_row(C + i * N, A + i * K, 1, B, K, N); });
 }
 
 // C[K,N] += A[M,K]ᵀ · B[M,N]   (sum over the batch index i in increasing order)
@@ -121,17 +112,10 @@ void matmul_tn_reference(T* C, const T* A, const T* B, std::ptrdiff_t M, std::pt
     }
     const int threads = threads_for(double(M) * K * N);
     if (with_narrow_width(N, [&](auto width) {
-            for_each_row(K, threads, [=](std::ptrdiff_t k) { tn_narrow_row<T, width>(C + k * width, A, B, M, K, k); });
+            for_each_row(K, threads, [=](std::ptrdiff_t k) { narrow_row<T, width>(C + k * width, A + k, K, B, M); });
         }))
         return;
-    for_each_row(K, threads, [=](std::ptrdiff_t k) {
-        T* c = C + k * N;
-        for (std::ptrdiff_t i = 0; i < M; ++i) {
-            const T aik = A[i * K + k];
-            const T* b = B + i * N;
-            for (std::ptrdiff_t j = 0; j < N; ++j) c[j] += aik * b[j];
-        }
-    });
+    for_each_row(K, threads, [=](std::ptrdiff_t k) { wide_row(C + k * N, A + k, K, B, M, N); });
 }
 
 // C[M,K] += A[M,N] · B[K,N]ᵀ

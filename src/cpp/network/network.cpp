@@ -9,7 +9,7 @@
 #include <string>
 
 #include "common/errors.hpp"
-#include "common/reductions.hpp"
+#include "kernels/reductions.hpp"
 #include "common/rng.hpp"
 #include "layers/dense.hpp"
 #include "layers/epilogues.hpp"

@@ -24,7 +24,7 @@
 #include "activations/activations.hpp"
 #include "common/enums.hpp"
 #include "layers/dropout.hpp"
-#include "memory/arena.hpp"
+#include "common/arena.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace bp {

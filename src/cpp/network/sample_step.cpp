@@ -48,22 +48,6 @@ bool Network<T>::sample_step_eligible() const {
     return true;
 }
 
-namespace {
-
-// The kernel's name for an activation, or TinyAct(-1) where it has none.
-ukr::TinyAct tiny_act(Act kind) {
-    switch (kind) {
-        case Act::Identity: return ukr::TinyAct::Identity;
-        case Act::Relu: return ukr::TinyAct::Relu;
-        case Act::LeakyRelu: return ukr::TinyAct::LeakyRelu;
-        case Act::Sigmoid: return ukr::TinyAct::Sigmoid;
-        case Act::Tanh: return ukr::TinyAct::Tanh;
-        default: return ukr::TinyAct(-1);
-    }
-}
-
-}  // namespace
-
 template <typename T>
 void Network<T>::sample_plan() {
     sample_layers_.clear();
@@ -80,8 +64,8 @@ void Network<T>::sample_plan() {
     if constexpr (std::is_same_v<T, float>) {
         if (!sample_kernel_applies()) return;
         for (const SampleLayer& s : sample_layers_)
-            sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out), tiny_act(s.act->kind),
-                                    float(s.act->alpha)});
+            sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out),
+                                    tiny_kernel_act(s.act->kind), float(s.act->alpha)});
         sample_kernel_ = active_kernel_table().tiny_step_f32;
     }
 }
@@ -109,7 +93,7 @@ bool Network<T>::sample_kernel_applies() const {
     if (!std::is_same_v<T, float> || !active_kernel_table().tiny_step_f32 || loss_ != Loss::Mse || input_dim_ > widest)
         return false;
     for (const DenseSpec& d : layers_)
-        if (d.units > widest || tiny_act(d.act.kind) == ukr::TinyAct(-1)) return false;
+        if (d.units > widest || tiny_kernel_act(d.act.kind) == kNoTinyAct) return false;
     return true;
 }
 

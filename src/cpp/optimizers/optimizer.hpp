@@ -16,7 +16,7 @@
 #include <limits>
 #include <utility>
 
-#include "common/reductions.hpp"
+#include "kernels/reductions.hpp"
 #include "common/threads.hpp"
 #include "kernels/dispatch.hpp"
 #include "optimizers/adagrad.hpp"

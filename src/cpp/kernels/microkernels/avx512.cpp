@@ -11,65 +11,68 @@
 namespace bp::ukr {
 namespace {
 
-template <int MR>
-inline void kernel_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc) {
-    __m512 lo[MR], hi[MR];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (std::ptrdiff_t p = 0; p < kc; ++p) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < MR; ++i) {
-            const __m512 ai = _mm512_set1_ps(a[i]);
-            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
-            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);
-        }
-        a += MR;
-        b += 32;
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-        float* r = c + i * ldc;
-        _mm512_storeu_ps(r, _mm512_add_ps(_mm512_loadu_ps(r), lo[i]));
-        _mm512_storeu_ps(r + 16, _mm512_add_ps(_mm512_loadu_ps(r + 16), hi[i]));
-    }
-}
+// One zmm of T: the intrinsics the kernel is written in.
+struct Z32 {
+    using T = float;
+    using V = __m512;
+    static constexpr int L = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V aload(const T* p) { return _mm512_load_ps(p); }
+    static V load(const T* p) { return _mm512_loadu_ps(p); }
+    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static V set1(T x) { return _mm512_set1_ps(x); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+};
+struct Z64 {
+    using T = double;
+    using V = __m512d;
+    static constexpr int L = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V aload(const T* p) { return _mm512_load_pd(p); }
+    static V load(const T* p) { return _mm512_loadu_pd(p); }
+    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+    static V set1(T x) { return _mm512_set1_pd(x); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+};
 
-template <int MR>
-inline void kernel_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, std::ptrdiff_t ldc) {
-    __m512d lo[MR], hi[MR];
+template <class S, int MR>
+inline void kernel(std::ptrdiff_t kc, const typename S::T* a, const typename S::T* b, typename S::T* c,
+                   std::ptrdiff_t ldc) {
+    using V = typename S::V;
+    V lo[MR], hi[MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm512_setzero_pd();
+    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = S::zero();
 #pragma GCC unroll 2
     for (std::ptrdiff_t p = 0; p < kc; ++p) {
-        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+        const V b0 = S::aload(b), b1 = S::aload(b + S::L);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512d ai = _mm512_set1_pd(a[i]);
-            lo[i] = _mm512_fmadd_pd(ai, b0, lo[i]);
-            hi[i] = _mm512_fmadd_pd(ai, b1, hi[i]);
+            const V ai = S::set1(a[i]);
+            lo[i] = S::fma(ai, b0, lo[i]);
+            hi[i] = S::fma(ai, b1, hi[i]);
         }
         a += MR;
-        b += 16;
+        b += 2 * S::L;
     }
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-        double* r = c + i * ldc;
-        _mm512_storeu_pd(r, _mm512_add_pd(_mm512_loadu_pd(r), lo[i]));
-        _mm512_storeu_pd(r + 8, _mm512_add_pd(_mm512_loadu_pd(r + 8), hi[i]));
+        typename S::T* r = c + i * ldc;
+        S::store(r, S::add(S::load(r), lo[i]));
+        S::store(r + S::L, S::add(S::load(r + S::L), hi[i]));
     }
 }
 
 }  // namespace
 
 void avx512_f32(std::ptrdiff_t kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc) {
-    static_assert(kAvx512NrF32 == 32, "two zmm of float per row");
-    kernel_f32<kAvx512MrF32>(kc, a, b, c, ldc);
+    static_assert(kAvx512NrF32 == 2 * Z32::L, "two zmm of float per row");
+    kernel<Z32, kAvx512MrF32>(kc, a, b, c, ldc);
 }
 void avx512_f64(std::ptrdiff_t kc, const double* a, const double* b, double* c, std::ptrdiff_t ldc) {
-    static_assert(kAvx512NrF64 == 16, "two zmm of double per row");
-    kernel_f64<kAvx512MrF64>(kc, a, b, c, ldc);
+    static_assert(kAvx512NrF64 == 2 * Z64::L, "two zmm of double per row");
+    kernel<Z64, kAvx512MrF64>(kc, a, b, c, ldc);
 }
 
 }  // namespace bp::ukr

@@ -1,13 +1,12 @@
 // Portable register-blocked microkernels: plain C++ compiled for the baseline
 // ISA. The MR×NR accumulator is a fixed-size local array in fully unrolled
 // loops, which the compiler keeps in vector registers. Contract: gemm.hpp.
+// The elementwise and arena operators are the scalar forms of kernels/scalar_ops.hpp.
 #include <algorithm>
 #include <cstddef>
 
-#include "activations/activations.hpp"
-#include "common/reductions.hpp"
 #include "kernels/microkernels/ukernels.hpp"
-#include "optimizers/sgd.hpp"
+#include "kernels/scalar_ops.hpp"
 
 namespace bp::ukr {
 namespace {
@@ -34,7 +33,10 @@ inline void generic_kernel(std::ptrdiff_t kc, const T* __restrict a, const T* __
 
 // Small products (ukernels.hpp: SmallFn): an R×NR tile read straight from A'
 // and B; with EDGE only the first nr < NR columns exist (B past them counts as
-// zero and C is not touched there), each element's arithmetic unchanged.
+// zero and C is not touched there), each element's arithmetic unchanged. The
+// packed kernel above is this tile at rsa = 1, csa = MR, ldb = NR, but stays its
+// own: written as a call to this one (and so under its attribute) GCC 12 compiled
+// it to scalar mulss with spills instead of packed mulps (seen in the disassembly).
 // GCC would vectorise the loop over p as an in-order reduction when csa == 1
 // (4× slower than the SLP-vectorised tile below); this keeps it from trying.
 #if defined(__GNUC__) && !defined(__clang__)

@@ -1,6 +1,7 @@
-// Declarations of the GEMM microkernels, one group per ISA, each defined in
-// its own file (generic.cpp, avx2.cpp, avx512.cpp) which alone is compiled
-// with that ISA's flags. The contract is in kernels/gemm.hpp:
+// Declarations of the microkernels, one group per ISA, defined in that ISA's
+// files (generic.cpp; avx2_gemm.cpp, avx2_elementwise.cpp, avx2_arena.cpp,
+// avx2_tiny_step.cpp; avx512.cpp), which alone are compiled with its flags.
+// The GEMM contract is in kernels/gemm.hpp:
 //   c[i*ldc + j] += Σ_{p<kc} a[p*MR + i] · b[p*NR + j],  i < MR, j < NR.
 // This header holds declarations only: an inline function defined here and
 // compiled in an AVX file could be picked by the linker for every caller.
@@ -69,19 +70,19 @@ void avx2_transpose_f32(const float* src, std::ptrdiff_t rs, std::ptrdiff_t cs, 
 
 // Elementwise float32 activations, a[i] = f(z[i]); a may alias z.
 using UnaryFn = void (*)(float* a, const float* z, std::size_t n);
-// tanh by the rational approximation of activations.hpp (fast_tanhf): clamp,
+// tanh by the rational approximation of kernels/scalar_ops.hpp (fast_tanhf): clamp,
 // then x·p(x²)/q(x²). The generic loop is fast_tanhf itself; the AVX2 one
 // evaluates the same polynomials with FMAs (so it may differ in the last bit).
 void generic_tanh_f32(float* a, const float* z, std::size_t n);
 void avx2_tanh_f32(float* a, const float* z, std::size_t n);
-// sigmoid by fast_sigmoidf (activations.hpp); the AVX2 loop evaluates its exp
+// sigmoid by fast_sigmoidf (kernels/scalar_ops.hpp); the AVX2 loop evaluates its exp
 // with FMAs (so it may differ in the last bit).
 void generic_sigmoid_f32(float* a, const float* z, std::size_t n);
 void avx2_sigmoid_f32(float* a, const float* z, std::size_t n);
 
 // Σ x² in double over n values with eight partial sums (value i goes to sum
 // i mod 8, the sums combined pairwise, then the last n mod 8 added in order:
-// common/reductions.hpp, sum_squares_portable). The AVX2 loops use FMAs:
+// kernels/scalar_ops.hpp, sum_squares_portable). The AVX2 loops use FMAs:
 // bitwise the generic result for float32 (a float's square is exact in
 // double), possibly not in the last bits for float64.
 template <typename T>
@@ -91,7 +92,7 @@ double generic_sum_squares_f64(const double* x, std::size_t n);
 double avx2_sum_squares_f32(const float* x, std::size_t n);
 double avx2_sum_squares_f64(const double* x, std::size_t n);
 
-// The SGD update of optimizers/sgd.hpp (sgd_update) over n values, bitwise the
+// The SGD update of kernels/scalar_ops.hpp (sgd_update) over n values, bitwise the
 // same on every table (no FMA: p - lr·g as written).
 template <typename T>
 using SgdFn = void (*)(T* p, const T* grad, T* buf, std::size_t n, double lr, double momentum, bool nesterov,

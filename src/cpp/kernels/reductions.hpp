@@ -1,4 +1,5 @@
-// Reductions over a flat array, shared by the network's diagnostics and the optimisers.
+// Reductions over a flat array, shared by the network's diagnostics and the optimisers:
+// by the active kernel table (sum_squares), or plain loops whose order is fixed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,20 +11,6 @@
 #include "kernels/dispatch.hpp"
 
 namespace bp {
-
-// Σ x² in double with eight partial sums (vectorisable, and the same order on
-// every run). The generic kernel table's loop (the AVX2 table has its own with
-// the same order: kernels/microkernels/avx2.cpp); callers use sum_squares.
-template <typename T>
-double sum_squares_portable(const T* x, std::size_t n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    const std::size_t full = n / 8 * 8;
-    for (std::size_t i = 0; i < full; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
-    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (std::size_t i = full; i < n; ++i) s += double(x[i]) * double(x[i]);
-    return s;
-}
 
 // Σ x² in double by the active kernel table.
 template <typename T>
