@@ -22,6 +22,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     const std::size_t D = input_dim_, K = output_dim(), bs = std::min(batch_size, n);
     const std::size_t steps = (n + bs - 1) / bs, nd = dropout_layers_.size();
     // Check the schedules before touching anything, so a bad value leaves the model as it was.
+    require(!schedule.lr || schedule.lr_steps == steps, "lr schedule",
+            std::to_string(steps) + " values (one per step)", std::to_string(schedule.lr_steps));
+    require(!schedule.keep || (schedule.keep_steps == steps && schedule.keep_cols == nd), "keep_prob schedule",
+            "shape (" + std::to_string(steps) + ", " + std::to_string(nd) + ")",
+            "(" + std::to_string(schedule.keep_steps) + ", " + std::to_string(schedule.keep_cols) + ")");
     for (std::size_t s = 0; schedule.lr && s < steps; ++s)
         require(std::isfinite(schedule.lr[s]) && schedule.lr[s] >= 0, "lr schedule",
                 "finite values >= 0", std::to_string(schedule.lr[s]));

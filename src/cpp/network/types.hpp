@@ -21,12 +21,15 @@ struct DenseSpec {
     DropoutSpec dropout;    // dropout applied to this layer's input
 };
 
-// Optional per-step schedules for fit_epoch: lr[steps] and keep[steps × n_dropout]
-// (null: the configured constant values), and a stop request polled between
+// Optional per-step schedules for fit_epoch: lr[lr_steps] and keep[keep_steps ×
+// keep_cols] (null: the configured constant values; fit_epoch checks the shapes
+// against its steps × dropouts, and the values), and a stop request polled between
 // steps every ~20 ms (e.g. Ctrl-C; the poll may take the GIL, the steps never do).
 struct StepSchedule {
     const double* lr = nullptr;
+    std::size_t lr_steps = 0;
     const double* keep = nullptr;
+    std::size_t keep_steps = 0, keep_cols = 0;
     std::function<bool()> should_stop;
 };
 
