@@ -120,8 +120,9 @@ public:
     std::size_t last_batch() const { return last_batch_; }
 
     // --- recording, for the chain-rule explainer (recording.cpp) ----------------
-    // When on, each pass of loss_and_gradients (and so train_step) runs unfused and its
-    // backward is backward_recorded(), which also keeps, per layer and with the batch's rows,
+    // When on, every pass (loss_and_gradients, train_step, fit_epoch's general steps) runs
+    // unfused and its backward is backward_recorded(), which also keeps, per layer and with
+    // the batch's rows,
     //   dA = dL/dA_l (NaN for the output of a fused loss, which skips it),
     //   fprime = f'(Z_l) (elementwise; NaN for softmax, whose derivative is a Jacobian),
     //   dZ = δ_l = dL/dZ_l, and dIn = dL/d(input of layer l) = δ_l W_lᵀ (layer 0 too).
