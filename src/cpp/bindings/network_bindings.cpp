@@ -270,9 +270,9 @@ void bind_training(py::class_<Network<T>>& c) {
               }
               return locked(n, [&] { return n.apply_gradients(lr, rows, out); });
           },
-          py::arg("lr"), py::arg("rows") = 0, py::arg("update_ratio") = py::none(),
+          py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
           "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
-          "sample count (for decay_per_sample; 0: weight_decay as is); False when the update would leave a "
+          "sample count (decay_per_sample divides weight_decay by it); False when the update would leave a "
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
