@@ -100,9 +100,9 @@ def test_bitwise_identical_for_any_thread_count(dtype, restore_num_threads):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_threaded_passes_over_a_large_arena_are_bitwise_thread_invariant(optimizer, restore_num_threads):
     """Over 2M parameters the optimiser's update (optimizers/optimizer.hpp,
-    apply_update_threaded) and the zeroing of the gradients (memory/arena.hpp) are split
+    apply_update_threaded) and the zeroing of the gradients (common/arena.hpp) are split
     into fixed chunks over threads, and a layer's gradient norm sums fixed chunks in order
-    (common/reductions.hpp, sum_squares_chunked): the weights, optimiser state and history
+    (kernels/reductions.hpp, sum_squares_chunked): the weights, optimiser state and history
     after fit are bitwise those of one thread."""
     runs = []
     for threads in (1, 2):

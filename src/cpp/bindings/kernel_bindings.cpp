@@ -30,6 +30,21 @@ void check_2d(const py::array& a, const char* name, py::ssize_t rows, py::ssize_
                               "), expected (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
 }
 
+// The table of an ISA this CPU runs, or ValueError naming the hook.
+const KernelTable& table_of(const std::string& hook, const std::string& isa) {
+    const KernelTable* t = find_kernel_table(isa);
+    if (!t) throw py::value_error(hook + ": unknown or unsupported isa '" + isa + "'");
+    return *t;
+}
+
+// f(float{}) or f(double{}) by a's dtype, or ValueError naming the hook.
+template <typename F>
+auto by_dtype(const std::string& hook, const py::array& a, F&& f) {
+    if (a.dtype().is(py::dtype::of<float>())) return f(float{});
+    if (a.dtype().is(py::dtype::of<double>())) return f(double{});
+    throw py::value_error(hook + ": dtype must be float32 or float64");
+}
+
 // The test epilogue: c -> 2c + 1 on each final block (an element visited twice, or
 // never, shows).
 template <typename T>
@@ -117,9 +132,7 @@ void bind_kernel_hooks(py::module_& m) {
                     throw py::value_error("gemm: A, B and C must share one dtype");
             }
             if (!C.writeable()) throw py::value_error("gemm: C must be writeable");
-            if (C.dtype().is(py::dtype::of<float>())) run<float>(op, A, B, C, isa, epilogue, small);
-            else if (C.dtype().is(py::dtype::of<double>())) run<double>(op, A, B, C, isa, epilogue, small);
-            else throw py::value_error("gemm: dtype must be float32 or float64");
+            by_dtype("gemm", C, [&](auto tag) { run<decltype(tag)>(op, A, B, C, isa, epilogue, small); });
             return C;
         },
         py::arg("op"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("isa") = "auto",
@@ -152,16 +165,15 @@ void bind_kernel_hooks(py::module_& m) {
     m.def(
         "kernel_tiles",
         [](const std::string& isa) {
-            const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("kernel_tiles: unknown or unsupported isa '" + isa + "'");
+            const KernelTable& t = table_of("kernel_tiles", isa);
             auto info = [](const auto& k) {
                 py::dict d;
                 d["mr"] = k.mr, d["nr"] = k.nr, d["mc"] = k.mc, d["kc"] = k.kc, d["nc"] = k.nc;
                 return d;
             };
             py::dict out;
-            out["float32"] = info(t->f32);
-            out["float64"] = info(t->f64);
+            out["float32"] = info(t.f32);
+            out["float64"] = info(t.f64);
             return out;
         },
         py::arg("isa"), "Register tile and cache blocks of an ISA's kernels, per dtype.");
@@ -172,10 +184,9 @@ void bind_kernel_hooks(py::module_& m) {
         m.def(
             name,
             [label, fn](py::array_t<float, py::array::c_style | py::array::forcecast> z, const std::string& isa) {
-                const KernelTable* t = find_kernel_table(isa);
-                if (!t) throw py::value_error(label + ": unknown or unsupported isa '" + isa + "'");
+                const KernelTable& t = table_of(label, isa);
                 py::array_t<float> out(z.size());
-                (t->*fn)(out.mutable_data(), z.data(), std::size_t(z.size()));
+                (t.*fn)(out.mutable_data(), z.data(), std::size_t(z.size()));
                 return out;
             },
             py::arg("z"), py::arg("isa"), what);
@@ -188,16 +199,12 @@ void bind_kernel_hooks(py::module_& m) {
     m.def(
         "sum_squares",
         [](const py::array& x, const std::string& isa) {
-            const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("sum_squares: unknown or unsupported isa '" + isa + "'");
-            auto run = [&](auto tag) {
+            const KernelTable& t = table_of("sum_squares", isa);
+            return by_dtype("sum_squares", x, [&](auto tag) {
                 using T = decltype(tag);
                 auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(x);
-                return t->arena<T>().sum_squares(a.data(), std::size_t(a.size()));
-            };
-            if (x.dtype().is(py::dtype::of<float>())) return run(float{});
-            if (x.dtype().is(py::dtype::of<double>())) return run(double{});
-            throw py::value_error("sum_squares: dtype must be float32 or float64");
+                return t.arena<T>().sum_squares(a.data(), std::size_t(a.size()));
+            });
         },
         py::arg("x"), py::arg("isa"),
         "The sum of squares of x (flattened), in double, by an ISA's arena kernel (test hook).");
@@ -205,22 +212,18 @@ void bind_kernel_hooks(py::module_& m) {
     m.def(
         "transpose",
         [](const py::array& src, const std::string& isa) {
-            const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("transpose: unknown or unsupported isa '" + isa + "'");
+            const KernelTable& t = table_of("transpose", isa);
             if (src.ndim() != 2) throw py::value_error("transpose: src must be 2-D");
-            auto run = [&](auto tag) -> py::array {
+            return by_dtype("transpose", src, [&](auto tag) -> py::array {
                 using T = decltype(tag);
                 const std::ptrdiff_t k = src.shape(0), n = src.shape(1), size = sizeof(T);
                 if (src.strides(0) % size || src.strides(1) % size)
                     throw py::value_error("transpose: strides must be whole elements");
                 py::array_t<T> dst({k, n});
-                t->get<T>().transpose(static_cast<const T*>(src.data()), src.strides(0) / size, src.strides(1) / size,
-                                      dst.mutable_data(), k, n);
+                t.get<T>().transpose(static_cast<const T*>(src.data()), src.strides(0) / size, src.strides(1) / size,
+                                     dst.mutable_data(), k, n);
                 return dst;
-            };
-            if (src.dtype().is(py::dtype::of<float>())) return run(float{});
-            if (src.dtype().is(py::dtype::of<double>())) return run(double{});
-            throw py::value_error("transpose: dtype must be float32 or float64");
+            });
         },
         py::arg("src"), py::arg("isa"),
         "A C-contiguous copy of the 2-D (k, n) view src (any strides) by an ISA's GEMM transpose (test hook).");
@@ -229,22 +232,18 @@ void bind_kernel_hooks(py::module_& m) {
         "sgd",
         [](py::array p, const py::array& grad, py::array buf, double lr, double momentum, bool nesterov,
            double weight_decay, const std::string& isa) {
-            const KernelTable* t = find_kernel_table(isa);
-            if (!t) throw py::value_error("sgd: unknown or unsupported isa '" + isa + "'");
-            auto run = [&](auto tag) {
+            const KernelTable& t = table_of("sgd", isa);
+            by_dtype("sgd", p, [&](auto tag) {
                 using T = decltype(tag);
                 using Arr = py::array_t<T, py::array::c_style>;
                 for (const py::array* a : {static_cast<const py::array*>(&p), &grad, static_cast<const py::array*>(&buf)})
                     if (!py::isinstance<Arr>(*a) || a->size() != p.size())
                         throw py::value_error("sgd: p, grad and buf must be C-contiguous arrays of one dtype and size");
                 if (!p.writeable() || !buf.writeable()) throw py::value_error("sgd: p and buf must be writeable");
-                t->arena<T>().sgd(static_cast<T*>(p.mutable_data()), static_cast<const T*>(grad.data()),
-                                  static_cast<T*>(buf.mutable_data()), std::size_t(p.size()), lr, momentum, nesterov,
-                                  weight_decay);
-            };
-            if (p.dtype().is(py::dtype::of<float>())) run(float{});
-            else if (p.dtype().is(py::dtype::of<double>())) run(double{});
-            else throw py::value_error("sgd: dtype must be float32 or float64");
+                t.arena<T>().sgd(static_cast<T*>(p.mutable_data()), static_cast<const T*>(grad.data()),
+                                 static_cast<T*>(buf.mutable_data()), std::size_t(p.size()), lr, momentum, nesterov,
+                                 weight_decay);
+            });
         },
         py::arg("p"), py::arg("grad"), py::arg("buf"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
         py::arg("weight_decay"), py::arg("isa"),

@@ -270,9 +270,9 @@ void bind_training(py::class_<Network<T>>& c) {
               }
               return locked(n, [&] { return n.apply_gradients(lr, rows, out); });
           },
-          py::arg("lr"), py::arg("rows") = 0, py::arg("update_ratio") = py::none(),
+          py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
           "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
-          "sample count (for decay_per_sample; 0: weight_decay as is); False when the update would leave a "
+          "sample count (decay_per_sample divides weight_decay by it); False when the update would leave a "
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
@@ -291,21 +291,15 @@ void bind_training(py::class_<Network<T>>& c) {
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
              const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep) {
               const std::size_t rows = check_xy(n, X, Y);
-              require(batch_size >= 1, "batch_size", "a positive integer", std::to_string(batch_size));
-              const std::size_t bs = std::min(batch_size, rows), steps = (rows + bs - 1) / bs;
-              StepSchedule schedule;
+              StepSchedule schedule;  // shapes and values checked by fit_epoch
               if (lr) {
-                  require(lr->ndim() == 1 && std::size_t(lr->shape(0)) == steps, "lr schedule",
-                          std::to_string(steps) + " values (one per step)", std::to_string(lr->size()));
                   schedule.lr = lr->data();
+                  schedule.lr_steps = std::size_t(lr->size());  // one value per step, in order
               }
               if (keep) {
-                  require(keep->ndim() == 2 && std::size_t(keep->shape(0)) == steps &&
-                              std::size_t(keep->shape(1)) == n.num_dropout(),
-                          "keep_prob schedule",
-                          "shape (" + std::to_string(steps) + ", " + std::to_string(n.num_dropout()) + ")",
-                          std::to_string(keep->size()) + " values");
                   schedule.keep = keep->data();
+                  schedule.keep_steps = keep->ndim() == 2 ? std::size_t(keep->shape(0)) : 0;
+                  schedule.keep_cols = keep->ndim() == 2 ? std::size_t(keep->shape(1)) : 0;
               }
               // Ctrl-C: polled between steps; the Python signal handler runs under the GIL and,
               // if it raises, the error stays set and is thrown when the epoch returns.

@@ -1,5 +1,15 @@
 // A sequential network of dense layers (each optionally preceded by dropout)
-// and its training loop.
+// and its training loop. One class; its members are defined by responsibility,
+// one file each (the file is named at each group below):
+//   layout.cpp       construction (layer checks), the size tables, buffer growth
+//   config.cpp       loss, optimiser and keep probabilities (validated)
+//   passes.cpp       forward and backward, the dropout masks, loss_and_gradients
+//   recording.cpp    the explainer's backward, which records per-layer values
+//   step.cpp         the optimiser step, its finiteness proof, train_step
+//   diagnostics.cpp  gradient and weight norms, unit activity, batch_health
+//   inference.cpp    predict and evaluate in bounded chunks
+//   epoch.cpp        fit_epoch, the epoch loop
+//   sample_step.cpp  fit_epoch's fused per-sample step for tiny networks
 //
 // Memory, one allocation per family (llm.c style), each carved into per-layer
 // views by a size table:
@@ -16,66 +26,27 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "activations/activations.hpp"
-#include "common/enums.hpp"
-#include "layers/dropout.hpp"
 #include "common/arena.hpp"
+#include "common/enums.hpp"
+#include "common/rng.hpp"
+#include "kernels/layer_view.hpp"
+#include "layers/dropout.hpp"
+#include "network/types.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace bp {
 
-struct DenseSpec {
-    std::size_t units = 1;
-    Activation act;
-    bool use_bias = true;
-    std::size_t index = 0;  // position in the model's layer list (its RNG streams)
-    DropoutSpec dropout;    // dropout applied to this layer's input
-};
-
-// Optional per-step schedules for fit_epoch: lr[steps] and keep[steps × n_dropout]
-// (null: the configured constant values), and a stop request polled between
-// steps every ~20 ms (e.g. Ctrl-C; the poll may take the GIL, the steps never do).
-struct StepSchedule {
-    const double* lr = nullptr;
-    const double* keep = nullptr;
-    std::function<bool()> should_stop;
-};
-
-// Gradient-flow diagnostics of one layer, for an epoch or a single batch.
-struct LayerHealth {
-    double grad_norm = 0;           // ‖(dW, db)‖₂, before clipping (epoch: mean over steps)
-    double weight_norm = 0;         // ‖(W, b)‖₂ (epoch: at its end)
-    double update_ratio = 0;        // ‖Δ(W, b)‖₂ / ‖(W, b)‖₂ of the epoch's last update (0 for a batch)
-    double dead_fraction = 0;       // relu-like layers: units with z <= 0 for every sample seen
-    double saturated_fraction = 0;  // sigmoid: a < 0.01 or a > 0.99; tanh: |a| > 0.99 (share of values)
-    bool nonfinite = false;         // a NaN or inf in the gradients or the loss
-};
-
-struct EpochStats {
-    double loss = 0;                 // sample-weighted mean of the batch losses
-    std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂ (before clipping)
-    std::vector<LayerHealth> health; // per layer, see LayerHealth
-    std::size_t steps = 0;           // updates made
-    bool diverged = false;           // a step met a NaN/inf loss or gradient and was not applied
-    std::size_t diverged_step = 0;   // that step's index in the epoch (== steps)
-    double diverged_loss = 0;        // that step's loss
-    bool interrupted = false;        // should_stop() asked to stop (after a completed step)
-    std::vector<double> lr;          // the learning rate of every step
-    std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
-    std::size_t n_dropout = 0;       // the columns of keep
-};
-
 template <typename T>
 class Network {
 public:
+    // --- structure and parameters (layout.cpp) ---------------------------------
     Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64_t seed);
 
-    // --- structure and parameters -------------------------------------------
     std::size_t input_dim() const { return input_dim_; }
     std::size_t output_dim() const { return layers_.back().units; }
     std::size_t num_layers() const { return layers_.size(); }
@@ -99,7 +70,7 @@ public:
     // Draws layer l's W from the model's RNG, stream (Init, 0, index); zeroes b.
     void init_layer(std::size_t l, Init init);
 
-    // --- training configuration ----------------------------------------------
+    // --- training configuration (config.cpp) -----------------------------------
     void set_loss(Loss loss);  // checks fused losses against the output activation
     Loss loss() const { return loss_; }
     void set_optimizer(const OptimizerConfig& c);  // validates; keeps the state
@@ -112,38 +83,31 @@ public:
     uint64_t epoch_counter = 0;  // drives the shuffle stream
     uint64_t step_counter = 0;   // drives the dropout and noise streams
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
-    bool per_sample_path = true; // fit_epoch may take the fused per-sample step (off: compare with it)
-    uint64_t fused_steps = 0;    // steps that fused step has made (the tests check it ran)
-    uint64_t kernel_updates = 0; // of those, the ones whose update the tiny-network kernel made (TinyUpdate)
-    // Whether fit_epoch with batch size 1 takes that step (network/sample_step.cpp).
-    bool sample_step_eligible() const;
-    // Which step fit_epoch takes with batch size 1: "kernel" (the active kernel table's
-    // tiny-network step), "portable" (sample_step's own loops) or "general".
-    std::string sample_step_kind() const;
 
-    // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ---------
+    // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ----------
+    // inference.cpp
     void predict(T* out, const T* X, std::size_t n);
     double evaluate(const T* X, const T* Y, std::size_t n);
-    // Loss of the whole (X, Y) as one batch; gradients left in grads(). With
-    // training, dropout masks are drawn for step_counter, or taken from `masks`
+    // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
+    // With training, dropout masks are drawn for step_counter, or taken from `masks`
     // (one B × fan_in array per dense layer, null where none) when given.
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
                               const std::vector<const T*>* masks = nullptr);
-    // One update at learning rate lr on (X, Y) as one batch; returns the loss before it.
-    // A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
+    // passes.cpp: rows `rows[0..R)` (positions in the coming step's batch, step_counter)
+    // of the dropout mask forward() would draw in front of dense layer l (has_dropout(l)),
+    // into M[R, fan_in(l)]: bitwise the same values.
+    void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
+    // step.cpp: one update at learning rate lr on (X, Y) as one batch; returns the loss
+    // before it. A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
-    // Applies the optimiser to the gradients now in grads() (for data-parallel
+    // step.cpp: applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     // Returns false, with the parameters and optimiser state unchanged, when the update
     // would leave a NaN or inf. If update_ratio is given (num_layers() values), each
     // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
     // as fit records its last step's.
     bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
-    // Rows `rows[0..R)` (positions in the coming step's batch, step_counter) of the
-    // dropout mask forward() would draw in front of dense layer l (has_dropout(l)),
-    // into M[R, fan_in(l)]: bitwise the same values.
-    void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
-    // One epoch of mini-batch gradient descent over (X, Y).
+    // epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
 
@@ -155,8 +119,10 @@ public:
     const T* dropped_input(std::size_t l) const { return acts_.data() + d_off_[l]; }
     std::size_t last_batch() const { return last_batch_; }
 
-    // Recording (for the chain-rule explainer; off in training): when on, every
-    // backward pass also keeps, per layer and with the batch's rows,
+    // --- recording, for the chain-rule explainer (recording.cpp) ----------------
+    // When on, every pass (loss_and_gradients, train_step, fit_epoch's general steps) runs
+    // unfused and its backward is backward_recorded(), which also keeps, per layer and with
+    // the batch's rows,
     //   dA = dL/dA_l (NaN for the output of a fused loss, which skips it),
     //   fprime = f'(Z_l) (elementwise; NaN for softmax, whose derivative is a Jacobian),
     //   dZ = δ_l = dL/dZ_l, and dIn = dL/d(input of layer l) = δ_l W_lᵀ (layer 0 too).
@@ -167,31 +133,61 @@ public:
     }
     std::size_t recorded_batch() const { return rec_off_.empty() ? 0 : rec_batch_; }
 
-    // Diagnostics of the last loss_and_gradients call (one batch), per layer.
+    // --- diagnostics (diagnostics.cpp) ------------------------------------------
+    // Of the last loss_and_gradients call (one batch), per layer.
     std::vector<LayerHealth> batch_health();
     // ‖(dW, db)‖₂ of each layer's gradients as they are now in grads() (as fit records them).
-    std::vector<double> grad_norms() {
-        std::vector<double> out(layers_.size());
-        for (std::size_t l = 0; l < layers_.size(); ++l) out[l] = layer_grad_norm(l);
-        return out;
-    }
+    std::vector<double> grad_norms();
+
+    // --- the fused per-sample step (sample_step.cpp) ----------------------------
+    bool per_sample_path = true; // fit_epoch may take it (off: the tests compare with it)
+    uint64_t fused_steps = 0;    // steps it has made (the tests check it ran)
+    uint64_t kernel_updates = 0; // of those, the ones whose update the tiny-network kernel made (TinyUpdate)
+    // Whether fit_epoch with batch size 1 takes it.
+    bool sample_step_eligible() const;
+    // Which step fit_epoch takes with batch size 1: "kernel" (the active kernel table's
+    // tiny-network step), "portable" (sample_step's own loops) or "general".
+    std::string sample_step_kind() const;
 
     // Serialises the public methods of one network between threads.
     std::mutex& mutex() { return mutex_; }
 
 private:
+    // layout.cpp
     void ensure_capacity(std::size_t rows);
+    const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
+
+    // passes.cpp
     void zero_grads() { grads_.zero(); }
-    void forward(const T* X, std::size_t B, bool training, const std::vector<const T*>* masks = nullptr);
+    Pcg32 dropout_rng(std::size_t l) const;  // the stream of layer l's mask at step_counter
+    // fuse: A = f(Z) in the product's epilogue (off for the explainer, which keeps f'(Z)).
+    void forward(const T* X, std::size_t B, bool training, bool fuse,
+                 const std::vector<const T*>* masks = nullptr);
     double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
-    // One optimiser step; returns false, with the parameters and state unchanged, when
-    // it would leave a NaN or inf in them (an overflowing update; clip_norm has then
+    // One batch's forward, activity and backward (recorded when recording_); the loss.
+    double forward_backward(const T* X, const T* Y, std::size_t B, bool training,
+                            const std::vector<const T*>* masks = nullptr);
+    // The pieces both backward passes are made of.
+    double output_gradient(T* delta, const T* Y, std::size_t B);      // dL/dŶ (fused loss: dL/dZ); the loss
+    void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
+    void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
+    void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
+
+    // recording.cpp
+    double backward_recorded(const T* X, const T* Y, std::size_t B);  // backward(), recording
+    void record(std::size_t l, Recorded what, const T* src, std::size_t n);  // src null: NaN
+
+    // step.cpp. One optimiser step; returns false, with the parameters and state unchanged,
+    // when it would leave a NaN or inf in them (an overflowing update; clip_norm has then
     // already scaled grads()). rows: the batch's samples (for decay_per_sample). If
     // layer_delta_sq is given (one per layer), Σ (new − old)² of each layer's W and b
     // is added to it. grad_max: a bound on max |grad| over the arena, when known
     // (fit_epoch): with SGD it lets sgd_bounds_ prove the step finite without the dry run.
     bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
-    Pcg32 dropout_rng(std::size_t l) const;  // the stream of layer l's mask at step_counter
+    SgdBounds sgd_bounds_;  // fit_epoch's proof that SGD steps stay finite
+    void sgd_bounds_measure();  // at an epoch's start: exact bounds for its steps (SGD), else invalid
+
+    // diagnostics.cpp
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
     double layer_weight_norm(std::size_t l, const T* params);
@@ -199,16 +195,15 @@ private:
     void activity_reset();
     void activity_accumulate(std::size_t B);
     void activity_fill(std::vector<LayerHealth>& health) const;
-    std::vector<std::vector<uint8_t>> alive_;     // per layer and unit: ever z > 0
-    std::vector<double> saturated_, seen_;        // per layer: saturated values, values seen
-    SgdBounds sgd_bounds_;                        // fit_epoch's proof that SGD steps stay finite
-    const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
-    // fit_epoch's per-sample fast path (network/sample_step.cpp): with batch size 1, a
-    // network of at most kSampleMaxLayers dense layers, none wider than kSampleMaxWidth,
-    // without dropout, softmax or noise, trained by SGD without clip_norm. sample_step
-    // makes one whole step on row x, bitwise the general path's, and returns true; or
-    // returns false with the parameters, optimiser state and counters untouched (a NaN/inf
-    // loss or gradient, an overflowing update), for the general path to redo the step.
+    std::vector<std::vector<uint8_t>> alive_;  // per layer and unit: ever z > 0
+    std::vector<double> saturated_, seen_;     // per layer: saturated values, values seen
+
+    // sample_step.cpp: with batch size 1, a network of at most kSampleMaxLayers dense
+    // layers, none wider than kSampleMaxWidth, without dropout, softmax or noise, trained
+    // by SGD without clip_norm. sample_step makes one whole step on row x, bitwise the
+    // general path's, and returns true; or returns false with the parameters, optimiser
+    // state and counters untouched (a NaN/inf loss or gradient, an overflowing update),
+    // for the general path to redo the step.
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
     // grad_limit: the kernel's TinyUpdate limit for plain SGD (see sample_steps); set to
     // -1 when the step's update is made outside the kernel.
@@ -218,24 +213,23 @@ private:
     // the first step not made: end, or a step sample_step refused (the general path's then).
     std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
                              const double* lr_schedule, EpochStats& stats);
-    struct SampleLayer {  // dense layer l as sample_step reads it, set by sample_plan()
-        T *W, *b, *dW, *db, *z, *a;
-        std::size_t in, out;
+    // Layer l beside its view sample_views_[l]: what the portable loops need besides.
+    struct SampleLayer {
         const Activation* act;
-        bool relu_like;   // alive units counted (activity_accumulate)
-        bool saturating;  // sigmoid or tanh: saturations counted
-        uint32_t alive = 0;     // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
+        bool relu_like;             // alive units counted (activity_accumulate)
+        bool saturating;            // sigmoid or tanh: saturations counted
+        uint32_t alive = 0;         // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
         std::size_t saturated = 0;  // saturated values so far (to saturated_)
     };
     void sample_plan();   // after ensure_capacity(1) and activity_reset()
     void sample_flush();  // the activity counted by sample_step into alive_, saturated_ and seen_
     std::size_t sample_steps_ = 0;  // steps sample_step made since sample_plan or sample_flush
     bool sample_kernel_applies() const;  // float32, mse, layers of <= 8 units with the kernel's activations
+    std::vector<ukr::LayerView<T>> sample_views_;  // per layer; for float32 the kernel's TinyLayerF32 array
     std::vector<SampleLayer> sample_layers_;
     // float32, layers of at most 8 units, mse: the active table's whole-network kernel
-    // (ukr::TinyStepFn) when it has one, with these views; empty otherwise.
-    std::vector<ukr::TinyLayerF32> sample_tiny_;
-    ukr::TinyStepFn sample_kernel_ = nullptr;  // the table's, when sample_tiny_ is set
+    // (ukr::TinyStepFn) when it has one; null otherwise.
+    ukr::TinyStepFn sample_kernel_ = nullptr;
     ukr::SgdFn<T> sample_sgd_ = nullptr;       // the table's SGD update
     bool sample_plain_sgd_ = false;            // no momentum, no decay: the kernel may update (TinyUpdate)
     bool sample_commit(const std::size_t* saturated);  // a step made: its saturations and counters
@@ -259,7 +253,6 @@ private:
     AlignedBuffer<T> record_;
     std::vector<std::size_t> rec_off_;  // 4 views per layer into record_ (see Recorded)
     std::size_t rec_batch_ = 0;
-    void record(std::size_t l, Recorded what, const T* src, std::size_t n);
     std::mutex mutex_;
 };
 

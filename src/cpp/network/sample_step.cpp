@@ -50,35 +50,32 @@ bool Network<T>::sample_step_eligible() const {
 
 template <typename T>
 void Network<T>::sample_plan() {
+    sample_views_.clear();
     sample_layers_.clear();
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-        const Act kind = layers_[l].act.kind;
-        sample_layers_.push_back({W(l), b(l), dW(l), db(l), acts_.data() + z_off_[l], acts_.data() + a_off_[l],
-                                  fan_in(l), fan_out(l), &layers_[l].act, relu_like(kind), saturating(kind)});
+        const Activation& act = layers_[l].act;
+        sample_views_.push_back({W(l), b(l), dW(l), db(l), acts_.data() + z_off_[l], acts_.data() + a_off_[l],
+                                 int(fan_in(l)), int(fan_out(l)), tiny_kernel_act(act.kind), float(act.alpha)});
+        sample_layers_.push_back({&act, relu_like(act.kind), saturating(act.kind)});
     }
     sample_steps_ = 0;
     sample_sgd_ = active_kernel_table().arena<T>().sgd;
     sample_plain_sgd_ = opt_.momentum == 0.0 && step_weight_decay(opt_, 1) == 0.0;
     sample_kernel_ = nullptr;
-    sample_tiny_.clear();
-    if constexpr (std::is_same_v<T, float>) {
-        if (!sample_kernel_applies()) return;
-        for (const SampleLayer& s : sample_layers_)
-            sample_tiny_.push_back({s.W, s.b, s.dW, s.db, s.z, s.a, int(s.in), int(s.out),
-                                    tiny_kernel_act(s.act->kind), float(s.act->alpha)});
-        sample_kernel_ = active_kernel_table().tiny_step_f32;
-    }
+    if constexpr (std::is_same_v<T, float>)
+        if (sample_kernel_applies()) sample_kernel_ = active_kernel_table().tiny_step_f32;
 }
 
 template <typename T>
 void Network<T>::sample_flush() {
     for (std::size_t l = 0; l < sample_layers_.size(); ++l) {
         SampleLayer& s = sample_layers_[l];
+        const std::size_t out = fan_out(l);
         if (s.relu_like)
-            for (std::size_t j = 0; j < s.out; ++j) alive_[l][j] |= (s.alive >> j) & 1u;
+            for (std::size_t j = 0; j < out; ++j) alive_[l][j] |= (s.alive >> j) & 1u;
         if (s.saturating) {  // counts, so the sums are exact in any order
             saturated_[l] += double(s.saturated);
-            seen_[l] += double(sample_steps_ * s.out);
+            seen_[l] += double(sample_steps_ * out);
         }
         s.alive = 0;
         s.saturated = 0;
@@ -115,7 +112,7 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
             // Plain SGD: the kernel makes the update too, while the bounds prove it finite.
             const ukr::TinyUpdate update{float(lr), grad_limit};
             ukr::TinyStepStats st;
-            loss = sample_kernel_(sample_tiny_.data(), int(L), x, y, sample_plain_sgd_ ? &update : nullptr, &st);
+            loss = sample_kernel_(sample_views_.data(), int(L), x, y, sample_plain_sgd_ ? &update : nullptr, &st);
             finite = std::isfinite(loss);
             double grad_max = 0;
             for (std::size_t l = 0; l < L; ++l) {
@@ -137,10 +134,11 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
         const T* a_prev = x;
         for (std::size_t l = 0; l < L; ++l) {
             const SampleLayer& s = sample_layers_[l];
-            const std::size_t in = s.in, out = s.out;
-            T* z = s.z;
-            T* a = s.a;
-            dense_forward(z, a_prev, s.W, s.b, 1, in, out);
+            const ukr::LayerView<T>& v = sample_views_[l];
+            const std::size_t in = std::size_t(v.in), out = std::size_t(v.out);
+            T* z = v.z;
+            T* a = v.a;
+            dense_forward(z, a_prev, v.W, v.b, 1, in, out);
             activation_forward(*s.act, a, z, 1, out);
             // Activity (Network::activity_accumulate): a relu unit that fired is alive
             // for good (idempotent, so marked now); saturations are counted on commit.
@@ -157,25 +155,26 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
         // Loss and backward (Network::backward with B = 1, f' as its own pass).
         T* delta = delta_a_.data();
         T* delta_prev = delta_b_.data();
-        const SampleLayer& top = sample_layers_[L - 1];
-        loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, top.out);
-        if (!loss_is_fused(loss_) && top.act->kind != Act::Identity)  // identity: dL/dz = dL/dŷ already
-            activation_backward(*top.act, delta, delta, top.z, top.a, 1, top.out);
+        const ukr::LayerView<T>& top = sample_views_[L - 1];
+        const Activation& top_act = *sample_layers_[L - 1].act;
+        loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, std::size_t(top.out));
+        if (!loss_is_fused(loss_) && top_act.kind != Act::Identity)  // identity: dL/dz = dL/dŷ already
+            activation_backward(top_act, delta, delta, top.z, top.a, 1, std::size_t(top.out));
         finite = std::isfinite(loss);
         for (std::size_t l = L; l-- > 0;) {
-            const SampleLayer& s = sample_layers_[l];
-            const std::size_t in = s.in, out = s.out;
-            const T* input = l == 0 ? x : sample_layers_[l - 1].a;
+            const ukr::LayerView<T>& v = sample_views_[l];
+            const std::size_t in = std::size_t(v.in), out = std::size_t(v.out);
+            const T* input = l == 0 ? x : sample_views_[l - 1].a;
             // dense_backward accumulates: this layer's gradients are zeroed first
             // (Network::backward zeroes the whole arena before the pass).
-            std::fill(s.dW, s.dW + in * out, T(0));
-            if (s.db) std::fill(s.db, s.db + out, T(0));
-            dense_backward(l > 0 ? delta_prev : nullptr, s.dW, s.db, delta, input, s.W, 1, in, out);
+            std::fill(v.dW, v.dW + in * out, T(0));
+            if (v.db) std::fill(v.db, v.db + out, T(0));
+            dense_backward(l > 0 ? delta_prev : nullptr, v.dW, v.db, delta, input, v.W, 1, in, out);
             grad_norm[l] = layer_grad_norm(l);
             finite &= std::isfinite(grad_norm[l]);
             if (l == 0) break;
-            const SampleLayer& below = sample_layers_[l - 1];
-            activation_backward(*below.act, delta_prev, delta_prev, below.z, below.a, 1, in);
+            const ukr::LayerView<T>& below = sample_views_[l - 1];
+            activation_backward(*sample_layers_[l - 1].act, delta_prev, delta_prev, below.z, below.a, 1, in);
             std::swap(delta, delta_prev);
         }
     }
@@ -241,21 +240,16 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
     return s;
 }
 
-template void Network<float>::sample_plan();
-template void Network<double>::sample_plan();
-template void Network<float>::sample_flush();
-template void Network<double>::sample_flush();
-template bool Network<float>::sample_kernel_applies() const;
-template bool Network<double>::sample_kernel_applies() const;
-template std::string Network<float>::sample_step_kind() const;
-template std::string Network<double>::sample_step_kind() const;
-template bool Network<float>::sample_step_eligible() const;
-template bool Network<double>::sample_step_eligible() const;
-template bool Network<float>::sample_step(const float*, const float*, double, double&, double&, double*);
-template bool Network<double>::sample_step(const double*, const double*, double, double&, double&, double*);
-template std::size_t Network<float>::sample_steps(const float*, const float*, const std::size_t*, std::size_t,
+#define BP_SAMPLE_STEP(T)                                                                                  \
+    template void Network<T>::sample_plan();                                                               \
+    template void Network<T>::sample_flush();                                                              \
+    template bool Network<T>::sample_kernel_applies() const;                                               \
+    template std::string Network<T>::sample_step_kind() const;                                             \
+    template bool Network<T>::sample_step_eligible() const;                                                \
+    template bool Network<T>::sample_step(const T*, const T*, double, double&, double&, double*);          \
+    template std::size_t Network<T>::sample_steps(const T*, const T*, const std::size_t*, std::size_t,     \
                                                   std::size_t, const double*, EpochStats&);
-template std::size_t Network<double>::sample_steps(const double*, const double*, const std::size_t*, std::size_t,
-                                                   std::size_t, const double*, EpochStats&);
+BP_SAMPLE_STEP(float)
+BP_SAMPLE_STEP(double)
 
 }  // namespace bp

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstddef>
 
+#include "kernels/layer_view.hpp"
+
 namespace bp::ukr {
 
 template <typename T>
@@ -112,19 +114,8 @@ void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, dou
 // mean squared error: with the general path's operations in its order, so bitwise
 // its z, a, dW, db, loss and norms; and, when asked, plain SGD's update (TinyUpdate).
 // AVX2 only (the generic table has none: the step runs its portable loops).
+// The layers are LayerView<float> (kernels/layer_view.hpp: TinyLayerF32).
 inline constexpr int kTinyMaxLayers = 8, kTinyMaxWidth = 8;  // a layer's row fits one ymm
-enum class TinyAct : int { Identity, Relu, LeakyRelu, Sigmoid, Tanh };
-struct TinyLayerF32 {
-    float* W;  // (in, out) row-major; TinyUpdate rewrites it 8 values at a time: room for in·out rounded up to 8
-    float* b;  // null: no bias; else room for 8, as W
-    float* dW;       // written: the row's gradient (not accumulated), with room for in·out rounded up to 8
-    float* db;       // null when b is; room for 8
-    float* z;        // written: the row's pre-activation and activation, each with room for 8
-    float* a;
-    int in, out;     // 1..8
-    TinyAct act;
-    float alpha;     // leaky_relu's slope
-};
 // Plain SGD's update, W -= lr·dW and b -= lr·db (the table's sgd with no momentum and
 // no decay, bitwise), made by the kernel itself when the loss and every layer's
 // gradient norm are finite and none is above grad_limit: the caller's proof that the

@@ -1,0 +1,157 @@
+// The forward and backward passes of one batch, and the dropout masks they use.
+//   forward:  D_l = dropout(A_{l-1}) (a layer with input dropout),  Z_l = D_l W_l + b_l,  A_l = f_l(Z_l)
+//   backward: δ_L = dL/dZ_L;  dW_l = D_lᵀ δ_l,  db_l = Σ_rows δ_l,  δ_{l-1} = f'_{l-1}(Z) ⊙ dropout'(δ_l W_lᵀ)
+// The activation is fused into the forward product's epilogue, and dropout'
+// and f' into the backward one's, except below a softmax (a Jacobian). The
+// explainer's recording runs its own, unfused backward (recording.cpp).
+#include <cstring>
+
+#include "layers/dense.hpp"
+#include "layers/epilogues.hpp"
+#include "losses/losses.hpp"
+#include "network/network.hpp"
+
+namespace bp {
+
+template <typename T>
+Pcg32 Network<T>::dropout_rng(std::size_t l) const {
+    return Pcg32(seed_, rng_stream(RngPurpose::Dropout, step_counter, layers_[l].dropout.index));
+}
+
+template <typename T>
+void Network<T>::dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const {
+    const DropoutSpec& drop = layers_[l].dropout;
+    bp::dropout_mask_rows(M, rows, R, fan_in(l), drop.keep_prob, drop.per_batch, dropout_rng(l));
+}
+
+// X (B, input_dim) → D, M, Z, A of every layer.
+template <typename T>
+void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, const std::vector<const T*>* masks) {
+    const T* a_prev = X;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const std::size_t in = fan_in(l), out = fan_out(l);
+        if (has_dropout(l)) {
+            const DropoutSpec& drop = layers_[l].dropout;
+            T* D = acts_.data() + d_off_[l];
+            T* M = acts_.data() + m_off_[l];
+            if (training) {
+                if (masks && (*masks)[l]) {
+                    std::memcpy(M, (*masks)[l], B * in * sizeof(T));
+                } else {
+                    Pcg32 rng = dropout_rng(l);
+                    dropout_mask(M, B, in, drop.keep_prob, drop.per_batch, rng);
+                }
+                dropout_forward(D, a_prev, M, B * in, T(drop.train_scale()));
+            } else {
+                dropout_forward(D, a_prev, static_cast<const T*>(nullptr), B * in, T(drop.inference_scale()));
+            }
+        }
+        T* z = acts_.data() + z_off_[l];
+        T* a = acts_.data() + a_off_[l];
+        const Activation& act = layers_[l].act;
+        const bool noisy = training && act.kind == Act::NoisyRelu;
+        if (act.kind != Act::Softmax && !noisy && fuse) {  // A = f(Z) fused into the product
+            ActivationEpilogue<T> fused{&act, a, z, out};
+            const GemmEpilogue epi = fused.epilogue();
+            dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out, &epi);
+        } else {
+            dense_forward(z, layer_input(l, X), W(l), b(l), B, in, out);
+            if (noisy) {  // Z += sigma · N(0, 1), row-major
+                Pcg32 rng(seed_, rng_stream(RngPurpose::Noise, step_counter, layers_[l].index));
+                for (std::size_t i = 0; i < B * out; ++i) z[i] += static_cast<T>(act.sigma * rng.normal());
+            }
+            activation_forward(act, a, z, B, out);
+        }
+        a_prev = a;
+    }
+    last_batch_ = B;
+    last_training_ = training;
+}
+
+template <typename T>
+double Network<T>::output_gradient(T* delta, const T* Y, std::size_t B) {
+    const std::size_t L = layers_.size();
+    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim());
+}
+
+template <typename T>
+void Network<T>::dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B) {
+    dense_backward(d_in, dW(l), db(l), delta, layer_input(l, X), W(l), B, fan_in(l), fan_out(l));
+}
+
+template <typename T>
+void Network<T>::dropout_backward_of(std::size_t l, T* d, std::size_t B) {
+    if (!has_dropout(l)) return;
+    const DropoutSpec& drop = layers_[l].dropout;
+    dropout_backward(d, last_training_ ? mask(l) : nullptr, B * fan_in(l),
+                     T(last_training_ ? drop.train_scale() : drop.inference_scale()));
+}
+
+template <typename T>
+void Network<T>::activation_backward_of(std::size_t l, T* d, std::size_t B) {
+    activation_backward(layers_[l].act, d, d, Z(l), A(l), B, fan_out(l));
+}
+
+// After forward(X): accumulates dW, db of every layer; returns the loss.
+template <typename T>
+double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
+    const std::size_t L = layers_.size();
+    T* delta = delta_a_.data();       // dL/dZ of the layer being processed
+    T* delta_prev = delta_b_.data();  // dL/dA, then dL/dZ, of the layer below
+    const double loss = output_gradient(delta, Y, B);
+    if (!loss_is_fused(loss_)) activation_backward_of(L - 1, delta, B);  // dL/dŶ → dL/dZ
+    for (std::size_t l = L; l-- > 0;) {
+        const Activation* below = l > 0 ? &layers_[l - 1].act : nullptr;
+        if (below && below->kind != Act::Softmax) {  // dL/dD → dL/dZ of the layer below, in the epilogue
+            const DropoutSpec* drop = has_dropout(l) ? &layers_[l].dropout : nullptr;
+            const bool masked = drop && last_training_;
+            const double scale = !drop ? 1.0 : masked ? drop->train_scale() : drop->inference_scale();
+            DeltaEpilogue<T> fused{below, delta_prev, masked ? mask(l) : nullptr, T(scale), Z(l - 1), A(l - 1),
+                                   fan_in(l)};
+            const GemmEpilogue epi = fused.epilogue();
+            dense_backward(delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, fan_in(l), fan_out(l), &epi);
+        } else {
+            dense_backward_of(l, below ? delta_prev : nullptr, delta, X, B);
+            if (!below) break;
+            dropout_backward_of(l, delta_prev, B);
+            activation_backward_of(l - 1, delta_prev, B);
+        }
+        std::swap(delta, delta_prev);
+    }
+    return loss;
+}
+
+template <typename T>
+double Network<T>::forward_backward(const T* X, const T* Y, std::size_t B, bool training,
+                                    const std::vector<const T*>* masks) {
+    forward(X, B, training, !recording_, masks);
+    activity_accumulate(B);
+    return recording_ ? backward_recorded(X, Y, B) : backward(X, Y, B);
+}
+
+template <typename T>
+double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
+                                      const std::vector<const T*>* masks) {
+    ensure_capacity(n);
+    zero_grads();
+    activity_reset();
+    return forward_backward(X, Y, n, training, masks);
+}
+
+#define BP_PASSES(T)                                                                                        \
+    template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
+    template void Network<T>::dropout_mask_rows(std::size_t, const int64_t*, std::size_t, T*) const;        \
+    template void Network<T>::forward(const T*, std::size_t, bool, bool, const std::vector<const T*>*);     \
+    template double Network<T>::output_gradient(T*, const T*, std::size_t);                                 \
+    template void Network<T>::dense_backward_of(std::size_t, T*, const T*, const T*, std::size_t);          \
+    template void Network<T>::dropout_backward_of(std::size_t, T*, std::size_t);                            \
+    template void Network<T>::activation_backward_of(std::size_t, T*, std::size_t);                         \
+    template double Network<T>::backward(const T*, const T*, std::size_t);                                  \
+    template double Network<T>::forward_backward(const T*, const T*, std::size_t, bool,                     \
+                                                 const std::vector<const T*>*);                             \
+    template double Network<T>::loss_and_gradients(const T*, const T*, std::size_t, bool,                   \
+                                                   const std::vector<const T*>*);
+BP_PASSES(float)
+BP_PASSES(double)
+
+}  // namespace bp
