@@ -33,7 +33,7 @@ CHILD = textwrap.dedent("""
 
 WIDE = dict(ROWS="1_000_000", INPUTS="16", BATCH="32",
             LAYERS='bp.Dense(256, activation="relu"), bp.Dense(256, activation="relu"), bp.Dense(1)')
-# batch 1 on the textbook network: the fused per-sample step (sample_step.cpp)
+# batch 1 on the textbook network: the fused per-sample step (training/sample_step.cpp)
 TEXTBOOK = dict(ROWS="20_000_000", INPUTS="3", BATCH="1",
                 LAYERS='bp.Dense(4, activation="relu"), bp.Dense(4, activation="sigmoid"), bp.Dense(1)')
 

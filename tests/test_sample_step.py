@@ -1,4 +1,4 @@
-"""The fused per-sample step (src/cpp/network/sample_step.cpp): with batch size 1,
+"""The fused per-sample step (src/cpp/training/sample_step.cpp): with batch size 1,
 fit on a tiny network takes one fused function per step instead of the general
 layer machinery. It must give bitwise what the general path gives: weights,
 optimiser state, every history value, and the same refusal when training diverges."""

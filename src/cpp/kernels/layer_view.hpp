@@ -1,7 +1,7 @@
 // A dense layer as a per-sample step sees it: views into the network's arenas
 // (parameters, gradients, the row's pre-activation and activation) and its shape
 // and activation. The tiny-network kernel takes an array of them (TinyLayerF32);
-// network/sample_step.cpp's portable loops read the same views.
+// training/sample_step.cpp's portable loops read the same views.
 #pragma once
 
 namespace bp::ukr {

@@ -8,6 +8,7 @@
 //   step.cpp         the optimiser step, its finiteness proof, train_step
 //   diagnostics.cpp  gradient and weight norms, unit activity, batch_health
 //   inference.cpp    predict and evaluate in bounded chunks
+// and, in the training loop's room above network/ (src/cpp/training/):
 //   epoch.cpp        fit_epoch, the epoch loop
 //   sample_step.cpp  fit_epoch's fused per-sample step for tiny networks
 //
@@ -107,7 +108,7 @@ public:
     // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
     // as fit records its last step's.
     bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
-    // epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
+    // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {});
 
@@ -139,7 +140,7 @@ public:
     // ‖(dW, db)‖₂ of each layer's gradients as they are now in grads() (as fit records them).
     std::vector<double> grad_norms();
 
-    // --- the fused per-sample step (sample_step.cpp) ----------------------------
+    // --- the fused per-sample step (training/sample_step.cpp) ----------------------------
     bool per_sample_path = true; // fit_epoch may take it (off: the tests compare with it)
     uint64_t fused_steps = 0;    // steps it has made (the tests check it ran)
     uint64_t kernel_updates = 0; // of those, the ones whose update the tiny-network kernel made (TinyUpdate)
@@ -198,7 +199,7 @@ private:
     std::vector<std::vector<uint8_t>> alive_;  // per layer and unit: ever z > 0
     std::vector<double> saturated_, seen_;     // per layer: saturated values, values seen
 
-    // sample_step.cpp: with batch size 1, a network of at most kSampleMaxLayers dense
+    // training/sample_step.cpp: with batch size 1, a network of at most kSampleMaxLayers dense
     // layers, none wider than kSampleMaxWidth, without dropout, softmax or noise, trained
     // by SGD without clip_norm. sample_step makes one whole step on row x, bitwise the
     // general path's, and returns true; or returns false with the parameters, optimiser

@@ -108,7 +108,7 @@ void avx2_sgd_f32(float* p, const float* grad, float* buf, std::size_t n, double
 void avx2_sgd_f64(double* p, const double* grad, double* buf, std::size_t n, double lr, double momentum,
                   bool nesterov, double weight_decay);
 
-// The fused per-sample step's forward and backward (network/sample_step.cpp) for a
+// The fused per-sample step's forward and backward (training/sample_step.cpp) for a
 // float32 network of at most kTinyMaxLayers dense layers, each at most 8 units wide
 // (inputs too), activations identity, relu, leaky_relu, sigmoid or tanh (TinyAct), and the
 // mean squared error: with the general path's operations in its order, so bitwise
