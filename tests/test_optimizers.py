@@ -407,3 +407,30 @@ def test_apply_gradients_with_update_ratio_is_fits_last_step(name, hp):
     np.testing.assert_array_equal(ratio, h.history["update_ratio"][0])
     with pytest.raises(ValueError, match="update_ratio"):
         net.apply_gradients(0.1, BATCH, np.zeros(net.num_layers + 1))
+
+
+def test_apply_gradients_update_ratio_is_written_in_place_or_refused():
+    """update_ratio is an output: an array the core would have to convert (another dtype, a
+    stride, read-only) is refused, naming it and what came, before anything is written."""
+    X, y = np.random.default_rng(0).normal(size=(BATCH, INPUT_DIM)), np.zeros((BATCH, OUT))
+    net = make_model(bp.SGD(), "float64")._net
+    net.loss_and_gradients(X, y, True, copy=False)
+    before = net.params().copy()
+    n = net.num_layers
+    expected = f"update_ratio: expected a writeable C-contiguous float64 array of {n} values, got "
+    read_only = np.zeros(n)
+    read_only.flags.writeable = False
+    refused = [(np.zeros(n, np.float32), TypeError, "an array of dtype float32"),
+               ([0.0] * n, TypeError, "a list"),
+               (np.zeros(2 * n)[::2], ValueError, "a non-contiguous array"),
+               (read_only, ValueError, "a read-only array"),
+               (np.zeros((1, n)), ValueError, f"a 2-D array of {n} values"),
+               (np.zeros(n + 1), ValueError, f"a 1-D array of {n + 1} values")]
+    for ratio, error, got in refused:
+        with pytest.raises(error) as info:
+            net.apply_gradients(0.1, BATCH, ratio)
+        assert str(info.value) == expected + got
+    np.testing.assert_array_equal(net.params(), before)  # nothing applied
+    ratio = np.full(n, np.nan)
+    assert net.apply_gradients(0.1, BATCH, ratio)
+    assert np.isfinite(ratio).all() and (ratio > 0).all()  # written where it was given

@@ -54,6 +54,25 @@ void check_layer(const Net& n, std::size_t l) {
 
 void check_lr(double lr) { require(std::isfinite(lr) && lr >= 0, "lr", "a finite number >= 0", std::to_string(lr)); }
 
+// An output array the core writes into: taken as it comes, never converted (a
+// converted copy would take the writes and be dropped). TypeError for anything
+// but a float64 ndarray, ValueError for the wrong shape, layout or a read-only one.
+double* out_doubles(const py::object& obj, const char* name, std::size_t count) {
+    const std::string expected = "a writeable C-contiguous float64 array of " + std::to_string(count) + " values";
+    auto fail_type = [&](const std::string& got) {
+        throw py::type_error(std::string(name) + ": expected " + expected + ", got " + got);
+    };
+    if (!py::isinstance<py::array>(obj)) fail_type("a " + py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!py::isinstance<py::array_t<double>>(obj))
+        fail_type("an array of dtype " + py::str(a.dtype()).cast<std::string>());
+    require(a.ndim() == 1 && std::size_t(a.size()) == count, name, expected,
+            "a " + std::to_string(a.ndim()) + "-D array of " + std::to_string(a.size()) + " values");
+    require(a.flags() & py::array::c_style, name, expected, "a non-contiguous array");
+    require(a.writeable(), name, expected, "a read-only array");
+    return static_cast<double*>(a.mutable_data());
+}
+
 // Runs f without the GIL, holding the network's lock.
 template <typename T, typename F>
 auto locked(Network<T>& net, F&& f) {
@@ -259,15 +278,9 @@ void bind_training(py::class_<Network<T>>& c) {
           "the forward pass would draw at step_counter and the current keep probabilities, bitwise; "
           "None where the layer has no input dropout.");
     c.def("apply_gradients",
-          [](Net& n, double lr, std::size_t rows, std::optional<py::array_t<double, py::array::c_style>> ratio) {
+          [](Net& n, double lr, std::size_t rows, const py::object& ratio) {
               check_lr(lr);
-              double* out = nullptr;
-              if (ratio) {
-                  require(ratio->ndim() == 1 && std::size_t(ratio->size()) == n.num_layers() && ratio->writeable(),
-                          "update_ratio", "a writeable float64 array of " + std::to_string(n.num_layers()) +
-                          " values", std::to_string(ratio->size()) + " values");
-                  out = ratio->mutable_data();
-              }
+              double* out = ratio.is_none() ? nullptr : out_doubles(ratio, "update_ratio", n.num_layers());
               return locked(n, [&] { return n.apply_gradients(lr, rows, out); });
           },
           py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
