@@ -304,6 +304,33 @@ def test_fused_losses_need_their_output_activation(loss, out):
     assert m.loss is None
 
 
+def test_the_loss_activation_rule_is_the_cores_one():
+    """pybackprop.losses states no rule of its own: for every (loss, output activation) pair
+    it raises exactly when the core's set_loss does, with the same message, and LOSSES reads
+    each loss's required activation from the core."""
+    from pybackprop import _core
+    assert bp.losses.LOSSES == {name: _core.loss_required_activation(name) for name in _core.LOSSES}
+    assert bp.losses.LOSSES["binary_crossentropy"] == "sigmoid" and bp.losses.LOSSES["mse"] is None
+    for loss in _core.LOSSES:
+        for out in _core.ACTIVATIONS:
+            net = _core.NetworkF64(3, [_core.DenseSpec(units=2, activation=out)], 0)
+            try:
+                net.set_loss(loss)
+                core = None
+            except ValueError as e:
+                core = str(e)
+            try:
+                bp.losses.check_output_activation(loss, out)
+                python = None
+            except ValueError as e:
+                python = str(e)
+            assert python == core, (loss, out)
+            required = bp.losses.LOSSES[loss]
+            assert (core is None) == (required is None or required == out), (loss, out)
+            if core is not None:
+                assert core == f"loss: {loss} expected an output layer with activation '{required}', got '{out}'"
+
+
 def test_unbuilt_model_is_not_built_by_bad_data():
     model = bp.Sequential([bp.Dense(2)], seed=0)
     model.compile(loss="mse")

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-#: loss name -> the output activation it requires (None: any)
-LOSSES: Dict[str, Optional[str]] = {
-    "mse": None,
-    "mae": None,
-    "huber": None,
-    "binary_crossentropy": "sigmoid",
-    "categorical_crossentropy": "softmax",
-}
+from . import _core
+
+#: loss name -> the output activation it requires (None: any); read from the core,
+#: which states the pairing rule once (``check_loss_activation`` in losses/losses.hpp)
+LOSSES: Dict[str, Optional[str]] = {name: _core.loss_required_activation(name) for name in _core.LOSSES}
 
 
 def check_output_activation(loss: str, activation: str) -> None:
     """Raise ``ValueError`` when ``loss`` needs another output activation than ``activation``.
 
-    The one statement of the pairing rule on the Python side (the core checks
-    it again as an invariant of its fused gradients).
+    The core's rule (the one ``Network.set_loss`` applies), checked before
+    anything is configured.
 
     >>> check_output_activation("mse", "tanh")
     >>> check_output_activation("binary_crossentropy", "softmax")
@@ -35,6 +32,4 @@ def check_output_activation(loss: str, activation: str) -> None:
     ...
     ValueError: loss: binary_crossentropy expected an output layer with activation 'sigmoid', got 'softmax'
     """
-    required = LOSSES[loss]
-    if required is not None and activation != required:
-        raise ValueError(f"loss: {loss} expected an output layer with activation '{required}', got '{activation}'")
+    _core.check_loss_activation(loss, activation)

@@ -2,7 +2,9 @@
 // package around it; nothing here is meant to be called by users directly.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "common/rng.hpp"
 #include "common/threads.hpp"
 #include "kernels/dispatch.hpp"
+#include "losses/losses.hpp"
 
 #ifndef PYBACKPROP_VERSION
 #define PYBACKPROP_VERSION "dev"
@@ -48,6 +51,15 @@ PYBIND11_MODULE(_core, m) {
     m.attr("ACTIVATIONS") = names(bp::kActNames);
     m.attr("LOSSES") = names(bp::kLossNames);
     m.attr("INITIALIZERS") = names(bp::kInitNames);
+    m.def("check_loss_activation", [](const std::string& loss, const std::string& activation) {
+        bp::check_loss_activation(bp::loss_from_name(loss), bp::act_from_name(activation));
+    }, py::arg("loss"), py::arg("activation"),
+          "Raises ValueError when the loss needs another output activation (the rule of Network.set_loss).");
+    m.def("loss_required_activation", [](const std::string& loss) -> std::optional<std::string> {
+        const bp::Loss l = bp::loss_from_name(loss);
+        if (!bp::loss_is_fused(l)) return std::nullopt;
+        return std::string(bp::kActNames[std::size_t(bp::loss_required_activation(l))]);
+    }, py::arg("loss"), "The output activation the loss requires, or None when any will do.");
 
     m.def("build_info", [] {
         py::dict info;

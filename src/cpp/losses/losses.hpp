@@ -8,9 +8,11 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "activations/activations.hpp"
 #include "common/enums.hpp"
+#include "common/errors.hpp"
 
 namespace bp {
 
@@ -26,6 +28,17 @@ inline Act loss_required_activation(Loss loss) {
         case Loss::CategoricalCrossentropy: return Act::Softmax;
         default: return Act::Identity;
     }
+}
+
+// The loss/output-activation pairing rule, stated once: a fused loss needs its
+// activation on the output layer (Network::set_loss and, bound as
+// _core.check_loss_activation, pybackprop.losses both call this).
+inline void check_loss_activation(Loss loss, Act out) {
+    const Act needed = loss_required_activation(loss);
+    if (loss_is_fused(loss) && out != needed)
+        throw ValueError(std::string("loss: ") + kLossNames[std::size_t(loss)] +
+                         " expected an output layer with activation '" + kActNames[std::size_t(needed)] +
+                         "', got '" + kActNames[std::size_t(out)] + "'");
 }
 
 // Mean loss over the batch, and its gradient into G (rows, cols):

@@ -13,12 +13,7 @@ namespace bp {
 
 template <typename T>
 void Network<T>::set_loss(Loss loss) {
-    const Act out = layers_.back().act.kind;
-    const Act needed = loss_required_activation(loss);
-    if (loss_is_fused(loss) && out != needed)
-        throw ValueError(std::string("loss: ") + kLossNames[std::size_t(loss)] +
-                         " expected an output layer with activation '" + kActNames[std::size_t(needed)] +
-                         "', got '" + kActNames[std::size_t(out)] + "'");
+    check_loss_activation(loss, layers_.back().act.kind);
     loss_ = loss;
 }
 
