@@ -331,6 +331,32 @@ def test_the_loss_activation_rule_is_the_cores_one():
                 assert core == f"loss: {loss} expected an output layer with activation '{required}', got '{out}'"
 
 
+def test_the_core_guards_fit_epochs_preconditions_and_python_checks_the_users_arguments():
+    """batch_size and the schedules' values: a user meets Python's check (fit_arguments,
+    schedules); a direct caller of the core meets its own guard, before anything is written."""
+    from pybackprop import _core
+    net = _core.NetworkF64(3, [_core.DenseSpec(units=4, activation="tanh",
+                                               dropout=_core.DropoutSpec(keep_prob=0.8)), _core.DenseSpec(units=1)], 0)
+    net.set_loss("mse")
+    net.set_optimizer(_core.OptimizerConfig())
+    X, Y = np.ones((4, 3)), np.ones((4, 1))
+    before = net.params().copy()
+    guarded = [(0, {}, "batch_size: expected a positive integer, got 0"),
+               (2, dict(lr=np.array([0.1])), "lr schedule: expected 2 values (one per step), got 1"),
+               (2, dict(lr=np.array([0.1, -1.0])), "lr schedule: expected finite values >= 0"),
+               (2, dict(keep_prob=np.array([[0.5], [0.0]])), "keep_prob of the schedule: expected a probability")]
+    for batch_size, schedules, text in guarded:
+        with pytest.raises(ValueError, match=re.escape(text)):
+            net.fit_epoch(X, Y, batch_size, False, **schedules)
+    np.testing.assert_array_equal(net.params(), before)
+    assert net.epoch_counter == 0 and net.step_counter == 0
+    model = bp.Sequential([bp.Dense(1)], input_dim=3)
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match="batch_size") as info:
+        model.fit(X, Y, batch_size=0, verbose=0)
+    assert str(info.value) != guarded[0][2]  # Python's check, not the core's guard
+
+
 def test_unbuilt_model_is_not_built_by_bad_data():
     model = bp.Sequential([bp.Dense(2)], seed=0)
     model.compile(loss="mse")

@@ -17,11 +17,15 @@ namespace bp {
 template <typename T>
 EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                                  StepSchedule schedule) {
+    // The core's own precondition guards (the C++ API is a boundary too): the user-facing
+    // checks of batch_size and the schedules' values are Python's, once (_engine.fit_arguments,
+    // schedules.check_values); these keep the loop's invariants for any other caller.
     require(n >= 1 && n < (std::size_t(1) << 32), "X", "between 1 and 2^32 - 1 samples", std::to_string(n));
     require(batch_size >= 1, "batch_size", "a positive integer", std::to_string(batch_size));
     const std::size_t D = input_dim_, K = output_dim(), bs = std::min(batch_size, n);
     const std::size_t steps = (n + bs - 1) / bs, nd = dropout_layers_.size();
-    // Check the schedules before touching anything, so a bad value leaves the model as it was.
+    // Check the schedules before touching anything, so a bad value leaves the model as it was
+    // (guards, as above: Python has already checked what a user passes).
     require(!schedule.lr || schedule.lr_steps == steps, "lr schedule",
             std::to_string(steps) + " values (one per step)", std::to_string(schedule.lr_steps));
     require(!schedule.keep || (schedule.keep_steps == steps && schedule.keep_cols == nd), "keep_prob schedule",
