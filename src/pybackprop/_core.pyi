@@ -1,5 +1,5 @@
 """Type stubs of the private extension module pybackprop._core (see src/cpp/bindings)."""
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NoReturn, Optional, Tuple, Union
 
 import numpy.typing as npt
 
@@ -58,7 +58,9 @@ class OptimizerConfig:
                  alpha: float = 0.99, lr_decay: float = 0.0, initial_accumulator_value: float = 0.0) -> None: ...
 
 class EpochResult:
-    """What one fit_epoch did (read-only)."""
+    """What one fit_epoch did (read-only; only fit_epoch makes one)."""
+    # Not constructible: the runtime has no constructor (TypeError "No constructor defined!").
+    def __init__(self, *args: NoReturn, **kwargs: NoReturn) -> None: ...
     @property
     def loss(self) -> float: ...
     @property
@@ -80,12 +82,18 @@ class EpochResult:
 
 class _Network:
     def __init__(self, input_dim: int, layers: List[DenseSpec], seed: int) -> None: ...
-    input_dim: int  # this and the next five: read-only
-    output_dim: int
-    num_layers: int
-    num_dropout: int
-    arena_size: int
-    seed: int
+    @property
+    def input_dim(self) -> int: ...
+    @property
+    def output_dim(self) -> int: ...
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def num_dropout(self) -> int: ...
+    @property
+    def arena_size(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
     epoch_counter: int
     step_counter: int
     optimizer_step: int
