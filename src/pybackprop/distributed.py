@@ -176,12 +176,13 @@ class DistributedTrainer:
         raise DistributedError(f"{what} failed on {len(bad)} of {self.size} ranks: {text}") from error
 
     def _abort(self, exc: BaseException) -> None:
+        # One write of the whole report: MPI_Abort may end the job before the launcher forwards a
+        # later write, so the first line already says what failed and that the job is aborted.
         sys.stdout.flush()
+        report = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         sys.stderr.write(f"pybackprop.distributed: rank {self.rank} of {self.size} failed with "
-                         f"{type(exc).__name__}: {exc}\n")
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        sys.stderr.write(f"pybackprop.distributed: rank {self.rank} calls MPI_Abort so that the other ranks "
-                         "stop instead of waiting in a collective\n")
+                         f"{type(exc).__name__}: {exc}; it calls MPI_Abort so that the other ranks stop "
+                         f"instead of waiting in a collective\n{report}")
         sys.stderr.flush()
         self.comm.Abort(1)
 
