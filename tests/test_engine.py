@@ -51,9 +51,18 @@ def test_load_state_checks_everything_before_writing():
         EngineState(good.weights, {"exp_avg": good.optimizer["exp_avg"][:-1]}, good.counters, good.keep_probs),
         EngineState(good.weights[:-1], good.optimizer, good.counters, good.keep_probs),
         EngineState(good.weights, good.optimizer, good.counters, [0.0]),
+        # each of these once failed only after the weights were written (or was accepted)
+        EngineState(good.weights, good.optimizer, {**good.counters, "step_counter": -1}, good.keep_probs),
+        EngineState(good.weights, good.optimizer, {**good.counters, "optimizer_step": 2**64}, good.keep_probs),
+        EngineState(good.weights, {"exp_avg": np.full(good.optimizer["exp_avg"].shape, "x")}, good.counters,
+                    good.keep_probs),
+        EngineState(good.weights, {"exp_avg": np.full(good.optimizer["exp_avg"].shape, np.nan)}, good.counters,
+                    good.keep_probs),
+        EngineState(good.weights, good.optimizer, good.counters, []),
+        EngineState(good.weights, good.optimizer, good.counters, good.keep_probs * 2),
     ]
     for bad in bad_states:
-        with pytest.raises(ValueError):
+        with pytest.raises((ValueError, TypeError)):
             target.engine.load_state(bad)
         after = target.engine.state()
         assert after.counters == before.counters and after.keep_probs == before.keep_probs

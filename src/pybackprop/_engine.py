@@ -719,14 +719,26 @@ class Engine:
                 target = arenas[_LEGACY_STATE[names.index(name)]]
             else:
                 raise ValueError(f"optimizer state '{name}' is not one of {self.optimizer!r}'s: {list(names)}")
-            arr = np.asarray(arr)
+            label = f"optimizer state '{name}'"
+            arr = as_numeric_array(label, arr)
             if arr.shape != (net.arena_size,):
-                raise ValueError(f"optimizer state '{name}' has shape {arr.shape}, expected ({net.arena_size},)")
+                fail(label, f"shape ({net.arena_size},)", arr)
+            with np.errstate(over="ignore", invalid="ignore"):  # too large for dtype: reported below
+                arr = np.asarray(arr, dtype=self.dtype)
+            if not np.isfinite(arr).all():
+                fail(label, f"finite values (in {self.dtype})", arr)
             writes.append((target, arr))
-        counters = {key: int(state.counters[key]) for key in ("epoch_counter", "step_counter", "optimizer_step")}
+        counters = {}
+        for key in ("epoch_counter", "step_counter", "optimizer_step"):
+            counters[key] = check_int(f"counters['{key}']", state.counters[key], minimum=0)
+            if counters[key] >= 2**64:  # the core's counters are 64-bit unsigned
+                fail(f"counters['{key}']", "an integer in [0, 2**64)", state.counters[key])
+        dropouts = self.dropouts
+        if len(state.keep_probs) != len(dropouts):
+            fail("keep_probs", f"{len(dropouts)} keep probabilities (one per Dropout layer)", state.keep_probs)
         keep_probs = [check_float(f"keep_probs[{k}]", p, minimum=0.0, maximum=1.0, min_inclusive=False)
                       for k, p in enumerate(state.keep_probs)]
-        self.set_weights(state.weights)  # checks every array before it writes any
+        self.set_weights(state.weights)  # checks every array before it writes any; the last check that can fail
         for target, arr in writes:
             target()[...] = arr
         net.epoch_counter = counters["epoch_counter"]
