@@ -118,3 +118,33 @@ def test_any_callback_may_take_over_a_divergence():
         assert all(np.isfinite(w).all() for w in m.get_weights())  # the diverging step was not applied
         with pytest.raises(bp.DivergenceError):  # without such a callback: the error
             diverging().fit(X, y, epochs=50, batch_size=8, shuffle=False, verbose=0)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: ("mae", bp.SGD(lr=bp.schedules.Linear(-1.0, 0.1, 3))),  # refused by the lr check (its value at t=0)
+    lambda: ("mae", bp.SGD(lr=lambda t: float("nan"))),
+    lambda: ("binary_crossentropy", bp.Adam()),  # the output is not sigmoid
+])
+def test_a_refused_compile_changes_nothing(bad):
+    X, y = _data()
+    a, b = _model(0, bp.SGD(lr=0.05, momentum=0.9)), _model(0, bp.SGD(lr=0.05, momentum=0.9))
+    for m in (a, b):
+        m.fit(X, y, epochs=1, batch_size=8, verbose=0)  # a momentum buffer a reset would zero
+    loss, optimizer = a.engine.loss, a.engine.optimizer
+    before = a.engine.state()
+    with pytest.raises(ValueError):
+        a.compile(*bad())
+    assert a.engine.loss == loss and a.engine.optimizer is optimizer
+    after = a.engine.state()
+    assert after.counters == before.counters
+    for name in before.optimizer:
+        np.testing.assert_array_equal(before.optimizer[name], after.optimizer[name])
+    ha = a.fit(X, y, epochs=2, batch_size=8, verbose=0)  # trains as the twin that saw no compile
+    hb = b.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert ha.history["loss"] == hb.history["loss"]
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    unbuilt = bp.Sequential([bp.Dense(2)])
+    with pytest.raises(ValueError):
+        unbuilt.compile(*bad())
+    assert unbuilt.engine.loss is None and unbuilt.engine.optimizer is None

@@ -357,14 +357,27 @@ class Engine:
 
     # ------------------------------------------------------------------ loss and optimiser
     def compile(self, loss: str, optimizer: Any) -> None:
-        """Set the loss and the optimiser (its state reset). Checks the output pairing first."""
+        """Set the loss and the optimiser (its state reset).
+
+        All or nothing: the loss, the output pairing and the optimiser's core
+        configuration (a schedule's lr at t = 0 included) are checked, and the
+        core accepts the optimiser, before anything of this engine changes; a
+        refused compile leaves the previous loss, optimiser and state.
+        """
         loss = check_choice("loss", loss, LOSSES)
         optimizer = _optimizers.get(optimizer)
         if self.dense:
             check_output_activation(loss, self.dense[-1].activation.name)
-        self.loss, self.optimizer = loss, optimizer
+        config = optimizer.core_config()  # evaluates a schedule's lr(0)
+        check_float("lr" if not isinstance(optimizer.lr, _schedules.Schedule) else "lr (schedule value at t=0)",
+                    config.lr, minimum=0.0)
         if self.built:
-            self._configure_core()
+            # set_optimizer refuses a config without changing the core; set_loss cannot refuse once
+            # check_output_activation passed (the same rule): nothing can fail after the first write.
+            self.net.set_optimizer(config)
+            self.net.set_loss(loss)
+            self.net.reset_optimizer_state()
+        self.loss, self.optimizer = loss, optimizer
 
     def _configure_core(self) -> None:
         assert self.loss is not None
