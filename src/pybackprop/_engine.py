@@ -602,7 +602,10 @@ class Engine:
                                           keep_steps, epoch, history)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
-                if any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks]):  # every one is told
+                stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
+                if reducer is not None:  # root_only callbacks answer on the root only: its decision holds
+                    stop = reducer.agree(stop)
+                if stop:
                     history.append(epoch, {"loss": bad_loss})
                     owner.stop_training = True
                     break
