@@ -148,3 +148,16 @@ def test_a_refused_compile_changes_nothing(bad):
     with pytest.raises(ValueError):
         unbuilt.compile(*bad())
     assert unbuilt.engine.loss is None and unbuilt.engine.optimizer is None
+
+
+def test_the_engine_errors_keep_their_documented_home_and_pickle():
+    import pickle
+
+    for cls in (bp.DivergenceError, bp.GradientFlowWarning):
+        assert cls.__module__ == "pybackprop.model"
+        assert getattr(bp.model, cls.__name__) is cls
+    h = bp.History()
+    h.append(0, {"loss": 1.5})
+    e = pickle.loads(pickle.dumps(bp.DivergenceError(2, 5, float("inf"), h)))
+    assert isinstance(e, bp.DivergenceError) and (e.epoch, e.step, e.loss) == (2, 5, float("inf"))
+    assert e.history.history["loss"] == [1.5] and str(e) == str(bp.DivergenceError(2, 5, float("inf")))

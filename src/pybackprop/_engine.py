@@ -88,6 +88,9 @@ class DivergenceError(FloatingPointError):
                          "learning rate, clip_norm on the optimiser (e.g. bp.SGD(lr, clip_norm=1.0)), or "
                          "standardised inputs and targets.")
 
+    def __reduce__(self) -> Tuple[Any, ...]:  # pickled by its arguments (multiprocessing, MPI, joblib)
+        return type(self), (self.epoch, self.step, self.loss, self.history)
+
 
 class GradientFlowWarning(UserWarning):
     """The first layer's gradient is vanishing or exploding relative to the last layer's."""
@@ -110,6 +113,10 @@ def warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
     warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "
                   f"the last layer's ({hint}); see history['grad_norm']", GradientFlowWarning, stacklevel=4)
     return True
+
+
+for _cls in (DivergenceError, GradientFlowWarning):  # their documented home (and pickles' path)
+    _cls.__module__ = "pybackprop.model"
 
 
 class TrainingOwner(Protocol):
