@@ -90,6 +90,12 @@ def test_clone_is_an_independent_copy_without_a_file(monkeypatch):
         np.testing.assert_array_equal(w0, w1)
     assert not np.array_equal(twin.W(0), m.layers[0].W)
     assert m.layers[0]._model is m  # the layers still belong to the original
+    # the twin's own layers read the twin's parameters (they once were the original's layer objects)
+    assert twin.layers is not m.layers and all(a is not b for a, b in zip(twin.layers, m.layers))
+    assert [type(a) for a in twin.layers] == [type(b) for b in m.layers]
+    np.testing.assert_array_equal(twin.layers[0].W, twin.W(0))
+    np.testing.assert_array_equal(twin.layers[2].b, twin.b(1))
+    assert not np.array_equal(twin.layers[0].W, m.layers[0].W)
 
 
 def test_any_callback_may_take_over_a_divergence():

@@ -34,6 +34,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -799,14 +800,30 @@ class Engine:
         return [] if self.net is None else list(self.net.get_weights())  # copied under the core's lock
 
     def clone(self) -> "Engine":
-        """A new engine with this one's layers, loss, optimiser and state (no file in between)."""
+        """A new engine with this one's layers, loss, optimiser and state (no file in between).
+
+        The twin has its own layer list of shallow copies of the layers (the same
+        activation, initialiser and schedule objects; this engine's layers stay
+        this model's), and those copies' ``W``/``b`` read the twin's parameters,
+        as do the twin's :meth:`W` and :meth:`b`. :func:`pybackprop.explain.explain`
+        runs its step on such a twin and reads the weights before the step from
+        this engine.
+        """
         net = self.require_built()
-        twin = Engine(self.layers, None, self.dtype, self.seed)
+        twin = Engine([copy.copy(layer) for layer in self.layers], None, self.dtype, self.seed)
+        twin.owner = _TwinOwner(twin)
         twin.build(int(net.input_dim), init=False)
         if self.loss is not None:
             twin.compile(self.loss, self.optimizer)
         twin.load_state(self.state())
         return twin
+
+
+class _TwinOwner:
+    """The owner of a clone's layers (a :class:`~pybackprop.layers.LayerOwner`): the clone's engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
 
 def _norm(arrays: Sequence[np.ndarray]) -> float:
