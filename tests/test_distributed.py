@@ -237,3 +237,30 @@ def test_divergence_is_raised_on_every_rank(tmp_path):
     diverged = sorted(re.findall(r"rank (\d) diverged at (epoch \d+ step \d+)", proc.stdout))
     assert [r for r, _ in diverged] == ["0", "1"] and diverged[0][1] == diverged[1][1], proc.stdout
     assert "rank 0 terminated=True" in proc.stdout and "rank 1 terminated=True" in proc.stdout
+
+
+def test_a_root_only_callback_taking_over_a_divergence_stops_every_rank(tmp_path):
+    """A root_only callback runs on rank 0 only: its on_divergence answer must reach every rank
+    (once rank 0 stopped while rank 1 raised DivergenceError, and the job hung)."""
+    body = """
+    class Rescue(bp.Callback):
+        root_only = True
+
+        def on_divergence(self, epoch, step, loss):
+            return True
+
+    model = bp.Sequential([bp.Dense(8, activation="relu"), bp.Dense(1)], input_dim=5, dtype="float64", seed=0)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=1e6))
+    X, y = make_data()
+    try:
+        fit_distributed(model, X, 1e3 * y, epochs=5, batch_size=16, verbose=0, callbacks=[Rescue()])
+        print(f"rank {comm.rank} stopped={model.stop_training}")
+    except bp.DivergenceError:
+        print(f"rank {comm.rank} raised")
+    """
+    try:
+        proc = mpirun(tmp_path, body, timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover - the bug this test pins
+        pytest.fail("the ranks did not agree on stopping at the divergence (the job hung)")
+    assert proc.returncode == 0, proc.stderr
+    assert "rank 0 stopped=True" in proc.stdout and "rank 1 stopped=True" in proc.stdout, proc.stdout

@@ -383,9 +383,16 @@ def test_bad_parameters_fail_at_fit_with_clear_errors(param, value, exc, match):
     ("dtype", None, TypeError), ("n_iter_no_change", 0, ValueError), ("early_stopping", 1, TypeError),
 ])
 def test_bad_parameters_follow_the_error_rule(param, value, exc):
+    """The message follows pybackprop's rule (``exc`` is the kind it names); the class is
+    InvalidParameterError, both a ValueError and a TypeError as scikit-learn's own, so an
+    ``except ValueError`` (scikit-learn's convention) catches every bad parameter."""
+    from pybackprop.sklearn import InvalidParameterError
+
     X, y = blobs(n=40)
-    with pytest.raises(exc, match=rf"^{param}: expected .*, got "):
+    with pytest.raises(exc, match=rf"^{param}: expected .*, got ") as info:
         MLPRegressor(**{param: value}).fit(X, y)
+    assert isinstance(info.value, InvalidParameterError)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
 
 
 def test_the_constraints_table_covers_every_parameter():

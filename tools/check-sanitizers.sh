@@ -67,10 +67,11 @@ PRELOAD="$LIBASAN $(readlink -f "$LIBSTDCXX")"
 if [[ $# -eq 0 ]]; then
   # RSS checks are meaningless under ASan (quarantine, shadow memory): -k excludes them.
   # test_sample_step and test_kernels: the fused per-sample step's AVX2 kernel, which reads
-  # and writes whole 8-float chunks of padded blocks, and every table's kernels.
+  # and writes whole 8-float chunks of padded blocks, and every table's kernels. test_engine:
+  # load_state and clone write straight into the core's parameter and optimiser buffers.
   set -- tests/test_parity.py tests/test_dropout.py tests/test_api.py tests/test_errors.py tests/test_io.py \
          tests/test_threads.py tests/test_memory.py tests/test_fuzz_inputs.py tests/test_sample_step.py \
-         tests/test_kernels.py -k "not rss" -x -q
+         tests/test_kernels.py tests/test_engine.py -k "not rss" -x -q
 fi
 
 echo "== running pytest $* under ASan/UBSan"

@@ -34,6 +34,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -88,6 +89,9 @@ class DivergenceError(FloatingPointError):
                          "learning rate, clip_norm on the optimiser (e.g. bp.SGD(lr, clip_norm=1.0)), or "
                          "standardised inputs and targets.")
 
+    def __reduce__(self) -> Tuple[Any, ...]:  # pickled by its arguments (multiprocessing, MPI, joblib)
+        return type(self), (self.epoch, self.step, self.loss, self.history)
+
 
 class GradientFlowWarning(UserWarning):
     """The first layer's gradient is vanishing or exploding relative to the last layer's."""
@@ -110,6 +114,10 @@ def warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
     warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "
                   f"the last layer's ({hint}); see history['grad_norm']", GradientFlowWarning, stacklevel=4)
     return True
+
+
+for _cls in (DivergenceError, GradientFlowWarning):  # their documented home (and pickles' path)
+    _cls.__module__ = "pybackprop.model"
 
 
 class TrainingOwner(Protocol):
@@ -357,14 +365,27 @@ class Engine:
 
     # ------------------------------------------------------------------ loss and optimiser
     def compile(self, loss: str, optimizer: Any) -> None:
-        """Set the loss and the optimiser (its state reset). Checks the output pairing first."""
+        """Set the loss and the optimiser (its state reset).
+
+        All or nothing: the loss, the output pairing and the optimiser's core
+        configuration (a schedule's lr at t = 0 included) are checked, and the
+        core accepts the optimiser, before anything of this engine changes; a
+        refused compile leaves the previous loss, optimiser and state.
+        """
         loss = check_choice("loss", loss, LOSSES)
         optimizer = _optimizers.get(optimizer)
         if self.dense:
             check_output_activation(loss, self.dense[-1].activation.name)
-        self.loss, self.optimizer = loss, optimizer
+        config = optimizer.core_config()  # evaluates a schedule's lr(0)
+        check_float("lr" if not isinstance(optimizer.lr, _schedules.Schedule) else "lr (schedule value at t=0)",
+                    config.lr, minimum=0.0)
         if self.built:
-            self._configure_core()
+            # set_optimizer refuses a config without changing the core; set_loss cannot refuse once
+            # check_output_activation passed (the same rule): nothing can fail after the first write.
+            self.net.set_optimizer(config)
+            self.net.set_loss(loss)
+            self.net.reset_optimizer_state()
+        self.loss, self.optimizer = loss, optimizer
 
     def _configure_core(self) -> None:
         assert self.loss is not None
@@ -589,7 +610,10 @@ class Engine:
                                           keep_steps, epoch, history)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
-                if any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks]):  # every one is told
+                stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
+                if reducer is not None:  # root_only callbacks answer on the root only: its decision holds
+                    stop = reducer.agree(stop)
+                if stop:
                     history.append(epoch, {"loss": bad_loss})
                     owner.stop_training = True
                     break
@@ -719,14 +743,26 @@ class Engine:
                 target = arenas[_LEGACY_STATE[names.index(name)]]
             else:
                 raise ValueError(f"optimizer state '{name}' is not one of {self.optimizer!r}'s: {list(names)}")
-            arr = np.asarray(arr)
+            label = f"optimizer state '{name}'"
+            arr = as_numeric_array(label, arr)
             if arr.shape != (net.arena_size,):
-                raise ValueError(f"optimizer state '{name}' has shape {arr.shape}, expected ({net.arena_size},)")
+                fail(label, f"shape ({net.arena_size},)", arr)
+            with np.errstate(over="ignore", invalid="ignore"):  # too large for dtype: reported below
+                arr = np.asarray(arr, dtype=self.dtype)
+            if not np.isfinite(arr).all():
+                fail(label, f"finite values (in {self.dtype})", arr)
             writes.append((target, arr))
-        counters = {key: int(state.counters[key]) for key in ("epoch_counter", "step_counter", "optimizer_step")}
+        counters = {}
+        for key in ("epoch_counter", "step_counter", "optimizer_step"):
+            counters[key] = check_int(f"counters['{key}']", state.counters[key], minimum=0)
+            if counters[key] >= 2**64:  # the core's counters are 64-bit unsigned
+                fail(f"counters['{key}']", "an integer in [0, 2**64)", state.counters[key])
+        dropouts = self.dropouts
+        if len(state.keep_probs) != len(dropouts):
+            fail("keep_probs", f"{len(dropouts)} keep probabilities (one per Dropout layer)", state.keep_probs)
         keep_probs = [check_float(f"keep_probs[{k}]", p, minimum=0.0, maximum=1.0, min_inclusive=False)
                       for k, p in enumerate(state.keep_probs)]
-        self.set_weights(state.weights)  # checks every array before it writes any
+        self.set_weights(state.weights)  # checks every array before it writes any; the last check that can fail
         for target, arr in writes:
             target()[...] = arr
         net.epoch_counter = counters["epoch_counter"]
@@ -764,14 +800,30 @@ class Engine:
         return [] if self.net is None else list(self.net.get_weights())  # copied under the core's lock
 
     def clone(self) -> "Engine":
-        """A new engine with this one's layers, loss, optimiser and state (no file in between)."""
+        """A new engine with this one's layers, loss, optimiser and state (no file in between).
+
+        The twin has its own layer list of shallow copies of the layers (the same
+        activation, initialiser and schedule objects; this engine's layers stay
+        this model's), and those copies' ``W``/``b`` read the twin's parameters,
+        as do the twin's :meth:`W` and :meth:`b`. :func:`pybackprop.explain.explain`
+        runs its step on such a twin and reads the weights before the step from
+        this engine.
+        """
         net = self.require_built()
-        twin = Engine(self.layers, None, self.dtype, self.seed)
+        twin = Engine([copy.copy(layer) for layer in self.layers], None, self.dtype, self.seed)
+        twin.owner = _TwinOwner(twin)
         twin.build(int(net.input_dim), init=False)
         if self.loss is not None:
             twin.compile(self.loss, self.optimizer)
         twin.load_state(self.state())
         return twin
+
+
+class _TwinOwner:
+    """The owner of a clone's layers (a :class:`~pybackprop.layers.LayerOwner`): the clone's engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
 
 def _norm(arrays: Sequence[np.ndarray]) -> float:

@@ -6,8 +6,9 @@ expected and what came, e.g. ``batch_size: expected an integer >= 1, got 0``.
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from typing import Any, Iterable
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -28,6 +29,13 @@ def fail(name: str, expected: str, value: Any, exc: type = ValueError) -> None:
     raise exc(f"{name}: expected {expected}, got {_describe(value)}")
 
 
+def _finite_number(minimum: float | None, maximum: float | None, min_inclusive: bool, max_inclusive: bool) -> str:
+    """The phrase of :func:`check_float` and :class:`Real`: ``a finite number in [0.0, 1.0)``."""
+    lo = "" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
+    hi = "" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
+    return "a finite number" + (f" in {lo or '(-inf'}, {hi or 'inf)'}" if lo or hi else "")
+
+
 def check_int(name: str, value: Any, minimum: int | None = None) -> int:
     """Return ``value`` as an int, checking its type and lower bound."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -40,9 +48,7 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
 def check_float(name: str, value: Any, minimum: float | None = None, maximum: float | None = None,
                 min_inclusive: bool = True, max_inclusive: bool = True) -> float:
     """Return ``value`` as a finite float within the given bounds."""
-    lo = "" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
-    hi = "" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
-    expected = "a finite number" + (f" in {lo or '(-inf'}, {hi or 'inf)'}" if lo or hi else "")
+    expected = _finite_number(minimum, maximum, min_inclusive, max_inclusive)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         fail(name, expected, value, TypeError)
     v = float(value)
@@ -118,7 +124,7 @@ def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None,
 
 
 # =====================================================================================================
-# Declarative constraints (this section only: S's; the checks above are P's)
+# Declarative constraints
 #
 # A constraint states what one parameter accepts. Calling it, ``constraint(name, value)``, checks
 # ``value`` with the checks above (so the same error types and messages) and returns it normalised;
@@ -126,9 +132,6 @@ def as_matrix(name: str, value: Any, dtype: str, columns: int | None = None,
 # ``{name: constraint}`` checked in one place by :func:`check_params`, or as dataclass fields
 # declared with :func:`parameter` and checked by :class:`Checked`.
 # =====================================================================================================
-import dataclasses  # noqa: E402  (this section's own imports)
-from typing import Callable, Dict, Mapping, Optional, Tuple  # noqa: E402
-
 Check = Callable[[str, Any], Any]
 
 
@@ -180,9 +183,7 @@ class Real(Constraint):
 
     @property
     def expected(self) -> str:
-        lo = "" if self.minimum is None else ("[" if self.min_inclusive else "(") + f"{self.minimum}"
-        hi = "" if self.maximum is None else f"{self.maximum}" + ("]" if self.max_inclusive else ")")
-        return "a finite number" + (f" in {lo or '(-inf'}, {hi or 'inf)'}" if lo or hi else "")
+        return _finite_number(self.minimum, self.maximum, self.min_inclusive, self.max_inclusive)
 
     def __call__(self, name: str, value: Any) -> float:
         return check_float(name, value, self.minimum, self.maximum, self.min_inclusive, self.max_inclusive)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 import numpy as np
 
-
 from ._engine import EngineState
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -47,6 +47,9 @@ Differences from scikit-learn's MLP estimators
   precision of the weights and of the arithmetic) is; a ``batch_size`` larger
   than the data is clipped silently.
 - Sparse inputs and ``sample_weight`` are not supported.
+- A bad parameter raises, at ``fit``, :class:`InvalidParameterError`: a
+  ``ValueError`` and a ``TypeError`` (as scikit-learn's own), its message
+  naming the parameter, what it accepts and what came.
 
 The package
 -----------
@@ -75,6 +78,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       f"(import failed: {exc})", name=exc.name) from exc
 
 from ._classifier import MLPClassifier
+from ._constraints import InvalidParameterError
 from ._regressor import MLPRegressor
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor"]

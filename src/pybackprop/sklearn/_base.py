@@ -24,7 +24,7 @@ from .._validation import Check, check_params
 from ..callbacks import Callback
 from ..layers import Dense, Dropout
 from ..model import GradientFlowWarning, Sequential
-from ._constraints import ACTIVATION_ALIASES, PARAMETER_CONSTRAINTS
+from ._constraints import ACTIVATION_ALIASES, PARAMETER_CONSTRAINTS, InvalidParameterError
 
 Params = Dict[str, Any]  # the parameters checked and normalised (_BaseMLP._validate_params)
 
@@ -125,8 +125,12 @@ class _BaseMLP(BaseEstimator):
     def _validate_params(self) -> Params:
         """Check every parameter against ``_parameter_constraints`` (at fit time, as scikit-learn
         does; the first bad one raises) and return them normalised (``hidden_layer_sizes`` a list,
-        numbers as int/float, ``dtype`` a name)."""
-        return check_params(self._parameter_constraints, self.get_params(deep=False))
+        numbers as int/float, ``dtype`` a name). A refused parameter raises
+        :class:`InvalidParameterError` (a ValueError and a TypeError) with the table's message."""
+        try:
+            return check_params(self._parameter_constraints, self.get_params(deep=False))
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(str(exc)) from None
 
     @staticmethod
     def _batch(p: Params, n: int) -> int:

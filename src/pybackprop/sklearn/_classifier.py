@@ -19,8 +19,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     matrix ``y``: one sigmoid output per label. Labels may be of any type
     (ints, strings, ...): ``classes_`` holds them sorted.
 
-    Parameters are those of :class:`MLPRegressor`; with early stopping the
-    validation score is the accuracy (the split is stratified).
+    Parameters are those of :class:`MLPRegressor` (a bad one raises
+    :class:`~pybackprop.sklearn.InvalidParameterError` at ``fit``, both a
+    ``ValueError`` and a ``TypeError``); with early stopping the validation
+    score is the accuracy (the split is stratified).
 
     Attributes
     ----------

@@ -29,6 +29,17 @@ from .. import activations as _activations
 from .._validation import (AnyOf, Boolean, Check, Constraint, Described, Dtype, Integer, Options, Real,
                            check_int, fail)
 
+class InvalidParameterError(ValueError, TypeError):
+    """An estimator parameter that its row of the table refuses, raised by ``fit`` and ``partial_fit``.
+
+    Both a ``ValueError`` and a ``TypeError``, as scikit-learn's own
+    ``InvalidParameterError``: scikit-learn's convention is ``except ValueError``
+    for any bad parameter, pybackprop's is ``TypeError`` for a wrong kind of
+    value; either clause catches it. The message is the table's: the
+    parameter, what it accepts and what came.
+    """
+
+
 #: scikit-learn's activation names that pybackprop spells otherwise
 ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 #: the hidden layers' activations: scikit-learn's names and pybackprop's (softmax is for outputs only)

@@ -55,6 +55,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     dtype : {"float32", "float64"}, default="float32"
         Precision of the weights and the arithmetic.
 
+    The parameters are checked when ``fit`` or ``partial_fit`` starts (``__init__``
+    and ``set_params`` only store them): a bad one raises
+    :class:`~pybackprop.sklearn.InvalidParameterError`, which is both a
+    ``ValueError`` and a ``TypeError`` (as scikit-learn's own), so either
+    ``except`` clause catches it.
+
     Attributes
     ----------
     model_ : pybackprop.Sequential
