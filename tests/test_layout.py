@@ -87,7 +87,7 @@ def test_cpp_rank_rule(rel: str, inc: str, expected: bool) -> None:
 
 # --------------------------------------------------------------------------- ARCHITECTURE.md
 # The page stays true: every source file of 80 lines or more is named on it (a package's
-# __init__.py by its folder, e.g. `sklearn/`).
+# __init__.py with its folder, e.g. `sklearn/__init__.py`).
 SOURCE_ROOTS = ("src", "benchmarks", "tools", "examples", "tests")
 SOURCE_SUFFIXES = {".py", ".cpp", ".hpp", ".h", ".cc", ".sh"}
 
@@ -101,7 +101,7 @@ def test_architecture_names_every_source_file_of_80_lines() -> None:
                 continue
             if len(f.read_text(encoding="utf-8", errors="replace").splitlines()) < 80:
                 continue
-            name = f"{f.parent.name}/" if f.name == "__init__.py" else f.name
+            name = f"{f.parent.name}/__init__.py" if f.name == "__init__.py" else f.name
             if name not in page:
                 missing.append(f.relative_to(ROOT).as_posix())
     assert not missing, "source files of 80+ lines that ARCHITECTURE.md does not name:\n" + "\n".join(missing)
