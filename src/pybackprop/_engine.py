@@ -618,7 +618,7 @@ class Engine:
                     owner.stop_training = True
                     break
                 raise DivergenceError(epoch, step, bad_loss, history if root else None)
-            logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": list(out.grad_norm), "lr": float(out.lr[0])}
+            logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": out.grad_norm, "lr": float(out.lr[0])}
             logs.update(out.health)
             if root and not warned:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
