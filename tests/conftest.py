@@ -227,3 +227,64 @@ def restore_num_threads():
     old = bp.get_num_threads()
     yield
     bp.set_num_threads(old)
+
+
+# ---------------------------------------------------------------------- a real browser
+#: Debian's packages (``apt-get install chromium chromium-driver``); never a downloaded browser.
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMEDRIVER = ("/usr/bin/chromedriver",)
+
+
+def _first_existing(paths: Sequence[str]) -> Optional[str]:
+    import os
+
+    return next((p for p in paths if os.path.exists(p)), None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Selenium, shared by the browser tests of a run.
+
+    ``browser.console_errors()`` returns the console entries of level SEVERE
+    logged since its last call, so a test can fail on any JavaScript error.
+    Skips, with the reason, where Debian's chromium, chromium-driver or the
+    selenium package are missing (CI on this machine installs all three).
+    """
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install selenium)")
+    binary, driver_path = _first_existing(CHROMIUM), _first_existing(CHROMEDRIVER)
+    if binary is None or driver_path is None:
+        pytest.skip("Debian's chromium and chromium-driver are not installed "
+                    "(apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(30)
+
+    def console_errors() -> List[Dict[str, Any]]:
+        return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+    driver.console_errors = console_errors  # type: ignore[attr-defined]
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path):
+    """Where browser tests save their screenshots: ``$PYBACKPROP_SCREENSHOTS`` or a temporary folder."""
+    import os
+    import pathlib
+
+    target = os.environ.get("PYBACKPROP_SCREENSHOTS")
+    path = pathlib.Path(target) if target else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
