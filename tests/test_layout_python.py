@@ -1,6 +1,7 @@
 """The Python package's imports point one way (read from the source with ast).
 
-building blocks (activations, losses, initializers, layers, optimizers, schedules, _validation)
+building blocks (activations, losses, initializers, layers, optimizers, schedules, _validation;
+  _svg, the charts of plain numbers)
   -> _history (Callback, History, ProgressBar) -> _engine (the core handle and the fit loop)
   -> model (Sequential, a facade) -> what acts on a model (callbacks, io, explain, diagnostics,
      distributed, sklearn, bench, cli, plot), which use the engine's public surface.
@@ -21,7 +22,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "pybackprop"
 
 BUILDING_BLOCKS = {"activations", "losses", "initializers", "layers", "optimizers", "schedules", "_validation"}
 BELOW_ALL = {"_core", "reference"}
-LEVEL: Dict[str, int] = {**{m: 0 for m in BUILDING_BLOCKS | BELOW_ALL}, "_history": 1, "_engine": 2, "model": 3}
+#: pure helpers of numbers (SVG charts) that any level may draw with
+HELPERS = {"_svg"}
+LEVEL: Dict[str, int] = {**{m: 0 for m in BUILDING_BLOCKS | BELOW_ALL | HELPERS}, "_history": 1, "_engine": 2, "model": 3}
 #: the facade's convenience methods (save, explain, pickling) call these lazily, inside the method
 MODEL_CALLS_UP = {"io", "explain"}
 #: the modules allowed to use the underscore names of Sequential, the Engine and the layers

@@ -121,6 +121,19 @@ class History(Callback):
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows for ``hist``: the loss curves and the per-layer gradient norms, as SVG.
+
+        Examples
+        --------
+        >>> h = History(); h.append(0, {"loss": 1.0, "grad_norm": [0.5]}); h.append(1, {"loss": 0.4, "grad_norm": [0.3]})
+        >>> h._repr_html_().count("<svg")
+        2
+        """
+        from ._svg import history_html
+
+        return history_html(self.history)
+
 
 class ProgressBar(Callback):
     """Progress of ``fit(verbose=1)``: a bar over the epochs with loss, val_loss, samples/s.
