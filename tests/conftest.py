@@ -248,17 +248,21 @@ def browser():
     ``browser.console_errors()`` returns the console entries of level SEVERE
     logged since its last call, so a test can fail on any JavaScript error.
     Skips, with the reason, where Debian's chromium, chromium-driver or the
-    selenium package are missing (CI on this machine installs all three).
+    selenium package are missing; with ``PYBACKPROP_REQUIRE_BROWSER=1`` (set by
+    ``.ci/run``, which installs all three) a missing piece fails instead.
     """
+    import os
+
+    missing = pytest.fail if os.environ.get("PYBACKPROP_REQUIRE_BROWSER") == "1" else pytest.skip
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("selenium is not installed (pip install selenium)")
+        missing("selenium is not installed (pip install selenium)")
     binary, driver_path = _first_existing(CHROMIUM), _first_existing(CHROMEDRIVER)
     if binary is None or driver_path is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed "
-                    "(apt-get install chromium chromium-driver)")
+        missing("Debian's chromium and chromium-driver are not installed "
+                "(apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
