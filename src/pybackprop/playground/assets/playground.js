@@ -19,6 +19,13 @@
                                   "train_fraction", "noise", "batch_size", "seed", "layers"]};
   const MAX_STEPS_PER_FRAME = 200;
   const PLOT = 300;  // the output plot's size in its viewBox
+  const svgIcon = (path) => '<svg viewBox="0 0 24 24" width="60%" height="60%" aria-hidden="true">' +
+                            '<path fill="currentColor" d="' + path + '"/></svg>';
+  const ICONS = {
+    play: svgIcon("M7 4v16l13-8z"), pause: svgIcon("M6 4h4v16H6zM14 4h4v16h-4z"),
+    step: svgIcon("M5 4v16l11-8zM17 4h3v16h-3z"),
+    reset: svgIcon("M12 4a8 8 0 1 0 8 8h-2.5A5.5 5.5 0 1 1 12 6.5V10l5-4.5L12 1z"),
+  };
 
   // ------------------------------------------------------------------ the page's state
   const $ = (id) => document.getElementById(id);
@@ -133,6 +140,9 @@
   }
 
   function buildControls() {
+    $("play").innerHTML = ICONS.play;
+    $("one-step").innerHTML = ICONS.step;
+    $("reset").innerHTML = ICONS.reset;
     fillSelect($("lr"), LR_CHOICES);
     fillSelect($("l2"), L2_CHOICES, (v) => (v === 0 ? "none" : String(v)));
     fillSelect($("keep_prob"), KEEP_CHOICES, (v) => (v === 1 ? "1 (no dropout)" : String(v)));
@@ -407,7 +417,6 @@
       probe = s.train.length ? s.train[0].slice(0, -1) : null;
       showConfig();
       writeUrl();
-      drawPoints();
     } else {
       const last = history[history.length - 1];
       if (!last || last[0] !== s.loss.step) history.push([s.loss.step, s.loss.train, s.loss.test]);
@@ -415,6 +424,7 @@
     }
     snap = Object.assign({}, snap && !full ? snap : {}, s);
     redraw(s);
+    if (full) drawPoints();
   }
 
   // ------------------------------------------------------------------ training
@@ -427,7 +437,7 @@
     playing = on && !(snap && snap.error);
     const button = $("play");
     button.classList.toggle("pg-playing", playing);
-    button.innerHTML = playing ? "&#x275a;&#x275a;" : "&#x25b6;";
+    button.innerHTML = playing ? ICONS.pause : ICONS.play;
     button.setAttribute("aria-label", playing ? "pause" : "run");
     if (playing && !busy) loop();
   }
