@@ -39,6 +39,7 @@
   let playing = false, busy = false, pendingProbe = null;
   let probe = null;          // the input the units' values show (a point of the plane)
   let hidden = [];           // the controls hidden by the URL
+  let hideFlags = [];        // the URL's hide= list as given (a group such as "controls" or control names)
   let problem = "classification";
   let targetRange = [0, 1];
 
@@ -74,7 +75,7 @@
         const v = cfg[key];
         parts.push(key + "=" + encodeURIComponent(Array.isArray(v) ? v.join(",") : String(v)));
       }
-      if (hidden.length) parts.push("hide=" + hidden.map(encodeURIComponent).join(","));
+      if (hideFlags.length) parts.push("hide=" + hideFlags.map(encodeURIComponent).join(","));
       if ($("show-test").checked) parts.push("show_test=1");
       return "#" + parts.join("&");
     },
@@ -249,6 +250,7 @@
 
   function applyFlags(parsed) {
     hidden = [];
+    hideFlags = parsed.hide.slice();
     for (const name of parsed.hide) {
       for (const n of (HIDE_GROUPS[name] || [name])) if (!hidden.includes(n)) hidden.push(n);
     }
