@@ -99,6 +99,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server: "PlaygroundServer"
     protocol_version = "HTTP/1.1"  # keep-alive: the page's training loop reuses its connection
+    disable_nagle_algorithm = True  # else the body, written after the headers, waits ~40 ms for a delayed ACK
     server_version = "pybackprop-playground"
 
     # ...................................................................... plumbing

@@ -42,6 +42,7 @@
   let hideFlags = [];        // the URL's hide= list as given (a group such as "controls" or control names)
   let problem = "classification";
   let targetRange = [0, 1];
+  let frames = 0;            // training redraws so far (benchmarks/playground.py --browser reads it)
 
   // ------------------------------------------------------------------ the URL
   const State = {
@@ -420,6 +421,7 @@
       showConfig();
       writeUrl();
     } else {
+      frames += 1;
       const last = history[history.length - 1];
       if (!last || last[0] !== s.loss.step) history.push([s.loss.step, s.loss.train, s.loss.test]);
       if (history.length > 1000) history = history.filter((_, i) => i % 2 === 0 || i === history.length - 1);
@@ -724,7 +726,7 @@
   }
 
   window.PBPlayground = {State, get snapshot() { return snap; }, get config() { return config; },
-                         get playing() { return playing; }, setPlaying};
+                         get playing() { return playing; }, get frames() { return frames; }, setPlaying};
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
