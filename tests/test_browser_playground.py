@@ -153,7 +153,7 @@ def test_training_xor_lowers_the_test_loss(browser, page_server, screenshot_dir)
 
 
 def test_spiral_screenshot_with_a_deep_net(browser, page_server, screenshot_dir) -> None:
-    load(browser, page_server, "#dataset=spiral&noise=10&layers=8,8,6&activations=tanh,tanh,tanh&lr=0.03"
+    load(browser, page_server, "#dataset=spiral&noise=10&layers=8,8,6&activations=tanh,tanh,tanh&lr=0.01"
                                "&optimizer=adam&batch_size=10&seed=1")
     browser.find_element("id", "play").click()
     wait_for(lambda: int(browser.find_element("id", "step-count").text) >= 2500, timeout=90, what="2500 steps")

@@ -514,7 +514,7 @@
     const shape = net.sizes.join("-") + "|" + net.activations.join(",") + "|" + (net.dropout || []).map((d) => (d ? d.keep_prob : 0)).join(",");
     if (!view || shape !== viewShape) {
       svg.innerHTML = "";
-      view = window.PBNet.render(svg, net, {onHover: () => {}});
+      view = window.PBNet.render(svg, net, {width: 1000, height: 540, onHover: () => {}});
       viewShape = shape;
     } else {
       view.update(net);
