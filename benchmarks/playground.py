@@ -27,12 +27,12 @@ import json
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Optional
 
 from pybackprop.playground.server import PlaygroundServer
 from pybackprop.playground.session import Config, Session, SessionStore
 
-CONFIG = {"dataset": "xor", "samples": 500, "train_fraction": 0.5, "layers": [8, 8],
+CONFIG: Dict[str, Any] = {"dataset": "xor", "samples": 500, "train_fraction": 0.5, "layers": [8, 8],
           "activations": ["tanh", "tanh"], "lr": 0.03, "batch_size": 10, "seed": 0}
 
 
@@ -101,7 +101,7 @@ def in_browser(url: str, seconds: float) -> float:
         driver.quit()
 
 
-def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="*", default=[1, 5, 25, 100], help="N: steps per update")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")

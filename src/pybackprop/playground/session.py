@@ -257,16 +257,16 @@ def _rounded(values: np.ndarray, digits: int = 5) -> List[Optional[float]]:
 
 
 def _optimizer(config: Config) -> _optimizers.Optimizer:
-    common = {"lr": config.lr, "weight_decay": config.l2, "decay_bias": False}
+    lr, l2 = config.lr, config.l2  # L2 on the weights only, as TensorFlow Playground's regularisation
     if config.optimizer == "sgd":
-        return _optimizers.SGD(**common)
+        return _optimizers.SGD(lr, weight_decay=l2, decay_bias=False)
     if config.optimizer == "momentum":
-        return _optimizers.SGD(momentum=0.9, **common)
+        return _optimizers.SGD(lr, momentum=0.9, weight_decay=l2, decay_bias=False)
     if config.optimizer == "adam":
-        return _optimizers.Adam(**common)
+        return _optimizers.Adam(lr, weight_decay=l2, decay_bias=False)
     if config.optimizer == "rmsprop":
-        return _optimizers.RMSprop(**common)
-    return _optimizers.Adagrad(**common)
+        return _optimizers.RMSprop(lr, weight_decay=l2, decay_bias=False)
+    return _optimizers.Adagrad(lr, weight_decay=l2, decay_bias=False)
 
 
 class Session:
@@ -340,13 +340,13 @@ class Session:
         if config.dataset == "csv":
             if self.csv is None:
                 raise ValueError("dataset: 'csv' needs an uploaded CSV file (none in this session): upload one")
-            X, y, problem, columns = self.csv
+            X, y, problem, names = self.csv
             if problem == "regression" and config.problem == "classification":
                 raise ValueError("problem: the uploaded file has a numeric target: expected 'regression', "
                                  "got 'classification'")
-            return _datasets.split(X, y, config.train_fraction, config.seed, config.problem, columns, generated=False)
+            return _datasets.split(X, y, config.train_fraction, config.seed, config.problem, names, generated=False)
         X, y = _datasets.make_dataset(config.dataset, config.samples, config.noise, config.seed)
-        columns = None
+        columns: Optional[List[str]] = None
         if config.problem == "regression" and config.dataset in _datasets.CLASSIFICATION_SETS:
             columns = ["x1", "x2", "target"]
         return _datasets.split(X, y, config.train_fraction, config.seed, config.problem, columns)
