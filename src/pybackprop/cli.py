@@ -8,6 +8,8 @@
 - ``pybackprop vanishing``: the first layer's gradient relative to the last in a
   deep net, sigmoid against tanh, relu and leaky_relu; and exploding gradients
   tamed by ``clip_norm``.
+- ``pybackprop playground``: a local web page to train small networks on 2-D data
+  and watch every weight, loss and gradient (``--no-browser``, ``--port``).
 - ``pybackprop bench``: training speed against the NumPy reference and PyTorch
   (``--quick``: a subset in under a minute).
 """
@@ -161,6 +163,31 @@ def vanishing_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def playground_cmd(args: argparse.Namespace) -> int:
+    """``pybackprop playground``: serve the page until Ctrl-C (the browser opened unless ``--no-browser``)."""
+    import webbrowser
+
+    from .playground.server import make_server
+
+    try:
+        server = make_server(args.host, args.port)
+    except OSError as exc:
+        print(f"pybackprop playground: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: other machines can reach the playground", file=sys.stderr)
+    print(f"pybackprop playground: {server.url}  (Ctrl-C stops it)", flush=True)
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("\nstopped", flush=True)
+    finally:
+        server.server_close()
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -206,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=20)
     _add_seed_and_plot(p, "per-layer gradient norms")
     p.set_defaults(func=vanishing_cmd)
+
+    p = sub.add_parser("playground", help="train a small network in the browser and watch every number")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: a free one; default 8000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL, do not open a browser")
+    p.set_defaults(func=playground_cmd)
 
     from .bench.cli import add_parser as add_bench_parser
 

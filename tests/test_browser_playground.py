@@ -1,0 +1,279 @@
+"""The playground's page in a real browser (headless Chromium through Selenium; skipped without it).
+
+A :class:`PlaygroundServer` runs on a free port in a thread; the page is loaded
+from it. Every test fails on a console error (the 400s a test provokes on
+purpose aside), and the training test saves ``playground.png`` into the
+screenshot folder for the docs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, List
+
+import pytest
+
+from pybackprop.playground.server import PlaygroundServer
+from pybackprop.playground.session import SessionStore
+
+# The network drawing ships with pybackprop.visual; a branch without it yet tests against this
+# stand-in of the same contract (PBNet.render(svg, net) -> view.update(net), the pb-unit / pb-edge hooks).
+STANDIN_NETWORK_JS = r"""
+window.PBNet = (function () {
+  const NS = "http://www.w3.org/2000/svg";
+  function el(name, attrs, parent) {
+    const e = document.createElementNS(NS, name);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    parent.appendChild(e);
+    return e;
+  }
+  function render(svg, net) {
+    const W = 600, H = 340, cols = net.sizes.length;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    const pos = net.sizes.map((n, c) => Array.from({length: n}, (_, i) =>
+      [40 + c * (W - 80) / Math.max(1, cols - 1), H / 2 + (i - (n - 1) / 2) * 36]));
+    const edges = [], units = [];
+    for (let l = 1; l < cols; l++) for (let i = 0; i < net.sizes[l - 1]; i++) for (let j = 0; j < net.sizes[l]; j++) {
+      const [x1, y1] = pos[l - 1][i], [x2, y2] = pos[l][j];
+      edges.push([el("line", {class: "pb-edge", "data-layer": l, "data-from": i, "data-to": j, x1, y1, x2, y2}, svg), l, i, j]);
+    }
+    pos.forEach((col, c) => col.forEach(([x, y], i) => {
+      const g = el("g", {class: "pb-unit", "data-col": c, "data-unit": i}, svg);
+      el("circle", {cx: x, cy: y, r: 12, fill: "#fff", stroke: "#555"}, g);
+      units.push([el("text", {x, y: y + 26, "text-anchor": "middle", "font-size": 10, class: "pb-num",
+                              tabindex: 0, "data-id": "a" + c + "_" + i}, g), c, i]);
+    }));
+    function update(n) {
+      for (const [e, l, i, j] of edges) {
+        const w = n.W[l - 1][i][j];
+        e.setAttribute("stroke", w >= 0 ? "#0877bd" : "#f59322");
+        e.setAttribute("stroke-width", Math.min(6, 0.5 + Math.abs(w) * 2).toFixed(2));
+      }
+      for (const [t, c, i] of units) t.textContent = n.values ? Number(n.values[c][i]).toFixed(3) : "";
+    }
+    update(net);
+    return {update};
+  }
+  return {render};
+})();
+"""
+
+
+def _real_drawing() -> bool:
+    try:
+        text = (resources.files("pybackprop.visual") / "assets" / "network.js").read_text(encoding="utf-8")
+        css = resources.files("pybackprop.visual") / "assets" / "pybackprop.css"
+        return "PBNet" in text and css.is_file()
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory):
+    folders: List[Path] = []
+    if not _real_drawing():
+        folder = tmp_path_factory.mktemp("standin")
+        (folder / "network.js").write_text(STANDIN_NETWORK_JS, encoding="utf-8")
+        (folder / "pybackprop.css").write_text("/* stand-in */\n", encoding="utf-8")
+        folders.append(folder)
+    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600), asset_folders=folders)
+    thread = srv.serve_in_thread(poll_interval=0.05)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def load(browser, srv: PlaygroundServer, hash_: str = "") -> None:
+    browser.get("about:blank")
+    browser.get(srv.url + hash_)
+    wait_for(lambda: browser.execute_script("return document.body.dataset.ready === 'true'"), what="the page")
+
+
+def errors(browser, allowed_status: int = 0) -> List[Any]:
+    """The console errors, without the 'Failed to load resource ... status of <allowed_status>' a test provoked."""
+    found = browser.console_errors()
+    if allowed_status:
+        found = [e for e in found if f"status of {allowed_status}" not in e["message"]]
+    return found
+
+
+def js(browser, script: str) -> Any:
+    return browser.execute_script(script)
+
+
+def test_page_draws_the_network_points_and_bars(browser, page_server) -> None:
+    load(browser, page_server, "#dataset=circle&layers=4,3&activations=tanh,relu")
+    snap = js(browser, "return window.PBPlayground.snapshot")
+    sizes = snap["net"]["sizes"]
+    assert sizes == [2, 4, 3, 1]
+    units = js(browser, "return document.querySelectorAll('#net .pb-unit').length")
+    edges = js(browser, "return document.querySelectorAll('#net .pb-edge').length")
+    assert units == sum(sizes) and edges == 2 * 4 + 4 * 3 + 3 * 1
+    assert js(browser, "return document.querySelectorAll('#points .pg-point').length") == 250
+    assert js(browser, "return document.querySelectorAll('#grad-bars .pg-grad-row').length") == 3
+    assert js(browser, "return document.querySelectorAll('#layer-controls .pg-layer').length") == 2
+    assert js(browser, "return document.querySelectorAll('.pg-dataset').length") == 6  # 5 sets and the CSV tile
+    assert not errors(browser)
+
+
+def test_training_xor_lowers_the_test_loss(browser, page_server, screenshot_dir) -> None:
+    load(browser, page_server, "#dataset=xor&noise=5&layers=6,4&activations=tanh,tanh&lr=0.03&show_test=1&seed=3")
+    before = float(browser.find_element("id", "test-loss").text)
+    browser.find_element("id", "play").click()
+    wait_for(lambda: int(browser.find_element("id", "step-count").text) >= 1500, timeout=60, what="1500 steps")
+    assert js(browser, "return window.PBPlayground.playing") is True
+    browser.save_screenshot(str(screenshot_dir / "playground.png"))
+    browser.find_element("id", "play").click()
+    wait_for(lambda: js(browser, "return !window.PBPlayground.playing"), what="the pause")
+    time.sleep(0.3)
+    after = float(browser.find_element("id", "test-loss").text)
+    assert after < 0.5 * before, (before, after)
+    steps = int(browser.find_element("id", "step-count").text)
+    browser.find_element("id", "one-step").click()
+    wait_for(lambda: int(browser.find_element("id", "step-count").text) == steps + 1, what="one step")
+    edge = browser.find_element("css selector", "#net .pb-edge")
+    js(browser, "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))".replace(
+        "arguments[0]", "document.querySelector('#net .pb-edge')"))
+    assert "weight W1[1,1]" in browser.find_element("id", "hover-info").text and edge
+    assert not errors(browser)
+
+
+def test_spiral_screenshot_with_a_deep_net(browser, page_server, screenshot_dir) -> None:
+    load(browser, page_server, "#dataset=spiral&noise=10&layers=8,8,6&activations=tanh,tanh,tanh&lr=0.01"
+                               "&optimizer=adam&batch_size=10&seed=1")
+    browser.find_element("id", "play").click()
+    wait_for(lambda: int(browser.find_element("id", "step-count").text) >= 2500, timeout=90, what="2500 steps")
+    browser.save_screenshot(str(screenshot_dir / "playground-spiral.png"))
+    browser.find_element("id", "play").click()
+    assert not errors(browser)
+
+
+URL_CONFIG = {"dataset": "gauss", "noise": 25, "seed": 42, "train_fraction": 0.7, "samples": 300,
+              "layers": [3, 5, 2], "activations": ["relu", "sigmoid", "tanh"], "lr": 0.3, "batch_size": 17,
+              "optimizer": "adam", "l2": 0.01, "keep_prob": 0.8, "problem": "classification"}
+
+
+def to_hash(cfg: dict) -> str:
+    return "#" + "&".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in cfg.items())
+
+
+def test_url_state_round_trip(browser, page_server) -> None:
+    load(browser, page_server, to_hash(URL_CONFIG))
+    assert js(browser, "return window.PBPlayground.config") == URL_CONFIG
+    value = lambda id_: browser.find_element("id", id_).get_attribute("value")  # noqa: E731
+    assert (value("noise"), value("seed"), value("train_fraction"), value("batch_size")) == ("25", "42", "70", "17")
+    assert (value("lr"), value("optimizer"), value("l2"), value("keep_prob"), value("problem")) == \
+        ("0.3", "adam", "0.01", "0.8", "classification")
+    cards = browser.find_elements("css selector", "#layer-controls .pg-layer")
+    assert [c.find_element("css selector", ".pg-units").text for c in cards] == ["3 units", "5 units", "2 units"]
+    assert [c.find_element("css selector", "select").get_attribute("value") for c in cards] == \
+        ["relu", "sigmoid", "tanh"]
+    assert js(browser, "return document.querySelector('.pg-dataset.pg-selected').dataset.dataset") == "gauss"
+    assert len(js(browser, "return window.PBPlayground.snapshot.train")) == 210
+    weights = js(browser, "return window.PBPlayground.snapshot.net.W")
+    # the page's own URL holds the whole state: loading it again gives the same data and initial weights
+    url = browser.current_url
+    for key, v in URL_CONFIG.items():
+        assert f"{key}=" in url
+    browser.get("about:blank")
+    browser.get(url)
+    wait_for(lambda: js(browser, "return document.body.dataset.ready === 'true'"), what="the page again")
+    assert js(browser, "return window.PBPlayground.snapshot.net.W") == weights
+    # a control changes the URL
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "optimizer")).select_by_value("rmsprop")
+    wait_for(lambda: "optimizer=rmsprop" in browser.current_url, what="the URL to follow the control")
+    browser.find_element("id", "add-layer").click()
+    wait_for(lambda: "layers=3%2C5%2C2%2C2" in browser.current_url or "layers=3,5,2,2" in browser.current_url,
+             what="a fourth layer in the URL")
+    assert js(browser, "return window.PBPlayground.snapshot.net.sizes") == [2, 3, 5, 2, 2, 1]
+    assert not errors(browser)
+
+
+def test_hidden_controls_flag(browser, page_server) -> None:
+    load(browser, page_server, "#dataset=xor&hide=controls")
+    shown = lambda sel: browser.find_element("css selector", sel).is_displayed()  # noqa: E731
+    for control in ("lr", "optimizer", "l2", "keep_prob", "noise", "dataset", "layers", "csv", "seed"):
+        assert not shown(f"[data-control='{control}']"), control
+    assert shown("#play") and shown("#net") and shown("#heatmap")
+    assert "hide=controls" in browser.current_url  # kept in the URL the page writes
+    load(browser, page_server, "#dataset=xor&hide=noise,lr")
+    assert not shown("[data-control='noise']") and not shown("[data-control='lr']")
+    assert shown("[data-control='optimizer']") and shown("[data-control='dataset']")
+    assert not errors(browser)
+
+
+def test_clicking_a_point_opens_the_step_picture(browser, page_server) -> None:
+    load(browser, page_server, "#dataset=circle&layers=3&activations=relu&show_test=1")
+    point = browser.find_element("css selector", "#points .pg-point.pg-test")
+    index = int(point.get_attribute("data-index"))
+    js(browser, f"document.querySelector('#points .pg-test[data-index=\"{index}\"]')"
+                ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    wait_for(lambda: browser.find_element("id", "overlay").is_displayed(), what="the overlay")
+    assert f"test point {index}" in browser.find_element("id", "overlay-title").text
+    frame = browser.find_element("id", "step-frame")
+    assert "<html" in (frame.get_attribute("srcdoc") or "").lower()
+    browser.switch_to.frame(frame)
+    try:
+        wait_for(lambda: browser.execute_script("return document.body && document.body.innerText.length > 20"),
+                 what="the step picture's text")
+    finally:
+        browser.switch_to.default_content()
+    link = browser.find_element("id", "overlay-newtab").get_attribute("href")
+    assert f"/explain/" in link and f"split=test&index={index}" in link
+    browser.find_element("id", "overlay-close").click()
+    assert not browser.find_element("id", "overlay").is_displayed()
+    assert not errors(browser)
+
+
+def test_csv_upload_error_and_success(browser, page_server, tmp_path) -> None:
+    load(browser, page_server, "#dataset=xor")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y,label\n1,2,0\n3,oops,1\n", encoding="utf-8")
+    browser.find_element("id", "csv-file").send_keys(str(bad))
+    box = wait_for(lambda: browser.find_element("id", "csv-error").is_displayed()
+                   and browser.find_element("id", "csv-error"), what="the CSV error")
+    assert "row 3, column 2: 'oops' is not a number" in box.text and "bad.csv" in box.text
+    assert not errors(browser, allowed_status=400)
+    good = tmp_path / "good.csv"
+    good.write_text("a,b,label\n" + "\n".join(f"{i % 9 - 4},{i % 7 - 3},{int(i % 9 > 4)}" for i in range(80)),
+                    encoding="utf-8")
+    browser.find_element("id", "csv-file").send_keys(str(good))
+    wait_for(lambda: js(browser, "return window.PBPlayground.config.dataset") == "csv", what="the CSV data")
+    assert not browser.find_element("id", "csv-error").is_displayed()
+    assert js(browser, "return document.querySelectorAll('#points .pg-point').length") == 40
+    assert "dataset=csv" in browser.current_url
+    assert not errors(browser)
+
+
+def test_a_bad_link_shows_the_message_and_starts_with_defaults(browser, page_server) -> None:
+    load(browser, page_server, "#lr=-1&layers=1000000&activations=tanh")
+    message = browser.find_element("id", "error").text
+    assert "layers[0]" in message or "lr:" in message
+    assert js(browser, "return window.PBPlayground.config.lr") == 0.03
+    assert not errors(browser, allowed_status=400)
+
+
+def test_the_api_error_of_a_step_is_shown(browser, page_server) -> None:
+    load(browser, page_server, "#dataset=sine&problem=regression&layers=8,8&activations=relu,relu&lr=10")
+    browser.find_element("id", "play").click()
+    wait_for(lambda: "diverged" in browser.find_element("id", "error").text, timeout=30, what="the divergence")
+    assert js(browser, "return window.PBPlayground.playing") is False
+    weights = json.dumps(js(browser, "return window.PBPlayground.snapshot.net.W"))
+    assert "null" not in weights and "NaN" not in weights
+    assert not errors(browser)
