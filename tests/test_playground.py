@@ -20,6 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import pytest
 
+from pybackprop import GradientFlowWarning
+from pybackprop.model import warn_gradient_flow
 from pybackprop.playground import datasets as ds
 from pybackprop.playground.server import MAX_JSON_BYTES, PlaygroundServer
 from pybackprop.playground.session import (GRID, LINE, MAX_STEPS, Config, Session, SessionStore,
@@ -208,7 +210,9 @@ def test_session_dropout_regression_and_unit_values() -> None:
     assert snap["output"]["kind"] == "line" and len(snap["output"]["x"]) == LINE
     values = s.unit_values([0.7])
     assert [len(v) for v in values] == [1, 5, 3, 1]
-    assert math.isclose(values[-1][0], float(s.model.predict([[0.7]])[0, 0]), rel_tol=1e-9, abs_tol=1e-12)
+    assert values[-1][0] == float(s.model.predict([[0.7]])[0, 0])  # the core's own forward pass
+    W1, b1 = s.model.layers[0].W, s.model.layers[0].b  # the first hidden layer by hand: tanh(x W + b)
+    assert np.allclose(values[1], np.tanh(np.array([[0.7]]) @ W1 + b1)[0], rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="^x: expected 1 finite"):
         s.unit_values([1.0, 2.0])
 
@@ -235,9 +239,30 @@ def test_gradient_flow_rule_and_deep_sigmoid_bars_fall() -> None:
     assert gradient_flow([1.0]) is None and gradient_flow([1.0, 0.0]) is None
     assert gradient_flow([2e4, 1.0])["kind"] == "exploding"
     assert gradient_flow([float("nan"), 1.0]) is None
-    s = Session(Config(dataset="circle", layers=[8] * 6, activations=["sigmoid"] * 6, lr=0.03))
-    norms = s.step(50)["grad_norm"]
-    assert norms[0] < norms[-1] / 100  # the first layer's gradient is a small fraction of the last's
+    with pytest.warns(GradientFlowWarning):  # the same rule as fit's warning
+        assert warn_gradient_flow([1e-5, 1.0], 0) and gradient_flow([1e-5, 1.0])["kind"] == "vanishing"
+    four = Session(Config(dataset="circle", layers=[8] * 4, activations=["sigmoid"] * 4, lr=0.03)).step(25)
+    norms = four["grad_norm"]
+    assert norms[0] < norms[1] < norms[2] < norms[3] < norms[4]  # each sigmoid layer shrinks the gradient
+    assert four["grad_ratio"] == pytest.approx(norms[0] / norms[-1]) and four["grad_ratio"] < 1e-2
+    assert four["warning"] is None  # 4 layers: the bars fall, but not yet below fit's 1e-4
+    six = Session(Config(dataset="circle", layers=[8] * 6, activations=["sigmoid"] * 6, lr=0.03)).step(25)
+    assert six["warning"]["kind"] == "vanishing" and six["grad_ratio"] < 1e-4
+    assert "relu" in six["warning"]["message"]
+
+
+def test_step_with_a_probe_checks_it_before_training() -> None:
+    s = Session(Config(layers=[3], activations=["tanh"]))
+    before = s.snapshot()["net"]
+    with pytest.raises(ValueError, match="^probe: expected 2 finite numbers"):
+        s.step(5, probe=[1.0])
+    with pytest.raises(ValueError, match="^probe: "):
+        s.step(5, probe=[1.0, float("inf")])
+    with pytest.raises(ValueError, match="^probe: "):
+        s.step(5, probe=[10 ** 400, 0])
+    assert s.steps == 0 and s.snapshot()["net"] == before  # nothing trained
+    snap = s.step(5, probe=[1.0, 2.0])
+    assert snap["step"] == 5 and snap["values"] == s.unit_values([1.0, 2.0])
 
 
 def test_session_csv_upload_and_store_expiry() -> None:
@@ -461,15 +486,13 @@ def test_api_divergence_keeps_finite_weights(server: PlaygroundServer) -> None:
 
 def test_api_serves_tabs_in_parallel(server: PlaygroundServer) -> None:
     ids = [create(server, {"dataset": name})["session"] for name in ("circle", "xor", "gauss")]
-    results: Dict[str, int] = {}
     errors = []
 
     def run(sid: str) -> None:
         try:
             for _ in range(5):
                 status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 20})
-                assert status == 200
-            results[sid] = snap["step"]
+                assert status == 200, snap
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -478,7 +501,10 @@ def test_api_serves_tabs_in_parallel(server: PlaygroundServer) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    assert not errors and all(results[sid] == 200 for sid in ids)  # two tabs' requests on one session add up
+    assert not errors
+    for sid in ids:  # two tabs' requests on one session add up: 2 x 5 x 20 steps, none lost or doubled
+        status, state, _ = request(server, "GET", f"/api/sessions/{sid}")
+        assert status == 200 and state["step"] == 200 and len(state["history"]) == 11
 
 
 # ------------------------------------------------------------------------------------------ the CLI

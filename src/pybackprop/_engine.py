@@ -97,18 +97,44 @@ class GradientFlowWarning(UserWarning):
     """The first layer's gradient is vanishing or exploding relative to the last layer's."""
 
 
+def gradient_flow_ratio(grad_norm: Sequence[float]) -> Optional[float]:
+    """The first layer's gradient norm over the last's, or None for fewer than two layers, a
+    non-finite norm or a last norm of 0.
+
+    >>> gradient_flow_ratio([1e-3, 0.5])
+    0.002
+    """
+    if len(grad_norm) < 2 or not all(np.isfinite(grad_norm)) or grad_norm[-1] == 0:
+        return None
+    return float(grad_norm[0] / grad_norm[-1])
+
+
+def gradient_flow_problem(grad_norm: Sequence[float]) -> Optional[Tuple[str, float]]:
+    """``("vanishing" | "exploding", ratio)`` when :func:`gradient_flow_ratio` is below
+    ``VANISHING_RATIO`` or above ``EXPLODING_RATIO``, else None: the one rule behind
+    :class:`GradientFlowWarning`.
+
+    >>> gradient_flow_problem([1e-6, 1.0])
+    ('vanishing', 1e-06)
+    >>> gradient_flow_problem([0.5, 1.0]) is None
+    True
+    """
+    ratio = gradient_flow_ratio(grad_norm)
+    if ratio is None or VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
+        return None
+    return ("vanishing" if ratio < VANISHING_RATIO else "exploding"), ratio
+
+
 def warn_gradient_flow(grad_norm: Sequence[float], epoch: int) -> bool:
     """Warn (and return True) when the first layer's gradient is tiny or huge relative to the last's.
 
     >>> warn_gradient_flow([1.0, 1.0], 0)
     False
     """
-    if len(grad_norm) < 2 or not all(np.isfinite(grad_norm)) or grad_norm[-1] == 0:
+    problem = gradient_flow_problem(grad_norm)
+    if problem is None:
         return False
-    ratio = grad_norm[0] / grad_norm[-1]
-    if VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
-        return False
-    kind = "vanishing" if ratio < VANISHING_RATIO else "exploding"
+    kind, ratio = problem
     hint = ("try relu/leaky_relu activations, he_normal init, or fewer layers" if kind == "vanishing"
             else "try a smaller lr, clip_norm on the optimiser, or a smaller init")
     warnings.warn(f"{kind} gradients in epoch {epoch}: the first layer's gradient norm is {ratio:.2e} times "

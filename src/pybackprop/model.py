@@ -15,13 +15,14 @@ import numpy as np
 from . import layers as _layers
 from . import optimizers as _optimizers
 from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine, GradientFlowWarning,
-                      warn_gradient_flow)
+                      gradient_flow_problem, gradient_flow_ratio, warn_gradient_flow)
 from ._history import Callback, History
 from ._validation import check_bool, check_dtype, check_int, fail
 from .layers import Dense, Dropout, Layer
 
 __all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
-           "VANISHING_RATIO", "warn_gradient_flow"]
+           "VANISHING_RATIO", "gradient_flow_problem",
+           "gradient_flow_ratio", "warn_gradient_flow"]
 
 CONFIG_FORMAT = 1
 

@@ -17,8 +17,9 @@ The whole state lives in the page's URL, so a link reproduces a run.
 
 >>> from pybackprop.playground import Config, Session
 >>> s = Session(Config(dataset="circle", layers=[4], activations=["tanh"]))
->>> sorted(s.step(5))[:4]
-['epoch', 'error', 'grad_norm', 'loss']
+>>> snap = s.step(5)
+>>> snap["step"], snap["net"]["sizes"], snap["output"]["kind"]
+(5, [2, 4, 1], 'plane')
 """
 from __future__ import annotations
 

@@ -252,14 +252,8 @@ class Handler(BaseHTTPRequestHandler):
     def step(self, parts: Sequence[str], query: Dict[str, Any]) -> None:
         body = self._json_body()
         _only(body, ("steps", "probe"))
-        probe = None if body.get("probe") is None else _numbers("probe", body["probe"])  # checked before a step
-        session = self._session(parts)
-        if probe is not None:
-            session.unit_values(probe)  # its length and values checked before the step too
-        snap = session.step(body.get("steps", 1))
-        if probe is not None:
-            snap["values"] = session.unit_values(probe)
-        self._json(200, snap)
+        probe = None if body.get("probe") is None else _numbers("probe", body["probe"])
+        self._json(200, self._session(parts).step(body.get("steps", 1), probe))  # both checked before a step
 
     def values(self, parts: Sequence[str], query: Dict[str, Any]) -> None:
         body = self._json_body()

@@ -34,8 +34,7 @@ import numpy as np
 from .. import optimizers as _optimizers
 from .._validation import Checked, Options, Real, fail, parameter
 from ..layers import Dense, Dropout
-from ..model import EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Sequential
-from ..reference import functional as _functional
+from ..model import DivergenceError, Sequential, gradient_flow_problem, gradient_flow_ratio
 from . import datasets as _datasets
 
 __all__ = ["ACTIVATIONS", "Config", "MAX_LAYERS", "MAX_STEPS", "MAX_UNITS", "OPTIMIZERS", "Session",
@@ -220,21 +219,20 @@ activations, lr, batch_size, optimizer, l2, keep_prob, problem)
 def gradient_flow(grad_norm: Sequence[float]) -> Optional[Dict[str, Any]]:
     """The fit loop's gradient-flow rule on per-layer gradient norms: a warning dict when it fires.
 
-    The first layer's norm over the last's below ``VANISHING_RATIO`` (1e-4) is
-    vanishing, above ``EXPLODING_RATIO`` (1e4) exploding, as
-    :class:`~pybackprop.GradientFlowWarning`.
+    The rule is :func:`pybackprop.model.gradient_flow_problem`, the one behind
+    :class:`~pybackprop.GradientFlowWarning`: the first layer's norm over the
+    last's below ``VANISHING_RATIO`` (1e-4) is vanishing, above
+    ``EXPLODING_RATIO`` (1e4) exploding. The hints name the playground's controls.
 
     >>> gradient_flow([1e-6, 1.0])["kind"]
     'vanishing'
     >>> gradient_flow([0.5, 1.0]) is None
     True
     """
-    if len(grad_norm) < 2 or not all(math.isfinite(g) for g in grad_norm) or grad_norm[-1] == 0:
+    problem = gradient_flow_problem(grad_norm)
+    if problem is None:
         return None
-    ratio = grad_norm[0] / grad_norm[-1]
-    if VANISHING_RATIO <= ratio <= EXPLODING_RATIO:
-        return None
-    kind = "vanishing" if ratio < VANISHING_RATIO else "exploding"
+    kind, ratio = problem
     hint = ("try relu or leaky_relu, or fewer layers" if kind == "vanishing"
             else "try a smaller learning rate or fewer layers")
     return {"kind": kind, "ratio": ratio,
@@ -391,21 +389,34 @@ class Session:
         return np.column_stack([gx.ravel(), gy.ravel()])
 
     # .......................................................................... training
-    def step(self, steps: int = 1) -> Dict[str, Any]:
+    def step(self, steps: int = 1, probe: Optional[Sequence[float]] = None) -> Dict[str, Any]:
         """Train ``steps`` mini-batches (1 to ``MAX_STEPS``) and return the :meth:`snapshot`.
 
         The batches walk through the training points in an order reshuffled
         every epoch from the seed (the last batch of an epoch may be smaller).
         After a diverging step the session trains no more until it is reset or
-        reconfigured; its weights are those of the last finite step.
+        reconfigured; its weights are those of the last finite step. With a
+        ``probe`` input the snapshot has ``values``, :meth:`unit_values` of the
+        new weights. Both arguments are checked before anything trains, and the
+        whole request holds the lock (no other request's change in between).
+
+        >>> s = Session(Config(layers=[3], activations=["tanh"]))
+        >>> snap = s.step(4, probe=[0.5, -0.5])
+        >>> snap["step"], [len(v) for v in snap["values"]]
+        (4, [2, 3, 1])
         """
         steps = IntRange(1, MAX_STEPS)("steps", steps)
         with self.lock:
+            if probe is not None:
+                self._probe(probe, "probe")
             self.last_used = time.monotonic()
             if self.error is None:
                 self._train(steps)
                 self._record()
-            return self.snapshot()
+            snap = self.snapshot()
+            if probe is not None:
+                snap["values"] = self.unit_values(probe)
+            return snap
 
     def _train(self, steps: int) -> None:
         engine = self.model.engine
@@ -463,25 +474,32 @@ class Session:
     def unit_values(self, x: Sequence[float]) -> List[List[float]]:
         """Every unit's output for the input ``x`` in inference mode: ``[[x...], [a1...], ..., [y_hat]]``.
 
-        Computed with the NumPy twin (:mod:`pybackprop.reference`) from the
-        model's weights, for the hover labels; the last column is checked to
-        be the core's own prediction.
+        One ``model.predict`` of ``x`` in the core, then each Dense layer's
+        output of that forward pass (``model.engine.net.A(d)``): the numbers the
+        hover labels show are the core's own.
 
         >>> s = Session(Config(layers=[2], activations=["relu"]))
-        >>> [len(v) for v in s.unit_values([1.0, -1.0])]
-        [2, 2, 1]
+        >>> values = s.unit_values([1.0, -1.0])
+        >>> [len(v) for v in values], values[-1][0] == float(s.model.predict([[1.0, -1.0]])[0, 0])
+        ([2, 2, 1], True)
         """
         with self.lock:
+            a = self._probe(x)
             engine = self.model.engine
+            with np.errstate(all="ignore"):
+                self.model.predict(a)
+            return [a[0].tolist()] + [engine.net.A(d)[0].tolist() for d in range(len(engine.dense))]
+
+    def _probe(self, x: Any, name: str = "x") -> np.ndarray:
+        """``x`` as one finite input row of this session's data (a ValueError naming ``name`` otherwise)."""
+        expected = f"{name}: expected {self.data.inputs} finite numbers, got"
+        try:
             a = np.asarray(x, dtype=np.float64).reshape(1, -1)
-            if a.shape[1] != self.data.inputs or not np.isfinite(a).all():
-                raise ValueError(f"x: expected {self.data.inputs} finite numbers, got {list(np.ravel(x))[:4]!r}")
-            out = [a[0].tolist()]
-            for d, layer in enumerate(engine.dense):  # inverted dropout: nothing to do at inference
-                z = _functional.dense_forward(a, engine.W(d), engine.b(d))
-                a = getattr(_functional, layer.activation.name)(z)
-                out.append(a[0].tolist())
-            return out
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{expected} {str(x)[:40]}") from None
+        if a.shape[1] != self.data.inputs or not np.isfinite(a).all():
+            raise ValueError(f"{expected} {list(np.ravel(x))[:4]!r}")
+        return a
 
     def output(self) -> Dict[str, Any]:
         """The model's output over the heat map's grid (2-D, row by row from the top) or along the line (1-D)."""
@@ -499,6 +517,7 @@ class Session:
         Keys: ``session``, ``step``, ``epoch``, ``net`` (:meth:`net`),
         ``loss`` (``{"step", "train", "test"}`` now), ``output`` (:meth:`output`),
         ``grad_norm`` (per Dense layer, averaged over the last request's steps),
+        ``grad_ratio`` (the first layer's over the last's, what the rule looks at),
         ``warning`` (:func:`gradient_flow` or None), ``error`` (the
         divergence message or None); with ``full``: ``config``, ``problem``,
         ``columns``, ``train``/``test`` points ``[[x1, (x2,) target], ...]`` and
@@ -509,7 +528,8 @@ class Session:
             snap: Dict[str, Any] = {
                 "session": self.id, "step": self.steps, "epoch": self.epoch, "net": self.net(),
                 "loss": {"step": step, "train": train, "test": test}, "output": self.output(),
-                "grad_norm": [_finite(g) for g in self.grad_norm], "warning": gradient_flow(self.grad_norm),
+                "grad_norm": [_finite(g) for g in self.grad_norm], "grad_ratio": gradient_flow_ratio(self.grad_norm),
+                "warning": gradient_flow(self.grad_norm),
                 "error": self.error,
             }
             if full:
