@@ -243,6 +243,7 @@ def test_bad_compile_on_a_built_model(model, kwargs, exc, name):
     pytest.param(lambda: bp.SGD(lr=float("nan")), ValueError, "lr", id="lr-nan"),
     pytest.param(lambda: bp.SGD(lr=float("inf")), ValueError, "lr", id="lr-inf"),
     pytest.param(lambda: bp.SGD(lr="0.1"), TypeError, "lr", id="lr-str"),
+    pytest.param(lambda: bp.SGD(lr=10 ** 400), ValueError, "lr", id="lr-int-beyond-float"),
     pytest.param(lambda: bp.SGD(momentum=1.5), ValueError, "momentum", id="momentum-1.5"),
     pytest.param(lambda: bp.SGD(momentum=1.0), ValueError, "momentum", id="momentum-1"),
     pytest.param(lambda: bp.SGD(momentum=-0.1), ValueError, "momentum", id="momentum-negative"),

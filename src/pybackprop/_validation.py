@@ -51,7 +51,10 @@ def check_float(name: str, value: Any, minimum: float | None = None, maximum: fl
     expected = _finite_number(minimum, maximum, min_inclusive, max_inclusive)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         fail(name, expected, value, TypeError)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float's range (10**400): not a finite number either
+        fail(name, expected, value)
     if not np.isfinite(v):
         fail(name, expected, value)
     if minimum is not None and (v < minimum or (v == minimum and not min_inclusive)):

@@ -103,6 +103,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "pybackprop-playground"
 
     # ...................................................................... plumbing
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # a stalled client frees its thread (and its socket)
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if self.server.verbose:
             super().log_message(format, *args)
@@ -167,10 +171,10 @@ class Handler(BaseHTTPRequestHandler):
         if host and host not in _LOOPBACK:
             raise HTTPError(403, f"Host {host!r} is not this machine's loopback address")
         origin = self.headers.get("Origin")
-        if origin and origin != "null":
+        if origin:  # "null" too: a sandboxed frame or a file:// page of any site sends it
             origin_host = urllib.parse.urlsplit(origin).hostname or ""
             if origin_host not in _LOOPBACK:
-                raise HTTPError(403, f"requests from {origin!r} are not accepted")
+                raise HTTPError(403, f"requests from {origin[:80]!r} are not accepted")
 
     def _dispatch(self, method: str) -> None:
         close = False
@@ -188,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(exc.status, {"error": str(exc)}, close)
         except (ValueError, TypeError) as exc:  # a config field, a CSV file, a step count: the message says
             self._json(400, {"error": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):  # the client left, or stalled mid-body
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - one request's failure never stops the server
             traceback.print_exc(file=sys.stderr)
@@ -310,6 +314,9 @@ class PlaygroundServer(ThreadingHTTPServer):
         Searched for an asset before the package's own (for a development copy).
     verbose : bool
         Log every request to stderr.
+    request_timeout : float
+        Seconds a connection may stay silent (between requests, or in the middle of
+        one) before the server closes it: a stalled client holds one thread that long.
 
     Examples
     --------
@@ -324,8 +331,10 @@ class PlaygroundServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, store: Optional[SessionStore] = None,
-                 asset_folders: Optional[Sequence[Any]] = None, verbose: bool = False) -> None:
+                 asset_folders: Optional[Sequence[Any]] = None, verbose: bool = False,
+                 request_timeout: float = 60.0) -> None:
         self.host = host
+        self.request_timeout = request_timeout
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.store = store if store is not None else SessionStore()
