@@ -8,6 +8,7 @@ screenshot folder for the docs.
 from __future__ import annotations
 
 import json
+import math
 import time
 from importlib import resources
 from pathlib import Path
@@ -25,26 +26,38 @@ window.PBNet = (function () {
   const NS = "http://www.w3.org/2000/svg";
   function el(name, attrs, parent) {
     const e = document.createElementNS(NS, name);
-    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    for (const k in attrs) if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
     parent.appendChild(e);
     return e;
   }
-  function render(svg, net) {
-    const W = 600, H = 340, cols = net.sizes.length;
+  function render(svg, net, opts) {
+    opts = opts || {};
+    const W = opts.width || 600, H = opts.height || 340, cols = net.sizes.length;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     const pos = net.sizes.map((n, c) => Array.from({length: n}, (_, i) =>
-      [40 + c * (W - 80) / Math.max(1, cols - 1), H / 2 + (i - (n - 1) / 2) * 36]));
+      [40 + c * (W - 80) / Math.max(1, cols - 1), H / 2 + (i - (n - 1) / 2) * 56]));
     const edges = [], units = [];
     for (let l = 1; l < cols; l++) for (let i = 0; i < net.sizes[l - 1]; i++) for (let j = 0; j < net.sizes[l]; j++) {
       const [x1, y1] = pos[l - 1][i], [x2, y2] = pos[l][j];
-      edges.push([el("line", {class: "pb-edge", "data-layer": l, "data-from": i, "data-to": j, x1, y1, x2, y2}, svg), l, i, j]);
+      const id = opts.edgeId ? opts.edgeId(l, i, j) : null;
+      const line = el("line", {class: "pb-edge" + (id ? " pb-num" : ""), "data-layer": l, "data-from": i, "data-to": j,
+                               x1, y1, x2, y2, "data-id": id, tabindex: id ? 0 : null}, svg);
+      edges.push([line, l, i, j]);
     }
     pos.forEach((col, c) => col.forEach(([x, y], i) => {
       const g = el("g", {class: "pb-unit", "data-col": c, "data-unit": i}, svg);
       el("circle", {cx: x, cy: y, r: 12, fill: "#fff", stroke: "#555"}, g);
-      units.push([el("text", {x, y: y + 26, "text-anchor": "middle", "font-size": 10, class: "pb-num",
-                              tabindex: 0, "data-id": "a" + c + "_" + i}, g), c, i]);
+      if (net.values) {  // as network.js: value texts only when the net has values at render time
+        units.push([el("text", {x, y: y + 26, "text-anchor": "middle", "font-size": 10, class: "pb-num pb-value",
+                                tabindex: 0, "data-id": "v" + c + "." + i}, g), c, i]);
+      }
     }));
+    const enter = (ev) => {
+      const t = ev.target.closest && ev.target.closest("[data-id]");
+      if (t && opts.onHover) opts.onHover({id: t.dataset.id, el: t});
+    };
+    svg.addEventListener("mouseover", enter);
+    svg.addEventListener("focusin", enter);
     function update(n) {
       for (const [e, l, i, j] of edges) {
         const w = n.W[l - 1][i][j];
@@ -145,10 +158,11 @@ def test_training_xor_lowers_the_test_loss(browser, page_server, screenshot_dir)
     steps = int(browser.find_element("id", "step-count").text)
     browser.find_element("id", "one-step").click()
     wait_for(lambda: int(browser.find_element("id", "step-count").text) == steps + 1, what="one step")
-    edge = browser.find_element("css selector", "#net .pb-edge")
-    js(browser, "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))".replace(
-        "arguments[0]", "document.querySelector('#net .pb-edge')"))
-    assert "weight W1[1,1]" in browser.find_element("id", "hover-info").text and edge
+    js(browser, "document.querySelector('#net .pb-edge[data-layer=\"2\"][data-from=\"1\"][data-to=\"3\"]')"
+                ".dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
+    w = js(browser, "return window.PBPlayground.snapshot.net.W[1][1][3]")
+    text = browser.find_element("id", "hover-info").text
+    assert "weight W2[2,4]" in text and f"= {float(f'{w:.5g}'):g}" in text.replace("e-0", "e-"), (text, w)
     assert not errors(browser)
 
 
@@ -276,4 +290,110 @@ def test_the_api_error_of_a_step_is_shown(browser, page_server) -> None:
     assert js(browser, "return window.PBPlayground.playing") is False
     weights = json.dumps(js(browser, "return window.PBPlayground.snapshot.net.W"))
     assert "null" not in weights and "NaN" not in weights
+    assert not errors(browser)
+
+
+def test_the_same_url_twice_gives_the_same_weights_after_the_same_steps(browser, page_server) -> None:
+    """A link reproduces a run exactly: the page's steps (button or play) equal the library's own Session."""
+    from pybackprop.playground.session import Config, Session
+
+    cfg = {"dataset": "spiral", "noise": 15, "seed": 7, "layers": [5, 4], "activations": ["tanh", "relu"],
+           "lr": 0.03, "batch_size": 7, "optimizer": "adam", "l2": 0.001, "keep_prob": 0.8}
+    runs = []
+    for _ in range(2):
+        load(browser, page_server, to_hash(cfg))
+        for _ in range(5):  # clicked faster than the answers come: each click is one step, none lost
+            browser.find_element("id", "one-step").click()
+        wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 5, what="five steps")
+        time.sleep(0.3)
+        assert js(browser, "return window.PBPlayground.snapshot.step") == 5
+        runs.append(js(browser, "return window.PBPlayground.snapshot.net"))
+    assert runs[0]["W"] == runs[1]["W"] and runs[0]["b"] == runs[1]["b"]
+    direct = Session(Config.from_dict(cfg))
+    assert direct.step(5)["net"]["W"] == runs[0]["W"]  # to the last bit (JSON floats round-trip exactly)
+    browser.find_element("id", "play").click()  # the page's own loop: an epoch per redraw
+    wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") >= 300, timeout=60, what="300 steps")
+    browser.find_element("id", "play").click()
+    wait_for(lambda: js(browser, "return !window.PBPlayground.playing"), what="the pause")
+    time.sleep(0.5)
+    snap = js(browser, "return window.PBPlayground.snapshot")
+    direct.step(snap["step"] - 5)
+    assert direct.snapshot()["net"]["W"] == snap["net"]["W"]
+    assert not errors(browser)
+
+
+def test_deep_sigmoid_layers_the_bars_fall_and_the_warning_fires(browser, page_server, screenshot_dir) -> None:
+    def bars() -> List[float]:
+        return js(browser, "return [...document.querySelectorAll('#grad-bars .pg-grad-bar')]"
+                           ".map((b) => parseFloat(b.style.width))")
+
+    load(browser, page_server, "#dataset=circle&layers=8,8,8,8&activations=sigmoid,sigmoid,sigmoid,sigmoid")
+    browser.find_element("id", "one-step").click()
+    wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 1, what="one step")
+    widths = bars()
+    assert len(widths) == 5 and widths == sorted(widths) and widths[0] < widths[-1] - 15  # the first bar fell
+    ratio = browser.find_element("id", "grad-ratio").text
+    assert ratio.startswith("first layer / output layer: ") and "e-" in ratio  # 4 layers: below 1, above 1e-4
+    assert not browser.find_element("id", "grad-warning").is_displayed()
+    load(browser, page_server, "#dataset=circle&layers=8,8,8,8,8,8&activations=" + ",".join(["sigmoid"] * 6))
+    browser.find_element("id", "one-step").click()
+    warning = wait_for(lambda: browser.find_element("id", "grad-warning").is_displayed()
+                       and browser.find_element("id", "grad-warning"), what="the warning")
+    assert warning.text.startswith("vanishing gradients: the first layer's gradient norm is")
+    assert warning.get_attribute("data-kind") == "vanishing"
+    browser.save_screenshot(str(screenshot_dir / "playground-vanishing.png"))
+    assert not errors(browser)
+
+
+def test_the_1d_regression_draws_its_curve_and_points(browser, page_server, screenshot_dir) -> None:
+    load(browser, page_server, "#dataset=sine&problem=regression&layers=8,8&activations=tanh,tanh&lr=0.03"
+                               "&show_test=1")
+    assert js(browser, "return document.getElementById('heatmap').classList.contains('pg-line')")
+    cy = js(browser, "return [...document.querySelectorAll('#points .pg-point')].map((c) => +c.getAttribute('cy'))")
+    assert len(cy) == 500 and min(cy) > 0 and max(cy) < 300 and max(cy) - min(cy) > 200  # sin over the plot
+    browser.find_element("id", "play").click()
+    wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") >= 2000, timeout=60, what="2000 steps")
+    browser.find_element("id", "play").click()
+    out = js(browser, "return window.PBPlayground.snapshot.output")
+    assert out["kind"] == "line" and len(out["x"]) == len(out["y"]) == 100
+    # the curve on the canvas: a blue pixel in the column of x = pi/2, near sin(pi/2) = 1
+    x0, x1, y0, y1 = out["domain"]
+    px, py = (math.pi / 2 - x0) / (x1 - x0) * 300, (1 - (1 - y0) / (y1 - y0)) * 300
+    near = js(browser, f"""const ctx = document.getElementById('heatmap').getContext('2d');
+        const d = ctx.getImageData({int(px) - 2}, {int(py) - 30}, 5, 60).data;
+        for (let k = 0; k < d.length; k += 4) if (d[k + 2] > 150 && d[k] < 60) return true;
+        return false;""")
+    assert near, "no curve near sin(pi/2)"
+    browser.save_screenshot(str(screenshot_dir / "playground-sine.png"))
+    assert not errors(browser)
+
+
+def test_keyboard_points_edges_and_hover_values(browser, page_server) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    load(browser, page_server, "#dataset=gauss&layers=3&activations=relu")
+    wait_for(lambda: js(browser, "return !!window.PBPlayground.snapshot.values"), what="the units' values")
+    values = js(browser, "return window.PBPlayground.snapshot.values")
+    first = js(browser, "return window.PBPlayground.snapshot.train[0]")
+    assert [len(v) for v in values] == [2, 3, 1] and values[0] == first[:2]  # the selected point's values
+    js(browser, "document.querySelector('#net .pb-unit[data-col=\"2\"]')"
+                ".dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
+    assert f"the output \u0177 = {float(f'{values[2][0]:.5g}'):g} for the input" in \
+        browser.find_element("id", "hover-info").text
+    plot = browser.find_element("id", "points")
+    plot.send_keys(Keys.ARROW_RIGHT)
+    assert js(browser, "return document.querySelector('#points .pg-current').dataset.index") == "1"
+    plot.send_keys(Keys.ENTER)
+    wait_for(lambda: browser.find_element("id", "overlay").is_displayed(), what="the overlay")
+    assert "train point 1 (" in browser.find_element("id", "overlay-title").text
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_for(lambda: not browser.find_element("id", "overlay").is_displayed(), what="Escape to close")
+    edge = browser.find_element("css selector", "#net .pb-edge[data-layer='2'][data-from='2']")
+    browser.execute_script("arguments[0].focus()", edge)
+    assert "weight W2[3,1]" in browser.find_element("id", "hover-info").text
+    assert "chain rule" in browser.find_element("id", "hover-info").text
+    edge.send_keys(Keys.ENTER)  # the chain rule of this weight: the step picture at layer 2's backward phase
+    wait_for(lambda: browser.find_element("id", "overlay").is_displayed(), what="the overlay from an edge")
+    assert browser.find_element("id", "overlay-newtab").get_attribute("href").endswith("split=train&index=1#backward-2")
+    browser.find_element("id", "overlay-close").click()
     assert not errors(browser)

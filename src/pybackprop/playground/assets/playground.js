@@ -34,10 +34,14 @@
   let sessionId = null;
   let snap = null;           // the last snapshot
   let points = {train: [], test: []};
-  let history = [];          // [[step, train, test], ...]
+  let lossHistory = [];      // [[step, train loss, test loss], ...]
   let view = null, viewShape = "";
-  let playing = false, busy = false, pendingProbe = null;
+  let playing = false, looping = false;
+  let steps = Promise.resolve();  // the step requests, one after the other (the loop's and the button's)
+  let received = 0;          // snapshots received: a values answer older than the last one is dropped
+  let valuesInFlight = false;
   let probe = null;          // the input the units' values show (a point of the plane)
+  let selected = {split: "train", index: 0};  // the point whose step picture an edge's click opens
   let hidden = [];           // the controls hidden by the URL
   let hideFlags = [];        // the URL's hide= list as given (a group such as "controls" or control names)
   let problem = "classification";
@@ -84,9 +88,8 @@
 
   function writeUrl() {
     const hash = State.serialize(config);
-    if (location.hash !== hash) history_replace(hash);
+    if (location.hash !== hash) window.history.replaceState(null, "", hash);
   }
-  function history_replace(hash) { window.history.replaceState(null, "", hash); }
 
   // ------------------------------------------------------------------ the API
   async function api(path, body, raw) {
@@ -115,9 +118,8 @@
   const sessionPath = (what) => "/api/sessions/" + encodeURIComponent(sessionId) + (what ? "/" + what : "");
 
   function showError(message) {
-    const box = $("error");
-    box.textContent = message || "";
-    box.hidden = !message;
+    $("error-text").textContent = message || "";
+    $("error").hidden = !message;
   }
 
   // ------------------------------------------------------------------ controls
@@ -212,10 +214,10 @@
     $("overlay-close").addEventListener("click", closeOverlay);
     $("overlay").addEventListener("click", (e) => { if (e.target === $("overlay")) closeOverlay(); });
     document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { closeOverlay(); return; }
       const tag = (e.target && e.target.tagName) || "";
-      if (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(tag)) return;
-      if (e.key === "Escape") closeOverlay();
-      else if (e.key === " " && !hidden.includes("run")) { e.preventDefault(); setPlaying(!playing); }
+      if (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(tag) || !$("overlay").hidden) return;
+      if (e.key === " " && !hidden.includes("run")) { e.preventDefault(); setPlaying(!playing); }
       else if (e.key === "r" && !hidden.includes("run")) reset();
     });
     window.addEventListener("hashchange", () => {
@@ -224,8 +226,9 @@
       applyFlags(parsed);
       change(parsed.config, true);
     });
+    $("error-close").addEventListener("click", () => showError(""));
     setupPlot();
-    setupNetHover();
+    setupNet();
   }
 
   function drawPreview(canvas, info) {
@@ -377,9 +380,10 @@
       return await request(sessionId);
     } catch (e) {
       if (e.status !== 404 || !config) throw e;
-      const fresh = await api("/api/sessions", {config: config.dataset === "csv" ? {} : config});
-      receive(fresh, true);
-      showError("The session had expired: a new one started with the same settings.");
+      const csv = config.dataset === "csv";  // a file does not live in the page: it has to come again
+      receive(await api("/api/sessions", {config: csv ? {} : config}), true);
+      showError(csv ? "The session had expired: a new one started with the default data set; upload the CSV " +
+                      "file again." : "The session had expired: a new one started with the same settings.");
       return await request(sessionId);
     }
   }
@@ -414,21 +418,29 @@
       config = s.config;
       problem = s.problem;
       points = {train: s.train, test: s.test};
-      history = s.history.slice();
+      lossHistory = s.history.slice();
       const targets = s.train.concat(s.test).map((p) => p[p.length - 1]);
       targetRange = problem === "classification" ? [0, 1] : [Math.min(...targets), Math.max(...targets)];
+      selected = {split: "train", index: 0};
       probe = s.train.length ? s.train[0].slice(0, -1) : null;
       showConfig();
       writeUrl();
     } else {
       frames += 1;
-      const last = history[history.length - 1];
-      if (!last || last[0] !== s.loss.step) history.push([s.loss.step, s.loss.train, s.loss.test]);
-      if (history.length > 1000) history = history.filter((_, i) => i % 2 === 0 || i === history.length - 1);
+      const last = lossHistory[lossHistory.length - 1];
+      if (!last || last[0] !== s.loss.step) lossHistory.push([s.loss.step, s.loss.train, s.loss.test]);
+      if (lossHistory.length > 1000) {
+        lossHistory = lossHistory.filter((_, i) => i % 2 === 0 || i === lossHistory.length - 1);
+      }
     }
+    received += 1;
     snap = Object.assign({}, snap && !full ? snap : {}, s);
+    if (full && !s.values) delete snap.values;  // the new weights' values come with the next answer
     redraw(s);
-    if (full) drawPoints();
+    if (full) {
+      drawPoints();
+      refreshValues();
+    }
   }
 
   // ------------------------------------------------------------------ training
@@ -443,42 +455,52 @@
     button.classList.toggle("pg-playing", playing);
     button.innerHTML = playing ? ICONS.pause : ICONS.play;
     button.setAttribute("aria-label", playing ? "pause" : "run");
-    if (playing && !busy) loop();
+    if (playing && !looping) loop();
   }
 
-  async function stepOnce(steps) {
-    if (busy) return;
-    busy = true;
-    try {
-      const body = {steps};
-      if (probe) body.probe = probe;
-      receive(await withSession(() => api(sessionPath("step"), body)), false);
-      if (snap.error) setPlaying(false);
-    } catch (e) {
-      showError(e.message);
-      setPlaying(false);
-    } finally {
-      busy = false;
-    }
+  /** Train `count` steps: queued after any step request still in flight, so no click is lost. */
+  function stepOnce(count) {
+    const done = steps.then(async () => {
+      try {
+        const body = {steps: count};
+        if (probe) body.probe = probe;
+        receive(await withSession(() => api(sessionPath("step"), body)), false);
+        if (snap.error) setPlaying(false);
+      } catch (e) {
+        showError(e.message);
+        setPlaying(false);
+      }
+    });
+    steps = done;
+    return done;
   }
 
   async function loop() {
-    while (playing) {
-      await stepOnce(stepsPerFrame());
-      await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+    looping = true;
+    try {
+      while (playing) {
+        await stepOnce(stepsPerFrame());
+        await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+      }
+    } finally {
+      looping = false;
     }
   }
 
+  /** The units' values for the probe (while playing, each step's answer brings them). */
   async function refreshValues() {
-    if (busy || !probe || playing) { pendingProbe = probe; return; }
-    busy = true;
+    if (valuesInFlight || !probe || playing || !sessionId) return;
+    valuesInFlight = true;
+    const asked = probe, at = received;
     try {
-      const res = await api(sessionPath("values"), {x: probe});
-      snap.values = res.values;
-      drawNet();
+      const res = await api(sessionPath("values"), {x: asked});
+      if (at === received) {  // no newer snapshot meanwhile: these values belong to the weights shown
+        snap.values = res.values;
+        drawNet();
+      }
     } catch (e) { /* a hover is not worth an error banner */ } finally {
-      busy = false;
-      if (pendingProbe && pendingProbe !== probe) { pendingProbe = null; refreshValues(); }
+      valuesInFlight = false;
+      if (probe !== asked || at !== received) refreshValues();  // the pointer moved on, or the weights did
     }
   }
 
@@ -502,7 +524,7 @@
     drawNet();
     drawLossChart();
     drawOutput(s.output);
-    drawGradients(s.grad_norm, s.warning);
+    drawGradients(s.grad_norm, s.grad_ratio, s.warning);
     if (s.error) showError(s.error);
   }
 
@@ -511,39 +533,64 @@
     if (typeof window.PBNet === "undefined") { $("net-missing").hidden = false; return; }
     const net = Object.assign({}, snap.net);
     if (snap.values) net.values = snap.values;
-    const shape = net.sizes.join("-") + "|" + net.activations.join(",") + "|" + (net.dropout || []).map((d) => (d ? d.keep_prob : 0)).join(",");
+    const shape = [net.sizes.join("-"), net.activations.join(","),
+                   (net.dropout || []).map((d) => (d ? d.keep_prob : 0)).join(","), net.values ? "v" : ""].join("|");
     if (!view || shape !== viewShape) {
       svg.innerHTML = "";
-      view = window.PBNet.render(svg, net, {width: 1000, height: 540, onHover: () => {}});
+      view = window.PBNet.render(svg, net, {
+        width: 1000, height: 540, onHover: describe,
+        edgeId: (l, i, j) => "W" + l + "." + i + "." + j,  // every edge a number: hoverable and focusable
+      });
       viewShape = shape;
     } else {
       view.update(net);
     }
   }
 
-  function setupNetHover() {
-    const svg = $("net");
-    const info = $("hover-info");
-    svg.addEventListener("mouseover", (e) => {
-      const edge = e.target.closest && e.target.closest(".pb-edge");
-      const unit = e.target.closest && e.target.closest(".pb-unit");
-      if (edge && snap) {
-        const l = Number(edge.dataset.layer), i = Number(edge.dataset.from), j = Number(edge.dataset.to);
-        const w = snap.net.W[l - 1] && snap.net.W[l - 1][i] ? snap.net.W[l - 1][i][j] : undefined;
-        info.textContent = "weight W" + l + "[" + (i + 1) + "," + (j + 1) + "] from " + unitName(l - 1, i) +
-                           " to " + unitName(l, j) + " = " + (w === undefined ? "?" : num(w));
-      } else if (unit && snap) {
-        const c = Number(unit.dataset.col), i = Number(unit.dataset.unit);
-        let text = unitName(c, i);
-        if (snap.values && snap.values[c]) {
-          text += (c === 0 ? " = " : " output a = ") + num(snap.values[c][i]) + " for the input (" +
-                  probe.map((v) => num(v)).join(", ") + ")";
-        }
-        if (c > 0 && snap.net.b[c - 1]) text += "; bias b = " + num(snap.net.b[c - 1][i]);
-        if (c > 0) text += "; activation " + snap.net.activations[c - 1];
-        info.textContent = text;
+  /** The hover line under the drawing for what the pointer or the keyboard focus is on (the drawing's onHover). */
+  function describe(info) {
+    if (!info || !snap) return;
+    const target = info.el;
+    const edge = target.closest && target.closest(".pb-edge"), unit = target.closest && target.closest(".pb-unit");
+    const box = $("hover-info");
+    if (edge) {
+      const l = Number(edge.dataset.layer), i = Number(edge.dataset.from), j = Number(edge.dataset.to);
+      box.textContent = "weight W" + l + "[" + (i + 1) + "," + (j + 1) + "] from " + unitName(l - 1, i) + " to " +
+                        unitName(l, j) + " = " + num(snap.net.W[l - 1][i][j]) + ". Click it (or Enter) for its " +
+                        "chain rule, every number plugged in, on " + pointName(selected) + ".";
+    } else if (unit) {
+      const c = Number(unit.dataset.col), i = Number(unit.dataset.unit);
+      let text = unitName(c, i);
+      if (snap.values && snap.values[c]) {
+        const what = c === 0 ? " = " : c === snap.net.sizes.length - 1 ? " \u0177 = " : " output a = ";
+        text += what + num(snap.values[c][i]) + " for the input (" +
+                snap.values[0].map((v) => num(v)).join(", ") + ")";
       }
+      if (c > 0 && snap.net.b[c - 1]) text += "; bias b = " + num(snap.net.b[c - 1][i]);
+      if (c > 0) text += "; activation " + snap.net.activations[c - 1];
+      box.textContent = text;
+    }
+  }
+
+  /** The pointer over any part of a unit or an edge (the drawing's onHover covers its numbers and the focus);
+   *  an edge's click or Enter: the step picture of the selected point, at that layer's backward phase. */
+  function setupNet() {
+    const svg = $("net");
+    svg.addEventListener("mouseover", (e) => describe({el: e.target}));
+    const open = (target) => {
+      const edge = target && target.closest && target.closest(".pb-edge");
+      if (edge) openStep(selected.split, selected.index, "backward-" + edge.dataset.layer);
+    };
+    svg.addEventListener("click", (e) => open(e.target));
+    svg.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { open(e.target); e.preventDefault(); }
     });
+  }
+
+  function pointName(point) {
+    const p = points[point.split][point.index];
+    return point.split + " point " + point.index + (p ? " (" + p.slice(0, -1).map((v) => num(v)).join(", ") +
+           ") → " + num(p[p.length - 1]) : "");
   }
 
   function unitName(col, i) {
@@ -568,7 +615,24 @@
     const svg = $("points");
     svg.addEventListener("click", (e) => {
       const dot = e.target.closest && e.target.closest(".pg-point");
-      if (dot) openStep(dot.dataset.split, Number(dot.dataset.index));
+      if (!dot) return;
+      choose(dot.dataset.split, Number(dot.dataset.index));
+      openStep(selected.split, selected.index);
+    });
+    svg.addEventListener("keydown", (e) => {  // the keyboard's way to the points: one tab stop, arrows, Enter
+      const shown = [...svg.querySelectorAll(".pg-point")];
+      if (!shown.length) return;
+      const at = shown.findIndex((c) => c.dataset.split === selected.split && Number(c.dataset.index) === selected.index);
+      const move = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[e.key];
+      if (move) {
+        const next = shown[(Math.max(at, 0) + move + shown.length) % shown.length];
+        choose(next.dataset.split, Number(next.dataset.index));
+        $("hover-info").textContent = pointName(selected) + ": Enter opens its step picture; the units show its values.";
+        e.preventDefault();
+      } else if (e.key === "Enter") {
+        openStep(selected.split, selected.index);
+        e.preventDefault();
+      }
     });
     svg.addEventListener("mousemove", (e) => {
       if (!plotTransform || !config) return;
@@ -612,6 +676,19 @@
     }
   }
 
+  /** Select a point: the units show its values, an edge's click opens the step picture on it. */
+  function choose(split, index) {
+    selected = {split, index};
+    probe = points[split][index].slice(0, -1);
+    markSelected();
+    refreshValues();
+  }
+  function markSelected() {
+    for (const c of $("points").querySelectorAll(".pg-current")) c.classList.remove("pg-current");
+    const dot = $("points").querySelector('.pg-' + selected.split + '[data-index="' + selected.index + '"]');
+    if (dot) dot.classList.add("pg-current");
+  }
+
   function drawPoints() {
     if (!snap) return;
     const svg = $("points");
@@ -647,6 +724,7 @@
     }
     svg.innerHTML = "";
     svg.appendChild(frag);
+    markSelected();
   }
 
   function drawLossChart() {
@@ -654,16 +732,16 @@
     const ctx = canvas.getContext("2d");
     const w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
-    const finite = history.flatMap((r) => [r[1], r[2]]).filter((v) => v !== null && Number.isFinite(v));
-    if (!history.length || !finite.length) return;
+    const finite = lossHistory.flatMap((r) => [r[1], r[2]]).filter((v) => v !== null && Number.isFinite(v));
+    if (!lossHistory.length || !finite.length) return;
     const top = Math.max(...finite) || 1;
-    const first = history[0][0], last = Math.max(history[history.length - 1][0], first + 1);
+    const first = lossHistory[0][0], last = Math.max(lossHistory[lossHistory.length - 1][0], first + 1);
     const line = (k, style, width) => {
       ctx.strokeStyle = style;
       ctx.lineWidth = width;
       ctx.beginPath();
       let started = false;
-      for (const r of history) {
+      for (const r of lossHistory) {
         if (r[k] === null) continue;
         const x = (r[0] - first) / (last - first) * (w - 2) + 1, y = h - 2 - r[k] / top * (h - 6);
         if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
@@ -674,7 +752,7 @@
     line(2, "#222", 2);     // test loss: black
   }
 
-  function drawGradients(norms, warning) {
+  function drawGradients(norms, ratio, warning) {
     const box = $("grad-bars");
     const lo = -8, hi = 2;  // log10 range of the bars
     if (box.childElementCount !== norms.length) {
@@ -699,6 +777,8 @@
       row.title = "|dL/dW| of " + (d === norms.length - 1 ? "the output layer" : "hidden layer " + (d + 1)) +
                   " (W and b), averaged over the last steps; the bar is on a log scale from 1e-8 to 100";
     });
+    $("grad-ratio").textContent = ratio === null || ratio === undefined ? "" :
+      "first layer / output layer: " + ratio.toExponential(2) + " (fit's GradientFlowWarning: below 1e-4 or above 1e4)";
     const warn = $("grad-warning");
     warn.hidden = !warning;
     warn.textContent = warning ? warning.message : "";
@@ -706,18 +786,24 @@
   }
 
   // ------------------------------------------------------------------ the step picture
-  async function openStep(split, index) {
+  /** Open the step picture of one point (at `phase`, e.g. "backward-2", when given). */
+  async function openStep(split, index, phase) {
     setPlaying(false);
     try {
       const res = await withSession(() => api(sessionPath("explain"), {split, index}));
-      const p = points[split][index];
-      $("overlay-title").textContent = "One step of backpropagation on " + split + " point " + index + " (" +
-        p.slice(0, -1).map((v) => num(v)).join(", ") + ") \u2192 " + num(p[p.length - 1]) +
+      $("overlay-title").textContent = "One step of backpropagation on " + pointName({split, index}) +
         ", with the weights of step " + snap.step + " (plain SGD, lr " + config.lr + ")";
-      $("overlay-newtab").href = "/explain/" + encodeURIComponent(sessionId) + "?split=" + split + "&index=" + index;
-      $("step-frame").srcdoc = res.html;
+      $("overlay-newtab").href = "/explain/" + encodeURIComponent(sessionId) + "?split=" + split + "&index=" + index +
+                                 (phase ? "#" + phase : "");
+      const frame = $("step-frame");
+      frame.onload = () => {  // the step picture's own API (PBStep), where it has one
+        const step = frame.contentWindow && frame.contentWindow.PBStep;
+        if (phase && step && step.setPhase) step.setPhase(phase);
+      };
+      frame.srcdoc = res.html;
       $("overlay").hidden = false;
       document.body.classList.add("pg-overlay-open");
+      $("overlay-close").focus();
     } catch (e) { showError(e.message); }
   }
   function closeOverlay() {
