@@ -397,3 +397,21 @@ def test_keyboard_points_edges_and_hover_values(browser, page_server) -> None:
     assert browser.find_element("id", "overlay-newtab").get_attribute("href").endswith("split=train&index=1#backward-2")
     browser.find_element("id", "overlay-close").click()
     assert not errors(browser)
+
+
+def test_a_vanished_session_is_made_again_and_said(browser, page_server) -> None:
+    load(browser, page_server, "#dataset=xor&layers=3&activations=tanh&seed=5")
+    old = js(browser, "return window.PBPlayground.snapshot.session")
+    ttl, page_server.store.ttl = page_server.store.ttl, 0.0
+    try:
+        page_server.store.expire()  # the server forgot this tab's session (idle, or restarted)
+    finally:
+        page_server.store.ttl = ttl
+    browser.find_element("id", "one-step").click()
+    wait_for(lambda: "session had expired" in browser.find_element("id", "error").text, what="the message")
+    wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 1, what="the step, in the new session")
+    assert js(browser, "return window.PBPlayground.snapshot.session") != old
+    assert js(browser, "return window.PBPlayground.config.seed") == 5  # the same settings
+    browser.find_element("id", "error-close").click()
+    assert not browser.find_element("id", "error").is_displayed()
+    assert not errors(browser, allowed_status=404)

@@ -104,8 +104,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ...................................................................... plumbing
     def setup(self) -> None:
-        self.timeout = self.server.request_timeout  # a stalled client frees its thread (and its socket)
         super().setup()
+        self.connection.settimeout(self.server.request_timeout)  # a stalled client frees its thread and socket
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if self.server.verbose:
