@@ -24,25 +24,15 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
 from . import schedules as _schedules
+from ._formulas import DERIVATIVES as _DERIVATIVES
+from ._formulas import LOSS_FORMULAS as _LOSS_FORMULAS
 from ._validation import check_float
+from .layers import Dropout
 from .optimizers import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
 
-_LOSS_FORMULAS = {
-    "mse": ("mean((y_hat - y)^2)", "2 (y_hat - y) / N"),
-    "mae": ("mean(|y_hat - y|)", "sign(y_hat - y) / N"),
-    "huber": ("mean(0.5 d^2 if |d| < 1 else |d| - 0.5), d = y_hat - y", "clip(y_hat - y, -1, 1) / N"),
-    "binary_crossentropy": ("mean(-y log s - (1 - y) log(1 - s)), s = sigmoid(z)", "fused: dL/dz = (s - y) / N"),
-    "categorical_crossentropy": ("-sum(y log softmax(z))", "fused: dL/dz = softmax(z) - y"),
-}
-_DERIVATIVES = {
-    "identity": "1", "relu": "1 if z > 0 else 0", "leaky_relu": "1 if z > 0 else alpha",
-    "noisy_relu": "1 if z + noise > 0 else 0", "sigmoid": "a (1 - a)", "tanh": "1 - a^2",
-    "elu": "1 if z > 0 else alpha e^z", "softplus": "sigmoid(z)", "gelu": "d/dz [0.5 z (1 + tanh(u))]",
-    "softmax": "Jacobian diag(a) - a a^T",
-}
 _SHOW_WHOLE = 64  # matrices with at most this many entries are printed whole
 
 
@@ -73,8 +63,11 @@ class Trace:
     loss_name : str
     lr : float
     layers : list of dict
-        One dict per Dense layer with ``name``, ``activation``, ``a_prev`` (its
-        input, after dropout if any), ``mask`` (dropout mask or None), ``W``,
+        One dict per Dense layer with ``name``, ``activation`` (its name),
+        ``activation_params`` (e.g. ``{"alpha": 0.01}``), ``a_prev`` (its
+        input, after dropout if any), ``mask`` (dropout mask or None),
+        ``dropout`` (None, or ``keep_prob``, ``scaling`` and the training
+        ``scale`` of the Dropout before the layer: 1/p inverted, 1 classic), ``W``,
         ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
         (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
         update ``W_new``, ``b_new``.
@@ -227,6 +220,16 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     net.set_recording(True)
     step.set_keep_probs_now()
     loss, _ = net.train_step(Xc, Yc, lr)  # a NaN/inf step is not applied: W_new then equals W
+    keep = dict(zip((id(d) for d in step.dropouts), step.keep_probs()))
+    feeding: List[Optional[Dict[str, Any]]] = []  # the Dropout before each Dense layer, if any
+    pending: Optional[Dict[str, Any]] = None
+    for item in step.layers:
+        if isinstance(item, Dropout):
+            p = keep[id(item)]
+            pending = {"keep_prob": p, "scaling": item.scaling, "scale": 1.0 / p if item.scaling == "inverted" else 1.0}
+        else:
+            feeding.append(pending)
+            pending = None
     layers: List[Dict[str, Any]] = []
     a_prev = Xc
     for d, layer in enumerate(engine.dense):
@@ -238,7 +241,8 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         inp = a_prev if mask is None else net.dropped_input(d)  # the core's a_prev ⊙ mask · scale
         entry = {
             "name": f"Dense {W_old.shape[0]} -> {layer.units}", "units": layer.units,
-            "activation": layer.activation.name, "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
+            "activation": layer.activation.name, "activation_params": layer.activation.params(),
+            "dropout": None if mask is None else feeding[d], "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
             "z": net.Z(d), "a": net.A(d), "dL_da": rec["dA"], "fprime": rec["fprime"], "delta": rec["dZ"],
             "dW": net.dW(d).copy(), "db": None if not layer.use_bias else net.db(d).copy(),
             "dL_da_prev": rec["dIn"], "W_new": net.W(d).copy(),
