@@ -171,6 +171,45 @@ class Trace:
         return "\n".join(out)
 
 
+    def to_html(self, title: Optional[str] = None) -> str:
+        """The step as one self-contained HTML page: the network drawn, every number on it.
+
+        Layers are columns, weights are edges; buttons and the arrow keys step
+        through the forward pass, the loss, the backward pass and the update
+        (the phase is the URL hash: ``#forward-2``, ``#loss``, ``#backward-1``,
+        ``#update``); hovering or focusing a number shows its formula with the
+        operands plugged in. CSS and JavaScript are inlined: no network access.
+        See :func:`pybackprop.visual.trace_html` (and its module for the size
+        limits of large layers).
+
+        Parameters
+        ----------
+        title : str, optional
+            The page's heading.
+
+        Examples
+        --------
+        >>> import pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(1, init=[[2.0]], use_bias=False)], input_dim=1); m.compile(loss="mse")
+        >>> page = m.explain([1.0], [0.0]).to_html()
+        >>> page.startswith("<!DOCTYPE html>") and '<script type="application/json" id="pb-data">' in page
+        True
+        """
+        from .visual import trace_html
+
+        return trace_html(self, title=title)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the page of :meth:`to_html` in a sandboxed ``<iframe srcdoc>``.
+
+        The iframe keeps the page's script and CSS from leaking into the
+        notebook (and the notebook's into the page).
+        """
+        from .visual import trace_iframe
+
+        return trace_iframe(self)
+
+
 def _nan_to_none(value: Any) -> Any:
     """Nested lists with NaN (a quantity not computed) replaced by None, for JSON."""
     if isinstance(value, list):
