@@ -290,13 +290,13 @@ class _Builder:
         if act in ("relu", "noisy_relu"):
             plugged = f"max(0, {self.fn(zj)})"
         elif act == "leaky_relu":
-            plugged = self.fn(zj) if zj > 0 else f"{self.fn(alpha)} · {self.op(zj)}"
+            plugged = f"{self.fn(zj)} (z > 0)" if zj > 0 else f"{self.fn(alpha)} · {self.op(zj)}"
         elif act == "sigmoid":
             plugged = f"1 / (1 + e^{self.fn(-zj)})"
         elif act == "tanh":
             plugged = f"tanh({self.fn(zj)})"
         elif act == "elu":
-            plugged = self.fn(zj) if zj > 0 else f"{self.fn(alpha)} · (e^{self.fn(zj)} − 1)"
+            plugged = f"{self.fn(zj)} (z > 0)" if zj > 0 else f"{self.fn(alpha)} · (e^{self.fn(zj)} − 1)"
         elif act == "softplus":
             plugged = f"{self.fn(zj)} (z > 20)" if zj > 20 else f"log(1 + e^{self.fn(zj)})"
         elif act == "gelu":

@@ -1,8 +1,9 @@
 /* pybackprop step picture: the phases of one SGD step on the drawing of network.js.
- * Reads the payload of pybackprop.visual.trace_payload from <script id="pb-data">.
+ * Reads the payload of pybackprop.visual.trace_payload from the JSON script element #pb-data.
  * Phases: forward-1..L, loss, backward-L..1, update; the phase is the URL hash. */
 (function () {
   "use strict";
+  var t0 = window.performance ? performance.now() : 0;
   var P = JSON.parse(document.getElementById("pb-data").textContent);
   var N = P.numbers, L = P.net.sizes.length - 1, sizes = P.net.sizes, phases = P.phases;
   var svg = document.getElementById("pb-svg"), tip = document.getElementById("pb-tip");
@@ -404,5 +405,6 @@
   var start = fromHash();
   setPhase(start === null ? 0 : start, true);  // the first phase leaves the address as it is
   window.PBStep = {payload: P, view: view, setPhase: function (name) { setPhase(phases.indexOf(name), false); },
-                   phase: function () { return phases[idx]; }, records: records};
+                   phase: function () { return phases[idx]; }, records: records,
+                   renderMs: (window.performance ? performance.now() : 0) - t0};
 })();
