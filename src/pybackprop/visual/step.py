@@ -225,9 +225,8 @@ class _Builder:
         if layer["mask"] is not None:
             mask = self.row(layer["mask"])
             prev = self.row(self.trace.x if k == 1 else self.layers[k - 2]["a"])
-            p = drop["keep_prob"] if drop else float("nan")
-            scale = drop["scale"] if drop else 1.0
-            inverted = bool(drop) and drop["scaling"] == "inverted"
+            drop = drop or {"keep_prob": float("nan"), "scale": 1.0, "scaling": "classic"}
+            p, scale, inverted = drop["keep_prob"], drop["scale"], drop["scaling"] == "inverted"
             for i in range(n_in):
                 base = self.input_name(k, i)
                 kept = "kept" if mask[i] else "dropped: passes nothing forward or back"
@@ -604,7 +603,7 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
     L = len(layers)
     full = [int(np.asarray(layer["W"]).size) <= FULL_EDGES for layer in layers]
     sizes = [int(np.asarray(trace.x).shape[1])] + [int(layer["units"]) for layer in layers]
-    dropout = []
+    dropout: List[Optional[Dict[str, Any]]] = []
     for layer in layers:
         if layer["mask"] is None:
             dropout.append(None)
@@ -647,7 +646,7 @@ def asset_text(name: str) -> str:
     >>> "PBNet" in asset_text("network.js")
     True
     """
-    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_script(text: str) -> str:

@@ -26,6 +26,9 @@
  *     unitId / edgeId / cellId: fn -> data-id of a unit cell, an edge, a matrix cell
  *   }
  *
+ * view.highlight(refs) / view.clearHighlight() light what a number came from; view.refresh() calls
+ * onHover again for the hovered element; view.unitPos(c, i), view.columnBox(c) give the geometry.
+ *
  * DOM hooks: each unit <g class="pb-unit" data-col data-unit> (col 0 = inputs); each edge
  * <line class="pb-edge" data-layer data-from data-to> (layer 1..L); a strip cell
  * <rect class="pb-cell" data-col data-unit>; a matrix cell <rect class="pb-cell pb-wcell"
@@ -423,8 +426,17 @@
       if (lit.length) svg.classList.add("pb-highlighting");
     }
 
+    /** Call onHover again for the element under the pointer or focus (its numbers may have changed). */
+    function refresh() {
+      if (!current) return;
+      var box = current.getBoundingClientRect();
+      if (!box.width && !box.height) { current = null; if (state.opts.onHover) state.opts.onHover(null); return; }
+      if (state.opts.onHover) state.opts.onHover(info(current));
+    }
+
     update(net, null);
     return {
+      refresh: refresh,
       svg: svg, update: update, highlight: highlight, clearHighlight: clearHighlight,
       unitPos: function (c, i) { var u = geo[c].units[i]; return {x: u.x, y: u.y, r: geo[c].r || 0}; },
       columnBox: function (c) { var g = geo[c]; return {x0: g.x0, x1: g.x1, y0: g.y0, y1: g.y1, strip: g.strip}; },

@@ -353,6 +353,7 @@
     gLoss.classList.toggle("pb-pending", ph.kind === "forward");
     tip.hidden = true;
     view.clearHighlight();
+    view.refresh();  // the number under the pointer or focus, as this phase shows it
     if (!fromHash) {
       try {
         if (location.hash.slice(1) !== name) location.hash = name;
