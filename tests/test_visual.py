@@ -343,3 +343,22 @@ def test_cli_writes_the_page(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("| step | quantity | formula | value |") and second.is_file()
     assert embedded(second.read_text(encoding="utf-8"))["numbers"]["a0.1"]["v"] == -1.0
+
+
+def test_activation_parameters_and_dropout_in_the_words():
+    m = bp.Sequential([bp.Dropout(keep_prob=0.8), bp.Dense(3, activation=bp.activations.LeakyReLU(alpha=0.2),
+                                                            init=[[-1.0, 1.0, -2.0]] * 2),
+                       bp.Dense(1, activation=bp.activations.ELU(alpha=0.5), init=[[-1.0]] * 3)],
+                      input_dim=2, dtype="float64", seed=1)
+    m.compile(loss="mse")
+    t = m.explain([1.0, 1.0], [0.0])
+    p = trace_payload(t)
+    assert p["arch"] == "2 → dropout p=0.8 → 3 leaky_relu → 1 elu"
+    assert p["layers"][0]["params"] == {"alpha": 0.2} and p["layers"][1]["params"] == {"alpha": 0.5}
+    n = p["numbers"]
+    neg = [j for j in range(3) if t.layers[0]["z"][0, j] <= 0]
+    assert neg and all(n[f"fp1.{j}"]["f"].startswith("LReLU′(z₁,") and "= 0.2 (z₁," in n[f"fp1.{j}"]["f"] for j in neg)
+    assert all(n[f"a1.{j}"]["f"].endswith(f"0.2 · {visual_step._op(t.layers[0]['z'][0, j])} = {n[f'a1.{j}']['t']}")
+               for j in neg)
+    if t.layers[1]["z"][0, 0] <= 0:
+        assert "0.5 · e^" in n["fp2.0"]["f"]

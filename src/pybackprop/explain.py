@@ -63,20 +63,26 @@ class Trace:
     loss_name : str
     lr : float
     layers : list of dict
-        One dict per Dense layer with ``name``, ``activation`` (its name),
-        ``activation_params`` (e.g. ``{"alpha": 0.01}``), ``a_prev`` (its
-        input, after dropout if any), ``mask`` (dropout mask or None),
-        ``dropout`` (None, or ``keep_prob``, ``scaling`` and the training
-        ``scale`` of the Dropout before the layer: 1/p inverted, 1 classic), ``W``,
+        One dict per Dense layer with ``name``, ``activation``, ``a_prev`` (its
+        input, after dropout if any), ``mask`` (dropout mask or None), ``W``,
         ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
         (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
         update ``W_new``, ``b_new``.
+    dropouts : list of dict or None
+        Per Dense layer, the Dropout before it in this step: ``keep_prob``,
+        ``scaling`` and the training ``scale`` (1/p inverted, 1 classic); None
+        without one.
+    activation_params : list of dict
+        Per Dense layer, its activation's parameters (e.g. ``{"alpha": 0.01}``).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, loss: float, loss_name: str, lr: float,
-                 layers: List[Dict[str, Any]]) -> None:
+                 layers: List[Dict[str, Any]], dropouts: Optional[List[Optional[Dict[str, Any]]]] = None,
+                 activation_params: Optional[List[Dict[str, float]]] = None) -> None:
         self.x, self.y, self.y_hat, self.loss = x, y, y_hat, loss
         self.loss_name, self.lr, self.layers = loss_name, lr, layers
+        self.dropouts = dropouts if dropouts is not None else [None] * len(layers)
+        self.activation_params = activation_params if activation_params is not None else [{} for _ in layers]
 
     def to_dict(self) -> Dict[str, Any]:
         """All the numbers as plain Python lists (JSON-serialisable).
@@ -280,8 +286,7 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         inp = a_prev if mask is None else net.dropped_input(d)  # the core's a_prev ⊙ mask · scale
         entry = {
             "name": f"Dense {W_old.shape[0]} -> {layer.units}", "units": layer.units,
-            "activation": layer.activation.name, "activation_params": layer.activation.params(),
-            "dropout": None if mask is None else feeding[d], "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
+            "activation": layer.activation.name, "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
             "z": net.Z(d), "a": net.A(d), "dL_da": rec["dA"], "fprime": rec["fprime"], "delta": rec["dZ"],
             "dW": net.dW(d).copy(), "db": None if not layer.use_bias else net.db(d).copy(),
             "dL_da_prev": rec["dIn"], "W_new": net.W(d).copy(),
@@ -289,4 +294,6 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         }
         layers.append(entry)
         a_prev = entry["a"]
-    return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers)
+    return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers,
+                 dropouts=[None if entry["mask"] is None else feeding[d] for d, entry in enumerate(layers)],
+                 activation_params=[layer.activation.params() for layer in engine.dense])

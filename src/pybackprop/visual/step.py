@@ -166,6 +166,8 @@ class _Builder:
         self.L = len(self.layers)
         self.float32 = np.asarray(self.layers[0]["W"]).dtype == np.float32
         self.numbers: Dict[str, Record] = {}
+        self.drops: List[Optional[Dict[str, Any]]] = list(getattr(trace, "dropouts", None) or [None] * self.L)
+        self.params: List[Dict[str, float]] = list(getattr(trace, "activation_params", None) or [{}] * self.L)
 
     def fn(self, value: Optional[float]) -> str:
         return format_number(value, self.float32)
@@ -221,7 +223,7 @@ class _Builder:
         layer = self.layers[k - 1]
         W = np.asarray(layer["W"], dtype=np.float64)
         n_in, n_out = W.shape
-        drop = layer.get("dropout")
+        drop = self.drops[k - 1]
         if layer["mask"] is not None:
             mask = self.row(layer["mask"])
             prev = self.row(self.trace.x if k == 1 else self.layers[k - 2]["a"])
@@ -258,7 +260,7 @@ class _Builder:
             for j in range(n_out):
                 self.add(f"b{k}.{j}", _unit("b", k, j), b[j], "", show_value=True)
                 self.numbers[f"b{k}.{j}"]["f"] += f" (the bias of unit {j + 1} of layer {k})"
-        act, params = layer["activation"], layer.get("activation_params") or {}
+        act, params = layer["activation"], self.params[k - 1]
         sym = SYMBOLS[act]
         for j in range(n_out):
             zn = _unit("z", k, j)
@@ -359,7 +361,7 @@ class _Builder:
 
     def backward(self, k: int) -> None:
         t, layer = self.trace, self.layers[k - 1]
-        act, params = layer["activation"], layer.get("activation_params") or {}
+        act, params = layer["activation"], self.params[k - 1]
         sym = SYMBOLS[act]
         W = np.asarray(layer["W"], dtype=np.float64)
         n_in, n_out = W.shape
@@ -426,7 +428,7 @@ class _Builder:
         nxt = self.layers[k]
         if nxt["mask"] is None:
             return self.back_sum(k + 1, j, extra="")
-        drop = nxt.get("dropout") or {"scale": 1.0, "scaling": "classic"}
+        drop = self.drops[k] or {"scale": 1.0, "scaling": "classic"}
         mask = self.row(nxt["mask"])[j]
         base = self.input_name(k + 1, j)
         scale = " · 1/p" if drop["scaling"] == "inverted" else ""
@@ -556,9 +558,9 @@ def _matrix(M: Any, full: bool) -> Any:
 def _architecture(trace: "Trace") -> str:
     """``4 → 5 tanh → dropout p=0.6 → 3 softmax``."""
     parts = [str(np.asarray(trace.x).shape[1])]
-    for layer in trace.layers:
+    for layer, drop in zip(trace.layers, trace.dropouts):
         if layer["mask"] is not None:
-            p = (layer.get("dropout") or {}).get("keep_prob")
+            p = (drop or {}).get("keep_prob")
             parts.append("dropout" + ("" if p is None else f" p={p:g}"))
         parts.append(f"{layer['units']} {layer['activation']}")
     return " → ".join(parts)
@@ -593,7 +595,7 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
     >>> p["phases"]
     ['forward-1', 'forward-2', 'loss', 'backward-2', 'backward-1', 'update']
     >>> p["numbers"]["d1.0"]["f"]
-    'δ₁,₁ = dL/da₁,₁ · σ′(z₁,₁) = 2.492 · 0.2350 = 0.5856'
+    'δ₁,₁ = dL/da₁,₁ · σ′(z₁,₁) = 2.321 · 0.2350 = 0.5454'
     >>> p["numbers"]["d1.0"]["src"]
     ['dA1.0', 'fp1.0']
     """
@@ -604,11 +606,11 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
     full = [int(np.asarray(layer["W"]).size) <= FULL_EDGES for layer in layers]
     sizes = [int(np.asarray(trace.x).shape[1])] + [int(layer["units"]) for layer in layers]
     dropout: List[Optional[Dict[str, Any]]] = []
-    for layer in layers:
+    for layer, known in zip(layers, b.drops):
         if layer["mask"] is None:
             dropout.append(None)
         else:
-            drop = layer.get("dropout") or {}
+            drop = known or {}
             dropout.append({"keep_prob": drop.get("keep_prob"), "scaling": drop.get("scaling"),
                             "scale": drop.get("scale"), "mask": [int(v) for v in b.row(layer["mask"])]})
     fused = FUSED_LOSSES.get(trace.loss_name)
@@ -627,7 +629,7 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
         "edges": {"dW": [_matrix(layer["dW"], f) for layer, f in zip(layers, full)],
                   "W_new": [_matrix(layer["W_new"], f) for layer, f in zip(layers, full)]},
         "layers": [{"units": int(layer["units"]), "activation": layer["activation"],
-                    "symbol": SYMBOLS[layer["activation"]], "params": layer.get("activation_params") or {},
+                    "symbol": SYMBOLS[layer["activation"]], "params": b.params[k],
                     "bias": layer["b"] is not None, "full": f, "dropout": d,
                     "fused": fused is not None and k == L - 1}
                    for k, (layer, f, d) in enumerate(zip(layers, full, dropout))],
