@@ -12,8 +12,6 @@ import pytest
 import pybackprop as bp
 from pybackprop.visual import format_number
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 def textbook():
     m = bp.Sequential([bp.Dense(4, activation="relu", use_bias=False, init="he_normal"),
