@@ -33,12 +33,13 @@ def _package_dir() -> Path:
     return Path(pybackprop.__file__).resolve().parent
 
 
-def test_tutorial_code_runs_and_prints_what_the_page_shows() -> None:
+def test_tutorial_code_runs_and_prints_what_the_page_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every ```python block of the tutorial, executed in order in one namespace.
 
     Where a block is followed by a ```text block, that is the output the page
     claims: the block's printed output must match it (trailing spaces aside).
     """
+    monkeypatch.chdir(tmp_path)  # the files it writes (step.html) go here
     text = TUTORIAL.read_text(encoding="utf-8")
     blocks = FENCE.findall(text)
     assert len(blocks) >= 8, "the tutorial's python blocks were not found"

@@ -4,7 +4,7 @@
   → 1 identity, no biases, squared error) on a built-in synthetic regression set
   with mini-batch SGD and show the loss falling.
 - ``pybackprop explain``: the chain-rule walk-through of one SGD step of that
-  network on one sample.
+  network on one sample (``--html FILE``: also the step picture, one HTML page).
 - ``pybackprop vanishing``: the first layer's gradient relative to the last in a
   deep net, sigmoid against tanh, relu and leaky_relu; and exploding gradients
   tamed by ``clip_norm``.
@@ -123,6 +123,23 @@ def explain_cmd(args: argparse.Namespace) -> int:
     model = textbook_model(seed=args.seed, lr=args.lr, momentum=0.0, dtype="float64")
     trace = model.explain(args.x, [args.y], lr=args.lr)
     print(trace.to_markdown() if args.markdown else trace)
+    if args.html:
+        import os
+        import tempfile
+
+        target = os.path.abspath(args.html)
+        fd, tmp = tempfile.mkstemp(prefix=".pybackprop-", suffix=".html", dir=os.path.dirname(target))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(trace.to_html())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; the page is an ordinary file
+            os.replace(tmp, target)  # atomic: a reader sees the old file or the whole new one
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        print(f"\nstep picture written to {args.html} (open it in a browser)")
     return 0
 
 
@@ -225,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=0.1)
     p.add_argument("--seed", type=int, default=4, help="seed of the initial weights")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table instead")
+    p.add_argument("--html", metavar="FILE", help="also write the step picture (one self-contained HTML page) to FILE")
     p.set_defaults(func=explain_cmd)
 
     p = sub.add_parser("vanishing", help="vanishing and exploding gradients in deep nets, shown")

@@ -24,25 +24,15 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
 from . import schedules as _schedules
+from ._formulas import DERIVATIVES as _DERIVATIVES
+from ._formulas import LOSS_FORMULAS as _LOSS_FORMULAS
 from ._validation import check_float
+from .layers import Dropout
 from .optimizers import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
 
-_LOSS_FORMULAS = {
-    "mse": ("mean((y_hat - y)^2)", "2 (y_hat - y) / N"),
-    "mae": ("mean(|y_hat - y|)", "sign(y_hat - y) / N"),
-    "huber": ("mean(0.5 d^2 if |d| < 1 else |d| - 0.5), d = y_hat - y", "clip(y_hat - y, -1, 1) / N"),
-    "binary_crossentropy": ("mean(-y log s - (1 - y) log(1 - s)), s = sigmoid(z)", "fused: dL/dz = (s - y) / N"),
-    "categorical_crossentropy": ("-sum(y log softmax(z))", "fused: dL/dz = softmax(z) - y"),
-}
-_DERIVATIVES = {
-    "identity": "1", "relu": "1 if z > 0 else 0", "leaky_relu": "1 if z > 0 else alpha",
-    "noisy_relu": "1 if z + noise > 0 else 0", "sigmoid": "a (1 - a)", "tanh": "1 - a^2",
-    "elu": "1 if z > 0 else alpha e^z", "softplus": "sigmoid(z)", "gelu": "d/dz [0.5 z (1 + tanh(u))]",
-    "softmax": "Jacobian diag(a) - a a^T",
-}
 _SHOW_WHOLE = 64  # matrices with at most this many entries are printed whole
 
 
@@ -78,12 +68,21 @@ class Trace:
         ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
         (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
         update ``W_new``, ``b_new``.
+    dropouts : list of dict or None
+        Per Dense layer, the Dropout before it in this step: ``keep_prob``,
+        ``scaling`` and the training ``scale`` (1/p inverted, 1 classic); None
+        without one.
+    activation_params : list of dict
+        Per Dense layer, its activation's parameters (e.g. ``{"alpha": 0.01}``).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, loss: float, loss_name: str, lr: float,
-                 layers: List[Dict[str, Any]]) -> None:
+                 layers: List[Dict[str, Any]], dropouts: Optional[List[Optional[Dict[str, Any]]]] = None,
+                 activation_params: Optional[List[Dict[str, float]]] = None) -> None:
         self.x, self.y, self.y_hat, self.loss = x, y, y_hat, loss
         self.loss_name, self.lr, self.layers = loss_name, lr, layers
+        self.dropouts = dropouts if dropouts is not None else [None] * len(layers)
+        self.activation_params = activation_params if activation_params is not None else [{} for _ in layers]
 
     def to_dict(self) -> Dict[str, Any]:
         """All the numbers as plain Python lists (JSON-serialisable).
@@ -178,6 +177,45 @@ class Trace:
         return "\n".join(out)
 
 
+    def to_html(self, title: Optional[str] = None) -> str:
+        """The step as one self-contained HTML page: the network drawn, every number on it.
+
+        Layers are columns, weights are edges; buttons and the arrow keys step
+        through the forward pass, the loss, the backward pass and the update
+        (the phase is the URL hash: ``#forward-2``, ``#loss``, ``#backward-1``,
+        ``#update``); hovering or focusing a number shows its formula with the
+        operands plugged in. CSS and JavaScript are inlined: no network access.
+        See :func:`pybackprop.visual.trace_html` (and its module for the size
+        limits of large layers).
+
+        Parameters
+        ----------
+        title : str, optional
+            The page's heading.
+
+        Examples
+        --------
+        >>> import pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(1, init=[[2.0]], use_bias=False)], input_dim=1); m.compile(loss="mse")
+        >>> page = m.explain([1.0], [0.0]).to_html()
+        >>> page.startswith("<!DOCTYPE html>") and '<script type="application/json" id="pb-data">' in page
+        True
+        """
+        from .visual import trace_html
+
+        return trace_html(self, title=title)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the page of :meth:`to_html` in a sandboxed ``<iframe srcdoc>``.
+
+        The iframe keeps the page's script and CSS from leaking into the
+        notebook (and the notebook's into the page).
+        """
+        from .visual import trace_iframe
+
+        return trace_iframe(self)
+
+
 def _nan_to_none(value: Any) -> Any:
     """Nested lists with NaN (a quantity not computed) replaced by None, for JSON."""
     if isinstance(value, list):
@@ -227,6 +265,16 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     net.set_recording(True)
     step.set_keep_probs_now()
     loss, _ = net.train_step(Xc, Yc, lr)  # a NaN/inf step is not applied: W_new then equals W
+    keep = dict(zip((id(d) for d in step.dropouts), step.keep_probs()))
+    feeding: List[Optional[Dict[str, Any]]] = []  # the Dropout before each Dense layer, if any
+    pending: Optional[Dict[str, Any]] = None
+    for item in step.layers:
+        if isinstance(item, Dropout):
+            p = keep[id(item)]
+            pending = {"keep_prob": p, "scaling": item.scaling, "scale": 1.0 / p if item.scaling == "inverted" else 1.0}
+        else:
+            feeding.append(pending)
+            pending = None
     layers: List[Dict[str, Any]] = []
     a_prev = Xc
     for d, layer in enumerate(engine.dense):
@@ -246,4 +294,6 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         }
         layers.append(entry)
         a_prev = entry["a"]
-    return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers)
+    return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers,
+                 dropouts=[None if entry["mask"] is None else feeding[d] for d, entry in enumerate(layers)],
+                 activation_params=[layer.activation.params() for layer in engine.dense])

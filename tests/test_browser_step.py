@@ -1,0 +1,216 @@
+"""The step picture in a real browser (headless Chromium through Selenium, the ``browser``
+fixture): no console error, the phases by buttons, arrow keys and the URL hash, a δ's
+tooltip against the trace, one element per unit and per weight, the wide network's render
+time, and the screenshots the docs use."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import pybackprop as bp
+from pybackprop.visual import format_number
+
+
+def textbook():
+    m = bp.Sequential([bp.Dense(4, activation="relu", use_bias=False, init="he_normal"),
+                       bp.Dense(4, activation="sigmoid", use_bias=False),
+                       bp.Dense(1, activation="identity", use_bias=False)], input_dim=3, dtype="float64", seed=4)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
+    return m.explain([1.0, 2.0, 3.0], [0.5], lr=0.1)
+
+
+def dropout_softmax():
+    m = bp.Sequential([bp.Dense(5, activation="tanh"), bp.Dropout(keep_prob=0.6),
+                       bp.Dense(3, activation="softmax")], input_dim=4, dtype="float64", seed=2)
+    m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.3))
+    return m.explain([0.5, -1.0, 2.0, 0.1], np.array([2]))
+
+
+def wide():
+    m = bp.Sequential([bp.Dense(256, activation="relu"), bp.Dense(10, activation="softmax")], input_dim=784, seed=0)
+    m.compile(loss="categorical_crossentropy")
+    return m.explain(np.random.default_rng(0).random(784), np.array([3]))
+
+
+@pytest.fixture
+def page(tmp_path):
+    """Write a trace's page and return its file:// URL."""
+    def write(trace, name="step.html"):
+        path = tmp_path / name
+        path.write_text(trace.to_html(), encoding="utf-8")
+        return path.as_uri()
+    return write
+
+
+def load(browser, url):
+    browser.get(url)
+    browser.execute_script("return document.readyState")
+    errors = browser.console_errors()
+    assert not errors, errors
+    return browser
+
+
+def phase(browser):
+    return browser.execute_script("return [PBStep.phase(), location.hash]")
+
+
+def css(browser, selector):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def hover(browser, element):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).move_to_element(element).perform()
+
+
+def test_phases_by_buttons_keys_and_hash(browser, page, screenshot_dir):
+    from selenium.webdriver.common.keys import Keys
+
+    t = textbook()
+    url = page(t)
+    load(browser, url)
+    phases = browser.execute_script("return PBStep.payload.phases")
+    assert len(phases) == 8 and phase(browser) == ["forward-1", ""]
+    assert [b.get_attribute("data-phase") for b in css(browser, ".pb-phase")] == phases
+    nxt = css(browser, ".pb-next")[0]
+    for name in phases[1:]:  # the next button, phase by phase
+        nxt.click()
+        assert phase(browser) == [name, "#" + name]
+        if name == "forward-3":
+            browser.save_screenshot(str(screenshot_dir / "step-forward.png"))
+    assert nxt.get_attribute("disabled") is not None
+    body = css(browser, "body")[0]
+    for name in reversed(phases[:-1]):  # the left arrow, back to the start
+        body.send_keys(Keys.ARROW_LEFT)
+        assert phase(browser) == [name, "#" + name]
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert phase(browser)[0] == "forward-2"
+    browser.back()  # the browser's history walks the phases too
+    time.sleep(0.1)
+    assert phase(browser)[0] == "forward-1"
+    browser.forward()
+    time.sleep(0.1)
+    assert phase(browser)[0] == "forward-2"
+    css(browser, '.pb-phase[data-phase="update"]')[0].click()
+    assert phase(browser) == ["update", "#update"]
+    edges = {e.get_attribute("data-id"): e for e in css(browser, ".pb-elabel.pb-lu") if e.is_displayed()}
+    assert len(edges) == 12 + 16 + 4
+    w, wn = t.layers[0]["W"][0, 0], t.layers[0]["W_new"][0, 0]
+    assert edges["Wn1.0.0"].text == f"{format_number(w)}→{format_number(wn)}"
+    browser.save_screenshot(str(screenshot_dir / "step-update.png"))
+    assert not browser.console_errors()
+
+
+def test_a_link_opens_at_its_phase(browser, page):
+    url = page(textbook())
+    for name in ("backward-2", "loss", "update", "forward-3"):
+        load(browser, "about:blank")
+        load(browser, url + "#" + name)
+        assert phase(browser) == [name, "#" + name]
+        current = css(browser, ".pb-phase.pb-current")
+        assert [b.get_attribute("data-phase") for b in current] == [name]
+    load(browser, "about:blank")
+    load(browser, url + "#no-such-phase")
+    assert phase(browser)[0] == "forward-1"
+
+
+def test_tooltip_of_a_delta_equals_the_trace(browser, page, screenshot_dir):
+    t = textbook()
+    load(browser, page(t) + "#backward-2")
+    delta = t.layers[1]["delta"][0, 0]
+    label = css(browser, '[data-id="d2.0"]')[0]
+    assert label.text == f"δ = {format_number(delta)}"
+    hover(browser, label)
+    tip = css(browser, "#pb-tip")[0]
+    assert tip.is_displayed()
+    text = tip.text
+    dA, fp = t.layers[1]["dL_da"][0, 0], t.layers[1]["fprime"][0, 0]
+    assert f"δ₂,₁ = dL/da₂,₁ · σ′(z₂,₁) = {format_number(dA)} · {format_number(fp)} = {format_number(delta)}" in text
+    assert f"full value: {repr(float(delta)).replace('-', '−')}" in text
+    lit = {e.get_attribute("data-id") for e in css(browser, ".pb-hl[data-id]")}
+    assert {"d2.0", "dA2.0", "fp2.0"} <= lit  # the number and what it came from
+    assert css(browser, '.pb-unit.pb-hl[data-col="2"][data-unit="0"]')  # its unit
+    browser.save_screenshot(str(screenshot_dir / "step-backward.png"))
+    # the keyboard: focus another δ, the tooltip follows
+    other = css(browser, '[data-id="d2.3"]')[0]
+    browser.execute_script("arguments[0].focus()", other)
+    assert css(browser, "#pb-tip")[0].is_displayed()
+    assert format_number(t.layers[1]["delta"][0, 3]) in css(browser, "#pb-tip")[0].text
+    assert browser.execute_script("return document.activeElement.getAttribute('data-id')") == "d2.3"
+    browser.execute_script("arguments[0].blur()", other)
+    assert not css(browser, "#pb-tip")[0].is_displayed()
+    # a weight's edge in the backward phase: its gradient, highlighting its input and its δ
+    hover(browser, css(browser, '[data-id="dW2.1.0"]')[0])
+    text = css(browser, "#pb-tip")[0].text
+    assert text.startswith("dL/dW₂[2,1] = a₁,₂ · δ₂,₁ =") and format_number(t.layers[1]["dW"][1, 0]) in text
+    assert css(browser, '.pb-edge.pb-hl[data-layer="2"][data-from="1"][data-to="0"]') or \
+        css(browser, '.pb-unit.pb-hl[data-col="1"][data-unit="1"]')
+    assert not browser.console_errors()
+
+
+def test_every_number_is_focusable(browser, page):
+    load(browser, page(dropout_softmax()) + "#forward-2")
+    nums = css(browser, ".pb-num")
+    assert nums and all(n.get_attribute("tabindex") == "0" and n.get_attribute("data-id") for n in nums)
+    dropped = css(browser, ".pb-unit.pb-dropped")
+    mask = browser.execute_script("return PBStep.payload.layers[1].dropout.mask")
+    assert len(dropped) == mask.count(0) > 0
+    assert all(d.get_attribute("data-col") == "1" for d in dropped)
+    assert "keep p = 0.6" in css(browser, ".pb-dropbadge")[0].text
+    assert "1/p" in css(browser, "#pb-explain")[0].text
+    for name, kind in (("loss", "f"), ("backward-2", "b"), ("backward-1", "b"), ("update", "u")):
+        browser.execute_script("PBStep.setPhase(arguments[0])", name)
+        for label in css(browser, f".pb-ulabel.pb-l{kind}"):  # what a phase shows can be hovered
+            if label.is_displayed() and label.get_attribute("data-id") != "a0.0":
+                hover(browser, label)
+                assert css(browser, "#pb-tip")[0].text
+                break
+    fused = browser.execute_script("return PBStep.records('d2.0')[0].f")
+    assert "fused" in fused
+    assert not browser.console_errors()
+
+
+@pytest.mark.parametrize("make, sizes", [(textbook, [3, 4, 4, 1]), (dropout_softmax, [4, 5, 3])],
+                         ids=["textbook", "dropout"])
+def test_one_element_per_unit_and_per_weight(browser, page, make, sizes):
+    load(browser, page(make()))
+    assert len(css(browser, ".pb-unit")) == sum(sizes)
+    assert len(css(browser, ".pb-edge")) == sum(a * b for a, b in zip(sizes, sizes[1:]))
+    for c, n in enumerate(sizes):
+        assert len(css(browser, f'.pb-unit[data-col="{c}"]')) == n
+    for k, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
+        assert len(css(browser, f'.pb-edge[data-layer="{k}"]')) == a * b
+
+
+def test_wide_network_renders_fast(browser, page, screenshot_dir):
+    url = page(wide(), "wide.html")
+    start = time.perf_counter()
+    load(browser, url)
+    wall = time.perf_counter() - start
+    render_ms = browser.execute_script("return PBStep.renderMs")
+    print(f"\n784-256-10 in Chromium: script {render_ms:.0f} ms, page load {wall * 1000:.0f} ms")
+    assert render_ms < 5000 and wall < 15
+    assert len(css(browser, ".pb-unit")) == 10  # the output column is drawn unit by unit
+    assert len(css(browser, '.pb-cell[data-col="0"]')) == 784  # the strips, a cell per unit
+    assert len(css(browser, '.pb-cell[data-col="1"]')) == 256
+    assert len(css(browser, '.pb-wcell[data-layer="1"]')) == 32 * 32
+    assert len(css(browser, '.pb-wcell[data-layer="2"]')) == 32 * 10
+    assert not css(browser, ".pb-edge")
+    browser.execute_script("PBStep.setPhase('backward-1')")
+    cell = css(browser, '.pb-cell[data-col="1"][data-unit="5"]')[0]
+    hover(browser, cell)
+    text = css(browser, "#pb-tip")[0].text
+    assert "δ₁,₆ =" in text and "dL/da₁,₆ =" in text
+    browser.execute_script("PBStep.setPhase('forward-1')")
+    hover(browser, css(browser, '.pb-wcell[data-layer="1"][data-row="0"][data-colblock="0"]')[0])
+    assert css(browser, "#pb-tip")[0].text.startswith("W₁[1–24, 1–8] = mean of 192")
+    hover(browser, css(browser, ".pb-head h1")[0])  # the pointer off the drawing: no tooltip in the picture
+    browser.execute_script("PBStep.setPhase('backward-1')")
+    assert not css(browser, "#pb-tip")[0].is_displayed()
+    browser.save_screenshot(str(screenshot_dir / "step-wide.png"))
+    assert not browser.console_errors()
