@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from importlib import resources
-from pathlib import Path
 from typing import Any, Callable, List
 
 import pytest
@@ -19,79 +17,10 @@ import pytest
 from pybackprop.playground.server import PlaygroundServer
 from pybackprop.playground.session import SessionStore
 
-# The network drawing ships with pybackprop.visual; a branch without it yet tests against this
-# stand-in of the same contract (PBNet.render(svg, net) -> view.update(net), the pb-unit / pb-edge hooks).
-STANDIN_NETWORK_JS = r"""
-window.PBNet = (function () {
-  const NS = "http://www.w3.org/2000/svg";
-  function el(name, attrs, parent) {
-    const e = document.createElementNS(NS, name);
-    for (const k in attrs) if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
-    parent.appendChild(e);
-    return e;
-  }
-  function render(svg, net, opts) {
-    opts = opts || {};
-    const W = opts.width || 600, H = opts.height || 340, cols = net.sizes.length;
-    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    const pos = net.sizes.map((n, c) => Array.from({length: n}, (_, i) =>
-      [40 + c * (W - 80) / Math.max(1, cols - 1), H / 2 + (i - (n - 1) / 2) * 56]));
-    const edges = [], units = [];
-    for (let l = 1; l < cols; l++) for (let i = 0; i < net.sizes[l - 1]; i++) for (let j = 0; j < net.sizes[l]; j++) {
-      const [x1, y1] = pos[l - 1][i], [x2, y2] = pos[l][j];
-      const id = opts.edgeId ? opts.edgeId(l, i, j) : null;
-      const line = el("line", {class: "pb-edge" + (id ? " pb-num" : ""), "data-layer": l, "data-from": i, "data-to": j,
-                               x1, y1, x2, y2, "data-id": id, tabindex: id ? 0 : null}, svg);
-      edges.push([line, l, i, j]);
-    }
-    pos.forEach((col, c) => col.forEach(([x, y], i) => {
-      const g = el("g", {class: "pb-unit", "data-col": c, "data-unit": i}, svg);
-      el("circle", {cx: x, cy: y, r: 12, fill: "#fff", stroke: "#555"}, g);
-      if (net.values) {  // as network.js: value texts only when the net has values at render time
-        units.push([el("text", {x, y: y + 26, "text-anchor": "middle", "font-size": 10, class: "pb-num pb-value",
-                                tabindex: 0, "data-id": "v" + c + "." + i}, g), c, i]);
-      }
-    }));
-    const enter = (ev) => {
-      const t = ev.target.closest && ev.target.closest("[data-id]");
-      if (t && opts.onHover) opts.onHover({id: t.dataset.id, el: t});
-    };
-    svg.addEventListener("mouseover", enter);
-    svg.addEventListener("focusin", enter);
-    function update(n) {
-      for (const [e, l, i, j] of edges) {
-        const w = n.W[l - 1][i][j];
-        e.setAttribute("stroke", w >= 0 ? "#0877bd" : "#f59322");
-        e.setAttribute("stroke-width", Math.min(6, 0.5 + Math.abs(w) * 2).toFixed(2));
-      }
-      for (const [t, c, i] of units) t.textContent = n.values ? Number(n.values[c][i]).toFixed(3) : "";
-    }
-    update(net);
-    return {update};
-  }
-  return {render};
-})();
-"""
-
-
-def _real_drawing() -> bool:
-    try:
-        text = (resources.files("pybackprop.visual") / "assets" / "network.js").read_text(encoding="utf-8")
-        css = resources.files("pybackprop.visual") / "assets" / "pybackprop.css"
-        return "PBNet" in text and css.is_file()
-    except (FileNotFoundError, ModuleNotFoundError, OSError):
-        return False
-
 
 @pytest.fixture(scope="module")
-def page_server(tmp_path_factory):
-    folders: List[Path] = []
-    if not _real_drawing():
-        folder = tmp_path_factory.mktemp("standin")
-        (folder / "network.js").write_text(STANDIN_NETWORK_JS, encoding="utf-8")
-        (folder / "pybackprop.css").write_text("/* stand-in */\n", encoding="utf-8")
-        folders.append(folder)
-    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600), asset_folders=folders)
+def page_server():
+    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600))
     thread = srv.serve_in_thread(poll_interval=0.05)
     yield srv
     srv.shutdown()
@@ -395,6 +324,13 @@ def test_keyboard_points_edges_and_hover_values(browser, page_server) -> None:
     edge.send_keys(Keys.ENTER)  # the chain rule of this weight: the step picture at layer 2's backward phase
     wait_for(lambda: browser.find_element("id", "overlay").is_displayed(), what="the overlay from an edge")
     assert browser.find_element("id", "overlay-newtab").get_attribute("href").endswith("split=train&index=1#backward-2")
+    browser.switch_to.frame(browser.find_element("id", "step-frame"))
+    try:  # the step picture opened at layer 2's backward phase, where dL/dW2[3,1] is drawn with its formula
+        wait_for(lambda: js(browser, "return window.PBStep && window.PBStep.phase()") == "backward-2",
+                 what="the backward phase of layer 2")
+        assert js(browser, "return document.querySelectorAll('[data-id=\"dW2.2.0\"]').length") >= 1
+    finally:
+        browser.switch_to.default_content()
     browser.find_element("id", "overlay-close").click()
     assert not errors(browser)
 

@@ -372,6 +372,8 @@ def test_api_pages_and_assets(server: PlaygroundServer) -> None:
     assert status == 200 and "playground.js" in page and headers["Content-Type"].startswith("text/html")
     status, script, headers = request(server, "GET", "/assets/playground.js")
     assert status == 200 and "PBNet.render" in script and "javascript" in headers["Content-Type"]
+    status, drawing, headers = request(server, "GET", "/assets/network.js")  # the shared drawing, from visual/
+    assert status == 200 and "PBNet" in drawing and "javascript" in headers["Content-Type"]
     for path in ("/assets/server.py", "/assets/..%2Fserver.py", "/assets/../session.py", "/nothing"):
         status, res, _ = request(server, "GET", path)
         assert status == 404 and res["error"], path
