@@ -36,12 +36,16 @@ VARIANTS = [
     ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02)),
     ("Adam", dict(lr=0.01, weight_decay=0.01)),
     ("Adam", dict(lr=0.005, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05)),
+    ("Adam", dict(lr=0.01, weight_decay=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.05)),
+    ("AdamW", dict(lr=0.005, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.2, amsgrad=True)),
     ("RMSprop", dict(lr=0.005, weight_decay=0.01)),
     ("RMSprop", dict(lr=0.002, alpha=0.9, eps=1e-6, momentum=0.9, weight_decay=0.01)),
     ("Adagrad", dict(lr=0.05, weight_decay=0.01)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.1, eps=1e-8, weight_decay=0.02)),
 ]
-VARIANT_IDS = ["sgd", "sgd-momentum", "sgd-nesterov", "adam", "adam-betas", "rmsprop",
+VARIANT_IDS = ["sgd", "sgd-momentum", "sgd-nesterov", "adam", "adam-betas", "adam-amsgrad", "adamw",
+               "adamw-amsgrad", "rmsprop",
                "rmsprop-momentum", "adagrad", "adagrad-decay"]
 
 
@@ -52,7 +56,7 @@ def optimizer(name: str, clip_norm: Any = None, **hp: Any) -> bp.optimizers.Opti
 def torch_optimizer(torch: Any, name: str, params: List[Any], hp: Dict[str, Any]) -> Any:
     """The torch.optim twin (default hyperparameters are the same in both libraries)."""
     hp = dict(hp)
-    if name == "Adam":
+    if name in ("Adam", "AdamW"):
         hp["betas"] = (hp.pop("beta1", 0.9), hp.pop("beta2", 0.999))
     if name == "RMSprop":
         hp["centered"] = False
@@ -98,11 +102,11 @@ class TorchNet:
 
 
 def core_state(model: bp.Sequential, which: int) -> List[np.ndarray]:
-    """The core's optimiser-state arena ``state1`` / ``state2`` cut into one array per parameter
+    """The core's optimiser-state arena ``state1`` / ``state2`` / ``state3`` cut into one array per parameter
     (get_weights() order), located through the offsets of the W/b views into the parameter arena."""
     net = model._net
     base = net.params().__array_interface__["data"][0]
-    state = (net.state1 if which == 1 else net.state2)()
+    state = (net.state1, net.state2, net.state3)[which - 1]()
     out = []
     for layer in model.layers:
         if isinstance(layer, bp.Dense):
@@ -112,9 +116,9 @@ def core_state(model: bp.Sequential, which: int) -> List[np.ndarray]:
     return out
 
 
-# The reference's state buffers that live in the core's state1 / state2.
-STATE_NAMES = {"SGD": ("momentum_buffer", None), "Adam": ("m", "v"), "RMSprop": ("square_avg", "momentum_buffer"),
-               "Adagrad": ("sum", None)}
+# The reference's state buffers that live in the core's state1 / state2 / state3.
+STATE_NAMES = {"SGD": ("momentum_buffer", None, None), "Adam": ("m", "v", "v_max"), "AdamW": ("m", "v", "v_max"),
+               "RMSprop": ("square_avg", "momentum_buffer", None), "Adagrad": ("sum", None, None)}
 TORCH_TOL = {"float64": (1e-10, 1e-12), "float32": (1e-5, 1e-5)}
 
 
@@ -151,8 +155,14 @@ def test_fifty_steps_match_torch_and_the_reference(name, hp, clip_norm, dtype):
         assert 5 <= clipped <= STEPS - 5, f"clip_norm={clip_norm} clipped {clipped} of {STEPS} steps: want both cases"
     assert model._net.optimizer_step == ref.optimizer_step == STEPS
     assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), dtype)
+    if hp.get("amsgrad"):  # the maximum mattered: somewhere v fell below its running max
+        assert any((vmax > v).any() for vmax, v in zip(core_state(model, 3), core_state(model, 2)))
+        state = topt.state[tnet.params[0]]["max_exp_avg_sq"].numpy()
+        assert_close("max_exp_avg_sq of W0 (core vs torch)", core_state(model, 3)[0], state, 1e-4 if dtype ==
+                     "float32" else 1e-10, 1e-4 * float(np.max(state)) if dtype == "float32" else 1e-14)
     for which, state_name in enumerate(STATE_NAMES[name], start=1):
-        if state_name is None or (state_name == "momentum_buffer" and not hp.get("momentum")):
+        if state_name is None or (state_name == "momentum_buffer" and not hp.get("momentum")) \
+                or (state_name == "v_max" and not hp.get("amsgrad")):
             continue
         for k, (got, want) in enumerate(zip(core_state(model, which), ref.optimizer_state[state_name])):
             # float32: Adam's m / sqrt(v) magnifies rounding where v is tiny, so the state after
@@ -166,8 +176,8 @@ def test_fifty_steps_match_torch_and_the_reference(name, hp, clip_norm, dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("decay_bias,per_sample", [(False, False), (True, True), (False, True)],
                          ids=["weights-only", "per-sample", "weights-only-per-sample"])
-@pytest.mark.parametrize("name,hp", [VARIANTS[1], VARIANTS[3], VARIANTS[6], VARIANTS[8]],
-                         ids=["sgd-momentum", "adam", "rmsprop-momentum", "adagrad-decay"])
+@pytest.mark.parametrize("name,hp", [VARIANTS[1], VARIANTS[3], VARIANTS[7], VARIANTS[9], VARIANTS[11]],
+                         ids=["sgd-momentum", "adam", "adamw-amsgrad", "rmsprop-momentum", "adagrad-decay"])
 def test_decay_bias_and_decay_per_sample_match_torch_param_groups(name, hp, decay_bias, per_sample, dtype):
     """``decay_bias=False`` is torch with biases in a group without weight decay;
     ``decay_per_sample=True`` is torch whose weight_decay is set to wd / rows before
@@ -248,10 +258,11 @@ def test_clip_norm_scales_like_torch_and_history_is_measured_before_clipping():
 
 # ------------------------------------------------------------------------ state: save/load, pickle, compile
 @pytest.mark.parametrize("name,hp", [("Adam", dict(lr=0.01, weight_decay=0.01)),
+                                     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
                                      ("RMSprop", dict(lr=0.003, momentum=0.9)),
                                      ("Adagrad", dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
                                      ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True))],
-                         ids=["adam", "rmsprop", "adagrad", "sgd"])
+                         ids=["adam", "adamw-amsgrad", "rmsprop", "adagrad", "sgd"])
 @pytest.mark.parametrize("via", ["save-load", "pickle"])
 def test_state_survives_save_load_and_pickle(name, hp, via, tmp_path):
     X, y = make_data(60, seed=3)
@@ -268,7 +279,7 @@ def test_state_survives_save_load_and_pickle(name, hp, via, tmp_path):
     else:
         resumed = pickle.loads(pickle.dumps(first))
     middle = resumed.get_weights()
-    for which in (1, 2):
+    for which in (1, 2, 3):
         assert all(np.array_equal(a, b) for a, b in zip(core_state(resumed, which), core_state(first, which)))
     assert (resumed._net.optimizer_step, resumed._net.step_counter, resumed._net.epoch_counter) == \
         (first._net.optimizer_step, first._net.step_counter, first._net.epoch_counter) == (8, 8, 2)
@@ -277,7 +288,7 @@ def test_state_survives_save_load_and_pickle(name, hp, via, tmp_path):
     for model in (resumed, first):
         for k, (a, b) in enumerate(zip(model.get_weights(), straight.get_weights())):
             assert np.array_equal(a, b), f"weight {k} differs from the uninterrupted run"
-        for which in (1, 2):
+        for which in (1, 2, 3):
             assert all(np.array_equal(a, b) for a, b in zip(core_state(model, which), core_state(straight, which)))
 
     # The check can fail: resuming from the weights and counters alone, with a fresh
@@ -290,8 +301,9 @@ def test_state_survives_save_load_and_pickle(name, hp, via, tmp_path):
 
 
 @pytest.mark.parametrize("name,hp", [("Adam", dict(lr=0.01)), ("Adagrad", dict(lr=0.05, initial_accumulator_value=0.3)),
-                                     ("RMSprop", dict(lr=0.01, momentum=0.5)), ("SGD", dict(lr=0.05, momentum=0.9))],
-                         ids=["adam", "adagrad", "rmsprop", "sgd"])
+                                     ("RMSprop", dict(lr=0.01, momentum=0.5)), ("SGD", dict(lr=0.05, momentum=0.9)),
+                                     ("AdamW", dict(lr=0.01, amsgrad=True))],
+                         ids=["adam", "adagrad", "rmsprop", "sgd", "adamw-amsgrad"])
 def test_compile_resets_the_optimizer_state(name, hp):
     X, y = make_data(40, seed=4)
     model = make_model(optimizer(name, **hp))
@@ -302,7 +314,7 @@ def test_compile_resets_the_optimizer_state(name, hp):
     assert model._net.optimizer_step == 0
     assert (model._net.step_counter, model._net.epoch_counter) == (10, 2)  # only the optimiser restarts
     start = hp.get("initial_accumulator_value", 0.0)
-    for which in (1, 2):
+    for which in (1, 2, 3):
         assert all(np.all(s == (start if which == 1 else 0.0)) for s in core_state(model, which))
     # ... so training on equals a fresh optimiser from these weights and counters
     twin = make_model(optimizer(name, **hp))
@@ -319,12 +331,13 @@ def test_compile_resets_the_optimizer_state(name, hp):
 
 
 # ------------------------------------------------------------------------ learning-rate schedule
-@pytest.mark.parametrize("name,hp", [("SGD", dict(momentum=0.9, weight_decay=0.01)), ("Adam", dict())],
-                         ids=["sgd-momentum", "adam"])
+@pytest.mark.parametrize("name,hp", [("SGD", dict(momentum=0.9, weight_decay=0.01)), ("Adam", dict()),
+                                     ("AdamW", dict(weight_decay=0.5, amsgrad=True))],
+                         ids=["sgd-momentum", "adam", "adamw-amsgrad"])
 @pytest.mark.parametrize("unit", ["step", "epoch"])
 def test_time_based_lr_schedule_matches_torch(unit, name, hp):
     torch = pytest.importorskip("torch")
-    initial, decay = (0.1, 0.05) if name == "SGD" else (0.02, 0.3)
+    initial, decay = (0.1, 0.05) if name == "SGD" else (0.02, 0.3)  # AdamW: the decay follows the lr
     schedule = bp.schedules.TimeBased(initial, decay=decay, unit=unit)
     model = make_model(optimizer(name, lr=schedule, **hp), seed=9)
     ref = reference_of(model)
@@ -370,7 +383,8 @@ def test_time_based_lr_schedule_matches_torch(unit, name, hp):
 
 @pytest.mark.parametrize("opt", [bp.SGD(lr=0.1, momentum=0.9, nesterov=True), bp.Adam(clip_norm=1.0, weight_decay=0.1),
                                  bp.RMSprop(alpha=0.5, momentum=0.3), bp.Adagrad(initial_accumulator_value=0.2),
-                                 bp.SGD(decay_bias=False, decay_per_sample=True, weight_decay=0.01)])
+                                 bp.SGD(decay_bias=False, decay_per_sample=True, weight_decay=0.01),
+                                 bp.Adam(amsgrad=True), bp.AdamW(betas=(0.8, 0.9), weight_decay=0.3, amsgrad=True)])
 def test_core_config_carries_every_setting(opt):
     """Optimizer.core_config(): the core's OptimizerConfig with every setting the
     optimiser has (clip_norm None stays None: no sentinel), a readable repr, and a
@@ -387,7 +401,7 @@ def test_core_config_carries_every_setting(opt):
         bp._core.OptimizerConfig(betas=(0.9, 0.99))
     with pytest.raises(ValueError, match="clip_norm"):
         bp._core.OptimizerConfig(clip_norm=0.0)
-    with pytest.raises(ValueError, match="expected one of sgd, adam, rmsprop, adagrad"):
+    with pytest.raises(ValueError, match="expected one of sgd, adam, rmsprop, adagrad, adamw"):
         bp._core.OptimizerConfig(kind="lbfgs")
 
 

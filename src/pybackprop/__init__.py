@@ -29,12 +29,12 @@ from .io import load
 from .layers import Dense, Dropout, Layer
 from ._engine import DivergenceError, GradientFlowWarning
 from .model import Sequential
-from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
+    "Adagrad", "Adam", "AdamW", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
     "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "optimizers", "schedules", "set_num_threads",

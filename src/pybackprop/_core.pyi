@@ -38,7 +38,7 @@ class DenseSpec:
 
 class OptimizerConfig:
     """The optimiser of set_optimizer; the fields a rule does not use are ignored."""
-    kind: str  # "sgd", "adam", "rmsprop" or "adagrad"
+    kind: str  # "sgd", "adam", "rmsprop", "adagrad" or "adamw"
     lr: float
     weight_decay: float
     decay_bias: bool
@@ -48,13 +48,15 @@ class OptimizerConfig:
     nesterov: bool
     beta1: float
     beta2: float
+    amsgrad: bool
     eps: float
     alpha: float
     lr_decay: float
     initial_accumulator_value: float
     def __init__(self, *, kind: str = "sgd", lr: float = 0.01, weight_decay: float = 0.0, decay_bias: bool = True,
                  decay_per_sample: bool = False, clip_norm: Optional[float] = None, momentum: float = 0.0,
-                 nesterov: bool = False, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 nesterov: bool = False, beta1: float = 0.9, beta2: float = 0.999, amsgrad: bool = False,
+                 eps: float = 1e-8,
                  alpha: float = 0.99, lr_decay: float = 0.0, initial_accumulator_value: float = 0.0) -> None: ...
 
 class EpochResult:
@@ -106,6 +108,7 @@ class _Network:
     def grads(self) -> npt.NDArray[Any]: ...
     def state1(self) -> npt.NDArray[Any]: ...
     def state2(self) -> npt.NDArray[Any]: ...
+    def state3(self) -> npt.NDArray[Any]: ...
     def mask(self, layer: int) -> Optional[npt.NDArray[Any]]: ...
     def dropped_input(self, layer: int) -> Optional[npt.NDArray[Any]]: ...
     def Z(self, layer: int) -> npt.NDArray[Any]: ...

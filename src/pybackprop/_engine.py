@@ -56,15 +56,19 @@ CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
 #: the first layer's gradient norm relative to the last's beyond which fit warns
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
-#: the optimiser state the core keeps, by optimiser kind: the names of its first and second
-#: state arena (torch.optim's names; the core's state1/state2 meaning lives only here)
+#: the optimiser state the core keeps, by optimiser kind: the names of its first, second (and
+#: third) state arena (torch.optim's names; the core's state1/2/3 meaning lives only here)
 OPTIMIZER_STATE: Dict[str, Tuple[str, ...]] = {
     "sgd": ("momentum_buffer",),
     "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
     "rmsprop": ("square_avg", "momentum_buffer"),
     "adagrad": ("sum",),
 }
+#: the third arena of Adam and AdamW with amsgrad=True (torch's name)
+AMSGRAD_STATE = "max_exp_avg_sq"
 _LEGACY_STATE = ("state1", "state2")  # the names of format-1 model files
+_ARENAS = ("state1", "state2", "state3")  # the core's arenas, in the order of the names above
 
 T = TypeVar("T")
 
@@ -739,12 +743,15 @@ class Engine:
 
     # ------------------------------------------------------------------ state
     def _state_names(self) -> Tuple[str, ...]:
-        return () if self.optimizer is None else OPTIMIZER_STATE[self.optimizer.kind]
+        if self.optimizer is None:
+            return ()
+        names = OPTIMIZER_STATE[self.optimizer.kind]
+        return names + (AMSGRAD_STATE,) if getattr(self.optimizer, "amsgrad", False) else names
 
     def state(self) -> EngineState:
         """Copies of the weights, the named optimiser state, the counters and the keep probabilities."""
         net = self.require_built()
-        arenas = (net.state1, net.state2)
+        arenas = (net.state1, net.state2, net.state3)
         return EngineState(
             weights=list(net.get_weights()),
             optimizer={name: arenas[k]().copy() for k, name in enumerate(self._state_names())},
@@ -759,14 +766,14 @@ class Engine:
         are those of ``OPTIMIZER_STATE`` (or ``state1``/``state2`` of format-1 files).
         """
         net = self.require_built()
-        arenas = {"state1": net.state1, "state2": net.state2}
+        arenas = {"state1": net.state1, "state2": net.state2, "state3": net.state3}
         names = self._state_names()
         writes = []
         for name, arr in state.optimizer.items():
             if name in _LEGACY_STATE:
                 target = arenas[name]
             elif name in names:
-                target = arenas[_LEGACY_STATE[names.index(name)]]
+                target = arenas[_ARENAS[names.index(name)]]
             else:
                 raise ValueError(f"optimizer state '{name}' is not one of {self.optimizer!r}'s: {list(names)}")
             label = f"optimizer state '{name}'"

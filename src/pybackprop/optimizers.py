@@ -60,8 +60,8 @@ class Optimizer:
     def __repr__(self) -> str:
         cfg = self.get_config()
         name = cfg.pop("class_name")
-        for key, default in (("decay_bias", True), ("decay_per_sample", False)):  # shown when changed
-            if cfg[key] == default:
+        for key, default in (("amsgrad", False), ("decay_bias", True), ("decay_per_sample", False)):
+            if key in cfg and cfg[key] == default:  # shown when changed
                 del cfg[key]
         cfg["lr"] = self.lr
         return f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
@@ -118,10 +118,11 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam, exactly ``torch.optim.Adam`` (amsgrad off)::
+    """Adam, exactly ``torch.optim.Adam`` (``amsgrad`` included)::
 
         g = grad + weight_decay * w
         m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g**2
+        amsgrad:  v_max = max(v_max, v), used in place of v below
         w = w - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     Parameters
@@ -134,9 +135,15 @@ class Adam(Optimizer):
     eps : float
         Added to the denominator.
     weight_decay : float
-        L2 penalty added to the gradient.
+        L2 penalty added to the gradient (for the decoupled decay, use :class:`AdamW`).
     clip_norm : float, optional
         Global gradient norm clipping.
+    betas : tuple of two floats, optional
+        ``(beta1, beta2)``, as torch spells them.
+    amsgrad : bool
+        The AMSGrad variant (torch's ``amsgrad=True``): the denominator uses the
+        running maximum of the second moment, kept as the optimiser state
+        ``max_exp_avg_sq`` (saved and loaded with the model).
     decay_bias : bool, keyword-only
         Whether ``weight_decay`` acts on biases too (default True, as torch
         applies it to every parameter); False decays weights only.
@@ -148,13 +155,15 @@ class Adam(Optimizer):
     --------
     >>> Adam(betas=(0.8, 0.99)).beta1
     0.8
+    >>> Adam(lr=0.01, amsgrad=True)
+    Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, amsgrad=True, weight_decay=0.0, clip_norm=None)
     """
 
     kind = "adam"
 
     def __init__(self, lr: LrLike = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: Optional[float] = None,
-                 betas: Optional[Tuple[float, float]] = None, *, decay_bias: bool = True,
+                 betas: Optional[Tuple[float, float]] = None, amsgrad: bool = False, *, decay_bias: bool = True,
                  decay_per_sample: bool = False) -> None:
         super().__init__(lr, weight_decay, clip_norm, decay_bias, decay_per_sample)
         if betas is not None:
@@ -164,9 +173,66 @@ class Adam(Optimizer):
         self.beta1 = check_float("beta1", beta1, minimum=0.0, maximum=1.0, max_inclusive=False)
         self.beta2 = check_float("beta2", beta2, minimum=0.0, maximum=1.0, max_inclusive=False)
         self.eps = check_float("eps", eps, minimum=0.0)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def _params(self) -> Dict[str, Any]:
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """AdamW, exactly ``torch.optim.AdamW``: Adam with decoupled weight decay::
+
+        w = w * (1 - lr * weight_decay)          (first, as torch; not part of the gradient)
+        m = beta1 * m + (1 - beta1) * grad;   v = beta2 * v + (1 - beta2) * grad**2
+        amsgrad:  v_max = max(v_max, v), used in place of v below
+        w = w - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    With a scheduled ``lr`` the decay follows it, step by step, as torch's does.
+
+    Parameters
+    ----------
+    lr : float or schedule
+        Learning rate (default 0.001).
+    betas : tuple of two floats
+        ``(beta1, beta2)``, the decay rates of the moments, each in [0, 1)
+        (default (0.9, 0.999)). ``beta1=``/``beta2=`` are accepted as keywords.
+    eps : float
+        Added to the denominator (default 1e-8).
+    weight_decay : float
+        Decoupled decay factor, >= 0 (default 0.01, torch's).
+    amsgrad : bool
+        The AMSGrad variant (state ``max_exp_avg_sq``).
+    clip_norm : float, optional
+        Global gradient norm clipping, before the update.
+    beta1, beta2 : float, keyword-only
+        ``betas`` one at a time (the names of :class:`Adam` and of the config).
+    decay_bias : bool, keyword-only
+        Whether the decay acts on biases too (default True, as torch's for
+        every parameter); False decays weights only (torch: the biases in a
+        parameter group with ``weight_decay=0``).
+    decay_per_sample : bool, keyword-only
+        If True, each step uses ``weight_decay / batch rows``.
+
+    Examples
+    --------
+    >>> AdamW(lr=1e-3, weight_decay=0.05)
+    AdamW(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.05, clip_norm=None)
+    >>> AdamW(betas=(0.9, 0.95), amsgrad=True).beta2
+    0.95
+    """
+
+    kind = "adamw"
+
+    def __init__(self, lr: LrLike = 0.001, betas: Optional[Tuple[float, float]] = None, eps: float = 1e-8,
+                 weight_decay: float = 0.01, amsgrad: bool = False, clip_norm: Optional[float] = None, *,
+                 beta1: Optional[float] = None, beta2: Optional[float] = None, decay_bias: bool = True,
+                 decay_per_sample: bool = False) -> None:
+        if betas is not None and (beta1 is not None or beta2 is not None):
+            fail("betas", "either betas=(beta1, beta2) or beta1=/beta2=, not both", betas, TypeError)
+        if betas is None:
+            betas = (0.9 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
+        super().__init__(lr, eps=eps, weight_decay=weight_decay, clip_norm=clip_norm, betas=betas,
+                         amsgrad=amsgrad, decay_bias=decay_bias, decay_per_sample=decay_per_sample)
 
 
 class RMSprop(Optimizer):
@@ -269,12 +335,13 @@ class Adagrad(Optimizer):
                 "initial_accumulator_value": self.initial_accumulator_value}
 
 
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop, "Adagrad": Adagrad}
-_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop, "Adagrad": Adagrad}
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
 def get(spec: Any) -> Optimizer:
-    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, ``"adagrad"``, with defaults) or an object.
+    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``, with
+    defaults) or an object.
 
     >>> get("adam")
     Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0, clip_norm=None)
@@ -283,7 +350,7 @@ def get(spec: Any) -> Optimizer:
         return spec
     if isinstance(spec, str) and spec.lower() in _BY_NAME:
         return _BY_NAME[spec.lower()]()
-    fail("optimizer", "one of 'sgd', 'adam', 'rmsprop', 'adagrad', or an optimiser object such as "
+    fail("optimizer", "one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad', or an optimiser object such as "
          "bp.SGD(lr=0.01)", spec, ValueError if isinstance(spec, str) else TypeError)
     raise AssertionError  # unreachable
 

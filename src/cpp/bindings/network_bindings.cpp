@@ -143,7 +143,7 @@ void bind_views(py::class_<Network<T>>& c) {
     c.def("W", matrix(&Net::W)).def("dW", matrix(&Net::dW));
     c.def("b", bias(&Net::b)).def("db", bias(&Net::db));
     c.def("params", arena(&Net::params)).def("grads", arena(&Net::grads));
-    c.def("state1", arena(&Net::state1)).def("state2", arena(&Net::state2));
+    c.def("state1", arena(&Net::state1)).def("state2", arena(&Net::state2)).def("state3", arena(&Net::state3));
 }
 
 // Copies of the last forward pass: Z, A (batch, fan_out); mask, dropped_input

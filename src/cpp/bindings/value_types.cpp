@@ -38,7 +38,7 @@ py::dict health_dict(const std::vector<LayerHealth>& health) {
 
 namespace {
 
-constexpr std::array<const char*, 4> kOptNames = {"sgd", "adam", "rmsprop", "adagrad"};  // OptKind's order
+constexpr std::array<const char*, 5> kOptNames = {"sgd", "adam", "rmsprop", "adagrad", "adamw"};  // OptKind's order
 
 // "Name(a=1, b='x')" from the object's own attributes, in the order given.
 std::string repr_of(const py::object& self, const char* name, const std::vector<const char*>& fields) {
@@ -114,10 +114,10 @@ void bind_optimizer_config(py::module_& m) {
     using C = OptimizerConfig;
     bind_value_type<C>(
         m, "OptimizerConfig",
-        "The optimiser of set_optimizer: kind ('sgd', 'adam', 'rmsprop', 'adagrad') and its settings "
+        "The optimiser of set_optimizer: kind ('sgd', 'adam', 'rmsprop', 'adagrad', 'adamw') and its settings "
         "(clip_norm None: no clipping). The fields a rule does not use are ignored.",
         {"kind", "lr", "weight_decay", "decay_bias", "decay_per_sample", "clip_norm", "momentum", "nesterov",
-         "beta1", "beta2", "eps", "alpha", "lr_decay", "initial_accumulator_value"},
+         "beta1", "beta2", "amsgrad", "eps", "alpha", "lr_decay", "initial_accumulator_value"},
         [](py::class_<C>& c) {
             c.def_property(
                  "kind", [](const C& o) { return std::string(kOptNames[std::size_t(o.kind)]); },
@@ -136,6 +136,7 @@ void bind_optimizer_config(py::module_& m) {
                 .def_readwrite("nesterov", &C::nesterov)
                 .def_readwrite("beta1", &C::beta1)
                 .def_readwrite("beta2", &C::beta2)
+                .def_readwrite("amsgrad", &C::amsgrad)
                 .def_readwrite("eps", &C::eps)
                 .def_readwrite("alpha", &C::alpha)
                 .def_readwrite("lr_decay", &C::lr_decay)

@@ -38,9 +38,10 @@ void Network<T>::set_optimizer(const OptimizerConfig& c) {
 template <typename T>
 void Network<T>::reset_optimizer_state() {
     // Only the buffers this rule uses: the others stay untouched (no resident memory).
-    const auto [use1, use2] = state_used(opt_);
-    if (use1) state1_.zero();
-    if (use2) state2_.zero();
+    const StateUse use = state_used(opt_);
+    if (use.s1) state1_.zero();
+    if (use.s2) state2_.zero();
+    if (use.s3) state3_.zero();
     if (opt_.kind == OptKind::Adagrad)
         std::fill(state1_.data(), state1_.data() + state1_.size(), T(opt_.initial_accumulator_value));
     optimizer_step = 0;

@@ -32,6 +32,7 @@ Network<T>::Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64
     grads_.resize(layout.total());
     state1_.resize(layout.total());
     state2_.resize(layout.total());
+    state3_.resize(layout.total());
 }
 
 template <typename T>

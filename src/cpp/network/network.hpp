@@ -16,7 +16,7 @@
 // views by a size table:
 //   params_  W0 b0 W1 b1 ...          (the parameter arena; W is (fan_in, fan_out))
 //   grads_   dW0 db0 dW1 db1 ...      (same layout as params_)
-//   state1_, state2_                  (optimiser state, same layout; see optimizer.hpp)
+//   state1_, state2_, state3_         (optimiser state, same layout; see optimizer.hpp)
 //   acts_    [D0 M0] Z0 A0 [D1 M1] Z1 A1 ...   (batch-major, `capacity_` rows;
 //            D, M: the dropped input and mask of a layer with input dropout)
 //
@@ -66,6 +66,7 @@ public:
     T* grads() { return grads_.data(); }
     T* state1() { return state1_.data(); }
     T* state2() { return state2_.data(); }
+    T* state3() { return state3_.data(); }
     std::size_t arena_size() const { return params_.size(); }
 
     // Draws layer l's W from the model's RNG, stream (Init, 0, index); zeroes b.
@@ -243,7 +244,7 @@ private:
     OptimizerConfig opt_;
 
     std::vector<std::size_t> w_off_, b_off_;  // views into params_ / grads_ / state
-    AlignedBuffer<T> params_, grads_, state1_, state2_;
+    AlignedBuffer<T> params_, grads_, state1_, state2_, state3_;
 
     std::size_t capacity_ = 0, last_batch_ = 0;
     bool last_training_ = false;

@@ -12,7 +12,8 @@ namespace bp {
 template <typename T>
 bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, double grad_max) {
     const std::size_t n = params_.size();
-    T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data();
+    T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data(),
+      *s3 = state3_.data();
     if (opt_.clip_norm > 0) clip_global_norm(g, n, opt_.clip_norm);  // only shrinks: grad_max stays a bound
     const double wd = step_weight_decay(opt_, rows);
     const uint64_t t = optimizer_step + 1;
@@ -36,14 +37,14 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
                         sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()));
     if (!proven) {
         const bool finite = for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t l) {
-            return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len,
+            return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, s3 + off, len,
                                        layer_delta_sq ? layer_delta_sq + l : nullptr);
         });
         if (!finite) return false;
         sgd_bounds_.valid = false;  // re-measured at the next epoch
     }
     for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
-        apply_update_threaded(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, len);
+        apply_update_threaded(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, s3 + off, len);
         return true;
     });
     ++optimizer_step;

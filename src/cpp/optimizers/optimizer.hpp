@@ -2,11 +2,12 @@
 // gradient norm (torch.nn.utils.clip_grad_norm_) over the whole arena, then the
 // chosen update rule, elementwise, over one or more contiguous segments (the
 // whole arena at once, or weights and biases apart when they decay differently).
-// State lives in two arena-shaped buffers whose meaning depends on the rule:
-//   SGD      state1 = momentum buffer
-//   Adam     state1 = m (first moment),  state2 = v (second moment)
-//   RMSprop  state1 = square average,    state2 = momentum buffer
-//   Adagrad  state1 = sum of squares (starts at initial_accumulator_value)
+// State lives in three arena-shaped buffers whose meaning depends on the rule:
+//   SGD          state1 = momentum buffer
+//   Adam, AdamW  state1 = m (first moment),  state2 = v (second moment),
+//                state3 = max of v (amsgrad only)
+//   RMSprop      state1 = square average,    state2 = momentum buffer
+//   Adagrad      state1 = sum of squares (starts at initial_accumulator_value)
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -26,7 +27,7 @@
 
 namespace bp {
 
-enum class OptKind { Sgd, Adam, Rmsprop, Adagrad };
+enum class OptKind { Sgd, Adam, Rmsprop, Adagrad, AdamW };  // AdamW: Adam with decoupled decay
 
 struct OptimizerConfig {
     OptKind kind = OptKind::Sgd;
@@ -37,7 +38,8 @@ struct OptimizerConfig {
     double clip_norm = 0.0;  // 0: no clipping
     double momentum = 0.0;   // SGD, RMSprop
     bool nesterov = false;   // SGD
-    double beta1 = 0.9, beta2 = 0.999;  // Adam
+    double beta1 = 0.9, beta2 = 0.999;  // Adam, AdamW
+    bool amsgrad = false;               // Adam, AdamW: the max of the second moments (state3)
     double eps = 1e-8;                  // Adam, RMSprop, Adagrad
     double alpha = 0.99;                // RMSprop
     double lr_decay = 0.0;              // Adagrad
@@ -61,15 +63,19 @@ void clip_global_norm(T* g, std::size_t n, double max_norm) {
     }
 }
 
-// Which state buffers a rule writes: {state1, state2}.
-inline std::pair<bool, bool> state_used(const OptimizerConfig& c) {
+// Which state buffers a rule writes.
+struct StateUse {
+    bool s1, s2, s3;
+};
+inline StateUse state_used(const OptimizerConfig& c) {
     switch (c.kind) {
-        case OptKind::Sgd: return {c.momentum != 0.0, false};
-        case OptKind::Adam: return {true, true};
-        case OptKind::Rmsprop: return {true, c.momentum > 0};
-        case OptKind::Adagrad: return {true, false};
+        case OptKind::Sgd: return {c.momentum != 0.0, false, false};
+        case OptKind::Adam:
+        case OptKind::AdamW: return {true, true, c.amsgrad};
+        case OptKind::Rmsprop: return {true, c.momentum > 0, false};
+        case OptKind::Adagrad: return {true, false, false};
     }
-    return {true, true};
+    return {true, true, true};
 }
 
 // The weight decay of a step over a batch of `rows` samples.
@@ -82,12 +88,16 @@ inline double step_weight_decay(const OptimizerConfig& c, std::size_t rows) {
 // step number (1-based). Elementwise, so any split into segments gives the same result.
 template <typename T>
 void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T* p, const T* grad, T* state1,
-                  T* state2, std::size_t n) {
+                  T* state2, T* state3, std::size_t n) {
     switch (c.kind) {
         case OptKind::Sgd:  // sgd_update, by the active kernel table
             active_kernel_table().arena<T>().sgd(p, grad, state1, n, lr, c.momentum, c.nesterov, wd);
             break;
-        case OptKind::Adam: adam_update(p, grad, state1, state2, n, lr, c.beta1, c.beta2, c.eps, wd, t); break;
+        case OptKind::Adam:
+        case OptKind::AdamW:
+            adam_update(p, grad, state1, state2, state3, n, lr, c.beta1, c.beta2, c.eps, wd, t,
+                        c.kind == OptKind::AdamW, c.amsgrad);
+            break;
         case OptKind::Rmsprop: rmsprop_update(p, grad, state1, state2, n, lr, c.alpha, c.eps, c.momentum, wd); break;
         case OptKind::Adagrad: adagrad_update(p, grad, state1, n, lr, c.lr_decay, c.eps, wd, t); break;
     }
@@ -98,12 +108,12 @@ void apply_update(const OptimizerConfig& c, double lr, double wd, uint64_t t, T*
 // result is the same for any split.
 template <typename T>
 void apply_update_threaded(const OptimizerConfig& c, double lr, double wd, uint64_t t, T* p, const T* grad,
-                           T* state1, T* state2, std::size_t n) {
+                           T* state1, T* state2, T* state3, std::size_t n) {
     constexpr std::size_t kChunk = std::size_t(1) << 16;
     const int threads = threads_for(4.0 * double(n));  // about 4 operations per element
-    if (threads <= 1 || n < 2 * kChunk) return apply_update(c, lr, wd, t, p, grad, state1, state2, n);
+    if (threads <= 1 || n < 2 * kChunk) return apply_update(c, lr, wd, t, p, grad, state1, state2, state3, n);
     for_each_chunk(n, kChunk, threads, [&](std::size_t, std::size_t off, std::size_t len) {
-        apply_update(c, lr, wd, t, p + off, grad + off, state1 + off, state2 + off, len);
+        apply_update(c, lr, wd, t, p + off, grad + off, state1 + off, state2 + off, state3 + off, len);
     });
 }
 
@@ -158,17 +168,21 @@ struct SgdBounds {
 // to it (the update's size, for the update-to-weight ratio).
 template <typename T>
 bool update_stays_finite(const OptimizerConfig& c, double lr, double wd, uint64_t t, const T* p, const T* grad,
-                         const T* state1, const T* state2, std::size_t n, double* delta_sq = nullptr) {
-    const auto [use1, use2] = state_used(c);
+                         const T* state1, const T* state2, const T* state3, std::size_t n,
+                         double* delta_sq = nullptr) {
+    const StateUse use = state_used(c);
     constexpr std::size_t kBlock = 256;
-    alignas(64) T np[kBlock], n1[kBlock], n2[kBlock];
+    alignas(64) T np[kBlock], n1[kBlock], n2[kBlock], n3[kBlock];
     for (std::size_t i = 0; i < n; i += kBlock) {
         const std::size_t m = std::min(kBlock, n - i);
         std::memcpy(np, p + i, m * sizeof(T));
-        if (use1) std::memcpy(n1, state1 + i, m * sizeof(T));
-        if (use2) std::memcpy(n2, state2 + i, m * sizeof(T));
-        apply_update(c, lr, wd, t, np, grad + i, n1, n2, m);
-        if (!all_finite(np, m) || (use1 && !all_finite(n1, m)) || (use2 && !all_finite(n2, m))) return false;
+        if (use.s1) std::memcpy(n1, state1 + i, m * sizeof(T));
+        if (use.s2) std::memcpy(n2, state2 + i, m * sizeof(T));
+        if (use.s3) std::memcpy(n3, state3 + i, m * sizeof(T));
+        apply_update(c, lr, wd, t, np, grad + i, n1, n2, n3, m);
+        if (!all_finite(np, m) || (use.s1 && !all_finite(n1, m)) || (use.s2 && !all_finite(n2, m)) ||
+            (use.s3 && !all_finite(n3, m)))
+            return false;
         if (delta_sq)
             for (std::size_t j = 0; j < m; ++j) *delta_sq += double(np[j] - p[i + j]) * double(np[j] - p[i + j]);
     }

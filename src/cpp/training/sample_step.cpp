@@ -194,7 +194,8 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
     T* p = params_.data();
     T* buf = state1_.data();
     if (!sgd_bounds_.advance(opt_, lr, wd, grad_max, double(std::numeric_limits<T>::max()))) {
-        if (!update_stays_finite(opt_, lr, wd, optimizer_step + 1, p, grads_.data(), buf, state2_.data(), n))
+        if (!update_stays_finite(opt_, lr, wd, optimizer_step + 1, p, grads_.data(), buf, state2_.data(),
+                                 state3_.data(), n))
             return false;
         sgd_bounds_.valid = false;  // as Network::step: re-measured at the next epoch
     }

@@ -454,14 +454,17 @@ def sgd_update(params: list[np.ndarray], grads: list[np.ndarray], bufs: list[np.
 
 def adam_update(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray],
                 v: list[np.ndarray], t: int, lr: float, beta1: float = 0.9, beta2: float = 0.999,
-                eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-    """One Adam step (torch.optim.Adam, amsgrad off), in place; ``t`` counts from 1.
+                eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False,
+                v_max: list[np.ndarray] | None = None) -> None:
+    """One Adam or AdamW step (torch.optim.Adam / AdamW), in place; ``t`` counts from 1.
 
     For each parameter p with first and second moments m, v (zeros at first)::
 
-        g = grad + weight_decay * p
+        Adam:   g = grad + weight_decay * p               (L2 decay in the gradient)
+        AdamW:  p = p * (1 - lr * weight_decay); g = grad (decoupled decay, first)
         m = beta1 * m + (1 - beta1) * g                 (mean of g)
         v = beta2 * v + (1 - beta2) * g^2               (mean of g^2)
+        amsgrad (v_max given): v_max = max(v_max, v), used in place of v below
         p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     The factors 1 - beta^t undo the bias of moments that start at zero.
@@ -472,16 +475,29 @@ def adam_update(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.nd
     >>> adam_update(p, [np.array([0.5])], m, v, t=1, lr=0.1)
     >>> round(float(p[0][0]), 6)    # the first step moves by about lr
     0.9
+    >>> p, m, v = [np.array([1.0])], [np.zeros(1)], [np.zeros(1)]
+    >>> adam_update(p, [np.array([0.0])], m, v, t=1, lr=0.1, weight_decay=0.5, decoupled=True)
+    >>> float(p[0][0])              # AdamW: a zero gradient still decays, by 1 - lr * wd
+    0.95
     """
     step_size = lr / (1 - beta1 ** t)  # bias correction of m
     bc2_sqrt = math.sqrt(1 - beta2 ** t)  # bias correction of v, under the square root
-    for p, grad, m_, v_ in zip(params, grads, m, v):
-        g = grad + weight_decay * p if weight_decay != 0 else grad
+    maxima = v_max if v_max is not None else [None] * len(params)
+    for p, grad, m_, v_, vmax in zip(params, grads, m, v, maxima):
+        if decoupled:
+            p *= p.dtype.type(1 - lr * weight_decay)
+            g = grad
+        else:
+            g = grad + weight_decay * p if weight_decay != 0 else grad
         m_ *= beta1
         m_ += (1 - beta1) * g
         v_ *= beta2
         v_ += (1 - beta2) * g * g
-        p -= step_size * m_ / (np.sqrt(v_) / bc2_sqrt + eps)
+        second = v_
+        if vmax is not None:
+            np.maximum(vmax, v_, out=vmax)
+            second = vmax
+        p -= step_size * m_ / (np.sqrt(second) / bc2_sqrt + eps)
 
 
 def rmsprop_update(params: list[np.ndarray], grads: list[np.ndarray], square_avg: list[np.ndarray],

@@ -38,7 +38,9 @@ from .functional import (
 _DECAY = {"weight_decay": 0.0, "clip_norm": None, "decay_bias": True, "decay_per_sample": False}
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "SGD": {"lr": 0.01, "momentum": 0.0, "nesterov": False, **_DECAY},
-    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, **_DECAY},
+    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "amsgrad": False, **_DECAY},
+    "AdamW": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "amsgrad": False, **_DECAY,
+              "weight_decay": 0.01},
     "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, **_DECAY},
     "Adagrad": {"lr": 0.01, "lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0, **_DECAY},
 }
@@ -107,11 +109,12 @@ class Network:
     loss : str or None
         Key of ``LOSSES`` (None if the config has no "compile" entry).
     optimizer : dict or None
-        ``{"class_name": "SGD" | "Adam" | "RMSprop" | "Adagrad", "lr", ...,
+        ``{"class_name": "SGD" | "Adam" | "AdamW" | "RMSprop" | "Adagrad", "lr", ...,
         "weight_decay", "clip_norm"}`` with every default filled in (see ``OPTIMIZERS``).
     optimizer_state : dict of lists of arrays
         The optimiser's buffers, one array per parameter in get_weights() order:
-        SGD ``"momentum_buffer"``; Adam ``"m"``, ``"v"``; RMSprop ``"square_avg"``,
+        SGD ``"momentum_buffer"``; Adam and AdamW ``"m"``, ``"v"`` (and ``"v_max"`` with
+        amsgrad); RMSprop ``"square_avg"``,
         ``"momentum_buffer"``; Adagrad ``"sum"``.
     optimizer_step : int
         The optimiser's own update count (Adam's and Adagrad's t is this + 1).
@@ -309,8 +312,11 @@ class Network:
         self.optimizer_state: dict[str, list[np.ndarray]] = {}
         if name == "SGD":
             self.optimizer_state = {"momentum_buffer": zeros()}
-        elif name == "Adam":
+        elif name in ("Adam", "AdamW"):
             self.optimizer_state = {"m": zeros(), "v": zeros()}
+            assert self.optimizer is not None
+            if self.optimizer["amsgrad"]:
+                self.optimizer_state["v_max"] = zeros()
         elif name == "RMSprop":
             self.optimizer_state = {"square_avg": zeros(), "momentum_buffer": zeros()}
         elif name == "Adagrad":
@@ -543,9 +549,9 @@ class Network:
         assert opt is not None
         if opt["class_name"] == "SGD":
             sgd_update(params, grads, state["momentum_buffer"], lr, opt["momentum"], opt["nesterov"], wd)
-        elif opt["class_name"] == "Adam":
+        elif opt["class_name"] in ("Adam", "AdamW"):
             adam_update(params, grads, state["m"], state["v"], t, lr, opt["beta1"], opt["beta2"],
-                        opt["eps"], wd)
+                        opt["eps"], wd, decoupled=opt["class_name"] == "AdamW", v_max=state.get("v_max"))
         elif opt["class_name"] == "RMSprop":
             rmsprop_update(params, grads, state["square_avg"], state["momentum_buffer"], lr,
                            opt["alpha"], opt["eps"], opt["momentum"], wd)
