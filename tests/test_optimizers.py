@@ -448,3 +448,106 @@ def test_apply_gradients_update_ratio_is_written_in_place_or_refused():
     ratio = np.full(n, np.nan)
     assert net.apply_gradients(0.1, BATCH, ratio)
     assert np.isfinite(ratio).all() and (ratio > 0).all()  # written where it was given
+
+
+# ------------------------------------------------- AdamW / Adam(amsgrad) under torch's schedulers
+SCHEDULED = {
+    # id: (optimiser, hyperparameters, our lr schedule, torch's scheduler, stepped per "step" or "epoch")
+    "adamw-warmup-cosine": ("AdamW", dict(weight_decay=0.1),
+                            lambda: bp.schedules.Warmup(bp.schedules.Cosine(0.02, T_max=8, eta_min=1e-3, unit="step"),
+                                                        steps=5, start_factor=0.1),
+                            lambda lrs, o: lrs.SequentialLR(o, [lrs.LinearLR(o, start_factor=0.1, total_iters=5),
+                                                                lrs.CosineAnnealingLR(o, 8, eta_min=1e-3)],
+                                                            milestones=[5]), "step"),
+    "adam-amsgrad-onecycle": ("Adam", dict(amsgrad=True, weight_decay=0.01),
+                              lambda: bp.schedules.OneCycle(0.05, total_steps=24),
+                              lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.05, total_steps=24, cycle_momentum=False),
+                              "step"),
+    "adamw-amsgrad-cosine-epochs": ("AdamW", dict(amsgrad=True, weight_decay=0.3),
+                                    lambda: bp.schedules.Cosine(0.03, T_max=2),
+                                    lambda lrs, o: lrs.CosineAnnealingLR(o, 2), "epoch"),
+    "sgd-momentum-onecycle": ("SGD", dict(momentum=0.9, nesterov=True),
+                              lambda: bp.schedules.OneCycle(0.2, total_steps=24, three_phase=True),
+                              lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.2, total_steps=24, three_phase=True,
+                                                            cycle_momentum=False), "step"),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clip_norm", [None, CLIP], ids=["noclip", "clip"])
+@pytest.mark.parametrize("case", list(SCHEDULED))
+def test_scheduled_training_matches_torch_and_resumes_from_a_file(case, clip_norm, dtype, tmp_path):
+    """fit over 4 epochs of 6 steps (shuffled, the last batch short) with the schedule equals torch's
+    optimiser driven by its scheduler (the lr of every step too); the reference agrees; a model saved
+    after epoch 2 and loaded ends bitwise where the uninterrupted one does."""
+    torch = pytest.importorskip("torch")
+    name, hp, ours, theirs, per = SCHEDULED[case]
+    model = make_model(optimizer(name, clip_norm, lr=ours(), **hp), dtype, seed=11)
+    ref = reference_of(model)
+    tnet = TorchNet(torch, model.get_weights(), dtype)
+    schedule = model.optimizer.lr
+    base = schedule.schedule(0) if isinstance(schedule, bp.schedules.Warmup) else schedule(0)  # torch's group lr
+    topt = torch_optimizer(torch, name, tnet.params, {"lr": base, **hp})
+    sched = theirs(torch.optim.lr_scheduler, topt)
+    n, batch, epochs = 45, 8, 4
+    X, y = make_data(n, dtype, seed=6)
+    hist = model.fit(X, y, epochs=2, batch_size=batch, verbose=0)
+    model.save(tmp_path / "half.pbp")
+    hist2 = model.fit(X, y, epochs=2, batch_size=batch, verbose=0)
+    resumed = bp.load(tmp_path / "half.pbp")
+    resumed.fit(X, y, epochs=2, batch_size=batch, verbose=0)
+    for a, b in zip(resumed.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    torch_lr = []
+    for epoch in range(epochs):
+        order = permutation(model.seed, epoch, n)
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            torch_lr.append(topt.param_groups[0]["lr"])
+            topt.zero_grad()
+            tnet.loss(X[rows], y[rows]).backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(tnet.params, clip_norm)
+            topt.step()
+            if per == "step":
+                sched.step()
+        if per == "epoch":
+            sched.step()
+    used = np.concatenate([hist.steps["lr"], hist2.steps["lr"]])
+    if isinstance(schedule, bp.schedules.Warmup):  # LinearLR's stepped products vs its closed form: to rounding
+        np.testing.assert_allclose(used, torch_lr, rtol=1e-14, atol=0)
+    else:
+        assert used.tolist() == torch_lr  # bit for bit
+    rtol, atol = TORCH_TOL[dtype]
+    for k, (w, t) in enumerate(zip(model.get_weights(), tnet.weights())):
+        assert_close(f"{case} weight {k} (core vs torch)", w, t, rtol, atol * max(1.0, float(np.max(np.abs(t)))))
+    ref.fit(X, y, epochs=epochs, batch_size=batch)
+    assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), dtype)
+
+
+def test_adamw_and_amsgrad_validate_and_differ_from_adam():
+    with pytest.raises(TypeError, match="amsgrad: expected True or False"):
+        bp.Adam(amsgrad="yes")
+    with pytest.raises(TypeError, match="betas: expected either betas"):
+        bp.AdamW(betas=(0.9, 0.99), beta1=0.8)
+    with pytest.raises(ValueError, match="weight_decay"):
+        bp.AdamW(weight_decay=-0.01)
+    with pytest.raises(ValueError, match="beta2"):
+        bp.AdamW(betas=(0.9, 1.0))
+    assert bp.optimizers.get("adamw").weight_decay == 0.01  # torch's default
+    assert (bp.AdamW(beta1=0.8).beta1, bp.AdamW(beta2=0.9).beta2) == (0.8, 0.9)
+    X, y = make_data(40)
+    ends = []
+    for opt in (bp.Adam(lr=0.01, weight_decay=0.1), bp.AdamW(lr=0.01, weight_decay=0.1),
+                bp.Adam(lr=0.01, weight_decay=0.1, amsgrad=True)):
+        m = make_model(opt)
+        m.fit(X, y, epochs=3, batch_size=8, verbose=0)
+        ends.append(m.get_weights()[0])
+    assert not np.allclose(ends[0], ends[1]) and not np.allclose(ends[0], ends[2])
+    # weight_decay=0: AdamW is Adam, bitwise
+    a, b = make_model(bp.Adam(lr=0.01)), make_model(bp.AdamW(lr=0.01, weight_decay=0.0))
+    a.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    b.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)

@@ -1,4 +1,6 @@
 """Schedules: formulas, per-step arrays handed to the C++ loop, and what the loop used."""
+import math
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,160 @@ def test_from_callable_config_names_the_function():
     assert s.unit == "step" and s(1) == 0.05
     with pytest.raises(TypeError, match="fn: expected a callable t -> value"):
         schedules.FromCallable(3)
+
+
+# ---------------------------------------------------------------------- Cosine, Warmup, OneCycle: torch's values
+def _torch_lrs(torch, make, base, n, optimizer="SGD"):
+    """The lr of each of n steps, t = 0 .. n-1, of torch's scheduler ``make(opt)`` on an optimiser of lr ``base``."""
+    param = torch.zeros(1, requires_grad=True)
+    opt = getattr(torch.optim, optimizer)([param], lr=base)
+    sched = make(opt)
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradient: nothing moves; torch wants optimizer.step() before scheduler.step()
+        sched.step()
+    return out, opt
+
+
+@pytest.mark.parametrize("T_max, eta_min", [(7, 0.0), (25, 1e-3), (1, 0.01), (200, 0.0)])
+def test_cosine_is_torchs_cosine_annealing_bit_for_bit_over_three_periods(T_max, eta_min):
+    torch = pytest.importorskip("torch")
+    base = 0.1
+    n = 3 * 2 * T_max + 3  # three periods (a period is 2 T_max: torch's cosine rises again after T_max)
+    want, _ = _torch_lrs(torch, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max, eta_min), base, n)
+    s = schedules.Cosine(base, T_max=T_max, eta_min=eta_min, unit="step")
+    assert [s(t) for t in range(n)] == want  # in order (the memo)...
+    fresh = schedules.Cosine(base, T_max=T_max, eta_min=eta_min, unit="step")
+    assert [fresh(t) for t in reversed(range(n))] == want[::-1]  # ... and in any order
+    assert s.values(0, 2, n - 2).tolist() == want[2:]
+    from pybackprop.reference.functional import schedule_value
+    assert [schedule_value(s.get_config(), t) for t in range(n)] == want
+    # the closed form is the same curve to rounding, not bit for bit (why the recursion is kept)
+    closed = [eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / T_max)) / 2 for t in range(n)]
+    np.testing.assert_allclose(want, closed, rtol=1e-9, atol=1e-15)
+    if T_max == 200:
+        assert closed != want
+
+
+@pytest.mark.parametrize("start_factor", [1e-3, 0.25, 0.9])
+@pytest.mark.parametrize("inner", ["cosine", "exponential", "constant"])
+def test_warmup_is_torchs_linear_lr_then_the_schedule_in_sequential_lr(inner, start_factor):
+    torch = pytest.importorskip("torch")
+    lrs = torch.optim.lr_scheduler
+    base, warm, T = 0.05, 6, 10
+    ours = {"cosine": schedules.Cosine(base, T_max=T, eta_min=1e-4, unit="step"),
+            "exponential": schedules.Exponential(base, rate=0.9, unit="step"),
+            "constant": schedules.Constant(base, unit="step")}[inner]
+    theirs = {"cosine": lambda o: lrs.CosineAnnealingLR(o, T, eta_min=1e-4),
+              "exponential": lambda o: lrs.ExponentialLR(o, 0.9),
+              "constant": lambda o: lrs.ConstantLR(o, factor=1.0, total_iters=0)}[inner]
+
+    def make(o):
+        return lrs.SequentialLR(o, [lrs.LinearLR(o, start_factor=start_factor, total_iters=warm), theirs(o)],
+                                milestones=[warm])
+
+    n = warm + 3 * 2 * T
+    want, _ = _torch_lrs(torch, make, base, n)
+    s = schedules.Warmup(ours, steps=warm, start_factor=start_factor)
+    got = [s(t) for t in range(n)]
+    # LinearLR's stepped products vs its closed form, and SequentialLR starting the cosine from its
+    # closed form at 0: equal to rounding
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    assert s.unit == "step" and got[warm:] == [ours(t) for t in range(n - warm)]
+    from pybackprop.reference.functional import schedule_value
+    assert [schedule_value(s.get_config(), t) for t in range(n)] == got
+
+
+def test_warmup_from_zero_and_its_units():
+    s = schedules.Warmup(schedules.Cosine(1e-3, T_max=100, unit="step"), steps=500)
+    assert s(0) == 0.0 and s(250) == 0.5e-3 and s(500) == 1e-3 and s(600) == pytest.approx(0.0, abs=1e-18)
+    assert [s(t) for t in range(5)] == [1e-3 * t / 500 for t in range(5)]  # Hugging Face's warm-up from 0
+    assert s.unit == "step"
+    assert schedules.Warmup(0.1, steps=3).unit == "epoch"
+    assert schedules.Warmup(0.1, steps=3, unit="step").schedule.get_config() == \
+        {"class_name": "Constant", "value": 0.1, "unit": "step"}
+    with pytest.raises(ValueError, match="unit: expected the unit of the warmed-up schedule, 'step'"):
+        schedules.Warmup(schedules.Constant(0.1, unit="step"), steps=3, unit="epoch")
+
+
+@pytest.mark.parametrize("kw", [{}, dict(pct_start=0.25, div_factor=10.0, final_div_factor=100.0),
+                                dict(three_phase=True), dict(anneal_strategy="linear"),
+                                dict(three_phase=True, anneal_strategy="linear", pct_start=0.4)],
+                         ids=["defaults", "factors", "three-phase", "linear", "three-phase-linear"])
+@pytest.mark.parametrize("total", [100, 37])
+def test_one_cycle_is_torchs_one_cycle_lr_step_for_step(kw, total):
+    torch = pytest.importorskip("torch")
+    max_lr = 0.2
+
+    def make(o):
+        return torch.optim.lr_scheduler.OneCycleLR(o, max_lr=max_lr, total_steps=total, cycle_momentum=False, **kw)
+
+    want, _ = _torch_lrs(torch, make, 0.01, total)
+    s = schedules.OneCycle(max_lr, total_steps=total, **kw)
+    assert s.unit == "step"
+    assert [s(t) for t in range(total)] == want
+    from pybackprop.reference.functional import schedule_value
+    assert [schedule_value(s.get_config(), t) for t in range(total)] == want
+    # torch's default also cycles the momentum: the lr is the same, the momentum moves (ours stays)
+    _, opt = _torch_lrs(torch, lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=max_lr, total_steps=total,
+                                                                              **kw), 0.01, total // 2, "SGD")
+    assert opt.param_groups[0]["momentum"] != 0.0  # torch set it (0.95 .. 0.85); pybackprop's SGD keeps its own
+
+
+def test_one_cycle_past_total_steps_is_refused_before_the_epoch():
+    X, y = _data(20)
+    m = _model(lr=schedules.OneCycle(0.1, total_steps=6))
+    m.fit(X, y, epochs=1, batch_size=4, verbose=0)  # steps 0..4
+    before = m.get_weights()
+    with pytest.raises(ValueError, match=r"OneCycle time: expected at most total_steps=6"):
+        m.fit(X, y, epochs=1, batch_size=4, verbose=0)  # steps 5..9: past the cycle
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (lambda: schedules.Cosine(0.1, T_max=0), ValueError, "T_max: expected an integer >= 1"),
+    (lambda: schedules.Cosine(0.1, T_max=2.5), TypeError, "T_max: expected an integer"),
+    (lambda: schedules.Cosine(0.1, T_max=5, eta_min=-1), ValueError, "eta_min"),
+    (lambda: schedules.Cosine(-0.1, T_max=5), ValueError, "initial"),
+    (lambda: schedules.Warmup(schedules.Constant(0.1), steps=0), ValueError, "steps: expected an integer >= 1"),
+    (lambda: schedules.Warmup(schedules.Constant(0.1), steps=5, start_factor=1.0), ValueError, "start_factor"),
+    (lambda: schedules.Warmup("cosine", steps=5), TypeError, "schedule"),
+    (lambda: schedules.Warmup(0.1, steps=5, unit="minute"), ValueError, "unit"),
+    (lambda: schedules.OneCycle(0.0, total_steps=10), ValueError, "max_lr"),
+    (lambda: schedules.OneCycle(0.1, total_steps=1), ValueError, "total_steps: expected an integer >= 2"),
+    (lambda: schedules.OneCycle(0.1, total_steps=10, pct_start=1.5), ValueError, "pct_start"),
+    (lambda: schedules.OneCycle(0.1, total_steps=10, pct_start=0.1), ValueError, "pct_start: expected a fraction"),
+    (lambda: schedules.OneCycle(0.1, total_steps=10, anneal_strategy="cosine"), ValueError, "anneal_strategy"),
+    (lambda: schedules.OneCycle(0.1, total_steps=10, three_phase=1), TypeError, "three_phase"),
+])
+def test_new_schedules_bad_arguments_name_them(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        bad()
+
+
+@pytest.mark.parametrize("schedule", [
+    schedules.Cosine(0.1, T_max=5, eta_min=0.01),
+    schedules.Warmup(schedules.Cosine(1e-3, T_max=50, unit="step"), steps=5, start_factor=0.1),
+    schedules.Warmup(schedules.Warmup(0.5, steps=2), steps=3),
+    schedules.OneCycle(0.1, total_steps=30, three_phase=True, anneal_strategy="linear"),
+], ids=["cosine", "warmup-cosine", "warmup-warmup", "onecycle"])
+def test_new_schedules_round_trip_config_pickle_and_model_files(schedule, tmp_path):
+    import pickle
+
+    cfg = schedule.get_config()
+    again = schedules.from_config(cfg)
+    assert again.get_config() == cfg and repr(again) == repr(schedule)
+    assert [again(t) for t in range(12)] == [schedule(t) for t in range(12)] == \
+        [pickle.loads(pickle.dumps(schedule))(t) for t in range(12)]
+    m = _model(lr=schedule)
+    X, y = _data(20)
+    m.fit(X, y, epochs=1, batch_size=4, verbose=0)
+    m.save(tmp_path / "m.pbp")
+    loaded = bp.load(tmp_path / "m.pbp")
+    assert loaded.optimizer.lr.get_config() == cfg
+    m.fit(X, y, epochs=1, batch_size=4, verbose=0)
+    loaded.fit(X, y, epochs=1, batch_size=4, verbose=0)
+    for a, b in zip(m.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Union
 
 import numpy as np
 
-from ._validation import Checked, Integer, Options, Real, check_float, fail, parameter
+from ._validation import Boolean, Checked, Integer, Options, Real, check_float, fail, parameter
 
 UNITS = ("epoch", "step")
 
@@ -149,6 +149,232 @@ class Linear(Schedule):
         return self.start + (self.end - self.start) * min(t, self.steps) / self.steps
 
 
+@dataclasses.dataclass(eq=False, repr=False)
+class Cosine(Schedule):
+    """Cosine annealing from ``initial`` to ``eta_min`` over ``T_max`` units: torch's
+    ``CosineAnnealingLR(optimizer, T_max, eta_min)`` with ``initial`` the optimiser's lr.
+
+    The values are torch's own, bit for bit: torch steps the recursive form ::
+
+        lr_t = (1 + cos(pi t / T_max)) / (1 + cos(pi (t - 1) / T_max)) * (lr_{t-1} - eta_min) + eta_min
+        (and lr_t = lr_{t-1} + (initial - eta_min) (1 - cos(pi / T_max)) / 2  where t - 1 - T_max
+        is a multiple of 2 T_max, where the quotient's denominator is 0)
+
+    from ``lr_0 = initial``, not its closed form
+    ``eta_min + (initial - eta_min) (1 + cos(pi t / T_max)) / 2``; the two agree in exact
+    arithmetic and differ by rounding, which the recursion accumulates (to ~1e-11 relative
+    after a few periods of a long T_max). As torch's, it does not stop at ``T_max``: past
+    it the cosine rises again, a period being ``2 T_max`` (for restarts, use
+    ``Warmup``/callables). ``unit="epoch"`` (default) steps once per epoch as the usual
+    ``scheduler.step()`` after each epoch; ``unit="step"`` once per batch.
+
+    Parameters
+    ----------
+    initial : float
+        The value at t = 0 (the base lr), >= 0.
+    T_max : int
+        Units from ``initial`` down to ``eta_min``, >= 1.
+    eta_min : float
+        The minimum, >= 0 (default 0).
+    unit : {"epoch", "step"}
+
+    Examples
+    --------
+    >>> s = Cosine(0.1, T_max=4, eta_min=0.01)
+    >>> [round(s(t), 6) for t in range(9)]
+    [0.1, 0.08682, 0.055, 0.02318, 0.01, 0.02318, 0.055, 0.08682, 0.1]
+    """
+
+    initial: float = parameter(Real(minimum=0.0))
+    T_max: int = parameter(Integer(minimum=1))
+    eta_min: float = parameter(Real(minimum=0.0), 0.0)
+    unit: str = parameter(_UNIT, "epoch")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._memo = (0, self.initial)  # (t, value): the recursion goes on from the last value asked
+
+    def __call__(self, t: int) -> float:
+        if t < 0:
+            fail("t", "a time >= 0", t)
+        k, lr = self._memo if self._memo[0] <= t else (0, self.initial)
+        T, eta, base = self.T_max, self.eta_min, self.initial
+        while k < t:
+            k += 1
+            if (k - 1 - T) % (2 * T) == 0:
+                lr = lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
+            else:
+                lr = (1 + math.cos(math.pi * k / T)) / (1 + math.cos(math.pi * (k - 1) / T)) * (lr - eta) + eta
+        self._memo = (k, lr)
+        return lr
+
+
+def _inner_schedule(name: str, value: Any) -> Any:
+    """Warmup's schedule: a Schedule, a schedule config dict, or a number (kept; made a Constant later)."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict):
+        return from_config(value)
+    if callable(value):
+        return FromCallable(value)
+    return check_float(name, value, minimum=0.0)
+
+
+def _optional_unit(name: str, value: Any) -> Any:
+    return None if value is None else _UNIT(name, value)
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class Warmup(Schedule):
+    """A linear warm-up of ``steps`` units, then ``schedule`` (any schedule, or a number).
+
+    torch's ``SequentialLR([LinearLR(start_factor, end_factor=1, total_iters=steps), inner],
+    milestones=[steps])``::
+
+        t < steps:   base * (start_factor + (1 - start_factor) * t / steps),  base = schedule(0)
+        t >= steps:  schedule(t - steps)           (the inner schedule's clock starts after the warm-up)
+
+    The linear part is LinearLR's closed form (its stepped values agree to rounding,
+    ~1e-16). ``start_factor=0`` (the default) is the warm-up from zero of Hugging Face's
+    ``get_*_schedule_with_warmup`` and Keras's ``warmup_target``: the first step has lr 0 (a
+    step that moves no weight, though Adam's moments see its gradient); torch's LinearLR needs
+    ``start_factor > 0``, e.g. ``1e-3``, for the same values as torch.
+
+    Parameters
+    ----------
+    schedule : Schedule or float
+        What follows the warm-up; a number is a constant.
+    steps : int
+        Length of the warm-up, >= 1, in the schedule's unit.
+    start_factor : float
+        The first value's fraction of ``schedule(0)``, in [0, 1).
+    unit : {"epoch", "step"}, optional
+        The inner schedule's (the default; giving another is an error); for a
+        number, default "epoch".
+
+    Examples
+    --------
+    >>> w = Warmup(Cosine(1e-3, T_max=1000, unit="step"), steps=4)
+    >>> [round(w(t), 6) for t in (0, 1, 2, 3, 4, 1004)]
+    [0.0, 0.00025, 0.0005, 0.00075, 0.001, 0.0]
+    >>> Warmup(0.1, steps=2, start_factor=0.5, unit="step")(1)
+    0.07500000000000001
+    """
+
+    schedule: Any = parameter(_inner_schedule)
+    steps: int = parameter(Integer(minimum=1))
+    start_factor: float = parameter(Real(minimum=0.0, maximum=1.0, max_inclusive=False), 0.0)
+    unit: Any = parameter(_optional_unit, None)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.schedule, Schedule):
+            if self.unit is not None and self.unit != self.schedule.unit:
+                fail("unit", f"the unit of the warmed-up schedule, {self.schedule.unit!r} (or None)", self.unit)
+            self.unit = self.schedule.unit
+        else:
+            self.unit = self.unit or "epoch"
+            self.schedule = Constant(self.schedule, unit=self.unit)
+
+    def __call__(self, t: int) -> float:
+        if t >= self.steps:
+            return self.schedule(t - self.steps)
+        base = self.schedule(0)
+        return base * (self.start_factor + (1.0 - self.start_factor) * min(self.steps, t) / self.steps)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"class_name": "Warmup", "schedule": self.schedule.get_config(), "steps": self.steps,
+                "start_factor": self.start_factor, "unit": self.unit}
+
+    def __repr__(self) -> str:
+        return (f"Warmup(schedule={self.schedule!r}, steps={self.steps!r}, start_factor={self.start_factor!r}, "
+                f"unit={self.unit!r})")
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class OneCycle(Schedule):
+    """The one-cycle policy: torch's ``OneCycleLR(optimizer, max_lr, total_steps, pct_start,
+    anneal_strategy, div_factor, final_div_factor, three_phase)``, value for value.
+
+    From ``max_lr / div_factor`` up to ``max_lr`` over the first ``pct_start`` of
+    ``total_steps``, then down to ``max_lr / div_factor / final_div_factor`` (with
+    ``three_phase``: back to the start value by ``2 pct_start``, then down), each phase a
+    half cosine (or a line). As torch's: phase k ends at step ``pct_start * total_steps - 1``
+    (``2 pct_start * total_steps - 2``), the last at ``total_steps - 1``, and a time past
+    ``total_steps`` is an error (``fit`` raises before the epoch that would reach it).
+
+    Only the learning rate cycles: torch's default ``cycle_momentum=True`` also moves SGD's
+    momentum (Adam's beta1) between 0.95 and 0.85 inversely to the lr, which pybackprop's
+    training loop does not schedule. So this equals ``OneCycleLR(..., cycle_momentum=False)``,
+    with the optimiser's momentum fixed.
+
+    Parameters
+    ----------
+    max_lr : float
+        The peak, > 0.
+    total_steps : int
+        Length of the cycle, >= 2 (torch: ``epochs * steps_per_epoch``).
+    pct_start : float
+        Fraction of the cycle spent rising, in [0, 1] (default 0.3).
+    div_factor : float
+        ``initial = max_lr / div_factor`` (default 25).
+    final_div_factor : float
+        ``final = initial / final_div_factor`` (default 1e4).
+    three_phase : bool
+        torch's three-phase cycle (default False).
+    anneal_strategy : {"cos", "linear"}
+        Shape of each phase (default "cos").
+    unit : {"step", "epoch"}
+        Default "step": the cycle counts batches, as torch's.
+
+    Examples
+    --------
+    >>> s = OneCycle(0.1, total_steps=10)
+    >>> [round(s(t), 5) for t in (0, 2, 9)]
+    [0.004, 0.1, 0.0]
+    """
+
+    max_lr: float = parameter(Real(minimum=0.0, min_inclusive=False))
+    total_steps: int = parameter(Integer(minimum=2))
+    pct_start: float = parameter(Real(minimum=0.0, maximum=1.0), 0.3)
+    div_factor: float = parameter(Real(minimum=0.0, min_inclusive=False), 25.0)
+    final_div_factor: float = parameter(Real(minimum=0.0, min_inclusive=False), 1e4)
+    three_phase: bool = parameter(Boolean(), False)
+    anneal_strategy: str = parameter(Options(("cos", "linear")), "cos")
+    unit: str = parameter(_UNIT, "step")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        initial = self.max_lr / self.div_factor
+        low = initial / self.final_div_factor
+        n, p = self.total_steps, self.pct_start
+        if self.three_phase:
+            self._phases = [(float(p * n) - 1, initial, self.max_lr), (float(2 * p * n) - 2, self.max_lr, initial),
+                            (n - 1, initial, low)]
+        else:
+            self._phases = [(float(p * n) - 1, initial, self.max_lr), (n - 1, self.max_lr, low)]
+        start = 0.0
+        for end, _, _ in self._phases:  # torch divides by each phase's length
+            if end == start:
+                fail("pct_start", f"a fraction giving every phase of total_steps={n} a length (torch divides by "
+                     "it)", p)
+            start = end
+
+    def __call__(self, t: int) -> float:
+        if t > self.total_steps:
+            fail("OneCycle time", f"at most total_steps={self.total_steps} (the cycle is over; give a larger "
+                 "total_steps)", t)
+        start = 0.0
+        for i, (end, high, low) in enumerate(self._phases):
+            if t <= end or i == len(self._phases) - 1:
+                pct = (t - start) / (end - start)
+                if self.anneal_strategy == "cos":
+                    return low + (high - low) / 2.0 * (math.cos(math.pi * pct) + 1)
+                return (low - high) * pct + high
+            start = end
+        raise AssertionError  # unreachable: the last phase returns
+
+
 def _callable(name: str, value: Any) -> Any:
     if not callable(value):
         fail(name, "a callable t -> value", value, TypeError)
@@ -175,7 +401,7 @@ class FromCallable(Schedule):
                 "unit": self.unit}
 
 
-SCHEDULES = {cls.__name__: cls for cls in (Constant, TimeBased, Exponential, Step, Linear)}
+SCHEDULES = {cls.__name__: cls for cls in (Constant, TimeBased, Exponential, Step, Linear, Cosine, Warmup, OneCycle)}
 ScheduleLike = Union[float, Schedule, Callable[[int], float]]
 
 

@@ -576,6 +576,11 @@ def schedule_value(spec: float | dict, t: int) -> float:
     Exponential  initial rate^t
     Step         initial factor^(t // every)
     Linear       start + (end - start) min(t, steps) / steps
+    Cosine       torch's CosineAnnealingLR, stepped recursively from initial
+                 (see ``cosine_value``)
+    Warmup       base (start_factor + (1 - start_factor) t / steps) for t < steps,
+                 base = schedule(0); then schedule(t - steps)
+    OneCycle     torch's OneCycleLR (see ``one_cycle_value``)
     ===========  ==================================================
 
     What t counts (epochs or steps) is the dict's "unit"; the caller picks it
@@ -601,5 +606,68 @@ def schedule_value(spec: float | dict, t: int) -> float:
         return spec["initial"] * spec["factor"] ** (t // spec["every"])
     if kind == "Linear":
         return spec["start"] + (spec["end"] - spec["start"]) * min(t, spec["steps"]) / spec["steps"]
+    if kind == "Cosine":
+        return cosine_value(spec["initial"], spec["T_max"], spec["eta_min"], t)
+    if kind == "Warmup":
+        steps, start = spec["steps"], spec["start_factor"]
+        if t >= steps:
+            return schedule_value(spec["schedule"], t - steps)
+        return schedule_value(spec["schedule"], 0) * (start + (1.0 - start) * t / steps)
+    if kind == "OneCycle":
+        return one_cycle_value(spec, t)
     raise ValueError(f"schedule: expected a number or a config dict of Constant, TimeBased, "
-                     f"Exponential, Step or Linear, got {spec!r}")
+                     f"Exponential, Step, Linear, Cosine, Warmup or OneCycle, got {spec!r}")
+
+
+def cosine_value(initial: float, T_max: int, eta_min: float, t: int) -> float:
+    """Cosine annealing at time t as torch's CosineAnnealingLR steps it: from lr_0 = initial,
+
+        lr_k = (1 + cos(pi k / T)) / (1 + cos(pi (k - 1) / T)) (lr_{k-1} - eta_min) + eta_min
+
+    (where that denominator is 0, k - 1 - T a multiple of 2T: lr_k = lr_{k-1} +
+    (initial - eta_min)(1 - cos(pi / T)) / 2). In exact arithmetic this is the closed form
+    eta_min + (initial - eta_min)(1 + cos(pi t / T)) / 2, a cosine of period 2T.
+
+    Examples
+    --------
+    >>> cosine_value(1.0, 2, 0.0, 1), cosine_value(1.0, 2, 0.0, 2), cosine_value(1.0, 2, 0.0, 4)
+    (0.5, 0.0, 1.0)
+    """
+    lr = initial
+    for k in range(1, t + 1):
+        if (k - 1 - T_max) % (2 * T_max) == 0:
+            lr = lr + (initial - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
+        else:
+            lr = (1 + math.cos(math.pi * k / T_max)) / (1 + math.cos(math.pi * (k - 1) / T_max)) \
+                * (lr - eta_min) + eta_min
+    return lr
+
+
+def one_cycle_value(spec: dict, t: int) -> float:
+    """torch's OneCycleLR at step t: phases (end step, from, to), each a half cosine
+    ``to + (from - to) / 2 (1 + cos(pi pct))`` (or a line) over pct = (t - start) / (end - start).
+
+    Examples
+    --------
+    >>> one_cycle_value({"max_lr": 1.0, "total_steps": 10, "pct_start": 0.3, "div_factor": 25.0,
+    ...                  "final_div_factor": 1e4, "three_phase": False, "anneal_strategy": "cos"}, 2)
+    1.0
+    """
+    n, p, peak = spec["total_steps"], spec["pct_start"], spec["max_lr"]
+    initial = peak / spec["div_factor"]
+    low = initial / spec["final_div_factor"]
+    if t > n:
+        raise ValueError(f"OneCycle time: expected at most total_steps={n}, got {t}")
+    if spec["three_phase"]:
+        phases = [(float(p * n) - 1, initial, peak), (float(2 * p * n) - 2, peak, initial), (n - 1, initial, low)]
+    else:
+        phases = [(float(p * n) - 1, initial, peak), (n - 1, peak, low)]
+    start = 0.0
+    for i, (end, high, to) in enumerate(phases):
+        if t <= end or i == len(phases) - 1:
+            pct = (t - start) / (end - start)
+            if spec["anneal_strategy"] == "cos":
+                return to + (high - to) / 2.0 * (math.cos(math.pi * pct) + 1)
+            return (to - high) * pct + high
+        start = end
+    raise AssertionError("unreachable")
