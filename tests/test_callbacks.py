@@ -74,7 +74,9 @@ def test_early_stopping_stops_and_restores_best_weights():
     assert stop.stopped_epoch is not None and len(h.epoch) < 300
     best = int(np.argmin(h.history["val_loss"]))
     assert stop.best == h.history["val_loss"][best]
-    assert len(h.epoch) == best + stop.patience + 2  # best epoch, then patience + 1 without improvement
+    # Keras's count (a behaviour change: this was best + patience + 2): the best epoch, then
+    # patience epochs without improvement
+    assert len(h.epoch) == best + 1 + stop.patience
     assert m.evaluate(Xv, yv) == pytest.approx(stop.best, rel=1e-12)  # the best epoch's weights are back
 
 
@@ -207,3 +209,173 @@ def test_weight_decay_shrinks_weights():
         m.fit(X, y, epochs=30, verbose=0)
         norms.append(sum(float((w ** 2).sum()) for w in m.get_weights()))
     assert norms[1] < 0.8 * norms[0]
+
+
+# ---------------------------------------------------------------------- Keras's traces, by hand
+class Feed(bp.Callback):
+    """Puts values[i] into the logs of the i-th epoch of each fit (before the callbacks after it),
+    and records the weights at the end of each epoch."""
+
+    def __init__(self, values, key="val_loss"):
+        self.values, self.key, self.weights = list(values), key, []
+
+    def on_train_begin(self, logs=None):
+        self.i = 0
+
+    def on_epoch_end(self, epoch, logs):
+        logs[self.key] = float(self.values[self.i])
+        self.i += 1
+        self.weights.append(self.model.get_weights())
+
+
+def _fed(values, callback, key="val_loss", epochs=None, model=None):
+    X, y = _data(20)
+    feed = Feed(values, key)
+    m = model or _model()
+    h = m.fit(X, y, epochs=epochs or len(values), batch_size=10, callbacks=[feed, callback], verbose=0)
+    return h, feed, m
+
+
+@pytest.mark.parametrize("values, kw, epochs_run, best", [
+    ([1.0, 1.1, 1.2, 1.3, 1.4], dict(patience=2), 3, 0),  # the issue's case: best first, patience 2
+    ([1.0, 2.0, 3.0], dict(patience=0), 2, 0),
+    ([1.0, 2.0, 3.0], dict(patience=1), 2, 0),  # 0 and 1 alike, as Keras's
+    ([5, 4, 4.5, 3, 3.5, 3.6, 3.7, 1], dict(patience=2), 6, 3),  # an improvement resets the count
+    ([5, 4.6, 4.4, 4.0, 3.95, 1], dict(patience=2, min_delta=0.5), 5, 2),  # 4.6 and 4.0 are within min_delta
+    ([5, 4, 3, 2.5, 1.5, 1.6, 1.7, 1.8, 0], dict(patience=2, baseline=2.0), 7, 4),  # no reset above baseline
+    ([5, 5.1, 5.2, 5.3], dict(patience=2, baseline=2.0), 2, 0),  # never beats the baseline: patience epochs
+    ([1, 2, 3, 4, 5, 6, 7], dict(patience=1, start_from_epoch=3), 5, 3),  # epochs 0-2 not monitored
+    ([0.5, 0.6, 0.55, 0.7, 0.69, 0.68, 0.9], dict(patience=2, mode="max"), 6, 3),
+])
+def test_early_stopping_follows_keras_trace(values, kw, epochs_run, best):
+    stop = bp.EarlyStopping(monitor="val_loss", restore_best_weights=True, **kw)
+    h, feed, m = _fed(values, stop)
+    assert len(h.epoch) == epochs_run
+    assert stop.stopped_epoch == (epochs_run - 1 if epochs_run < len(values) else None)
+    assert stop.best_epoch == best and stop.best == float(values[best])
+    for got, want in zip(m.get_weights(), feed.weights[best]):  # restored from the best epoch
+        np.testing.assert_array_equal(got, want)
+
+
+def test_early_stopping_auto_mode_and_a_second_fit():
+    assert bp.EarlyStopping(monitor="val_accuracy")._higher and bp.EarlyStopping(monitor="r2")._higher
+    assert not bp.EarlyStopping(monitor="val_mae")._higher
+    with pytest.raises(ValueError, match="mode: expected 'min' or 'max' for monitor='grad_thing'"):
+        bp.EarlyStopping(monitor="grad_thing")
+    assert bp.EarlyStopping(monitor="grad_thing", mode="max")._higher
+    for bad, exc in [(dict(mode="up"), ValueError), (dict(patience=-1), ValueError), (dict(baseline="x"), TypeError),
+                     (dict(start_from_epoch=1.5), TypeError), (dict(restore_best_weights=1), TypeError)]:
+        with pytest.raises(exc, match=next(iter(bad))):
+            bp.EarlyStopping(**bad)
+    # each fit starts over, its epochs counted from its own first (the model's epoch numbers go on)
+    stop = bp.EarlyStopping(monitor="val_loss", patience=1)
+    m = _model()
+    h1, _, _ = _fed([1.0, 2.0, 3.0], stop, model=m)
+    h2, _, _ = _fed([1.0, 2.0, 3.0], stop, model=m)
+    assert h1.epoch == [0, 1] and h2.epoch == [2, 3] and stop.stopped_epoch == 3
+
+
+def test_early_stopping_verbose_says_so(capsys):
+    _fed([1.0, 2.0, 3.0], bp.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True, verbose=1))
+    assert capsys.readouterr().out.splitlines() == ["Epoch 1: early stopping",
+                                                    "Restoring model weights from the end of the best epoch: 0."]
+
+
+def test_reduce_lr_on_plateau_follows_keras_trace():
+    """Hand-simulated Keras 3 ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.01):
+    e0 best, e1 best, e2 wait 1, e3 wait 2 -> 0.05 (cooldown 1), e4 cooldown over, wait 1, e5 wait 2 ->
+    0.025, e6 wait 1, e7 -> 0.0125, e8 best, e9 wait 1, e10 -> max(0.00625, 0.01) = 0.01, e11 wait 1,
+    e12-e13 at min_lr: no change."""
+    seq = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    plateau = bp.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, cooldown=1, min_lr=0.01)
+    m = _model(optimizer=bp.Adam(lr=0.1))
+    h, _, _ = _fed(seq, plateau, model=m)
+    lr = [0.1] * 4 + [0.1 * 0.5] * 2 + [0.1 * 0.5 * 0.5] * 2 + [0.1 * 0.5 * 0.5 * 0.5] * 3 + [0.01] * 3
+    assert h.history["lr"] == lr
+    assert m.optimizer.lr == 0.01 and plateau.best == 0.5 and plateau.wait == 3
+    # the optimiser's state is kept: the same lr per epoch from LearningRateScheduler gives the same weights
+    twin = _model(optimizer=bp.Adam(lr=0.1))
+    X, y = _data(20)
+    twin.fit(X, y, epochs=len(seq), batch_size=10, verbose=0,
+             callbacks=[bp.LearningRateScheduler(lambda epoch, _: lr[epoch])])
+    for a, b in zip(m.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reduce_lr_on_plateau_max_mode_and_bad_input(capsys):
+    plateau = bp.ReduceLROnPlateau(monitor="val_acc", factor=0.1, patience=1, verbose=1)  # "acc": max mode
+    h, _, _ = _fed([0.5, 0.6, 0.55, 0.7], plateau, key="val_acc")
+    assert h.history["lr"] == [0.05, 0.05, 0.05, 0.05 * 0.1]
+    assert capsys.readouterr().out.strip() == f"Epoch 2: ReduceLROnPlateau reducing learning rate to {0.05 * 0.1}."
+    for bad, exc in [(dict(factor=1.0), ValueError), (dict(factor=0), ValueError), (dict(patience=-1), ValueError),
+                     (dict(cooldown=0.5), TypeError), (dict(min_lr=-1), ValueError), (dict(mode="down"), ValueError),
+                     (dict(min_delta=-1e-4), ValueError), (dict(monitor=3), TypeError)]:
+        with pytest.raises(exc, match=next(iter(bad))):
+            bp.ReduceLROnPlateau(**bad)
+    X, y = _data(20)
+    m = _model(optimizer=bp.SGD(lr=bp.schedules.Cosine(0.1, T_max=5)))
+    before = m.get_weights()
+    with pytest.raises(ValueError, match="optimizer lr \\(ReduceLROnPlateau\\): expected a number, not a schedule"):
+        m.fit(X, y, epochs=2, callbacks=[bp.ReduceLROnPlateau(monitor="loss")], verbose=0)
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="monitor 'val_loss' is not in the epoch logs"):
+        _model().fit(X, y, epochs=1, callbacks=[bp.ReduceLROnPlateau()], verbose=0)
+
+
+class ExtraOnce(bp.Callback):
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 0:
+            logs["note"] = None
+        elif epoch == 1:
+            logs.pop("val_loss")
+
+
+def test_csv_logger_writes_keras_columns_and_reads_back(tmp_path):
+    import csv
+
+    path = tmp_path / "log.csv"
+    X, y = _data(20)
+    m = bp.Sequential([bp.Dense(4, activation="tanh"), bp.Dropout(keep_prob=0.8), bp.Dense(1)], input_dim=4,
+                      dtype="float64", seed=0)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.05))
+    h = m.fit(X, y, epochs=3, batch_size=10, validation_data=(X, y), verbose=0,
+              callbacks=[ExtraOnce(), bp.CSVLogger(path, separator=";")])
+    text = path.read_text()
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    header = text.splitlines()[0].split(";")
+    assert header[0] == "epoch" and header[1:] == sorted(header[1:])  # the keys sorted, lists expanded in place
+    assert header[1:5] == ["dead_fraction_0", "dead_fraction_1", "grad_norm_0", "grad_norm_1"]
+    assert "keep_prob_0" in header and "note" in header and "grad_norm" not in header
+    assert [int(r["epoch"]) for r in rows] == h.epoch
+    for r, e in zip(rows, range(3)):
+        assert float(r["loss"]) == h.history["loss"][e]  # repr: exact round trip
+        assert [float(r["grad_norm_0"]), float(r["grad_norm_1"])] == h.history["grad_norm"][e]
+        assert r["nonfinite_0"] == "False"
+    assert rows[0]["note"] == "" and rows[1]["note"] == "NA"  # None; missing later
+    assert rows[1]["val_loss"] == "NA" and float(rows[2]["val_loss"]) == h.history["val_loss"][2]
+    # append: rows go on under the one header
+    m.fit(X, y, epochs=2, batch_size=10, verbose=0, validation_data=(X, y),
+          callbacks=[ExtraOnce(), bp.CSVLogger(path, separator=";", append=True)])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 5 and [ln.split(";")[0] for ln in lines[1:]] == ["0", "1", "2", "3", "4"]
+    # overwrite by default
+    m.fit(X, y, epochs=1, batch_size=10, verbose=0, callbacks=[bp.CSVLogger(path)])
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_csv_logger_bad_input(tmp_path):
+    with pytest.raises(TypeError, match="filename"):
+        bp.CSVLogger(3)
+    with pytest.raises(ValueError, match="separator: expected a one-character string"):
+        bp.CSVLogger(tmp_path / "a.csv", separator=";;")
+    with pytest.raises(TypeError, match="append"):
+        bp.CSVLogger(tmp_path / "a.csv", append="yes")
+    X, y = _data(20)
+    m = _model()
+    before = m.get_weights()
+    with pytest.raises(ValueError, match="filename: expected a writable file path"):
+        m.fit(X, y, epochs=1, verbose=0, callbacks=[bp.CSVLogger(tmp_path / "missing" / "a.csv")])
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert bp.CSVLogger.root_only

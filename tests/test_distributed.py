@@ -264,3 +264,57 @@ def test_a_root_only_callback_taking_over_a_divergence_stops_every_rank(tmp_path
         pytest.fail("the ranks did not agree on stopping at the divergence (the job hung)")
     assert proc.returncode == 0, proc.stderr
     assert "rank 0 stopped=True" in proc.stdout and "rank 1 stopped=True" in proc.stdout, proc.stdout
+
+
+ADAMW_SRC = """
+def make_adamw_model():
+    model = make_model()
+    sched = bp.schedules.Warmup(bp.schedules.Cosine(0.01, T_max=10, eta_min=1e-4, unit="step"), steps=4,
+                                start_factor=0.1)
+    model.compile(loss="mse", optimizer=bp.AdamW(lr=sched, weight_decay=0.05, amsgrad=True, clip_norm=2.0))
+    return model
+"""
+
+
+def test_adamw_amsgrad_with_a_schedule_and_the_new_callbacks_on_two_ranks(tmp_path):
+    """AdamW with amsgrad (its third state arena), a Warmup(Cosine) lr, ReduceLROnPlateau on the
+    agreed logs (the same lr on every rank) and CSVLogger (rank 0's file only): the weights of
+    one process."""
+    body = textwrap.indent(ADAMW_SRC, "    ") + """
+    model = make_adamw_model()
+    X, y = make_data()
+    stop = bp.EarlyStopping(monitor="loss", patience=1, min_delta=1e-9)
+    history = fit_distributed(model, X, y, verbose=0, callbacks=[bp.CSVLogger(f"{out}/log-{comm.rank}.csv"), stop],
+                              **{SINGLE!r})
+    """.replace("{SINGLE!r}", repr(SINGLE))
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC + ADAMW_SRC, ns)
+    model = ns["make_adamw_model"]()
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, callbacks=[bp.EarlyStopping(monitor="loss", patience=1, min_delta=1e-9)], **SINGLE)
+    check_same(load_ranks(tmp_path, "w"), model)
+    assert sorted(p.name for p in tmp_path.glob("log-*.csv")) == ["log-0.csv"]
+    assert len((tmp_path / "log-0.csv").read_text().splitlines()) == 1 + len(model.history.epoch)
+
+
+def test_reduce_lr_on_plateau_reduces_alike_on_two_ranks(tmp_path):
+    body = """
+    model = make_model()
+    model.compile(loss="mse", optimizer=bp.Adam(lr=0.01, amsgrad=True))
+    X, y = make_data()
+    plateau = bp.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
+    history = fit_distributed(model, X, y, verbose=0, callbacks=[plateau], epochs=4, batch_size=32)
+    assert model.optimizer.lr == 0.01 * 0.5 ** 3, model.optimizer.lr
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"]()
+    model.compile(loss="mse", optimizer=bp.Adam(lr=0.01, amsgrad=True))
+    X, y = ns["make_data"]()
+    plateau = bp.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
+    model.fit(X, y, verbose=0, callbacks=[plateau], epochs=4, batch_size=32)
+    check_same(load_ranks(tmp_path, "w"), model)

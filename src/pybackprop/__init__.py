@@ -22,8 +22,8 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
 
 from . import _core, activations, callbacks, diagnostics, initializers, losses, optimizers, schedules
 from ._validation import check_int
-from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
-                        TerminateOnNaN)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+                        ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .diagnostics import gradient_check
 from .io import load
 from .layers import Dense, Dropout, Layer
@@ -34,8 +34,8 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "AdamW", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
-    "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
+    "Adagrad", "Adam", "AdamW", "CSVLogger", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
+    "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "ReduceLROnPlateau", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "optimizers", "schedules", "set_num_threads",
 ]
