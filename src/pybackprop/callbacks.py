@@ -272,6 +272,7 @@ class ReduceLROnPlateau(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 opt = self.model.optimizer
+                assert opt is not None and isinstance(opt.lr, (int, float))  # checked in on_train_begin
                 old = float(opt.lr)
                 if old > self.min_lr:
                     opt.lr = max(old * self.factor, self.min_lr)
