@@ -119,7 +119,8 @@ class Trace:
             rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
             if layer["b"] is not None:
                 rows.append((sec, f"b{i}", "bias", layer["b"]))
-            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
+            noise = " + noise (noisy_relu, training)" if layer["activation"] == "noisy_relu" else ""
+            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else "") + noise,
                          layer["z"]))
             rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
         loss_f, grad_f = _loss_formulas(self.loss_name)

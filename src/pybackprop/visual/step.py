@@ -101,7 +101,7 @@ def format_number(value: Optional[float], float32: bool = False) -> str:
     """
     if value is None:
         return "—"
-    v = float(value)
+    v = float(np.float32(value)) if float32 else float(value)  # a float32's own value, however it is given
     if math.isnan(v):
         return "—"
     if math.isinf(v):
@@ -198,9 +198,10 @@ class _Builder:
         return names, ids, self.row(layer["a_prev"])
 
     def input_name(self, k: int, i: int, dropped: bool = False) -> str:
-        """x₁ (column 0) or a₁,₂ (a unit of layer k-1), with a tilde after dropout."""
+        """x₁ (column 0) or a₁,₂ (a unit of layer k-1), with a tilde after dropout; i = -1 gives xᵢ, a₁,ᵢ."""
         tilde = "\u0303" if dropped else ""
-        return f"x{tilde}{_sub(i + 1)}" if k == 1 else f"a{tilde}{_sub(k - 1)},{_sub(i + 1)}"
+        unit = "ᵢ" if i < 0 else _sub(i + 1)
+        return f"x{tilde}{unit}" if k == 1 else f"a{tilde}{_sub(k - 1)},{unit}"
 
     def group(self, ids: List[str], group: str) -> List[str]:
         return ids if len(ids) <= WIDE else [group]
@@ -247,6 +248,7 @@ class _Builder:
                          [f"a{k - 1}.{i}", f"m{k}.{i}"])
                 self.numbers[f"ad{k}.{i}"]["f"] += note
         names, ids, a_prev = self.inputs_of(k)
+        dropped = layer["mask"] is not None
         b = None if layer["b"] is None else self.row(layer["b"])
         z, a = self.row(layer["z"]), self.row(layer["a"])
         if n_in * n_out <= FULL_EDGES:
@@ -270,13 +272,21 @@ class _Builder:
                 plugged = " + ".join(f"{self.op(a_prev[i])} · {self.op(W[i, j])}" for i in range(n_in))
                 src = [*ids, *(f"W{k}.{i}.{j}" for i in range(n_in))]
             else:
-                symbolic = f"Σᵢ {names[0][0]}ᵢ·{_weight('W', k, 0, j).replace('[1,', '[i,')}" + bias
+                symbolic = f"Σᵢ {self.input_name(k, -1, dropped)}·{_weight('W', k, 0, j).replace('[1,', '[i,')}" + bias
                 plugged = f"(Σ of {n_in} products = {self.fn(float(a_prev @ W[:, j]))})"
                 src = self.group(ids, f"{ids[0].split('.')[0]}.*") + [f"W{k}.*.{j}"]
             if b is not None:
                 plugged += f" + {self.op(b[j])}"
                 src.append(f"b{k}.{j}")
+            note = ""
+            if act == "noisy_relu":  # the core's z holds the training noise: z = a·W + b + ε
+                noise = float(z[j]) - (float(a_prev @ W[:, j]) + (0.0 if b is None else float(b[j])))
+                symbolic += f" + {_unit('ε', k, j)}"
+                plugged += f" + {self.op(noise)}"
+                note = (f" — ε is noisy ReLU's training noise, drawn from N(0, σ²), σ = "
+                        f"{self.fn(params.get('sigma', 0.1))}")
             self.add(f"z{k}.{j}", zn, z[j], f"{symbolic} = {plugged}", src)
+            self.numbers[f"z{k}.{j}"]["f"] += note
             self.add(f"a{k}.{j}", _unit("a", k, j), a[j], self.activation_formula(act, sym, params, z, j, k),
                      [f"z{k}.{i}" for i in range(n_out)] if act == "softmax" and n_out <= WIDE
                      else ([f"z{k}.*"] if act == "softmax" else [f"z{k}.{j}"]))
