@@ -214,3 +214,42 @@ def test_wide_network_renders_fast(browser, page, screenshot_dir):
     assert not css(browser, "#pb-tip")[0].is_displayed()
     browser.save_screenshot(str(screenshot_dir / "step-wide.png"))
     assert not browser.console_errors()
+
+
+def test_the_notebook_iframe_works(browser, tmp_path):
+    """``trace._repr_html_()`` as Jupyter shows it: a sandboxed ``<iframe srcdoc>`` (scripts only, no URL of
+    its own, where ``history.pushState`` throws): the page draws, the keys and buttons step through the
+    phases, the hash does not throw. The iframe's errors do not reach the browser's log, so the test
+    collects them inside the frame (an error while loading leaves no ``PBStep``)."""
+    from selenium.webdriver.common.keys import Keys
+
+    t = textbook()
+    host = tmp_path / "notebook.html"
+    host.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>a notebook</title></head><body>"
+                    "<div class='output'>" + t._repr_html_() + "</div></body></html>", encoding="utf-8")
+    load(browser, host.as_uri())
+    frame = css(browser, "iframe.pybackprop-step")[0]
+    browser.switch_to.frame(frame)
+    try:
+        for _ in range(50):  # the srcdoc document loads after its host
+            if browser.execute_script("return !!window.PBStep"):
+                break
+            time.sleep(0.05)
+        assert browser.execute_script("return PBStep.phase()") == "forward-1"
+        browser.execute_script("window.pbErrors = []; window.addEventListener('error', function (e) "
+                               "{ window.pbErrors.push(String(e.message)); });")
+        assert len(css(browser, ".pb-unit")) == 3 + 4 + 4 + 1
+        css(browser, ".pb-next")[0].click()
+        assert browser.execute_script("return PBStep.phase()") == "forward-2"
+        css(browser, "body")[0].send_keys(Keys.ARROW_RIGHT)
+        assert browser.execute_script("return PBStep.phase()") == "forward-3"
+        css(browser, '.pb-phase[data-phase="backward-2"]')[0].click()
+        label = css(browser, '[data-id="d2.0"]')[0]
+        hover(browser, label)
+        assert css(browser, "#pb-tip")[0].is_displayed()
+        assert f"= {format_number(t.layers[1]['delta'][0, 0])}" in css(browser, "#pb-tip")[0].text
+        assert browser.execute_script("return location.href") == "about:srcdoc#backward-2"
+        assert browser.execute_script("return window.pbErrors") == []
+    finally:
+        browser.switch_to.default_content()
+    assert not browser.console_errors()

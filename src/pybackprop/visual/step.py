@@ -427,7 +427,8 @@ class _Builder:
             src = [*(f"d{k}.{m}" for m in range(n_out)), *(f"W{k}.{i}.{m}" for m in range(n_out))]
         else:
             symbolic = f"Σₘ δ{_sub(k)},ₘ·{_weight('W', k, i, 0).replace(',1]', ',m]')}"
-            plugged = f"(Σ of {n_out} products = {self.fn(float(W[i] @ delta))})"
+            total = float(self.row(layer["dL_da_prev"])[i])  # the core's δ · Wᵀ, before any dropout
+            plugged = f"(Σ of {n_out} products = {self.fn(total)})"
             src = [f"d{k}.*", f"W{k}.{i}.*"]
         if extra:
             symbolic, plugged = f"({symbolic}){extra}", f"({plugged})"
