@@ -216,6 +216,52 @@ def test_wide_network_renders_fast(browser, page, screenshot_dir):
     assert not browser.console_errors()
 
 
+def test_a_strip_is_one_tab_stop(browser, page):
+    """784 + 256 strip cells and 1 344 matrix cells: one tab stop a group, the arrows move inside it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    load(browser, page(wide(), "wide.html") + "#forward-1")
+    stops = browser.execute_script("return Array.prototype.map.call(document.querySelectorAll("
+                                   "'.pb-cell[tabindex=\"0\"]'), function (e) { return e.getAttribute('data-id'); })")
+    assert stops == ["B1.0.0", "B2.0.0", "u0.0", "u1.0"]  # the two heat maps, the two strips
+    assert len(css(browser, '.pb-cell[tabindex="-1"]')) == 784 + 256 + 32 * 32 + 32 * 10 - 4
+
+    def press(*keys, shift=False):
+        chain = ActionChains(browser)
+        if shift:
+            chain = chain.key_down(Keys.SHIFT)
+        chain = chain.send_keys(*keys)
+        (chain.key_up(Keys.SHIFT) if shift else chain).perform()
+
+    def focused():
+        return browser.execute_script("var e = document.activeElement; return [e.getAttribute('data-id'), "
+                                      "e.getAttribute('tabindex'), PBStep.phase()]")
+
+    first = css(browser, '.pb-cell[data-col="1"][data-unit="0"]')[0]
+    browser.execute_script("arguments[0].focus()", first)
+    press(Keys.ARROW_DOWN)
+    assert focused() == ["u1.1", "0", "forward-1"]  # the next unit; the phase stays
+    assert first.get_attribute("tabindex") == "-1"  # the roving tab stop moved with the focus
+    assert "a₁,₂ = ReLU(z₁,₂)" in css(browser, "#pb-tip")[0].text
+    rows = 64  # 256 units drawn as 4 columns of 64 cells
+    press(Keys.ARROW_RIGHT, shift=True)
+    assert focused() == [f"u1.{1 + rows}", "0", "forward-1"]
+    press(Keys.ARROW_UP, Keys.ARROW_UP)
+    assert focused()[0] == f"u1.{rows - 1}"  # up from the top of a column: the bottom of the previous one
+    press(Keys.ARROW_RIGHT)  # outside the strip's keys: the phases
+    assert focused()[2] == "forward-2"
+    press(Keys.TAB)
+    assert focused()[0] not in {f"u1.{rows}", f"u1.{rows + 1}"} and not focused()[0].startswith("u1.")
+    cell = css(browser, '.pb-wcell[data-layer="1"][data-row="0"][data-colblock="0"]')[0]
+    browser.execute_script("arguments[0].focus()", cell)
+    press(Keys.ARROW_DOWN)
+    assert focused()[0] == "B1.1.0"  # a heat map: down its column of blocks
+    press(Keys.ARROW_RIGHT, shift=True)
+    assert focused()[0] == "B1.1.1"
+    assert not browser.console_errors()
+
+
 def test_the_notebook_iframe_works(browser, tmp_path):
     """``trace._repr_html_()`` as Jupyter shows it: a sandboxed ``<iframe srcdoc>`` (scripts only, no URL of
     its own, where ``history.pushState`` throws): the page draws, the keys and buttons step through the

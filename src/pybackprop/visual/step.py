@@ -703,6 +703,8 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
     payload = trace_payload(trace)
     heading = html.escape(title or "One step of backpropagation")
     data = _json_script(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+    strips = (" A strip or heat map is one Tab stop: inside it ↑ ↓ move from cell to cell, Shift + ← → across."
+              if max(payload["net"]["sizes"]) > WIDE or not all(layer["full"] for layer in payload["layers"]) else "")
     meta = (f"loss <b>{html.escape(payload['loss'])}</b> · SGD, learning rate η = <b>{payload['lr']:g}</b> · "
             f"{payload['dtype']} · L = <b>{html.escape(format_number(payload['L']))}</b>")
     return f"""<!DOCTYPE html>
@@ -728,7 +730,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
 <div class="pb-stage"><svg class="pb-net" id="pb-svg" role="group" aria-label="the network"></svg></div>
 <footer class="pb-foot"><div class="pb-legend" id="pb-legend"></div>
 <p class="pb-hint">Hover or focus (Tab) any number to see its formula and where it came from;
-← → (or the buttons) step through the phases; the address bar keeps the phase, so a link opens there.</p></footer>
+← → (or the buttons) step through the phases; the address bar keeps the phase, so a link opens there.{strips}</p></footer>
 <div class="pb-tip" id="pb-tip" role="tooltip" hidden></div>
 <noscript><p>This page needs JavaScript to draw the network; <code>print(trace)</code> gives the same numbers as text.</p></noscript>
 </main>

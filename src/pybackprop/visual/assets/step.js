@@ -384,7 +384,7 @@
   prev.addEventListener("click", function () { setPhase(idx - 1, false); });
   next.addEventListener("click", function () { setPhase(idx + 1, false); });
   document.addEventListener("keydown", function (ev) {
-    if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.defaultPrevented) return;  // taken: a strip's arrow keys
     var tag = ev.target && ev.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     if (ev.key === "ArrowRight") { setPhase(idx + 1, false); ev.preventDefault(); }
