@@ -299,3 +299,32 @@ def test_the_notebook_iframe_works(browser, tmp_path):
     finally:
         browser.switch_to.default_content()
     assert not browser.console_errors()
+
+
+def test_the_numbers_under_a_unit_do_not_overlap(browser, page):
+    """In every phase, the numbers written at a unit (z, a, b, the mask and ã, dL/da, f′, δ, dL/db) stand
+    apart (3 px at least side by side); the backward phase of a layer after a dropout shows the ã its dL/dW are made of."""
+    m = bp.Sequential([bp.Dropout(keep_prob=0.7), bp.Dense(5, activation="leaky_relu"), bp.Dropout(keep_prob=0.6),
+                       bp.Dense(3, activation="softmax")], input_dim=4, dtype="float32", seed=2)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.3))
+    load(browser, page(m.explain([0.5, -1.0, 2.0, 0.1], [0.2, 0.7, 0.1])))
+    for name in browser.execute_script("return PBStep.payload.phases"):
+        browser.execute_script("PBStep.setPhase(arguments[0])", name)
+        clashes = browser.execute_script("""
+            var out = [];
+            document.querySelectorAll('.pb-unit').forEach(function (u) {
+              var boxes = Array.prototype.filter.call(u.querySelectorAll('.pb-ulabel'), function (t) {
+                return getComputedStyle(t).display !== 'none'; }).map(function (t) {
+                var r = t.getBoundingClientRect(); return [t.getAttribute('data-id'), r]; });
+              for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+                var a = boxes[i][1], b = boxes[j][1];
+                if (a.left < b.right + 3 && b.left < a.right + 3 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+                  out.push([boxes[i][0], boxes[j][0]]);
+              }
+            });
+            return out;""")
+        assert clashes == [], (name, clashes)
+    browser.execute_script("PBStep.setPhase('backward-2')")
+    shown = {e.get_attribute("data-id") for e in css(browser, ".pb-ulabel") if e.is_displayed()}
+    assert {f"ad2.{i}" for i in range(5)} <= shown and not any(s.startswith("ad1.") for s in shown)
+    assert not browser.console_errors()

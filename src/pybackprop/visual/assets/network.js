@@ -20,8 +20,9 @@
  *               are drawn as a heat map of W between the columns),
  *     width, height (user units of the viewBox; default 1000 x 600), margin {left,right,top,bottom},
  *     glyph: fn(c, i) -> text inside a unit, columnTitle: fn(c) -> [line1, line2],
- *     unitLabels: fn(c, i, room) -> [{id, text, cls, line, dx, dy, side}] numbers written under a unit
- *                 (line: row under it; side: beside it instead), room = {lines, spacing, r}: the rows that fit,
+ *     unitLabels: fn(c, i, room) -> [{id, text, cls, line, dx, dy, side, anchor}] numbers written under a unit
+ *                 (line: row under it; side: beside it instead; anchor: "start", "end" or the default
+ *                 "middle" of the text at dx), room = {lines, spacing, r}: the rows that fit,
  *     edgeLabels: fn(l, i, j) -> [{id, text, cls}] numbers written on an edge,
  *     unitId / edgeId / cellId: fn -> data-id of a unit cell, an edge, a matrix cell
  *   }
@@ -305,7 +306,8 @@
             var tx = el("text", {"class": "pb-num pb-ulabel " + (lb.cls || "") + (side ? " pb-side" : ""),
               x: side ? g.r + 6 + (lb.dx || 0) : (lb.dx || 0),
               y: side ? (lb.dy || 0) : g.r + 13 + 14 * (lb.line || 0) + (lb.dy || 0),
-              "text-anchor": side ? "start" : "middle", "dominant-baseline": "central", tabindex: "0", "data-id": lb.id}, gu);
+              "text-anchor": side ? "start" : (lb.anchor || "middle"), "dominant-baseline": "central", tabindex: "0",
+              "data-id": lb.id}, gu);
             tx.textContent = lb.text;
           }
           var v = null;
