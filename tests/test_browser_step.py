@@ -8,17 +8,10 @@ import time
 
 import numpy as np
 import pytest
+from test_visual import textbook, wide  # the same traces as the page's own tests
 
 import pybackprop as bp
 from pybackprop.visual import format_number
-
-
-def textbook():
-    m = bp.Sequential([bp.Dense(4, activation="relu", use_bias=False, init="he_normal"),
-                       bp.Dense(4, activation="sigmoid", use_bias=False),
-                       bp.Dense(1, activation="identity", use_bias=False)], input_dim=3, dtype="float64", seed=4)
-    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
-    return m.explain([1.0, 2.0, 3.0], [0.5], lr=0.1)
 
 
 def dropout_softmax():
@@ -26,12 +19,6 @@ def dropout_softmax():
                        bp.Dense(3, activation="softmax")], input_dim=4, dtype="float64", seed=2)
     m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.3))
     return m.explain([0.5, -1.0, 2.0, 0.1], np.array([2]))
-
-
-def wide():
-    m = bp.Sequential([bp.Dense(256, activation="relu"), bp.Dense(10, activation="softmax")], input_dim=784, seed=0)
-    m.compile(loss="categorical_crossentropy")
-    return m.explain(np.random.default_rng(0).random(784), np.array([3]))
 
 
 @pytest.fixture
