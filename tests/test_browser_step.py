@@ -315,3 +315,15 @@ def test_the_numbers_under_a_unit_do_not_overlap(browser, page):
     shown = {e.get_attribute("data-id") for e in css(browser, ".pb-ulabel") if e.is_displayed()}
     assert {f"ad2.{i}" for i in range(5)} <= shown and not any(s.startswith("ad1.") for s in shown)
     assert not browser.console_errors()
+
+
+def test_a_diverging_step_in_the_browser(browser, page):
+    """An inf gradient: the page draws, the edge is grey, the tooltip's full value is ∞."""
+    m = bp.Sequential([bp.Dense(2, activation="relu"), bp.Dense(1)], input_dim=1, dtype="float32", seed=0)
+    m.compile(loss="mse")
+    load(browser, page(m.explain([1e38], [0.0])) + "#backward-1")
+    label = css(browser, '[data-id="dW1.0.0"]')[0]
+    assert label.text == "∞"
+    hover(browser, label)
+    assert "full value: ∞" in css(browser, "#pb-tip")[0].text
+    assert not browser.console_errors()

@@ -73,6 +73,7 @@ BLOCKS = 32
 MAX_TERMS = 8
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 Record = Dict[str, Any]
 
 
@@ -101,7 +102,9 @@ def format_number(value: Optional[float], float32: bool = False) -> str:
     """
     if value is None:
         return "—"
-    v = float(np.float32(value)) if float32 else float(value)  # a float32's own value, however it is given
+    v = float(value)
+    if float32 and abs(v) <= _FLOAT32_MAX:
+        v = float(np.float32(v))  # a float32's own value, however it is given (the loss, a double, may be larger)
     if math.isnan(v):
         return "—"
     if math.isinf(v):
@@ -148,11 +151,11 @@ def _span(lo: int, hi: int) -> str:
 
 
 def _value(x: Any, float32: bool) -> Optional[float]:
-    """A JSON-able value: None for NaN, the shortest float32 decimal for a float32 model."""
+    """A JSON-able value: None for NaN and ±inf, the shortest float32 decimal for a float32 model."""
     v = float(x)
-    if math.isnan(v):
-        return None
-    if float32:
+    if not math.isfinite(v):
+        return None  # JSON has no inf: the record's shown text keeps "∞" (a diverging step)
+    if float32 and abs(v) <= _FLOAT32_MAX:  # (the loss, a double, may be larger)
         return float(str(np.float32(v)))
     return v
 
@@ -179,7 +182,7 @@ class _Builder:
     def add(self, key: str, name: str, value: Any, formula: str, src: Sequence[str] = (),
             show_value: bool = True) -> None:
         v = None if value is None else _value(value, self.float32)
-        shown = self.fn(v)
+        shown = self.fn(None if value is None else float(value))  # "∞" where v is None for an inf
         text = f"{name} = {formula}" if formula else name
         if show_value and v is not None and not text.endswith(f"= {shown}"):
             text += f" = {shown}"
@@ -559,9 +562,9 @@ def _matrix(M: Any, full: bool) -> Any:
     """A matrix for ``PBNet``: nested lists, or its block means with the block boundaries."""
     A = np.asarray(M, dtype=np.float64)
     if full:
-        return A.tolist()
+        return [[v if math.isfinite(v) else None for v in row] for row in A.tolist()]  # JSON: no inf, no NaN
     rb, cb = _bounds(A.shape[0]), _bounds(A.shape[1])
-    means = [[float(A[rb[r]:rb[r + 1], cb[c]:cb[c + 1]].mean()) for c in range(len(cb) - 1)]
+    means = [[_value(A[rb[r]:rb[r + 1], cb[c]:cb[c + 1]].mean(), False) for c in range(len(cb) - 1)]
              for r in range(len(rb) - 1)]
     return {"shape": list(A.shape), "rows": rb, "cols": cb, "values": means}
 
@@ -631,7 +634,7 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
         "format": "pybackprop.step/1",
         "title": f"{arch} · loss {trace.loss_name} · SGD lr {trace.lr:g}",
         "arch": arch, "loss": trace.loss_name, "lr": float(trace.lr), "dtype": dtype,
-        "L": _value(trace.loss, b.float32),
+        "L": _value(trace.loss, False),  # the core sums the loss in double, whatever the dtype
         "net": {"sizes": sizes, "activations": [layer["activation"] for layer in layers],
                 "W": [_matrix(layer["W"], f) for layer, f in zip(layers, full)],
                 "b": [None if layer["b"] is None else [_value(v, b.float32) for v in b.row(layer["b"])]
@@ -706,7 +709,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
     strips = (" A strip or heat map is one Tab stop: inside it ↑ ↓ move from cell to cell, Shift + ← → across."
               if max(payload["net"]["sizes"]) > WIDE or not all(layer["full"] for layer in payload["layers"]) else "")
     meta = (f"loss <b>{html.escape(payload['loss'])}</b> · SGD, learning rate η = <b>{payload['lr']:g}</b> · "
-            f"{payload['dtype']} · L = <b>{html.escape(format_number(payload['L']))}</b>")
+            f"{payload['dtype']} · L = <b>{html.escape(format_number(trace.loss))}</b>")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

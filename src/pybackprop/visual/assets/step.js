@@ -20,8 +20,9 @@
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
   }
   /** The full value as the model stores it (shortest decimal of its float32 or float64). */
-  function full(v) {
-    if (v === null || v === undefined) return "not computed";
+  function full(r) {
+    var v = r.v;
+    if (v === null || v === undefined) return r.t === "—" || r.t === "Jacobian" ? "not computed" : r.t;  // ∞
     if (float32) {
       for (var p = 1; p <= 9; p++) {
         var s = v.toPrecision(p);
@@ -225,7 +226,7 @@
       var parts = r.f.split(" = ");
       html += '<div class="pb-tip-rec"><div class="pb-tip-f"><b>' + esc(parts[0]) + "</b>" +
         (parts.length > 1 ? " = " + esc(parts.slice(1).join(" = ")) : "") + "</div>" +
-        '<div class="pb-tip-v">full value: <code>' + esc(full(r.v)) + "</code></div></div>";
+        '<div class="pb-tip-v">full value: <code>' + esc(full(r)) + "</code></div></div>";
       r.src.forEach(function (s) { refs = refs.concat(refsOf(s)); });
     });
     if (recs.some(function (r) { return r.src.length; })) html += '<div class="pb-tip-note">highlighted: what it was computed from</div>';
