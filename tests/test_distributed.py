@@ -264,3 +264,23 @@ def test_a_root_only_callback_taking_over_a_divergence_stops_every_rank(tmp_path
         pytest.fail("the ranks did not agree on stopping at the divergence (the job hung)")
     assert proc.returncode == 0, proc.stderr
     assert "rank 0 stopped=True" in proc.stdout and "rank 1 stopped=True" in proc.stdout, proc.stdout
+
+
+def test_sample_weight_on_two_sharded_ranks_matches_single_process(tmp_path):
+    """Each rank weights the rows it computes: the same weights as plain fit with sample_weight."""
+    body = f"""
+    model = make_model(False)
+    X, y = make_data()
+    w = np.random.default_rng(5).uniform(0.0, 2.0, size=X.shape[0])
+    X, y, w = (X[:150], y[:150], w[:150]) if comm.rank == 0 else (X[150:], y[150:], w[150:])
+    history = fit_distributed(model, X, y, verbose=0, sharded=True, sample_weight=w, **{SINGLE!r})
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"](False)
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, sample_weight=np.random.default_rng(5).uniform(0.0, 2.0, size=X.shape[0]), **SINGLE)
+    check_same(load_ranks(tmp_path, "w"), model)
+    np.testing.assert_allclose(load_ranks(tmp_path, "w")[0]["loss"], model.history.history["loss"], rtol=1e-12)

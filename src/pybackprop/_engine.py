@@ -230,8 +230,11 @@ class FitArguments:
     batch_size: int
     shuffle: bool
     verbose: int
-    validation: Optional[Tuple[np.ndarray, np.ndarray]]
+    #: (X_val, Y_val, per-sample weights of the validation data or None)
+    validation: Optional[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]
     callbacks: List[Callback]
+    #: per-sample weights of the training rows (sample_weight times class_weight), or None
+    sample_weight: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -508,6 +511,46 @@ class Engine:
                      f"or integer class labels in [0, {k - 1}]", arr)
         return out
 
+    def sample_weights(self, sample_weight: Any, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
+        """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to the dtype;
+        None stays None (unweighted)."""
+        if sample_weight is None:
+            return None
+        arr = as_numeric_array(name, sample_weight)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
+        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
+            w = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(w).all():
+            fail(name, f"finite weights (in {self.dtype})", arr)
+        if (w < 0).any():
+            fail(name, "weights >= 0", arr)
+        if not (w > 0).any():
+            fail(name, "at least one weight > 0 (they are all zero)", arr)
+        return w
+
+    def class_weights(self, class_weight: Any, Yc: np.ndarray) -> np.ndarray:
+        """Each sample's weight from ``class_weight`` ({class: weight}; classes not named weigh 1), as
+        Keras: the class of a row is its target's argmax (categorical_crossentropy) or its rounded
+        target (binary_crossentropy with one output)."""
+        if not isinstance(class_weight, dict):
+            fail("class_weight", "a dict {class label: weight}", class_weight, TypeError)
+        k = self.output_dim
+        if self.loss == "categorical_crossentropy":
+            classes, count = np.argmax(Yc, axis=1), k
+        elif self.loss == "binary_crossentropy" and k == 1:
+            classes, count = np.rint(Yc[:, 0]).astype(np.int64), 2
+        else:
+            fail("class_weight", "a classification loss: categorical_crossentropy, or binary_crossentropy "
+                 "with one output", f"loss {self.loss!r} with {k} output(s)")
+        table = np.ones(count)
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                    or not 0 <= key < count:
+                fail("class_weight", f"class labels in [0, {count - 1}] as keys", key)
+            table[int(key)] = check_float(f"class_weight[{key}]", value, minimum=0.0)
+        return table[np.clip(classes, 0, count - 1)]
+
     def data(self, X: Any, y: Any) -> Tuple[np.ndarray, np.ndarray]:
         """Inputs and targets of one data set (the model must be compiled)."""
         self.require_compiled()
@@ -538,13 +581,24 @@ class Engine:
     def fit_arguments(self, X: Any, y: Any, epochs: Any = 1, batch_size: Any = 32, shuffle: Any = True,
                       verbose: Any = 1, validation_data: Optional[Tuple[Any, Any]] = None,
                       validation_split: Any = 0.0, callbacks: Optional[Sequence[Any]] = None,
-                      validation: bool = True) -> FitArguments:
+                      validation: bool = True, sample_weight: Any = None, class_weight: Any = None
+                      ) -> FitArguments:
         """Check and cast the arguments of ``fit`` (the one public boundary of these checks).
 
         ``validation=False`` skips the validation data (distributed training:
-        only the root rank evaluates it).
+        only the root rank evaluates it). The training rows' weights are
+        ``sample_weight`` times ``class_weight`` of each row's class; a
+        ``validation_split`` splits ``sample_weight`` with the rows (the held-out
+        part weights ``val_loss``; class weights are for training only, as Keras).
         """
         Xc, Yc = self.data(X, y)
+        n = Xc.shape[0]
+        user_w = self.sample_weights(sample_weight, n)
+        W = user_w
+        if class_weight is not None:
+            per_class = self.class_weights(class_weight, Yc)
+            W = per_class if user_w is None else user_w * per_class
+            W = self.sample_weights(W, n, "sample_weight (times class_weight)")
         epochs = check_int("epochs", epochs, minimum=0)
         batch_size = check_int("batch_size", batch_size, minimum=1)
         shuffle = check_bool("shuffle", shuffle)
@@ -555,20 +609,35 @@ class Engine:
         for i, cb in enumerate(cb_list):
             if not isinstance(cb, Callback):
                 fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
-        val = None
+        val: Optional[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
         if validation_data is not None and validation:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                fail("validation_data", "a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)",
+                     validation_data, TypeError)
             Xv = self.inputs(validation_data[0], "validation_data[0]")
-            val = (Xv, self.targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
+            Yv = self.targets(validation_data[1], Xv.shape[0], "validation_data[1]")
+            Wv = self.sample_weights(validation_data[2], Xv.shape[0], "validation_data[2]") \
+                if len(validation_data) == 3 else None
+            val = (Xv, Yv, Wv)
         elif validation_data is None and validation_split > 0:
             cut = int(round(Xc.shape[0] * (1.0 - validation_split)))
             if not 0 < cut < Xc.shape[0]:
                 fail("validation_split", f"a fraction leaving samples on both sides of {Xc.shape[0]}",
                      validation_split)
-            val = (Xc[cut:], Yc[cut:])
+            Wv = None
+            if user_w is not None:
+                Wv = self.sample_weights(user_w[cut:], n - cut, "sample_weight (its validation_split part)")
+            if W is not None:
+                W = self.sample_weights(W[:cut], cut, "sample_weight (its training part after validation_split)")
+            val = (Xc[cut:], Yc[cut:], Wv)
             Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
-        return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list)
+        return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list, W)
+
+    def evaluate(self, Xc: np.ndarray, Yc: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> Any:
+        """The loss of cast data (weighted when ``sample_weight`` is given): a float, or with
+        metrics compiled a dict ``{"loss": ..., name: ...}``."""
+        loss = float(self.net.evaluate(Xc, Yc, sample_weight))
+        return loss
 
     # ------------------------------------------------------------------ steps
     def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
@@ -630,10 +699,10 @@ class Engine:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self.epoch_schedules(epoch, net.step_counter, steps)
             if reducer is None:
-                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps)
+                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight)
             else:
                 out = self._reduced_epoch(reducer, Xc, Yc, n, args.batch_size, steps, args.shuffle, lr_steps,
-                                          keep_steps, epoch, history)
+                                          keep_steps, epoch, history, args.sample_weight)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
                 stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
@@ -666,15 +735,16 @@ class Engine:
         return history
 
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
-                    lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray]) -> EpochOutcome:
-        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps)  # a _core.EpochResult
+                    lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
+                    sample_weight: Optional[np.ndarray] = None) -> EpochOutcome:
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
                             (r.diverged_step, r.diverged_loss) if r.diverged else None)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
-                       epoch: int, history: History) -> EpochOutcome:
+                       epoch: int, history: History, sample_weight: Optional[np.ndarray] = None) -> EpochOutcome:
         """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
@@ -696,7 +766,8 @@ class Engine:
             t0 = time.perf_counter()
             if rows.size:
                 masks = self._masks(positions) if dropouts else None
-                loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
+                w = None if sample_weight is None else sample_weight[rows]
+                loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False, sample_weight=w)[0])
                 grads *= rows.size / batch.size
                 if not math.isfinite(loss):
                     grads[:1] = np.nan  # every rank then sees a non-finite reduced gradient

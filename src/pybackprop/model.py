@@ -198,7 +198,8 @@ class Sequential:
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None,
-            validation_split: float = 0.0, callbacks: Optional[Sequence[Callback]] = None) -> History:
+            validation_split: float = 0.0, callbacks: Optional[Sequence[Callback]] = None,
+            sample_weight: Any = None, class_weight: Optional[Dict[int, float]] = None) -> History:
         """Train with mini-batch gradient descent; the epoch loop runs in C++.
 
         Parameters
@@ -215,15 +216,30 @@ class Sequential:
             Reshuffle the samples every epoch (from the model's seed).
         verbose : {0, 1, 2}
             0 silent, 1 or 2 one line per epoch (epoch, loss, val_loss, samples/s).
-        validation_data : (X_val, y_val), optional
-            Evaluated after every epoch, in inference mode (``val_loss``).
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Evaluated after every epoch, in inference mode (``val_loss``, weighted
+            by ``sample_weight_val`` when given, and ``val_<metric>``).
         validation_split : float
             Fraction in [0, 1) of the samples, taken from the end of ``X`` and
-            ``y`` before any shuffling, held out as validation data (ignored when
-            ``validation_data`` is given).
+            ``y`` (and ``sample_weight``) before any shuffling, held out as
+            validation data (ignored when ``validation_data`` is given).
         callbacks : list of Callback, optional
             E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``LearningRateScheduler``,
             ``TerminateOnNaN``; called between epochs.
+        sample_weight : array of shape (n_samples,), optional
+            Each sample's weight in the loss, with Keras's convention: a batch's
+            loss is ``sum(w_i * l_i) / rows_in_batch`` (``l_i`` the sample's loss,
+            its mean over the outputs for mse/mae/huber/binary_crossentropy), so
+            its gradient rows are scaled by ``w_i``; computed in the C++ loop, the
+            weights shuffled with their rows. Finite, >= 0, not all zero.
+            ``history["loss"]`` is then ``sum(w_i * l_i) / n`` over the epoch.
+            The metrics are not weighted (Keras's ``metrics``).
+        class_weight : dict, optional
+            ``{class: weight}`` multiplied into each sample's weight (classes not
+            named weigh 1): the class is the target's argmax for
+            ``categorical_crossentropy``, the rounded target for
+            ``binary_crossentropy`` with one output; other losses refuse it.
+            Training data only (not the validation data), as Keras.
 
         Raises
         ------
@@ -251,9 +267,19 @@ class Sequential:
         >>> h = m.fit(X, y, epochs=50, batch_size=8, verbose=0)
         >>> bool(h.history["loss"][-1] < 0.5 * h.history["loss"][0])
         True
+
+        Sample and class weights (here class 1 counts three times):
+
+        >>> c = bp.Sequential([bp.Dense(1, activation="sigmoid")], input_dim=1, seed=0)
+        >>> c.compile(loss="binary_crossentropy", optimizer=bp.SGD(lr=0.5))
+        >>> labels = (X[:, 0] > 0.5).astype(int)
+        >>> h = c.fit(X, labels, epochs=5, verbose=0, class_weight={1: 3.0}, sample_weight=np.ones(64))
+        >>> len(h.history["loss"])
+        5
         """
         args = self._engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
-                                          validation_split, callbacks)
+                                          validation_split, callbacks, sample_weight=sample_weight,
+                                          class_weight=class_weight)
         return self._engine.fit(self, args)
 
     def train_step(self, X: Any, y: Any) -> float:
@@ -323,17 +349,34 @@ class Sequential:
         Xc = self._engine.inputs(X)  # first: it builds an unbuilt model
         return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
 
-    def evaluate(self, X: Any, y: Any) -> float:
-        """Mean loss over ``(X, y)`` in inference mode.
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """The loss over ``(X, y)`` in inference mode (and the compiled metrics).
 
+        Parameters
+        ----------
+        X, y : arrays
+        sample_weight : array of shape (n_samples,), optional
+            The loss is then ``sum(w_i * l_i) / n`` (Keras's convention, as in
+            :meth:`fit`); the metrics are not weighted.
+
+        Returns
+        -------
+        float or dict
+            The mean loss; with metrics compiled, ``{"loss": ..., name: ...}`` in
+            the order of ``compile(metrics=...)`` (Keras's ``return_dict=True``).
+
+        Examples
+        --------
         >>> import pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(1, init=[[1.0]])], input_dim=1)
         >>> m.compile(loss="mae")
         >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0])
         1.5
+        >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0], sample_weight=[1.0, 0.0])   # (1·1 + 0·2) / 2
+        0.5
         """
         Xc, Yc = self._engine.data(X, y)  # first: it builds an unbuilt model
-        return float(self._engine.net.evaluate(Xc, Yc))
+        return self._engine.evaluate(Xc, Yc, self._engine.sample_weights(sample_weight, Xc.shape[0]))
 
     # ------------------------------------------------------------------ weights and config
     def get_weights(self) -> List[np.ndarray]:
