@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar
 import numpy as np
 
 from . import _core
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._history import Callback, History, ProgressBar
@@ -54,6 +55,8 @@ from .losses import LOSSES, check_output_activation
 CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 #: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
 HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
+#: History's own keys, which a metric's name may not take
+RESERVED_KEYS = ("loss", "grad_norm", "lr", "keep_prob") + HEALTH_KEYS
 #: the first layer's gradient norm relative to the last's beyond which fit warns
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
 #: the optimiser state the core keeps, by optimiser kind: the names of its first and second
@@ -247,6 +250,7 @@ class EpochOutcome:
     keep_prob: np.ndarray
     health: Dict[str, Any]
     diverged: Optional[Tuple[int, float]] = None  # (step, loss) of the first non-finite step
+    targets: Optional[np.ndarray] = None  # the global targets of the predictions (distributed: the ranks' rows)
 
 
 class Engine:
@@ -279,6 +283,7 @@ class Engine:
         self.net: Any = None  # the _core network, once built
         self.loss: Optional[str] = None
         self.optimizer: Optional[_optimizers.Optimizer] = None
+        self.metrics: List[_metrics.Metric] = []  # compile(metrics=...), in order
         if input_dim is not None and layers:
             self.build(input_dim)
 
@@ -393,15 +398,17 @@ class Engine:
             net.set_keep_prob(dropout._index, float(p))
 
     # ------------------------------------------------------------------ loss and optimiser
-    def compile(self, loss: str, optimizer: Any) -> None:
-        """Set the loss and the optimiser (its state reset).
+    def compile(self, loss: str, optimizer: Any, metrics: Any = None) -> None:
+        """Set the loss, the optimiser (its state reset) and the metrics.
 
-        All or nothing: the loss, the output pairing and the optimiser's core
-        configuration (a schedule's lr at t = 0 included) are checked, and the
-        core accepts the optimiser, before anything of this engine changes; a
-        refused compile leaves the previous loss, optimiser and state.
+        All or nothing: the loss, the output pairing, the metrics and the
+        optimiser's core configuration (a schedule's lr at t = 0 included) are
+        checked, and the core accepts the optimiser, before anything of this
+        engine changes; a refused compile leaves the previous loss, optimiser,
+        metrics and state.
         """
         loss = check_choice("loss", loss, LOSSES)
+        metric_list = _metrics.get_list(metrics, RESERVED_KEYS)
         optimizer = _optimizers.get(optimizer)
         if self.dense:
             check_output_activation(loss, self.dense[-1].activation.name)
@@ -414,7 +421,11 @@ class Engine:
             self.net.set_optimizer(config)
             self.net.set_loss(loss)
             self.net.reset_optimizer_state()
-        self.loss, self.optimizer = loss, optimizer
+        self.loss, self.optimizer, self.metrics = loss, optimizer, metric_list
+
+    def metric_values(self, Yc: np.ndarray, pred: np.ndarray, prefix: str = "") -> Dict[str, float]:
+        """``{prefix + name: value}`` of every compiled metric on targets ``Yc`` and outputs ``pred``."""
+        return {prefix + m.name: m(Yc, pred, self.loss) for m in self.metrics}
 
     def _configure_core(self) -> None:
         assert self.loss is not None
@@ -637,7 +648,9 @@ class Engine:
         """The loss of cast data (weighted when ``sample_weight`` is given): a float, or with
         metrics compiled a dict ``{"loss": ..., name: ...}``."""
         loss = float(self.net.evaluate(Xc, Yc, sample_weight))
-        return loss
+        if not self.metrics:
+            return loss
+        return {"loss": loss, **self.metric_values(Yc, self.net.predict(Xc))}
 
     # ------------------------------------------------------------------ steps
     def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
@@ -690,6 +703,8 @@ class Engine:
         owner.history, owner.stop_training = history, False
         callbacks = ([ProgressBar()] if args.verbose and root else []) + args.callbacks
         warned = False
+        # Metrics: each row's training-mode output of the epoch, written by the core (or by the reduced steps)
+        pred = np.empty((n, Yc.shape[1]), dtype=Yc.dtype) if self.metrics else None
         for cb in callbacks:
             cb.set_model(owner)  # type: ignore[arg-type]  # a Sequential in practice
             cb.on_train_begin()
@@ -699,10 +714,10 @@ class Engine:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self.epoch_schedules(epoch, net.step_counter, steps)
             if reducer is None:
-                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight)
+                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight, pred)
             else:
                 out = self._reduced_epoch(reducer, Xc, Yc, n, args.batch_size, steps, args.shuffle, lr_steps,
-                                          keep_steps, epoch, history, args.sample_weight)
+                                          keep_steps, epoch, history, args.sample_weight, pred)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
                 stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
@@ -719,8 +734,12 @@ class Engine:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
             if out.keep_prob.shape[1]:
                 logs["keep_prob"] = [float(v) for v in out.keep_prob[0]]
+            if pred is not None and root:
+                logs.update(self.metric_values(out.targets if out.targets is not None else Yc, pred))
             if args.validation is not None:
                 logs["val_loss"] = float(net.evaluate(*args.validation))
+                if self.metrics:
+                    logs.update(self.metric_values(args.validation[1], net.predict(args.validation[0]), "val_"))
             if reducer is not None:
                 logs = reducer.agree(logs)  # the root's val_loss reaches every rank's callbacks
             history.append(epoch, logs, {"lr": out.lr, "keep_prob": out.keep_prob})
@@ -736,16 +755,21 @@ class Engine:
 
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
                     lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
-                    sample_weight: Optional[np.ndarray] = None) -> EpochOutcome:
-        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight)  # an EpochResult
+                    sample_weight: Optional[np.ndarray] = None, pred: Optional[np.ndarray] = None) -> EpochOutcome:
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
                             (r.diverged_step, r.diverged_loss) if r.diverged else None)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
-                       epoch: int, history: History, sample_weight: Optional[np.ndarray] = None) -> EpochOutcome:
-        """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
+                       epoch: int, history: History, sample_weight: Optional[np.ndarray] = None,
+                       pred: Optional[np.ndarray] = None) -> EpochOutcome:
+        """One epoch step by step, the gradients summed over the ranks by ``reducer``.
+
+        With ``pred`` (n_global, outputs) the metrics' rows are gathered: each rank writes the
+        outputs (and targets) of the rows it computes at their global positions, zeros elsewhere,
+        and one all-reduce (a sum: every row comes from exactly one rank) joins them."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
@@ -756,6 +780,10 @@ class Engine:
         lr_used = np.empty(steps)
         keep_used = np.empty((steps, len(dropouts)))
         update_ratio: Any = None
+        targets = None
+        if pred is not None:
+            pred[...] = 0
+            targets = np.zeros_like(pred)
         for s in range(steps):
             batch = order[s * batch_size:(s + 1) * batch_size]
             positions, rows = reducer.rows(batch)
@@ -768,6 +796,9 @@ class Engine:
                 masks = self._masks(positions) if dropouts else None
                 w = None if sample_weight is None else sample_weight[rows]
                 loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False, sample_weight=w)[0])
+                if pred is not None and targets is not None:
+                    pred[batch[positions]] = net.A(len(dense) - 1)
+                    targets[batch[positions]] = Yc[rows]
                 grads *= rows.size / batch.size
                 if not math.isfinite(loss):
                     grads[:1] = np.nan  # every rank then sees a non-finite reduced gradient
@@ -799,10 +830,14 @@ class Engine:
             keep_used[s] = keeps
         net.epoch_counter = epoch + 1
         total = reducer.sum(loss_sum)
+        if pred is not None and targets is not None:
+            reducer.allreduce(pred)
+            reducer.allreduce(targets)
         weight_norm = [_norm([self.W(d)] + ([b] if (b := self.b(d)) is not None else [])) for d in range(len(dense))]
         health = {"weight_norm": weight_norm, "update_ratio": update_ratio, "nonfinite": [False] * len(dense)}
         timings["epochs"] += time.perf_counter() - t_epoch
-        return EpochOutcome(total / n, [float(v) for v in norm_sums / steps], lr_used, keep_used, health)
+        return EpochOutcome(total / n, [float(v) for v in norm_sums / steps], lr_used, keep_used, health,
+                            targets=targets)
 
     def _masks(self, positions: np.ndarray) -> List[Optional[np.ndarray]]:
         """The core's masks of the coming step for rows ``positions`` of its global batch."""
@@ -911,7 +946,7 @@ class Engine:
         twin.owner = _TwinOwner(twin)
         twin.build(int(net.input_dim), init=False)
         if self.loss is not None:
-            twin.compile(self.loss, self.optimizer)
+            twin.compile(self.loss, self.optimizer, self.metrics)
         twin.load_state(self.state())
         return twin
 

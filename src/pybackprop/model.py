@@ -8,6 +8,7 @@ fit loop. The core runs every forward, backward and update, without the GIL.
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +20,7 @@ from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine,
 from ._history import Callback, History
 from ._validation import check_bool, check_dtype, check_int, fail
 from .layers import Dense, Dropout, Layer
+from .metrics import METRICS
 
 __all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
            "VANISHING_RATIO", "gradient_flow_problem",
@@ -169,8 +171,8 @@ class Sequential:
         return sum(w.size for w in self.get_weights())
 
     # ------------------------------------------------------------------ training setup
-    def compile(self, loss: str = "mse", optimizer: Any = "sgd") -> None:
-        """Choose the loss and the optimiser.
+    def compile(self, loss: str = "mse", optimizer: Any = "sgd", metrics: Optional[Sequence[Any]] = None) -> None:
+        """Choose the loss, the optimiser and the metrics to report.
 
         Parameters
         ----------
@@ -182,18 +184,32 @@ class Sequential:
             ``"sgd"`` (lr 0.01), ``"adam"``, ``"rmsprop"``, ``"adagrad"`` or an
             optimiser object, e.g. ``bp.SGD(lr=0.1, momentum=0.9)``. Compiling
             resets the optimiser's state (momentum buffers, moments).
+        metrics : list of str or callable, optional
+            Reported per epoch in ``History`` (``"accuracy"``, ``"val_accuracy"``,
+            ...), by the progress line and by :meth:`evaluate`: ``"accuracy"``
+            (0.5 threshold of one output or of a binary cross-entropy, else the
+            argmax), ``"mae"``, ``"mse"``, ``"rmse"``, ``"r2"``, or a function
+            ``(y_true, y_pred) -> float`` named by its ``__name__``. See
+            :mod:`pybackprop.metrics` for what each is computed over.
 
         Examples
         --------
         >>> import pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(3, activation="softmax")], input_dim=4)
-        >>> m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.1))
+        >>> m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.1), metrics=["accuracy"])
+        >>> [metric.name for metric in m.metrics]
+        ['accuracy']
         >>> m.compile(loss="binary_crossentropy")
         Traceback (most recent call last):
         ...
         ValueError: loss: binary_crossentropy expected an output layer with activation 'sigmoid', got 'softmax'
         """
-        self._engine.compile(loss, optimizer)
+        self._engine.compile(loss, optimizer, metrics)
+
+    @property
+    def metrics(self) -> List[Any]:
+        """The compiled metrics (:class:`pybackprop.metrics.Metric`, with ``name``), in order."""
+        return list(self._engine.metrics)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
@@ -413,13 +429,19 @@ class Sequential:
         if self.loss is not None:
             assert self.optimizer is not None
             compile_cfg = {"loss": self.loss, "optimizer": self.optimizer.get_config()}
+            if self._engine.metrics:  # by name; a callable's name cannot be compiled back (from_config)
+                compile_cfg["metrics"] = [m.name for m in self._engine.metrics]
         return {"class_name": "Sequential", "format": CONFIG_FORMAT, "input_dim": self.input_dim,
                 "dtype": self.dtype, "seed": self.seed,
                 "layers": [layer.get_config() for layer in self.layers], "compile": compile_cfg}
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "Sequential":
-        """A new model from :meth:`get_config` output (fresh weights from the seed)."""
+        """A new model from :meth:`get_config` output (fresh weights from the seed).
+
+        Metrics come back by name; a name that is not a built-in one (a callable's) is
+        dropped with a ``UserWarning``: compile again with the function.
+        """
         if not isinstance(config, dict) or config.get("class_name") != "Sequential":
             fail("config", "a dict from Sequential.get_config()", config, TypeError)
         if config.get("format") != CONFIG_FORMAT:
@@ -427,8 +449,14 @@ class Sequential:
         model = cls([_layers.from_config(c) for c in config["layers"]], input_dim=config["input_dim"],
                     dtype=config["dtype"], seed=config["seed"])
         if config.get("compile"):
+            names = config["compile"].get("metrics") or []
+            lost = [name for name in names if name not in METRICS]
+            if lost:
+                warnings.warn(f"metrics {lost} were functions and are not restored from a config or a file: "
+                              "compile the model again with them", UserWarning, stacklevel=2)
             model.compile(loss=config["compile"]["loss"],
-                          optimizer=_optimizers.from_config(config["compile"]["optimizer"]))
+                          optimizer=_optimizers.from_config(config["compile"]["optimizer"]),
+                          metrics=[name for name in names if name in METRICS] or None)
         return model
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
