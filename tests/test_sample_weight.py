@@ -235,3 +235,22 @@ def test_bad_validation_weights_and_class_weights_raise():
     with pytest.raises(ValueError, match=r"sample_weight \(times class_weight\): expected at least one weight > 0"):
         clf.fit(Xc, Yc, verbose=0, class_weight={0: 0.0, 1: 0.0, 2: 0.0})
     assert clf.history is None and clf.engine.net.epoch_counter == 0
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_train_step_and_loss_and_gradients_take_sample_weight(loss, k, act):
+    X, Y, w = data_for(loss, k)
+    a, b = model_for(loss, k, act), model_for(loss, k, act)
+    twin = Twin(a)
+    L = twin.batch_loss(loss, X, Y, w)
+    L.backward()
+    got, grads = a.loss_and_gradients(X, Y, sample_weight=w)
+    assert_close("loss_and_gradients", got, float(L.detach()), 1e-12, 1e-12)
+    assert_tensors_close("gradients", [g[key] for g in grads for key in ("W", "b")],
+                         [p.grad.numpy() for p in twin.params], "float64")
+    # one train_step on all rows == one fit epoch of one full batch
+    assert a.train_step(X, Y, sample_weight=w) == pytest.approx(float(L.detach()), rel=1e-12)
+    b.fit(X, Y, epochs=1, batch_size=N, shuffle=False, verbose=0, sample_weight=w)
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+    with pytest.raises(ValueError, match="sample_weight: expected a 1-D array of 23 weights"):
+        a.train_step(X, Y, sample_weight=w[:-1])

@@ -653,25 +653,28 @@ class Engine:
         return {"loss": loss, **self.metric_values(Yc, self.net.predict(Xc))}
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
-        """One update on one batch (cast data); DivergenceError when it is not applied."""
+    def train_step(self, Xc: np.ndarray, Yc: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> float:
+        """One update on one batch (cast data, checked weights or None); DivergenceError when it is
+        not applied."""
         lr = self.lr_now()
         self.set_keep_probs_now()
-        loss, applied = self.net.train_step(Xc, Yc, lr)
+        loss, applied = self.net.train_step(Xc, Yc, lr, sample_weight)
         if not applied:
             raise DivergenceError(self.net.epoch_counter, 0, loss)
         return float(loss)
 
     def loss_and_gradients(self, Xc: np.ndarray, Yc: np.ndarray, training: bool = False,
-                           masks: Optional[Dict[int, Any]] = None
+                           masks: Optional[Dict[int, Any]] = None, sample_weight: Optional[np.ndarray] = None
                            ) -> Tuple[float, List[Dict[str, np.ndarray]], Dict[int, np.ndarray]]:
-        """Loss, per-layer gradient dicts (one per entry of layers) and the masks used (by layer index)."""
+        """Loss, per-layer gradient dicts (one per entry of layers) and the masks used (by layer index);
+        the loss weighted by ``sample_weight`` (checked, cast) when given."""
         if masks is not None and not training:
             fail("masks", "training=True (dropout masks are not used in inference mode)", masks)
         mask_list = None if masks is None else self.masks_list(masks, Xc.shape[0])
         if training:
             self.set_keep_probs_now()
-        loss, core_grads, core_masks = self.net.loss_and_gradients(Xc, Yc, training, mask_list)
+        loss, core_grads, core_masks = self.net.loss_and_gradients(Xc, Yc, training, mask_list,
+                                                                   sample_weight=sample_weight)
         grads: List[Dict[str, np.ndarray]] = []
         for layer in self.layers:
             g: Dict[str, np.ndarray] = {}

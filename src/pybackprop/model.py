@@ -298,10 +298,11 @@ class Sequential:
                                           class_weight=class_weight)
         return self._engine.fit(self, args)
 
-    def train_step(self, X: Any, y: Any) -> float:
+    def train_step(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """One gradient-descent update on ``(X, y)`` as a single batch.
 
-        Returns the batch loss before the update.
+        Returns the batch loss before the update (``sum(w_i * l_i) / n`` with
+        ``sample_weight``, as in :meth:`fit`).
 
         >>> import numpy as np, pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(1, init="zeros")], input_dim=1, dtype="float64")
@@ -311,10 +312,12 @@ class Sequential:
         >>> float(m.layers[0].W[0, 0])        # 0 - 0.25 * 2 * (0 - 2) * 1
         1.0
         """
-        return self._engine.train_step(*self._engine.data(X, y))
+        Xc, Yc = self._engine.data(X, y)
+        return self._engine.train_step(Xc, Yc, self._engine.sample_weights(sample_weight, Xc.shape[0]))
 
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False,
-                           masks: Optional[Dict[int, Any]] = None, return_masks: bool = False) -> Any:
+                           masks: Optional[Dict[int, Any]] = None, return_masks: bool = False,
+                           sample_weight: Any = None) -> Any:
         """The loss of ``(X, y)`` as one batch and its gradient, without updating.
 
         Parameters
@@ -329,6 +332,8 @@ class Sequential:
             (n_samples, n_units)}`` (a single row is broadcast), to replay a step.
         return_masks : bool
             Also return the masks used, in the same form.
+        sample_weight : array of shape (n_samples,), optional
+            The loss ``sum(w_i * l_i) / n`` and its gradient (Keras's convention, as :meth:`fit`).
 
         Returns
         -------
@@ -346,11 +351,14 @@ class Sequential:
         >>> m.compile(loss="mse")
         >>> m.loss_and_gradients([[2.0]], [1.0])   # L = (3*2 - 1)^2, dL/dW = 2*(6 - 1)*2
         (25.0, [{'W': array([[20.]])}])
+        >>> m.loss_and_gradients([[2.0], [0.0]], [1.0, 0.0], sample_weight=[0.5, 1.0])   # (0.5·25 + 0) / 2
+        (6.25, [{'W': array([[5.]])}])
         """
         training = check_bool("training", training)
         return_masks = check_bool("return_masks", return_masks)
         Xc, Yc = self._engine.data(X, y)
-        loss, grads, used = self._engine.loss_and_gradients(Xc, Yc, training, masks)
+        weights = self._engine.sample_weights(sample_weight, Xc.shape[0])
+        loss, grads, used = self._engine.loss_and_gradients(Xc, Yc, training, masks, weights)
         return (loss, grads, used) if return_masks else (loss, grads)
 
     # ------------------------------------------------------------------ inference

@@ -317,17 +317,20 @@ void bind_training(py::class_<Network<T>>& c) {
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
-          [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
+          [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr,
+             const std::optional<InArray<T>>& sample_weight) {
               const std::size_t rows = check_xy(n, X, Y);
+              const T* w = weights_of<T>(sample_weight, rows);
               const T *x = X.data(), *y = Y.data();
               const double rate = lr ? *lr : n.optimizer().lr;
               check_lr(rate);
               bool applied = false;
-              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied); });
+              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied, w); });
               return py::make_tuple(loss, applied);
           },
-          py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(),
-          "One update; returns (loss, applied): a NaN/inf loss or gradient is not applied.");
+          py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(),
+          "One update (the loss weighted by sample_weight when given); returns (loss, applied): a NaN/inf "
+          "loss or gradient is not applied.");
     c.def("fit_epoch",
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
              const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep,

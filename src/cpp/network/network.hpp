@@ -102,7 +102,9 @@ public:
     void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
     // step.cpp: one update at learning rate lr on (X, Y) as one batch; returns the loss
     // before it. A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
-    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
+    // weights: n per-sample weights of the loss, or null (see loss_and_gradients).
+    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr,
+                      const T* weights = nullptr);
     // step.cpp: applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     // Returns false, with the parameters and optimiser state unchanged, when the update
