@@ -254,3 +254,18 @@ def test_train_step_and_loss_and_gradients_take_sample_weight(loss, k, act):
     assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
     with pytest.raises(ValueError, match="sample_weight: expected a 1-D array of 23 weights"):
         a.train_step(X, Y, sample_weight=w[:-1])
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_core_equals_the_reference_twin_with_sample_weight(loss, k, act):
+    from conftest import reference_of
+
+    X, Y, w = data_for(loss, k)
+    model = model_for(loss, k, act)
+    ref = reference_of(model)
+    h = model.fit(X, Y, epochs=2, batch_size=6, verbose=0, sample_weight=w)
+    want = ref.fit(X, Y, epochs=2, batch_size=6, sample_weight=w)
+    assert_close(f"{loss} losses", h.history["loss"], want["loss"], 1e-12, 1e-12)
+    assert_tensors_close(f"{loss} weights", model.get_weights(), ref.get_weights(), "float64")
+    assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), ref.evaluate(X, Y, sample_weight=w),
+                 1e-12, 1e-12)
