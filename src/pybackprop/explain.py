@@ -119,10 +119,11 @@ class Trace:
             rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
             if layer["b"] is not None:
                 rows.append((sec, f"b{i}", "bias", layer["b"]))
-            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
+            noise = " + noise (noisy_relu, training)" if layer["activation"] == "noisy_relu" else ""
+            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else "") + noise,
                          layer["z"]))
             rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
-        loss_f, grad_f = _loss_formulas(self.loss_name)
+        loss_f, grad_f = _LOSS_FORMULAS[self.loss_name]
         rows.append(("loss", "y", "the target", self.y))
         rows.append(("loss", "L", loss_f, np.array([[self.loss]])))
         for i in range(L, 0, -1):
@@ -176,7 +177,6 @@ class Trace:
             out.append(f"| {sec} | {name} | {formula.replace('|', chr(92) + '|')} | `{' '.join(text.split())}` |")
         return "\n".join(out)
 
-
     def to_html(self, title: Optional[str] = None) -> str:
         """The step as one self-contained HTML page: the network drawn, every number on it.
 
@@ -221,10 +221,6 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_nan_to_none(v) for v in value]
     return None if value != value else value
-
-
-def _loss_formulas(name: str) -> tuple:
-    return _LOSS_FORMULAS[name]
 
 
 def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> Trace:
