@@ -269,3 +269,26 @@ def test_core_equals_the_reference_twin_with_sample_weight(loss, k, act):
     assert_tensors_close(f"{loss} weights", model.get_weights(), ref.get_weights(), "float64")
     assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), ref.evaluate(X, Y, sample_weight=w),
                  1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss,k,act", [("mse", 1, "identity"), ("huber", 2, "identity"),
+                                        ("binary_crossentropy", 1, "sigmoid")])
+@pytest.mark.parametrize("metrics", [None, ["mae"]])
+def test_batch_size_one_with_weights_or_metrics_keeps_the_fused_step_bitwise(loss, k, act, dtype, metrics):
+    """Batch size 1 on a tiny network: with weights (or the outputs recorded for metrics) the fused
+    per-sample step runs its portable loops (never the table's kernel), bitwise the general path."""
+    from pybackprop._core import _testing
+
+    X, Y, w = data_for(loss, k, dtype)
+    runs = []
+    for fused in (True, False):
+        model = make_model([(4, "tanh"), (3, "relu")], k, act, loss=None, dtype=dtype, seed=5, input_dim=D)
+        model.compile(loss=loss, optimizer=bp.SGD(lr=0.05, momentum=0.9), metrics=metrics)
+        _testing.set_per_sample_path(model._net, fused)
+        h = model.fit(X, Y, epochs=2, batch_size=1, verbose=0, sample_weight=w)
+        runs.append((h.history, model.get_weights(), _testing.fused_steps(model._net)))
+    (h_fast, w_fast, n_fast), (h_gen, w_gen, n_gen) = runs
+    assert (n_fast, n_gen) == (2 * (N - 1), 0)
+    assert h_fast["loss"] == h_gen["loss"] and h_fast.get("mae") == h_gen.get("mae")
+    assert all(np.array_equal(a, b) for a, b in zip(w_fast, w_gen))

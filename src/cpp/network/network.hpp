@@ -116,8 +116,8 @@ public:
     // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
     // batch), the weights shuffled with their rows. predictions (n × output_dim, or
     // null): each row's output as the training forward pass saw it, before its step's
-    // update (what the metrics of an epoch are computed from). Either one turns off the
-    // fused per-sample path (the general path then makes every step).
+    // update (what the metrics of an epoch are computed from). With either, the fused
+    // per-sample path runs its portable loops, never the table's kernel (sample_plan).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 
@@ -219,12 +219,16 @@ private:
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
     // grad_limit: the kernel's TinyUpdate limit for plain SGD (see sample_steps); set to
     // -1 when the step's update is made outside the kernel.
-    bool sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm);
+    // w: the row's sample weight, or null (the portable loops only: sample_plan leaves the kernel out then).
+    bool sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm,
+                     const T* w = nullptr);
     // fit_epoch's steps s .. end - 1 by sample_step, each recorded in stats as the general
     // path records it (rows by order when shuffled, lr from lr_schedule when given). Returns
     // the first step not made: end, or a step sample_step refused (the general path's then).
+    // sample_weight, predictions: as fit_epoch's (each row's weight; its output copied out).
     std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
-                             const double* lr_schedule, EpochStats& stats);
+                             const double* lr_schedule, EpochStats& stats, const T* sample_weight = nullptr,
+                             T* predictions = nullptr);
     // Layer l beside its view sample_views_[l]: what the portable loops need besides.
     struct SampleLayer {
         const Activation* act;
@@ -233,7 +237,9 @@ private:
         uint32_t alive = 0;         // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
         std::size_t saturated = 0;  // saturated values so far (to saturated_)
     };
-    void sample_plan();   // after ensure_capacity(1) and activity_reset()
+    // After ensure_capacity(1) and activity_reset(); portable_only: never the table's kernel
+    // (sample weights or recorded predictions, which only the portable loops take).
+    void sample_plan(bool portable_only = false);
     void sample_flush();  // the activity counted by sample_step into alive_, saturated_ and seen_
     std::size_t sample_steps_ = 0;  // steps sample_step made since sample_plan or sample_flush
     bool sample_kernel_applies() const;  // float32, mse, layers of <= 8 units with the kernel's activations

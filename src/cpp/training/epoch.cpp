@@ -51,11 +51,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
     // Batch size 1 on a tiny network: the fused per-sample step (sample_step.cpp), all
     // but the last step, which also measures the update-to-weight ratio.
-    // (Not with sample weights or recorded predictions: the general path makes those steps.)
-    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible() && !sample_weight && !predictions;
+    // (With sample weights or recorded predictions, the portable loops, not the table's kernel.)
+    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
     if (sample_weight && shuffle) wbatch_.resize(bs);
     activity_reset();
-    if (per_sample) sample_plan();
+    if (per_sample) sample_plan(sample_weight || predictions);
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
     auto last_poll = Clock::now();
@@ -79,7 +79,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             // Fused steps up to the next poll point (the epoch's last step is the general
             // path's); a step they refuse falls through to the general path below.
             const std::size_t end = std::min(steps - 1, (s | poll_mask) + 1);
-            const std::size_t next = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats);
+            const std::size_t next = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats,
+                                                  sample_weight, predictions);
             if (next == end) {  // all made: step end - 1 was the run's last
                 s = end - 1;
                 if (stop_requested(s)) break;
