@@ -89,19 +89,23 @@ public:
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ----------
     // inference.cpp
     void predict(T* out, const T* X, std::size_t n);
-    double evaluate(const T* X, const T* Y, std::size_t n);
+    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention).
+    double evaluate(const T* X, const T* Y, std::size_t n, const T* weights = nullptr);
     // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
     // With training, dropout masks are drawn for step_counter, or taken from `masks`
-    // (one B × fan_in array per dense layer, null where none) when given.
+    // (one B × fan_in array per dense layer, null where none) when given. `weights`
+    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp).
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
-                              const std::vector<const T*>* masks = nullptr);
+                              const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // passes.cpp: rows `rows[0..R)` (positions in the coming step's batch, step_counter)
     // of the dropout mask forward() would draw in front of dense layer l (has_dropout(l)),
     // into M[R, fan_in(l)]: bitwise the same values.
     void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
     // step.cpp: one update at learning rate lr on (X, Y) as one batch; returns the loss
     // before it. A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
-    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
+    // weights: n per-sample weights of the loss, or null (see loss_and_gradients).
+    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr,
+                      const T* weights = nullptr);
     // step.cpp: applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     // Returns false, with the parameters and optimiser state unchanged, when the update
@@ -110,8 +114,13 @@ public:
     // as fit records its last step's.
     bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
+    // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
+    // batch), the weights shuffled with their rows. predictions (n × output_dim, or
+    // null): each row's output as the training forward pass saw it, before its step's
+    // update (what the metrics of an epoch are computed from). With either, the fused
+    // per-sample path runs its portable loops, never the table's kernel (sample_plan).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
-                         StepSchedule schedule = {});
+                         StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 
     // Activations of the last forward pass (rows = its batch size); the
     // dropout mask and dropped input of layer l exist when has_dropout(l).
@@ -165,18 +174,20 @@ private:
     // fuse: A = f(Z) in the product's epilogue (off for the explainer, which keeps f'(Z)).
     void forward(const T* X, std::size_t B, bool training, bool fuse,
                  const std::vector<const T*>* masks = nullptr);
-    double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
+    double backward(const T* X, const T* Y, std::size_t B, const T* weights = nullptr);  // returns the loss
     // One batch's forward, activity and backward (recorded when recording_); the loss.
+    // weights: B per-sample weights of the loss (null: unweighted), see losses.hpp.
     double forward_backward(const T* X, const T* Y, std::size_t B, bool training,
-                            const std::vector<const T*>* masks = nullptr);
+                            const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // The pieces both backward passes are made of.
-    double output_gradient(T* delta, const T* Y, std::size_t B);      // dL/dŶ (fused loss: dL/dZ); the loss
+    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss
+    double output_gradient(T* delta, const T* Y, std::size_t B, const T* weights = nullptr);
     void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
     void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
     void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
 
     // recording.cpp
-    double backward_recorded(const T* X, const T* Y, std::size_t B);  // backward(), recording
+    double backward_recorded(const T* X, const T* Y, std::size_t B, const T* weights = nullptr);  // backward(), recording
     void record(std::size_t l, Recorded what, const T* src, std::size_t n);  // src null: NaN
 
     // step.cpp. One optimiser step; returns false, with the parameters and state unchanged,
@@ -209,12 +220,16 @@ private:
     static constexpr std::size_t kSampleMaxLayers = 8, kSampleMaxWidth = 16;
     // grad_limit: the kernel's TinyUpdate limit for plain SGD (see sample_steps); set to
     // -1 when the step's update is made outside the kernel.
-    bool sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm);
+    // w: the row's sample weight, or null (the portable loops only: sample_plan leaves the kernel out then).
+    bool sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm,
+                     const T* w = nullptr);
     // fit_epoch's steps s .. end - 1 by sample_step, each recorded in stats as the general
     // path records it (rows by order when shuffled, lr from lr_schedule when given). Returns
     // the first step not made: end, or a step sample_step refused (the general path's then).
+    // sample_weight, predictions: as fit_epoch's (each row's weight; its output copied out).
     std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
-                             const double* lr_schedule, EpochStats& stats);
+                             const double* lr_schedule, EpochStats& stats, const T* sample_weight = nullptr,
+                             T* predictions = nullptr);
     // Layer l beside its view sample_views_[l]: what the portable loops need besides.
     struct SampleLayer {
         const Activation* act;
@@ -223,7 +238,9 @@ private:
         uint32_t alive = 0;         // bit j: unit j fired in a step so far (sample_flush adds it to alive_)
         std::size_t saturated = 0;  // saturated values so far (to saturated_)
     };
-    void sample_plan();   // after ensure_capacity(1) and activity_reset()
+    // After ensure_capacity(1) and activity_reset(); portable_only: never the table's kernel
+    // (sample weights or recorded predictions, which only the portable loops take).
+    void sample_plan(bool portable_only = false);
     void sample_flush();  // the activity counted by sample_step into alive_, saturated_ and seen_
     std::size_t sample_steps_ = 0;  // steps sample_step made since sample_plan or sample_flush
     bool sample_kernel_applies() const;  // float32, mse, layers of <= 8 units with the kernel's activations
@@ -250,6 +267,7 @@ private:
     bool last_training_ = false;
     std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
+    std::vector<T> wbatch_;  // a shuffled batch's sample weights (fit_epoch with weights)
     std::vector<std::size_t> order_;
     bool recording_ = false;
     AlignedBuffer<T> record_;

@@ -49,7 +49,7 @@ bool Network<T>::sample_step_eligible() const {
 }
 
 template <typename T>
-void Network<T>::sample_plan() {
+void Network<T>::sample_plan(bool portable_only) {
     sample_views_.clear();
     sample_layers_.clear();
     for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -63,7 +63,7 @@ void Network<T>::sample_plan() {
     sample_plain_sgd_ = opt_.momentum == 0.0 && step_weight_decay(opt_, 1) == 0.0;
     sample_kernel_ = nullptr;
     if constexpr (std::is_same_v<T, float>)
-        if (sample_kernel_applies()) sample_kernel_ = active_kernel_table().tiny_step_f32;
+        if (sample_kernel_applies() && !portable_only) sample_kernel_ = active_kernel_table().tiny_step_f32;
 }
 
 template <typename T>
@@ -101,7 +101,8 @@ std::string Network<T>::sample_step_kind() const {
 }
 
 template <typename T>
-bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm) {
+bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_limit, double& loss, double* grad_norm,
+                             const T* w) {
     const std::size_t L = sample_layers_.size();
     std::size_t saturated[kSampleMaxLayers];  // per layer, counted in the forward pass
 
@@ -157,7 +158,7 @@ bool Network<T>::sample_step(const T* x, const T* y, double lr, double& grad_lim
         T* delta_prev = delta_b_.data();
         const ukr::LayerView<T>& top = sample_views_[L - 1];
         const Activation& top_act = *sample_layers_[L - 1].act;
-        loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, std::size_t(top.out));
+        loss = loss_forward_backward(loss_, delta, top.z, top.a, y, 1, std::size_t(top.out), w);
         if (!loss_is_fused(loss_) && top_act.kind != Act::Identity)  // identity: dL/dz = dL/dŷ already
             activation_backward(top_act, delta, delta, top.z, top.a, 1, std::size_t(top.out));
         finite = std::isfinite(loss);
@@ -215,7 +216,8 @@ bool Network<T>::sample_commit(const std::size_t* saturated) {
 
 template <typename T>
 std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s,
-                                     std::size_t end, const double* lr_schedule, EpochStats& stats) {
+                                     std::size_t end, const double* lr_schedule, EpochStats& stats,
+                                     const T* sample_weight, T* predictions) {
     const std::size_t D = input_dim_, K = output_dim(), L = sample_layers_.size();
     last_batch_ = 1;
     last_training_ = true;
@@ -232,7 +234,11 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
         const std::size_t row = order ? order[s] : s;  // shuffled: the row itself, no copy
         const double lr = lr_schedule ? lr_schedule[s] : opt_.lr;
         double loss;
-        if (!sample_step(X + row * D, Y + row * K, lr, grad_limit, loss, norms)) break;
+        if (!sample_step(X + row * D, Y + row * K, lr, grad_limit, loss, norms,
+                         sample_weight ? sample_weight + row : nullptr))
+            break;
+        if (predictions)  // the output of this step's forward pass (the portable loops wrote it)
+            std::copy(sample_views_[L - 1].a, sample_views_[L - 1].a + K, predictions + row * K);
         stats.lr.push_back(lr);
         for (std::size_t l = 0; l < L; ++l) stats.grad_norm[l] += norms[l];
         stats.loss += loss;  // · B, B = 1
@@ -242,14 +248,14 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
 }
 
 #define BP_SAMPLE_STEP(T)                                                                                  \
-    template void Network<T>::sample_plan();                                                               \
+    template void Network<T>::sample_plan(bool);                                                           \
     template void Network<T>::sample_flush();                                                              \
     template bool Network<T>::sample_kernel_applies() const;                                               \
     template std::string Network<T>::sample_step_kind() const;                                             \
     template bool Network<T>::sample_step_eligible() const;                                                \
-    template bool Network<T>::sample_step(const T*, const T*, double, double&, double&, double*);          \
+    template bool Network<T>::sample_step(const T*, const T*, double, double&, double&, double*, const T*); \
     template std::size_t Network<T>::sample_steps(const T*, const T*, const std::size_t*, std::size_t,     \
-                                                  std::size_t, const double*, EpochStats&);
+                                                  std::size_t, const double*, EpochStats&, const T*, T*);
 BP_SAMPLE_STEP(float)
 BP_SAMPLE_STEP(double)
 

@@ -451,8 +451,8 @@ class Network:
         return Y
 
     def loss_and_gradients(self, X: Any, Y: Any, training: bool = False,
-                           masks: dict[int, Any] | None = None, return_masks: bool = False
-                           ) -> Any:
+                           masks: dict[int, Any] | None = None, return_masks: bool = False,
+                           sample_weight: Any = None) -> Any:
         """Mean loss over the batch and its gradient for every parameter.
 
         Parameters
@@ -467,6 +467,9 @@ class Network:
             instead of drawing (training mode), to replay a step.
         return_masks : bool
             Also return the masks used (training mode), in the same form.
+        sample_weight : array (B,), optional
+            Keras's weighted loss ``sum_r w_r * l_r / B``, ``l_r`` the loss of row r
+            alone; its gradient is the unweighted one with row r scaled by ``w_r``.
 
         Returns
         -------
@@ -488,13 +491,18 @@ class Network:
         assert isinstance(last, Dense)  # the config checks that the last layer is Dense
 
         # Start of the chain rule: dL/dz of the output layer, (B, K).
-        if loss_fn.fused_with is not None:  # sigmoid+BCE, softmax+CE: on the logits
-            loss = loss_fn.loss(out["z"], Y)
-            dz = loss_fn.grad(out["z"], Y)
+        pred = out["z"] if loss_fn.fused_with is not None else out["a"]  # fused (sigmoid+BCE, softmax+CE): logits
+        loss = loss_fn.loss(pred, Y)
+        dpred = loss_fn.grad(pred, Y)
+        if sample_weight is not None:  # l_r: the loss of row r alone (its mean over the outputs)
+            w = np.asarray(sample_weight, dtype=pred.dtype)
+            rows = np.array([loss_fn.loss(pred[r:r + 1], Y[r:r + 1]) for r in range(pred.shape[0])])
+            loss = np.sum(w * rows) / pred.shape[0]
+            dpred = dpred * w[:, None]
+        if loss_fn.fused_with is not None:
+            dz = dpred
         else:
-            loss = loss_fn.loss(out["a"], Y)
-            dA = loss_fn.grad(out["a"], Y)
-            dz = ACTIVATIONS[last.activation].df(out["z"], out["a"], dA, **last.params)
+            dz = ACTIVATIONS[last.activation].df(out["z"], out["a"], dpred, **last.params)
 
         # Walk back through the layers. da = dL/da of the layer below the one done.
         grads: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
@@ -558,11 +566,12 @@ class Network:
         else:
             adagrad_update(params, grads, state["sum"], t, lr, opt["lr_decay"], opt["eps"], wd)
 
-    def _step(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, list[dict[str, np.ndarray]]]:
-        """Forward (training), loss, backward, update; returns the loss and gradients."""
+    def _step(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None
+              ) -> tuple[float, list[dict[str, np.ndarray]]]:
+        """Forward (training), loss (weighted by ``w``), backward, update; the loss and gradients."""
         if self.optimizer is None:
             raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
-        loss, grads = self.loss_and_gradients(X, Y, training=True)
+        loss, grads = self.loss_and_gradients(X, Y, training=True, sample_weight=w)
         flat = [g[k] for g in grads for k in ("W", "b") if k in g]  # same order as parameters
         self._update(flat, len(X))
         self.step_counter += 1
@@ -578,12 +587,14 @@ class Network:
         return self._step(X, Y)[0]
 
     def fit(self, X: Any, Y: Any, epochs: int = 1, batch_size: int = 32,
-            shuffle: bool = True) -> dict[str, Any]:
+            shuffle: bool = True, sample_weight: Any = None) -> dict[str, Any]:
         """Train by mini-batch gradient descent.
 
         Each epoch visits the samples in the order ``rng.permutation(seed,
         epoch_counter, n)`` (or ``arange(n)`` without shuffle), in consecutive
-        batches of ``batch_size`` rows (the last may be smaller).
+        batches of ``batch_size`` rows (the last may be smaller). With
+        ``sample_weight`` (n,), each batch's loss is weighted by its rows' weights
+        (see :meth:`loss_and_gradients`).
 
         Returns
         -------
@@ -612,7 +623,8 @@ class Network:
             for start in range(0, n, batch_size):
                 rows = order[start:start + batch_size]  # (B,) sample indices
                 history["steps"]["lr"].append(self._now(self.optimizer["lr"]))
-                loss, grads = self._step(X[rows], Y[rows])
+                w = None if sample_weight is None else np.asarray(sample_weight)[rows]
+                loss, grads = self._step(X[rows], Y[rows], w)
                 loss_sum += loss * len(rows)
                 for k, i in enumerate(dense):
                     norm_sums[k] += math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2))
@@ -623,11 +635,11 @@ class Network:
             self.epoch_counter += 1
         return history
 
-    def evaluate(self, X: Any, Y: Any) -> float:
-        """Mean loss over the whole set, in inference mode.
+    def evaluate(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
+        """Mean loss over the whole set, in inference mode (``sum w_i l_i / n`` with weights).
 
         Examples
         --------
         >>> # net.evaluate(X, Y)
         """
-        return self.loss_and_gradients(X, Y, training=False)[0]
+        return self.loss_and_gradients(X, Y, training=False, sample_weight=sample_weight)[0]
