@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 import numpy as np
+from sklearn.utils.metaestimators import available_if  # type: ignore[import-untyped]
 from sklearn.base import ClassifierMixin  # type: ignore[import-untyped]
+from scipy.special import xlogy  # type: ignore[import-untyped]
 from sklearn.metrics import accuracy_score  # type: ignore[import-untyped]
 from sklearn.utils.multiclass import check_classification_targets, type_of_target  # type: ignore[import-untyped]
 
@@ -44,6 +46,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> clf.score(X, y) > 0.95
     True
     """
+
+    @property
+    def _loss_scale(self) -> float:  # type: ignore[override]
+        # the core's binary cross-entropy averages over the labels, sklearn's log-loss sums them
+        return 1.0 / len(self.classes_) if getattr(self, "_multilabel", False) else 1.0
+
+    def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
+        k = 1.0 / self._loss_scale
+        return k, k
+
+    def _lbfgs_loss(self, P: np.ndarray, Y: np.ndarray) -> float:
+        """scikit-learn's ``binary_log_loss`` (sigmoid outputs) or ``log_loss`` (softmax) of the
+        probabilities ``P``, clipped to [eps, 1 - eps] as there (see ``_lbfgs``)."""
+        eps = np.finfo(P.dtype).eps
+        P = np.clip(P, eps, 1 - eps)
+        terms = xlogy(Y, P)
+        if self._multilabel or P.shape[1] == 1:
+            terms += xlogy(1 - Y, 1 - P)
+        return float(-np.mean(terms, axis=0).sum())
 
     def _targets(self, y: Any, classes: Optional[Any], first: bool) -> Tuple[Any, Any, bool]:
         """Encode the labels: (core targets, targets of the validation score, multilabel?)."""
@@ -107,6 +128,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     loss=loss)
         return self
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: Any, y: Any, classes: Optional[Any] = None) -> "MLPClassifier":
         """One epoch over ``(X, y)``; the first call needs ``classes`` (all labels that will occur)."""
         p = self._validate_params()

@@ -1,9 +1,10 @@
 """The regressor: squared error, one identity output per target column."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 import numpy as np
+from sklearn.utils.metaestimators import available_if  # type: ignore[import-untyped]
 from sklearn.base import RegressorMixin  # type: ignore[import-untyped]
 from sklearn.metrics import r2_score  # type: ignore[import-untyped]
 
@@ -96,6 +97,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss_scale = 2.0
 
+    def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
+        # sklearn's squared_error / 2 is half the core's mse; its gradient (delta = prediction - y
+        # over the rows) is n_outputs times its loss's, and the core's mse gradient is 2 / n_outputs of that
+        return 0.5, 0.5 * n_outputs
+
     def fit(self, X: Any, y: Any) -> "MLPRegressor":
         """Train on ``(X, y)`` for up to ``max_iter`` epochs; returns ``self``."""
         p = self._validate_params()
@@ -109,6 +115,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                     out_activation="identity", loss="mse")
         return self
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: Any, y: Any) -> "MLPRegressor":
         """One epoch over ``(X, y)``, continuing from the current weights; returns ``self``."""
         p = self._validate_params()
