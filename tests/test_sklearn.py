@@ -29,14 +29,17 @@ from pybackprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The defaults, and a second configuration exercising what the defaults do not:
-#: dropout, early stopping (validation split inside fit), float64, SGD with Nesterov momentum.
+#: The defaults, a second configuration exercising what the defaults do not: dropout, early
+#: stopping (validation split inside fit), float64, SGD with Nesterov momentum (and the adaptive
+#: learning rate), and the full-batch L-BFGS solver.
 ESTIMATORS = [
     MLPRegressor(),
     MLPClassifier(),
     MLPRegressor(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd"),
     MLPClassifier(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd",
-                  hidden_layer_sizes=(32, 16), activation="tanh"),
+                  learning_rate="adaptive", learning_rate_init=0.01, hidden_layer_sizes=(32, 16), activation="tanh"),
+    MLPRegressor(solver="lbfgs", dtype="float64"),
+    MLPClassifier(solver="lbfgs"),
 ]
 
 
