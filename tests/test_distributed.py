@@ -264,3 +264,50 @@ def test_a_root_only_callback_taking_over_a_divergence_stops_every_rank(tmp_path
         pytest.fail("the ranks did not agree on stopping at the divergence (the job hung)")
     assert proc.returncode == 0, proc.stderr
     assert "rank 0 stopped=True" in proc.stdout and "rank 1 stopped=True" in proc.stdout, proc.stdout
+
+
+def test_sample_weight_on_two_sharded_ranks_matches_single_process(tmp_path):
+    """Each rank weights the rows it computes: the same weights as plain fit with sample_weight."""
+    body = f"""
+    model = make_model(False)
+    X, y = make_data()
+    w = np.random.default_rng(5).uniform(0.0, 2.0, size=X.shape[0])
+    X, y, w = (X[:150], y[:150], w[:150]) if comm.rank == 0 else (X[150:], y[150:], w[150:])
+    history = fit_distributed(model, X, y, verbose=0, sharded=True, sample_weight=w, **{SINGLE!r})
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"](False)
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, sample_weight=np.random.default_rng(5).uniform(0.0, 2.0, size=X.shape[0]), **SINGLE)
+    check_same(load_ranks(tmp_path, "w"), model)
+    np.testing.assert_allclose(load_ranks(tmp_path, "w")[0]["loss"], model.history.history["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_metrics_on_two_ranks_match_single_process(tmp_path, sharded):
+    """Each rank's rows of the epoch's outputs are joined by one all-reduce: the root's metrics are the
+    single process's (to the rounding of the reduced gradients)."""
+    body = f"""
+    model = make_model(False)
+    model.compile(loss="mse", optimizer=model.optimizer, metrics=["mae", "r2"])
+    X, y = make_data()
+    if {sharded}:
+        X, y = (X[:150], y[:150]) if comm.rank == 0 else (X[150:], y[150:])
+    history = fit_distributed(model, X, y, verbose=0, sharded={sharded}, **{SINGLE!r})
+    if comm.rank == 0:
+        np.savez(f"{{out}}/metrics.npz", mae=history.history["mae"], r2=history.history["r2"])
+    """
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"](False)
+    model.compile(loss="mse", optimizer=model.optimizer, metrics=["mae", "r2"])
+    X, y = ns["make_data"]()
+    h = model.fit(X, y, verbose=0, **SINGLE)
+    got = np.load(tmp_path / "metrics.npz")
+    np.testing.assert_allclose(got["mae"], h.history["mae"], rtol=1e-10)
+    np.testing.assert_allclose(got["r2"], h.history["r2"], rtol=1e-10)

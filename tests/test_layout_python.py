@@ -20,7 +20,8 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "pybackprop"
 
-BUILDING_BLOCKS = {"activations", "losses", "initializers", "layers", "optimizers", "schedules", "_validation"}
+BUILDING_BLOCKS = {"activations", "losses", "metrics", "initializers", "layers", "optimizers", "schedules",
+                   "_validation"}
 BELOW_ALL = {"_core", "reference"}
 #: pure helpers of numbers (SVG charts) that any level may draw with
 HELPERS = {"_svg"}

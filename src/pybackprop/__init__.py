@@ -20,7 +20,7 @@ from typing import Any, Dict
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "1000"
 
-from . import _core, activations, callbacks, diagnostics, initializers, losses, optimizers, schedules
+from . import _core, activations, callbacks, diagnostics, initializers, losses, metrics, optimizers, schedules
 from ._validation import check_int
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
                         TerminateOnNaN)
@@ -37,7 +37,7 @@ __all__ = [
     "Adagrad", "Adam", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
     "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
-    "losses", "optimizers", "schedules", "set_num_threads",
+    "losses", "metrics", "optimizers", "schedules", "set_num_threads",
 ]
 
 

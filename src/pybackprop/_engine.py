@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar
 import numpy as np
 
 from . import _core
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._history import Callback, History, ProgressBar
@@ -54,6 +55,8 @@ from .losses import LOSSES, check_output_activation
 CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 #: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
 HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
+#: History's own keys, which a metric's name may not take
+RESERVED_KEYS = ("loss", "grad_norm", "lr", "keep_prob") + HEALTH_KEYS
 #: the first layer's gradient norm relative to the last's beyond which fit warns
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
 #: the optimiser state the core keeps, by optimiser kind: the names of its first and second
@@ -230,8 +233,11 @@ class FitArguments:
     batch_size: int
     shuffle: bool
     verbose: int
-    validation: Optional[Tuple[np.ndarray, np.ndarray]]
+    #: (X_val, Y_val, per-sample weights of the validation data or None)
+    validation: Optional[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]
     callbacks: List[Callback]
+    #: per-sample weights of the training rows (sample_weight times class_weight), or None
+    sample_weight: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -244,6 +250,7 @@ class EpochOutcome:
     keep_prob: np.ndarray
     health: Dict[str, Any]
     diverged: Optional[Tuple[int, float]] = None  # (step, loss) of the first non-finite step
+    targets: Optional[np.ndarray] = None  # the global targets of the predictions (distributed: the ranks' rows)
 
 
 class Engine:
@@ -276,6 +283,7 @@ class Engine:
         self.net: Any = None  # the _core network, once built
         self.loss: Optional[str] = None
         self.optimizer: Optional[_optimizers.Optimizer] = None
+        self.metrics: List[_metrics.Metric] = []  # compile(metrics=...), in order
         if input_dim is not None and layers:
             self.build(input_dim)
 
@@ -390,15 +398,17 @@ class Engine:
             net.set_keep_prob(dropout._index, float(p))
 
     # ------------------------------------------------------------------ loss and optimiser
-    def compile(self, loss: str, optimizer: Any) -> None:
-        """Set the loss and the optimiser (its state reset).
+    def compile(self, loss: str, optimizer: Any, metrics: Any = None) -> None:
+        """Set the loss, the optimiser (its state reset) and the metrics.
 
-        All or nothing: the loss, the output pairing and the optimiser's core
-        configuration (a schedule's lr at t = 0 included) are checked, and the
-        core accepts the optimiser, before anything of this engine changes; a
-        refused compile leaves the previous loss, optimiser and state.
+        All or nothing: the loss, the output pairing, the metrics and the
+        optimiser's core configuration (a schedule's lr at t = 0 included) are
+        checked, and the core accepts the optimiser, before anything of this
+        engine changes; a refused compile leaves the previous loss, optimiser,
+        metrics and state.
         """
         loss = check_choice("loss", loss, LOSSES)
+        metric_list = _metrics.get_list(metrics, RESERVED_KEYS)
         optimizer = _optimizers.get(optimizer)
         if self.dense:
             check_output_activation(loss, self.dense[-1].activation.name)
@@ -411,7 +421,11 @@ class Engine:
             self.net.set_optimizer(config)
             self.net.set_loss(loss)
             self.net.reset_optimizer_state()
-        self.loss, self.optimizer = loss, optimizer
+        self.loss, self.optimizer, self.metrics = loss, optimizer, metric_list
+
+    def metric_values(self, Yc: np.ndarray, pred: np.ndarray, prefix: str = "") -> Dict[str, float]:
+        """``{prefix + name: value}`` of every compiled metric on targets ``Yc`` and outputs ``pred``."""
+        return {prefix + m.name: m(Yc, pred, self.loss) for m in self.metrics}
 
     def _configure_core(self) -> None:
         assert self.loss is not None
@@ -533,6 +547,46 @@ class Engine:
                      f"or integer class labels in [0, {k - 1}]", arr)
         return out
 
+    def sample_weights(self, sample_weight: Any, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
+        """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to the dtype;
+        None stays None (unweighted)."""
+        if sample_weight is None:
+            return None
+        arr = as_numeric_array(name, sample_weight)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
+        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
+            w = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(w).all():
+            fail(name, f"finite weights (in {self.dtype})", arr)
+        if (w < 0).any():
+            fail(name, "weights >= 0", arr)
+        if not (w > 0).any():
+            fail(name, "at least one weight > 0 (they are all zero)", arr)
+        return w
+
+    def class_weights(self, class_weight: Any, Yc: np.ndarray) -> np.ndarray:
+        """Each sample's weight from ``class_weight`` ({class: weight}; classes not named weigh 1), as
+        Keras: the class of a row is its target's argmax (categorical_crossentropy) or its rounded
+        target (binary_crossentropy with one output)."""
+        if not isinstance(class_weight, dict):
+            fail("class_weight", "a dict {class label: weight}", class_weight, TypeError)
+        k = self.output_dim
+        if self.loss == "categorical_crossentropy":
+            classes, count = np.argmax(Yc, axis=1), k
+        elif self.loss == "binary_crossentropy" and k == 1:
+            classes, count = np.rint(Yc[:, 0]).astype(np.int64), 2
+        else:
+            fail("class_weight", "a classification loss: categorical_crossentropy, or binary_crossentropy "
+                 "with one output", f"loss {self.loss!r} with {k} output(s)")
+        table = np.ones(count)
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                    or not 0 <= key < count:
+                fail("class_weight", f"class labels in [0, {count - 1}] as keys", key)
+            table[int(key)] = check_float(f"class_weight[{key}]", value, minimum=0.0)
+        return table[np.clip(classes, 0, count - 1)]
+
     def data(self, X: Any, y: Any) -> Tuple[np.ndarray, np.ndarray]:
         """Inputs and targets of one data set (the model must be compiled)."""
         self.require_compiled()
@@ -563,13 +617,24 @@ class Engine:
     def fit_arguments(self, X: Any, y: Any, epochs: Any = 1, batch_size: Any = 32, shuffle: Any = True,
                       verbose: Any = 1, validation_data: Optional[Tuple[Any, Any]] = None,
                       validation_split: Any = 0.0, callbacks: Optional[Sequence[Any]] = None,
-                      validation: bool = True) -> FitArguments:
+                      validation: bool = True, sample_weight: Any = None, class_weight: Any = None
+                      ) -> FitArguments:
         """Check and cast the arguments of ``fit`` (the one public boundary of these checks).
 
         ``validation=False`` skips the validation data (distributed training:
-        only the root rank evaluates it).
+        only the root rank evaluates it). The training rows' weights are
+        ``sample_weight`` times ``class_weight`` of each row's class; a
+        ``validation_split`` splits ``sample_weight`` with the rows (the held-out
+        part weights ``val_loss``; class weights are for training only, as Keras).
         """
         Xc, Yc = self.data(X, y)
+        n = Xc.shape[0]
+        user_w = self.sample_weights(sample_weight, n)
+        W = user_w
+        if class_weight is not None:
+            per_class = self.class_weights(class_weight, Yc)
+            W = per_class if user_w is None else user_w * per_class
+            W = self.sample_weights(W, n, "sample_weight (times class_weight)")
         epochs = check_int("epochs", epochs, minimum=0)
         batch_size = check_int("batch_size", batch_size, minimum=1)
         shuffle = check_bool("shuffle", shuffle)
@@ -580,41 +645,61 @@ class Engine:
         for i, cb in enumerate(cb_list):
             if not isinstance(cb, Callback):
                 fail(f"callbacks[{i}]", "a pybackprop.callbacks.Callback", cb, TypeError)
-        val = None
+        val: Optional[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
         if validation_data is not None and validation:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                fail("validation_data", "a tuple (X_val, y_val)", validation_data, TypeError)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                fail("validation_data", "a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)",
+                     validation_data, TypeError)
             Xv = self.inputs(validation_data[0], "validation_data[0]")
-            val = (Xv, self.targets(validation_data[1], Xv.shape[0], "validation_data[1]"))
+            Yv = self.targets(validation_data[1], Xv.shape[0], "validation_data[1]")
+            Wv = self.sample_weights(validation_data[2], Xv.shape[0], "validation_data[2]") \
+                if len(validation_data) == 3 else None
+            val = (Xv, Yv, Wv)
         elif validation_data is None and validation_split > 0:
             cut = int(round(Xc.shape[0] * (1.0 - validation_split)))
             if not 0 < cut < Xc.shape[0]:
                 fail("validation_split", f"a fraction leaving samples on both sides of {Xc.shape[0]}",
                      validation_split)
-            val = (Xc[cut:], Yc[cut:])
+            Wv = None
+            if user_w is not None:
+                Wv = self.sample_weights(user_w[cut:], n - cut, "sample_weight (its validation_split part)")
+            if W is not None:
+                W = self.sample_weights(W[:cut], cut, "sample_weight (its training part after validation_split)")
+            val = (Xc[cut:], Yc[cut:], Wv)
             Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
-        return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list)
+        return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list, W)
+
+    def evaluate(self, Xc: np.ndarray, Yc: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> Any:
+        """The loss of cast data (weighted when ``sample_weight`` is given): a float, or with
+        metrics compiled a dict ``{"loss": ..., name: ...}``."""
+        loss = float(self.net.evaluate(Xc, Yc, sample_weight))
+        if not self.metrics:
+            return loss
+        return {"loss": loss, **self.metric_values(Yc, self.net.predict(Xc))}
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
-        """One update on one batch (cast data); DivergenceError when it is not applied."""
+    def train_step(self, Xc: np.ndarray, Yc: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> float:
+        """One update on one batch (cast data, checked weights or None); DivergenceError when it is
+        not applied."""
         lr = self.lr_now()
         self.set_keep_probs_now()
-        loss, applied = self.net.train_step(Xc, Yc, lr)
+        loss, applied = self.net.train_step(Xc, Yc, lr, sample_weight)
         if not applied:
             raise DivergenceError(self.net.epoch_counter, 0, loss)
         return float(loss)
 
     def loss_and_gradients(self, Xc: np.ndarray, Yc: np.ndarray, training: bool = False,
-                           masks: Optional[Dict[int, Any]] = None
+                           masks: Optional[Dict[int, Any]] = None, sample_weight: Optional[np.ndarray] = None
                            ) -> Tuple[float, List[Dict[str, np.ndarray]], Dict[int, np.ndarray]]:
-        """Loss, per-layer gradient dicts (one per entry of layers) and the masks used (by layer index)."""
+        """Loss, per-layer gradient dicts (one per entry of layers) and the masks used (by layer index);
+        the loss weighted by ``sample_weight`` (checked, cast) when given."""
         if masks is not None and not training:
             fail("masks", "training=True (dropout masks are not used in inference mode)", masks)
         mask_list = None if masks is None else self.masks_list(masks, Xc.shape[0])
         if training:
             self.set_keep_probs_now()
-        loss, core_grads, core_masks = self.net.loss_and_gradients(Xc, Yc, training, mask_list)
+        loss, core_grads, core_masks = self.net.loss_and_gradients(Xc, Yc, training, mask_list,
+                                                                   sample_weight=sample_weight)
         grads: List[Dict[str, np.ndarray]] = []
         for layer in self.layers:
             g: Dict[str, np.ndarray] = {}
@@ -705,6 +790,8 @@ class Engine:
         owner.history, owner.stop_training = history, False
         callbacks = ([ProgressBar()] if args.verbose and root else []) + args.callbacks
         warned = False
+        # Metrics: each row's training-mode output of the epoch, written by the core (or by the reduced steps)
+        pred = np.empty((n, Yc.shape[1]), dtype=Yc.dtype) if self.metrics else None
         for cb in callbacks:
             cb.set_model(owner)  # type: ignore[arg-type]  # a Sequential in practice
             cb.on_train_begin()
@@ -714,10 +801,10 @@ class Engine:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self.epoch_schedules(epoch, net.step_counter, steps)
             if reducer is None:
-                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps)
+                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight, pred)
             else:
                 out = self._reduced_epoch(reducer, Xc, Yc, n, args.batch_size, steps, args.shuffle, lr_steps,
-                                          keep_steps, epoch, history)
+                                          keep_steps, epoch, history, args.sample_weight, pred)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
                 stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
@@ -734,8 +821,12 @@ class Engine:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
             if out.keep_prob.shape[1]:
                 logs["keep_prob"] = [float(v) for v in out.keep_prob[0]]
+            if pred is not None and root:
+                logs.update(self.metric_values(out.targets if out.targets is not None else Yc, pred))
             if args.validation is not None:
                 logs["val_loss"] = float(net.evaluate(*args.validation))
+                if self.metrics:
+                    logs.update(self.metric_values(args.validation[1], net.predict(args.validation[0]), "val_"))
             if reducer is not None:
                 logs = reducer.agree(logs)  # the root's val_loss reaches every rank's callbacks
             history.append(epoch, logs, {"lr": out.lr, "keep_prob": out.keep_prob})
@@ -750,16 +841,22 @@ class Engine:
         return history
 
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
-                    lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray]) -> EpochOutcome:
-        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps)  # a _core.EpochResult
+                    lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
+                    sample_weight: Optional[np.ndarray] = None, pred: Optional[np.ndarray] = None) -> EpochOutcome:
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
                             (r.diverged_step, r.diverged_loss) if r.diverged else None)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
-                       epoch: int, history: History) -> EpochOutcome:
-        """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
+                       epoch: int, history: History, sample_weight: Optional[np.ndarray] = None,
+                       pred: Optional[np.ndarray] = None) -> EpochOutcome:
+        """One epoch step by step, the gradients summed over the ranks by ``reducer``.
+
+        With ``pred`` (n_global, outputs) the metrics' rows are gathered: each rank writes the
+        outputs (and targets) of the rows it computes at their global positions, zeros elsewhere,
+        and one all-reduce (a sum: every row comes from exactly one rank) joins them."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
@@ -770,6 +867,10 @@ class Engine:
         lr_used = np.empty(steps)
         keep_used = np.empty((steps, len(dropouts)))
         update_ratio: Any = None
+        targets = None
+        if pred is not None:
+            pred[...] = 0
+            targets = np.zeros_like(pred)
         for s in range(steps):
             batch = order[s * batch_size:(s + 1) * batch_size]
             positions, rows = reducer.rows(batch)
@@ -780,7 +881,11 @@ class Engine:
             t0 = time.perf_counter()
             if rows.size:
                 masks = self._masks(positions) if dropouts else None
-                loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
+                w = None if sample_weight is None else sample_weight[rows]
+                loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False, sample_weight=w)[0])
+                if pred is not None and targets is not None:
+                    pred[batch[positions]] = net.A(len(dense) - 1)
+                    targets[batch[positions]] = Yc[rows]
                 grads *= rows.size / batch.size
                 if not math.isfinite(loss):
                     grads[:1] = np.nan  # every rank then sees a non-finite reduced gradient
@@ -812,10 +917,14 @@ class Engine:
             keep_used[s] = keeps
         net.epoch_counter = epoch + 1
         total = reducer.sum(loss_sum)
+        if pred is not None and targets is not None:
+            reducer.allreduce(pred)
+            reducer.allreduce(targets)
         weight_norm = [_norm([self.W(d)] + ([b] if (b := self.b(d)) is not None else [])) for d in range(len(dense))]
         health = {"weight_norm": weight_norm, "update_ratio": update_ratio, "nonfinite": [False] * len(dense)}
         timings["epochs"] += time.perf_counter() - t_epoch
-        return EpochOutcome(total / n, [float(v) for v in norm_sums / steps], lr_used, keep_used, health)
+        return EpochOutcome(total / n, [float(v) for v in norm_sums / steps], lr_used, keep_used, health,
+                            targets=targets)
 
     def _masks(self, positions: np.ndarray) -> List[Optional[np.ndarray]]:
         """The core's masks of the coming step for rows ``positions`` of its global batch."""
@@ -924,7 +1033,7 @@ class Engine:
         twin.owner = _TwinOwner(twin)
         twin.build(int(net.input_dim), init=False)
         if self.loss is not None:
-            twin.compile(self.loss, self.optimizer)
+            twin.compile(self.loss, self.optimizer, self.metrics)
         twin.load_state(self.state())
         return twin
 

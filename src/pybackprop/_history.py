@@ -80,7 +80,12 @@ class History(Callback):
         or inf appeared); ``"lr"``: the learning rate of the epoch's first step;
         ``"keep_prob"`` (models with Dropout): per epoch, the list of each
         Dropout's keep probability at the first step; ``"val_loss"`` with
-        validation data.
+        validation data. With ``compile(metrics=[...])``, each metric by its name
+        (``"accuracy"``, ``"mae"``, ...): over the epoch's training-mode
+        predictions, each row's output before its step's update, as Keras
+        reports it (see :mod:`pybackprop.metrics`), and ``"val_<name>"`` over
+        the validation data at the epoch's end. With ``sample_weight``,
+        ``"loss"`` and ``"val_loss"`` are the weighted ``sum(w_i * l_i) / n``.
     steps : dict
         Per-step values actually used by the C++ loop, concatenated over epochs:
         ``steps["lr"]`` of shape (total_steps,), ``steps["keep_prob"]`` of shape
@@ -136,7 +141,8 @@ class History(Callback):
 
 
 class ProgressBar(Callback):
-    """Progress of ``fit(verbose=1)``: a bar over the epochs with loss, val_loss, samples/s.
+    """Progress of ``fit(verbose=1)``: a bar over the epochs with loss, the metrics, val_loss,
+    the validation metrics, samples/s.
 
     In a terminal the line is redrawn in place after every epoch; elsewhere (a
     log file, a notebook's captured output, a pipe) it prints one line per epoch.
@@ -170,8 +176,11 @@ class ProgressBar(Callback):
         done = int(self.width * self.seen / total)
         bar = "[" + "=" * done + (">" if done < self.width else "") + " " * (self.width - done - 1) + "]"
         parts = [f"Epoch {self.seen}/{total} {bar}", f"loss: {logs['loss']:.6g}"]
+        names = [m.name for m in getattr(self.model, "metrics", [])]  # compiled metrics, in order
+        parts += [f"{name}: {logs[name]:.6g}" for name in names if name in logs]
         if "val_loss" in logs:
             parts.append(f"val_loss: {logs['val_loss']:.6g}")
+        parts += [f"val_{name}: {logs['val_' + name]:.6g}" for name in names if "val_" + name in logs]
         parts.append(f"{rate:,.0f} samples/s")
         line = " - ".join(parts)
         if self.interactive:

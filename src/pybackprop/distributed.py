@@ -201,7 +201,8 @@ class DistributedTrainer:
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None,
-            callbacks: Optional[Sequence[Callback]] = None, sharded: bool = False) -> Optional[History]:
+            callbacks: Optional[Sequence[Callback]] = None, sharded: bool = False, sample_weight: Any = None,
+            class_weight: Optional[Dict[int, float]] = None) -> Optional[History]:
         """Train like :meth:`Sequential.fit`, data-parallel over the ranks.
 
         Parameters
@@ -224,6 +225,10 @@ class DistributedTrainer:
             callbacks with ``root_only = True``, which run on rank 0 only.
         sharded : bool
             See ``X``.
+        sample_weight, class_weight : as in ``fit``
+            Per-sample weights of this rank's ``X`` (the whole set, or with
+            ``sharded=True`` the shard's); each rank weights the rows it computes,
+            so a global batch's loss is ``sum(w_i * l_i) / rows``, as in ``fit``.
 
         Returns
         -------
@@ -239,7 +244,8 @@ class DistributedTrainer:
         try:
             sharded = check_bool("sharded", sharded)
             args = engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
-                                        callbacks=callbacks, validation=self.is_root)
+                                        callbacks=callbacks, validation=self.is_root,
+                                        sample_weight=sample_weight, class_weight=class_weight)
         except Exception as exc:  # reported on every rank below
             error = exc
         self._fail_together("checking the arguments of fit", error)

@@ -8,6 +8,7 @@ fit loop. The core runs every forward, backward and update, without the GIL.
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +20,7 @@ from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine,
 from ._history import Callback, History
 from ._validation import check_bool, check_dtype, check_int, fail
 from .layers import Dense, Dropout, Layer
+from .metrics import METRICS
 
 __all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
            "VANISHING_RATIO", "gradient_flow_problem",
@@ -169,8 +171,8 @@ class Sequential:
         return sum(w.size for w in self.get_weights())
 
     # ------------------------------------------------------------------ training setup
-    def compile(self, loss: str = "mse", optimizer: Any = "sgd") -> None:
-        """Choose the loss and the optimiser.
+    def compile(self, loss: str = "mse", optimizer: Any = "sgd", metrics: Optional[Sequence[Any]] = None) -> None:
+        """Choose the loss, the optimiser and the metrics to report.
 
         Parameters
         ----------
@@ -182,23 +184,38 @@ class Sequential:
             ``"sgd"`` (lr 0.01), ``"adam"``, ``"rmsprop"``, ``"adagrad"`` or an
             optimiser object, e.g. ``bp.SGD(lr=0.1, momentum=0.9)``. Compiling
             resets the optimiser's state (momentum buffers, moments).
+        metrics : list of str or callable, optional
+            Reported per epoch in ``History`` (``"accuracy"``, ``"val_accuracy"``,
+            ...), by the progress line and by :meth:`evaluate`: ``"accuracy"``
+            (0.5 threshold of one output or of a binary cross-entropy, else the
+            argmax), ``"mae"``, ``"mse"``, ``"rmse"``, ``"r2"``, or a function
+            ``(y_true, y_pred) -> float`` named by its ``__name__``. See
+            :mod:`pybackprop.metrics` for what each is computed over.
 
         Examples
         --------
         >>> import pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(3, activation="softmax")], input_dim=4)
-        >>> m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.1))
+        >>> m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.1), metrics=["accuracy"])
+        >>> [metric.name for metric in m.metrics]
+        ['accuracy']
         >>> m.compile(loss="binary_crossentropy")
         Traceback (most recent call last):
         ...
         ValueError: loss: binary_crossentropy expected an output layer with activation 'sigmoid', got 'softmax'
         """
-        self._engine.compile(loss, optimizer)
+        self._engine.compile(loss, optimizer, metrics)
+
+    @property
+    def metrics(self) -> List[Any]:
+        """The compiled metrics (:class:`pybackprop.metrics.Metric`, with ``name``), in order."""
+        return list(self._engine.metrics)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None,
-            validation_split: float = 0.0, callbacks: Optional[Sequence[Callback]] = None) -> History:
+            validation_split: float = 0.0, callbacks: Optional[Sequence[Callback]] = None,
+            sample_weight: Any = None, class_weight: Optional[Dict[int, float]] = None) -> History:
         """Train with mini-batch gradient descent; the epoch loop runs in C++.
 
         Parameters
@@ -215,15 +232,30 @@ class Sequential:
             Reshuffle the samples every epoch (from the model's seed).
         verbose : {0, 1, 2}
             0 silent, 1 or 2 one line per epoch (epoch, loss, val_loss, samples/s).
-        validation_data : (X_val, y_val), optional
-            Evaluated after every epoch, in inference mode (``val_loss``).
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Evaluated after every epoch, in inference mode (``val_loss``, weighted
+            by ``sample_weight_val`` when given, and ``val_<metric>``).
         validation_split : float
             Fraction in [0, 1) of the samples, taken from the end of ``X`` and
-            ``y`` before any shuffling, held out as validation data (ignored when
-            ``validation_data`` is given).
+            ``y`` (and ``sample_weight``) before any shuffling, held out as
+            validation data (ignored when ``validation_data`` is given).
         callbacks : list of Callback, optional
             E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``LearningRateScheduler``,
             ``TerminateOnNaN``; called between epochs.
+        sample_weight : array of shape (n_samples,), optional
+            Each sample's weight in the loss, with Keras's convention: a batch's
+            loss is ``sum(w_i * l_i) / rows_in_batch`` (``l_i`` the sample's loss,
+            its mean over the outputs for mse/mae/huber/binary_crossentropy), so
+            its gradient rows are scaled by ``w_i``; computed in the C++ loop, the
+            weights shuffled with their rows. Finite, >= 0, not all zero.
+            ``history["loss"]`` is then ``sum(w_i * l_i) / n`` over the epoch.
+            The metrics are not weighted (Keras's ``metrics``).
+        class_weight : dict, optional
+            ``{class: weight}`` multiplied into each sample's weight (classes not
+            named weigh 1): the class is the target's argmax for
+            ``categorical_crossentropy``, the rounded target for
+            ``binary_crossentropy`` with one output; other losses refuse it.
+            Training data only (not the validation data), as Keras.
 
         Raises
         ------
@@ -251,15 +283,26 @@ class Sequential:
         >>> h = m.fit(X, y, epochs=50, batch_size=8, verbose=0)
         >>> bool(h.history["loss"][-1] < 0.5 * h.history["loss"][0])
         True
+
+        Sample and class weights (here class 1 counts three times):
+
+        >>> c = bp.Sequential([bp.Dense(1, activation="sigmoid")], input_dim=1, seed=0)
+        >>> c.compile(loss="binary_crossentropy", optimizer=bp.SGD(lr=0.5))
+        >>> labels = (X[:, 0] > 0.5).astype(int)
+        >>> h = c.fit(X, labels, epochs=5, verbose=0, class_weight={1: 3.0}, sample_weight=np.ones(64))
+        >>> len(h.history["loss"])
+        5
         """
         args = self._engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
-                                          validation_split, callbacks)
+                                          validation_split, callbacks, sample_weight=sample_weight,
+                                          class_weight=class_weight)
         return self._engine.fit(self, args)
 
-    def train_step(self, X: Any, y: Any) -> float:
+    def train_step(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """One gradient-descent update on ``(X, y)`` as a single batch.
 
-        Returns the batch loss before the update.
+        Returns the batch loss before the update (``sum(w_i * l_i) / n`` with
+        ``sample_weight``, as in :meth:`fit`).
 
         >>> import numpy as np, pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(1, init="zeros")], input_dim=1, dtype="float64")
@@ -269,10 +312,12 @@ class Sequential:
         >>> float(m.layers[0].W[0, 0])        # 0 - 0.25 * 2 * (0 - 2) * 1
         1.0
         """
-        return self._engine.train_step(*self._engine.data(X, y))
+        Xc, Yc = self._engine.data(X, y)
+        return self._engine.train_step(Xc, Yc, self._engine.sample_weights(sample_weight, Xc.shape[0]))
 
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False,
-                           masks: Optional[Dict[int, Any]] = None, return_masks: bool = False) -> Any:
+                           masks: Optional[Dict[int, Any]] = None, return_masks: bool = False,
+                           sample_weight: Any = None) -> Any:
         """The loss of ``(X, y)`` as one batch and its gradient, without updating.
 
         Parameters
@@ -287,6 +332,8 @@ class Sequential:
             (n_samples, n_units)}`` (a single row is broadcast), to replay a step.
         return_masks : bool
             Also return the masks used, in the same form.
+        sample_weight : array of shape (n_samples,), optional
+            The loss ``sum(w_i * l_i) / n`` and its gradient (Keras's convention, as :meth:`fit`).
 
         Returns
         -------
@@ -304,11 +351,14 @@ class Sequential:
         >>> m.compile(loss="mse")
         >>> m.loss_and_gradients([[2.0]], [1.0])   # L = (3*2 - 1)^2, dL/dW = 2*(6 - 1)*2
         (25.0, [{'W': array([[20.]])}])
+        >>> m.loss_and_gradients([[2.0], [0.0]], [1.0, 0.0], sample_weight=[0.5, 1.0])   # (0.5·25 + 0) / 2
+        (6.25, [{'W': array([[5.]])}])
         """
         training = check_bool("training", training)
         return_masks = check_bool("return_masks", return_masks)
         Xc, Yc = self._engine.data(X, y)
-        loss, grads, used = self._engine.loss_and_gradients(Xc, Yc, training, masks)
+        weights = self._engine.sample_weights(sample_weight, Xc.shape[0])
+        loss, grads, used = self._engine.loss_and_gradients(Xc, Yc, training, masks, weights)
         return (loss, grads, used) if return_masks else (loss, grads)
 
     # ------------------------------------------------------------------ inference
@@ -323,17 +373,34 @@ class Sequential:
         Xc = self._engine.inputs(X)  # first: it builds an unbuilt model
         return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
 
-    def evaluate(self, X: Any, y: Any) -> float:
-        """Mean loss over ``(X, y)`` in inference mode.
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """The loss over ``(X, y)`` in inference mode (and the compiled metrics).
 
+        Parameters
+        ----------
+        X, y : arrays
+        sample_weight : array of shape (n_samples,), optional
+            The loss is then ``sum(w_i * l_i) / n`` (Keras's convention, as in
+            :meth:`fit`); the metrics are not weighted.
+
+        Returns
+        -------
+        float or dict
+            The mean loss; with metrics compiled, ``{"loss": ..., name: ...}`` in
+            the order of ``compile(metrics=...)`` (Keras's ``return_dict=True``).
+
+        Examples
+        --------
         >>> import pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(1, init=[[1.0]])], input_dim=1)
         >>> m.compile(loss="mae")
         >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0])
         1.5
+        >>> m.evaluate([[1.0], [2.0]], [0.0, 0.0], sample_weight=[1.0, 0.0])   # (1·1 + 0·2) / 2
+        0.5
         """
         Xc, Yc = self._engine.data(X, y)  # first: it builds an unbuilt model
-        return float(self._engine.net.evaluate(Xc, Yc))
+        return self._engine.evaluate(Xc, Yc, self._engine.sample_weights(sample_weight, Xc.shape[0]))
 
     # ------------------------------------------------------------------ weights and config
     def get_weights(self) -> List[np.ndarray]:
@@ -370,13 +437,19 @@ class Sequential:
         if self.loss is not None:
             assert self.optimizer is not None
             compile_cfg = {"loss": self.loss, "optimizer": self.optimizer.get_config()}
+            if self._engine.metrics:  # by name; a callable's name cannot be compiled back (from_config)
+                compile_cfg["metrics"] = [m.name for m in self._engine.metrics]
         return {"class_name": "Sequential", "format": CONFIG_FORMAT, "input_dim": self.input_dim,
                 "dtype": self.dtype, "seed": self.seed,
                 "layers": [layer.get_config() for layer in self.layers], "compile": compile_cfg}
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "Sequential":
-        """A new model from :meth:`get_config` output (fresh weights from the seed)."""
+        """A new model from :meth:`get_config` output (fresh weights from the seed).
+
+        Metrics come back by name; a name that is not a built-in one (a callable's) is
+        dropped with a ``UserWarning``: compile again with the function.
+        """
         if not isinstance(config, dict) or config.get("class_name") != "Sequential":
             fail("config", "a dict from Sequential.get_config()", config, TypeError)
         if config.get("format") != CONFIG_FORMAT:
@@ -384,8 +457,14 @@ class Sequential:
         model = cls([_layers.from_config(c) for c in config["layers"]], input_dim=config["input_dim"],
                     dtype=config["dtype"], seed=config["seed"])
         if config.get("compile"):
+            names = config["compile"].get("metrics") or []
+            lost = [name for name in names if name not in METRICS]
+            if lost:
+                warnings.warn(f"metrics {lost} were functions and are not restored from a config or a file: "
+                              "compile the model again with them", UserWarning, stacklevel=2)
             model.compile(loss=config["compile"]["loss"],
-                          optimizer=_optimizers.from_config(config["compile"]["optimizer"]))
+                          optimizer=_optimizers.from_config(config["compile"]["optimizer"]),
+                          metrics=[name for name in names if name in METRICS] or None)
         return model
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:

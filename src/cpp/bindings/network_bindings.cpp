@@ -47,6 +47,31 @@ std::size_t check_xy(const Net& n, const InArray<T>& X, const InArray<T>& Y) {
     return rows;
 }
 
+// Per-sample weights of `rows` samples: a 1-D array (None: unweighted); null or its data.
+// (Their values, finite and >= 0 with one > 0, are checked at the Python boundary.)
+template <typename T>
+const T* weights_of(const std::optional<InArray<T>>& w, std::size_t rows) {
+    if (!w) return nullptr;
+    require(w->ndim() == 1 && std::size_t(w->shape(0)) == rows, "sample_weight",
+            "a 1-D array of " + std::to_string(rows) + " values (one per row of X)",
+            std::to_string(w->ndim()) + "-D of " + std::to_string(w->size()) + " values");
+    return w->data();
+}
+
+// An output matrix (rows, cols) of T the core writes into, taken as it comes (see out_doubles).
+template <typename T>
+T* out_matrix(const py::object& obj, const char* name, std::size_t rows, std::size_t cols) {
+    const std::string expected = "a writeable C-contiguous array of the network's dtype, shape (" +
+                                 std::to_string(rows) + ", " + std::to_string(cols) + ")";
+    if (!py::isinstance<py::array_t<T>>(obj))
+        throw py::type_error(std::string(name) + ": expected " + expected + ", got another type or dtype");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    require(a.ndim() == 2 && std::size_t(a.shape(0)) == rows && std::size_t(a.shape(1)) == cols, name, expected,
+            "an array of another shape");
+    require((a.flags() & py::array::c_style) && a.writeable(), name, expected, "a non-contiguous or read-only array");
+    return static_cast<T*>(a.mutable_data());
+}
+
 template <typename Net>
 void check_layer(const Net& n, std::size_t l) {
     require(l < n.num_layers(), "layer", "an index below " + std::to_string(n.num_layers()), std::to_string(l));
@@ -208,8 +233,10 @@ void bind_training(py::class_<Network<T>>& c) {
     using Net = Network<T>;
     c.def("loss_and_gradients",
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, bool training,
-             const std::optional<std::vector<std::optional<InArray<T>>>>& masks, bool copy) {
+             const std::optional<std::vector<std::optional<InArray<T>>>>& masks, bool copy,
+             const std::optional<InArray<T>>& sample_weight) {
               const std::size_t rows = check_xy(n, X, Y);
+              const T* w = weights_of<T>(sample_weight, rows);
               std::vector<const T*> mask_ptrs(n.num_layers(), nullptr);
               if (masks) {
                   require(masks->size() == n.num_layers(), "masks", "one entry per dense layer",
@@ -235,7 +262,7 @@ void bind_training(py::class_<Network<T>>& c) {
                   if (n.has_dropout(l)) used.append(copies.add({py::ssize_t(rows), py::ssize_t(n.fan_in(l))}, nullptr));
               const T *x = X.data(), *y = Y.data();
               const double loss = locked(n, [&] {
-                  const double value = n.loss_and_gradients(x, y, rows, training, masks ? &mask_ptrs : nullptr);
+                  const double value = n.loss_and_gradients(x, y, rows, training, masks ? &mask_ptrs : nullptr, w);
                   // the masks' sources exist only now (the activation buffers may have grown)
                   std::size_t k = first_mask;
                   for (std::size_t l = 0; l < n.num_layers() && training && copy; ++l)
@@ -246,9 +273,10 @@ void bind_training(py::class_<Network<T>>& c) {
               return py::make_tuple(loss, grads, used);
           },
           py::arg("X"), py::arg("Y"), py::arg("training") = false, py::arg("masks") = py::none(),
-          py::arg("copy") = true,
+          py::arg("copy") = true, py::arg("sample_weight") = py::none(),
           "(loss, [[dW, db?] per layer], [mask per dropout] if training): copies taken under the lock; "
-          "with copy=False the lists are empty and the gradients stay in grads() only.");
+          "with copy=False the lists are empty and the gradients stay in grads() only. sample_weight: "
+          "one weight per row, the loss sum(w * l) / rows (Keras's convention).");
     c.def("dropout_masks",
           [](Net& n, const InArray<int64_t>& rows) {
               require(rows.ndim() == 1, "rows", "a 1-D array", std::to_string(rows.ndim()) + "-D");
@@ -289,21 +317,27 @@ void bind_training(py::class_<Network<T>>& c) {
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
-          [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr) {
+          [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr,
+             const std::optional<InArray<T>>& sample_weight) {
               const std::size_t rows = check_xy(n, X, Y);
+              const T* w = weights_of<T>(sample_weight, rows);
               const T *x = X.data(), *y = Y.data();
               const double rate = lr ? *lr : n.optimizer().lr;
               check_lr(rate);
               bool applied = false;
-              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied); });
+              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied, w); });
               return py::make_tuple(loss, applied);
           },
-          py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(),
-          "One update; returns (loss, applied): a NaN/inf loss or gradient is not applied.");
+          py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(),
+          "One update (the loss weighted by sample_weight when given); returns (loss, applied): a NaN/inf "
+          "loss or gradient is not applied.");
     c.def("fit_epoch",
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
-             const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep) {
+             const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep,
+             const std::optional<InArray<T>>& sample_weight, const py::object& predictions) {
               const std::size_t rows = check_xy(n, X, Y);
+              const T* w = weights_of<T>(sample_weight, rows);
+              T* pred = predictions.is_none() ? nullptr : out_matrix<T>(predictions, "predictions", rows, n.output_dim());
               StepSchedule schedule;  // shapes and values checked by fit_epoch
               if (lr) {
                   schedule.lr = lr->data();
@@ -323,14 +357,17 @@ void bind_training(py::class_<Network<T>>& c) {
                   return signalled;
               };
               const T *x = X.data(), *y = Y.data();
-              EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle, schedule); });
+              EpochStats s = locked(n, [&] { return n.fit_epoch(x, y, rows, batch_size, shuffle, schedule, w, pred); });
               if (signalled) throw py::error_already_set();
               return s;
           },
           py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"), py::arg("lr") = py::none(),
-          py::arg("keep_prob") = py::none(),
+          py::arg("keep_prob") = py::none(), py::arg("sample_weight") = py::none(),
+          py::arg("predictions") = py::none(),
           "One epoch of mini-batch training; lr (steps,) and keep_prob (steps, num_dropout) are per-step "
-          "schedules (None: the configured values). Returns an EpochResult.");
+          "schedules (None: the configured values); sample_weight (n,) weights each row's loss (a batch's "
+          "loss is sum(w * l) / rows); predictions, a writeable (n, output_dim) array, receives each row's "
+          "training-mode output before its step's update. Returns an EpochResult.");
 }
 
 template <typename T>
@@ -399,11 +436,15 @@ void bind_one(py::module_& m, const char* name) {
                  locked(n, [&] { n.predict(o, x, rows); });
                  return out;
              })
-        .def("evaluate", [](Net& n, const InArray<T>& X, const InArray<T>& Y) {
-            const std::size_t rows = check_xy(n, X, Y);
-            const T *x = X.data(), *y = Y.data();
-            return locked(n, [&] { return n.evaluate(x, y, rows); });
-        });
+        .def("evaluate",
+             [](Net& n, const InArray<T>& X, const InArray<T>& Y, const std::optional<InArray<T>>& sample_weight) {
+                 const std::size_t rows = check_xy(n, X, Y);
+                 const T* w = weights_of<T>(sample_weight, rows);
+                 const T *x = X.data(), *y = Y.data();
+                 return locked(n, [&] { return n.evaluate(x, y, rows, w); });
+             },
+             py::arg("X"), py::arg("Y"), py::arg("sample_weight") = py::none(),
+             "The mean loss in inference mode; with sample_weight (n,), sum(w * l) / n.");
     bind_views(c);
     bind_last_pass(c);
     bind_weights(c);

@@ -23,21 +23,22 @@ void Network<T>::predict(T* out, const T* X, std::size_t n) {
 }
 
 template <typename T>
-double Network<T>::evaluate(const T* X, const T* Y, std::size_t n) {
+double Network<T>::evaluate(const T* X, const T* Y, std::size_t n, const T* weights) {
     const std::size_t K = output_dim(), L = layers_.size(), chunk = std::max(kInferenceChunk, capacity_);
     double total = 0;
     for (std::size_t start = 0; start < n; start += chunk) {
         const std::size_t B = std::min(chunk, n - start);
         ensure_capacity(B);
         forward(X + start * input_dim_, B, false, !recording_);
-        total += loss_forward_backward<T>(loss_, nullptr, Z(L - 1), A(L - 1), Y + start * K, B, K) * double(B);
+        total += loss_forward_backward<T>(loss_, nullptr, Z(L - 1), A(L - 1), Y + start * K, B, K,
+                                          weights ? weights + start : nullptr) * double(B);
     }
     return total / double(n);
 }
 
 #define BP_INFERENCE(T)                                                       \
     template void Network<T>::predict(T*, const T*, std::size_t);             \
-    template double Network<T>::evaluate(const T*, const T*, std::size_t);
+    template double Network<T>::evaluate(const T*, const T*, std::size_t, const T*);
 BP_INFERENCE(float)
 BP_INFERENCE(double)
 

@@ -88,19 +88,23 @@ public:
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ----------
     // inference.cpp
     void predict(T* out, const T* X, std::size_t n);
-    double evaluate(const T* X, const T* Y, std::size_t n);
+    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention).
+    double evaluate(const T* X, const T* Y, std::size_t n, const T* weights = nullptr);
     // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
     // With training, dropout masks are drawn for step_counter, or taken from `masks`
-    // (one B × fan_in array per dense layer, null where none) when given.
+    // (one B × fan_in array per dense layer, null where none) when given. `weights`
+    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp).
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
-                              const std::vector<const T*>* masks = nullptr);
+                              const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // passes.cpp: rows `rows[0..R)` (positions in the coming step's batch, step_counter)
     // of the dropout mask forward() would draw in front of dense layer l (has_dropout(l)),
     // into M[R, fan_in(l)]: bitwise the same values.
     void dropout_mask_rows(std::size_t l, const int64_t* rows, std::size_t R, T* M) const;
     // step.cpp: one update at learning rate lr on (X, Y) as one batch; returns the loss
     // before it. A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
-    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr);
+    // weights: n per-sample weights of the loss, or null (see loss_and_gradients).
+    double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr,
+                      const T* weights = nullptr);
     // step.cpp: applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     // Returns false, with the parameters and optimiser state unchanged, when the update
@@ -109,8 +113,13 @@ public:
     // as fit records its last step's.
     bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
+    // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
+    // batch), the weights shuffled with their rows. predictions (n × output_dim, or
+    // null): each row's output as the training forward pass saw it, before its step's
+    // update (what the metrics of an epoch are computed from). Either one turns off the
+    // fused per-sample path (the general path then makes every step).
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
-                         StepSchedule schedule = {});
+                         StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 
     // Activations of the last forward pass (rows = its batch size); the
     // dropout mask and dropped input of layer l exist when has_dropout(l).
@@ -164,18 +173,20 @@ private:
     // fuse: A = f(Z) in the product's epilogue (off for the explainer, which keeps f'(Z)).
     void forward(const T* X, std::size_t B, bool training, bool fuse,
                  const std::vector<const T*>* masks = nullptr);
-    double backward(const T* X, const T* Y, std::size_t B);  // returns the loss
+    double backward(const T* X, const T* Y, std::size_t B, const T* weights = nullptr);  // returns the loss
     // One batch's forward, activity and backward (recorded when recording_); the loss.
+    // weights: B per-sample weights of the loss (null: unweighted), see losses.hpp.
     double forward_backward(const T* X, const T* Y, std::size_t B, bool training,
-                            const std::vector<const T*>* masks = nullptr);
+                            const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // The pieces both backward passes are made of.
-    double output_gradient(T* delta, const T* Y, std::size_t B);      // dL/dŶ (fused loss: dL/dZ); the loss
+    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss
+    double output_gradient(T* delta, const T* Y, std::size_t B, const T* weights = nullptr);
     void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
     void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
     void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
 
     // recording.cpp
-    double backward_recorded(const T* X, const T* Y, std::size_t B);  // backward(), recording
+    double backward_recorded(const T* X, const T* Y, std::size_t B, const T* weights = nullptr);  // backward(), recording
     void record(std::size_t l, Recorded what, const T* src, std::size_t n);  // src null: NaN
 
     // step.cpp. One optimiser step; returns false, with the parameters and state unchanged,
@@ -249,6 +260,7 @@ private:
     bool last_training_ = false;
     std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
+    std::vector<T> wbatch_;  // a shuffled batch's sample weights (fit_epoch with weights)
     std::vector<std::size_t> order_;
     bool recording_ = false;
     AlignedBuffer<T> record_;

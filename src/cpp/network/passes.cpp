@@ -69,9 +69,9 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, co
 }
 
 template <typename T>
-double Network<T>::output_gradient(T* delta, const T* Y, std::size_t B) {
+double Network<T>::output_gradient(T* delta, const T* Y, std::size_t B, const T* weights) {
     const std::size_t L = layers_.size();
-    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim());
+    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim(), weights);
 }
 
 template <typename T>
@@ -94,11 +94,11 @@ void Network<T>::activation_backward_of(std::size_t l, T* d, std::size_t B) {
 
 // After forward(X): accumulates dW, db of every layer; returns the loss.
 template <typename T>
-double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
+double Network<T>::backward(const T* X, const T* Y, std::size_t B, const T* weights) {
     const std::size_t L = layers_.size();
     T* delta = delta_a_.data();       // dL/dZ of the layer being processed
     T* delta_prev = delta_b_.data();  // dL/dA, then dL/dZ, of the layer below
-    const double loss = output_gradient(delta, Y, B);
+    const double loss = output_gradient(delta, Y, B, weights);  // the only use of the weights
     if (!loss_is_fused(loss_)) activation_backward_of(L - 1, delta, B);  // dL/dŶ → dL/dZ
     for (std::size_t l = L; l-- > 0;) {
         const Activation* below = l > 0 ? &layers_[l - 1].act : nullptr;
@@ -123,34 +123,34 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
 
 template <typename T>
 double Network<T>::forward_backward(const T* X, const T* Y, std::size_t B, bool training,
-                                    const std::vector<const T*>* masks) {
+                                    const std::vector<const T*>* masks, const T* weights) {
     forward(X, B, training, !recording_, masks);
     activity_accumulate(B);
-    return recording_ ? backward_recorded(X, Y, B) : backward(X, Y, B);
+    return recording_ ? backward_recorded(X, Y, B, weights) : backward(X, Y, B, weights);
 }
 
 template <typename T>
 double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
-                                      const std::vector<const T*>* masks) {
+                                      const std::vector<const T*>* masks, const T* weights) {
     ensure_capacity(n);
     zero_grads();
     activity_reset();
-    return forward_backward(X, Y, n, training, masks);
+    return forward_backward(X, Y, n, training, masks, weights);
 }
 
 #define BP_PASSES(T)                                                                                        \
     template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
     template void Network<T>::dropout_mask_rows(std::size_t, const int64_t*, std::size_t, T*) const;        \
     template void Network<T>::forward(const T*, std::size_t, bool, bool, const std::vector<const T*>*);     \
-    template double Network<T>::output_gradient(T*, const T*, std::size_t);                                 \
+    template double Network<T>::output_gradient(T*, const T*, std::size_t, const T*);                       \
     template void Network<T>::dense_backward_of(std::size_t, T*, const T*, const T*, std::size_t);          \
     template void Network<T>::dropout_backward_of(std::size_t, T*, std::size_t);                            \
     template void Network<T>::activation_backward_of(std::size_t, T*, std::size_t);                         \
-    template double Network<T>::backward(const T*, const T*, std::size_t);                                  \
+    template double Network<T>::backward(const T*, const T*, std::size_t, const T*);                        \
     template double Network<T>::forward_backward(const T*, const T*, std::size_t, bool,                     \
-                                                 const std::vector<const T*>*);                             \
+                                                 const std::vector<const T*>*, const T*);                   \
     template double Network<T>::loss_and_gradients(const T*, const T*, std::size_t, bool,                   \
-                                                   const std::vector<const T*>*);
+                                                   const std::vector<const T*>*, const T*);
 BP_PASSES(float)
 BP_PASSES(double)
 

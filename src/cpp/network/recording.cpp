@@ -22,7 +22,7 @@ void Network<T>::record(std::size_t l, Recorded what, const T* src, std::size_t 
 }
 
 template <typename T>
-double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
+double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B, const T* weights) {
     const std::size_t L = layers_.size();
     ArenaLayout<T> layout;  // one view per (layer, quantity), B rows each
     rec_off_.clear();
@@ -47,7 +47,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
 
     T* delta = delta_a_.data();       // dL/dZ of the layer being processed
     T* delta_prev = delta_b_.data();  // dL/dA, then dL/dZ, of the layer below
-    const double loss = output_gradient(delta, Y, B);
+    const double loss = output_gradient(delta, Y, B, weights);
     const bool fused = loss_is_fused(loss_);
     record(L - 1, Recorded::dA, fused ? nullptr : delta, B * output_dim());
     if (!fused) activation_backward_of(L - 1, delta, B);
@@ -67,7 +67,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
 
 #define BP_RECORDING(T)                                                                  \
     template void Network<T>::record(std::size_t, Recorded, const T*, std::size_t);      \
-    template double Network<T>::backward_recorded(const T*, const T*, std::size_t);
+    template double Network<T>::backward_recorded(const T*, const T*, std::size_t, const T*);
 BP_RECORDING(float)
 BP_RECORDING(double)
 

@@ -72,8 +72,8 @@ bool Network<T>::apply_gradients(double lr, std::size_t rows, double* update_rat
 }
 
 template <typename T>
-double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied) {
-    const double loss = loss_and_gradients(X, Y, n, true);
+double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights) {
+    const double loss = loss_and_gradients(X, Y, n, true, nullptr, weights);
     const bool ok = std::isfinite(loss) && grads_finite() && step(lr, n);
     if (applied) *applied = ok;
     return loss;
@@ -83,7 +83,7 @@ double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, 
     template bool Network<T>::step(double, std::size_t, double*, double);                 \
     template void Network<T>::sgd_bounds_measure();                                       \
     template bool Network<T>::apply_gradients(double, std::size_t, double*);              \
-    template double Network<T>::train_step(const T*, const T*, std::size_t, double, bool*);
+    template double Network<T>::train_step(const T*, const T*, std::size_t, double, bool*, const T*);
 BP_STEP(float)
 BP_STEP(double)
 

@@ -16,7 +16,7 @@ namespace bp {
 
 template <typename T>
 EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
-                                 StepSchedule schedule) {
+                                 StepSchedule schedule, const T* sample_weight, T* predictions) {
     // The core's own precondition guards (the C++ API is a boundary too): the user-facing
     // checks of batch_size and the schedules' values are Python's, once (_engine.fit_arguments,
     // schedules.check_values); these keep the loop's invariants for any other caller.
@@ -51,7 +51,9 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
     // Batch size 1 on a tiny network: the fused per-sample step (sample_step.cpp), all
     // but the last step, which also measures the update-to-weight ratio.
-    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
+    // (Not with sample weights or recorded predictions: the general path makes those steps.)
+    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible() && !sample_weight && !predictions;
+    if (sample_weight && shuffle) wbatch_.resize(bs);
     activity_reset();
     if (per_sample) sample_plan();
     bool loss_nonfinite = false;
@@ -88,11 +90,16 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const std::size_t start = s * bs, B = std::min(bs, n - start);
         const T* xb = X + start * D;
         const T* yb = Y + start * K;
+        const T* wb = sample_weight ? sample_weight + start : nullptr;
         if (shuffle) {  // gather the batch's rows
             for (std::size_t r = 0; r < B; ++r) {
                 const std::size_t src = order_[start + r];
                 std::memcpy(xbatch_.data() + r * D, X + src * D, D * sizeof(T));
                 std::memcpy(ybatch_.data() + r * K, Y + src * K, K * sizeof(T));
+            }
+            if (sample_weight) {  // the weights travel with their rows
+                for (std::size_t r = 0; r < B; ++r) wbatch_[r] = sample_weight[order_[start + r]];
+                wb = wbatch_.data();
             }
             xb = xbatch_.data();
             yb = ybatch_.data();
@@ -106,7 +113,12 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         stats.lr.push_back(lr);
 
         zero_grads();
-        const double loss = forward_backward(xb, yb, B, true);
+        const double loss = forward_backward(xb, yb, B, true, nullptr, wb);
+        if (predictions) {  // the outputs of this forward pass, before the update, at their rows
+            const T* out = A(layers_.size() - 1);
+            for (std::size_t r = 0; r < B; ++r)
+                std::memcpy(predictions + (shuffle ? order_[start + r] : start + r) * K, out + r * K, K * sizeof(T));
+        }
         bool finite = std::isfinite(loss);
         loss_nonfinite |= !finite;
         double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
@@ -150,8 +162,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
 }
 
 template EpochStats Network<float>::fit_epoch(const float*, const float*, std::size_t, std::size_t, bool,
-                                              StepSchedule);
+                                              StepSchedule, const float*, float*);
 template EpochStats Network<double>::fit_epoch(const double*, const double*, std::size_t, std::size_t, bool,
-                                               StepSchedule);
+                                               StepSchedule, const double*, double*);
 
 }  // namespace bp
