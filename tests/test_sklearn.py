@@ -572,7 +572,8 @@ def test_sgd_learning_rates_and_early_stopping_are_sklearns(kind, learning_rate,
     validation split as scikit-learn's, stratified for two classes; the best weights restored):
     without shuffling, from the same random_state, every epoch's loss, validation score, the epoch
     count, the final learning rate and the weights are scikit-learn's (float64, ~1e-12). alpha = 0
-    here: with alpha > 0 loss_curve_ takes the L2 term at the epoch's end (scikit-learn per batch)."""
+    here: with alpha > 0 and several batches, loss_curve_ takes the L2 term at the epoch's start
+    (scikit-learn per batch)."""
     Est, X, y = _targets(kind)
     ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.0, batch_size=16,
                learning_rate=learning_rate, learning_rate_init=0.05, power_t=0.3, shuffle=False, max_iter=60,
@@ -644,3 +645,103 @@ def test_early_stopping_split_and_its_errors():
     assert len(tiny) == 2
     with pytest.raises(ValueError, match="early_stopping: n_samples = 2 is too few"):
         MLPRegressor()._split(2, np.zeros(2), 0.5, np.random.RandomState(0))
+
+
+# ---------------------------------------------------------------------- sample weights
+def _weights(n, seed=0):
+    return np.random.default_rng(seed).choice([0.0, 0.5, 1.0, 3.0], size=n)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "regressor-3", "binary", "multiclass", "multilabel"])
+def test_sample_weight_lbfgs_is_sklearns(kind):
+    """lbfgs with sample_weight minimises scikit-learn's weighted objective (the loss and the L2
+    term divided by the weights' sum): the same iterations and weights as scikit-learn's."""
+    Est, X, y = _targets(kind)
+    w = _weights(len(X))
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=25, random_state=0,
+               dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w)
+    assert ours.n_iter_ == theirs.n_iter_
+    scale = {"regressor": 2.0, "regressor-3": 2.0, "multilabel": 1 / 3}.get(kind, 1.0)
+    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-9)
+    _assert_same_parameters(ours, theirs, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "binary", "multiclass"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sample_weight_sgd_is_sklearns_with_one_batch(kind, early_stopping):
+    """With one batch per epoch (batch_size="auto" on < 200 samples) the stochastic solvers' weighted
+    loss is scikit-learn's (normalised by the weights' sum, the L2 term too; the weighted validation
+    score with early stopping): sgd's epochs, losses, scores and weights equal scikit-learn's; and
+    partial_fit with weights continues alike."""
+    Est, X, y = _targets(kind)
+    w = _weights(len(X), seed=1)
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.2, learning_rate_init=0.1,
+               learning_rate="invscaling", max_iter=40, early_stopping=early_stopping, random_state=0,
+               dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w)
+    scale = 2.0 if kind == "regressor" else 1.0
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / scale, theirs.loss_curve_, rtol=1e-11)
+    if early_stopping:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-11)
+    _assert_same_parameters(ours, theirs, rtol=1e-10, atol=1e-12)
+    if not early_stopping:
+        kwargs = {"classes": np.unique(y)} if Est is MLPClassifier else {}
+        ours_p, theirs_p = clone(ours), clone(theirs)
+        for _ in range(3):
+            ours_p.partial_fit(X, y, sample_weight=w, **kwargs)
+            theirs_p.partial_fit(X, y, sample_weight=w, **kwargs)
+        _assert_same_parameters(ours_p, theirs_p, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_integer_sample_weights_repeat_rows(solver):
+    """Weights 0, 1, 2, ... equal removing or repeating the rows (one batch for adam)."""
+    X, y = blobs(n=60, classes=3)
+    w = np.random.default_rng(3).integers(0, 4, size=len(X))
+    make = functools.partial(MLPClassifier, hidden_layer_sizes=(5,), solver=solver, max_iter=50, random_state=0,
+                             dtype="float64", batch_size=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = make().fit(X, y, sample_weight=w)
+        repeated = make().fit(X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9, atol=1e-11)
+
+
+def test_sample_weights_of_one_change_nothing():
+    X, y = regression(n=90)
+    est = MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0, dtype="float64")
+    a = clone(est).fit(X, y)
+    b = clone(est).fit(X, y, sample_weight=np.ones(len(X)))
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(u, v)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("weights, exc, match", [
+    (np.ones(5), ValueError, r"^sample_weight: expected a 1-D array of 40 weights"),
+    (np.ones((40, 2)), ValueError, r"^sample_weight: expected a 1-D array of 40 weights"),
+    (np.r_[-1.0, np.ones(39)], ValueError, r"^sample_weight: expected weights >= 0"),
+    (np.r_[np.nan, np.ones(39)], ValueError, r"^sample_weight: expected finite weights"),
+    (np.zeros(40), ValueError, r"^sample_weight: expected at least one weight > 0"),
+    (["a"] * 40, TypeError, r"^sample_weight"),
+])
+def test_bad_sample_weights(solver, weights, exc, match):
+    X, y = blobs(n=40)
+    est = MLPClassifier(solver=solver, max_iter=2)
+    with pytest.raises(exc, match=match):
+        est.fit(X, y, sample_weight=weights)
+    assert not hasattr(est, "model_")
+    fitted = MLPClassifier(solver="sgd", max_iter=2, random_state=0).fit(X, y)
+    before = fitted.coefs_
+    with pytest.raises(exc, match=match):
+        fitted.partial_fit(X, y, sample_weight=weights)
+    _assert_same_parameters(fitted, type("W", (), {"coefs_": before, "intercepts_": fitted.intercepts_}), rtol=0)

@@ -549,21 +549,8 @@ class Engine:
 
     def sample_weights(self, sample_weight: Any, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
         """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to the dtype;
-        None stays None (unweighted)."""
-        if sample_weight is None:
-            return None
-        arr = as_numeric_array(name, sample_weight)
-        if arr.ndim != 1 or arr.shape[0] != n:
-            fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
-        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
-            w = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.isfinite(w).all():
-            fail(name, f"finite weights (in {self.dtype})", arr)
-        if (w < 0).any():
-            fail(name, "weights >= 0", arr)
-        if not (w > 0).any():
-            fail(name, "at least one weight > 0 (they are all zero)", arr)
-        return w
+        None stays None (unweighted). See :func:`check_sample_weight`."""
+        return check_sample_weight(sample_weight, n, self.dtype, name)
 
     def class_weights(self, class_weight: Any, Yc: np.ndarray) -> np.ndarray:
         """Each sample's weight from ``class_weight`` ({class: weight}; classes not named weigh 1), as
@@ -744,8 +731,8 @@ class Engine:
         probabilities behind :meth:`flat_loss_and_gradient`'s loss), shape (rows, outputs)."""
         return self.require_built().A(len(self.dense) - 1)  # type: ignore[no-any-return]
 
-    def flat_loss_and_gradient(self, Xc: np.ndarray, Yc: np.ndarray, index: np.ndarray,
-                               theta: np.ndarray) -> Tuple[float, np.ndarray]:
+    def flat_loss_and_gradient(self, Xc: np.ndarray, Yc: np.ndarray, index: np.ndarray, theta: np.ndarray,
+                               sample_weight: Optional[np.ndarray] = None) -> Tuple[float, np.ndarray]:
         """The loss over all rows of ``(Xc, Yc)`` and its gradient at the parameters ``theta``.
 
         ``theta`` (float64 or the model's dtype) is written at positions ``index`` of the
@@ -754,7 +741,8 @@ class Engine:
         dropout, no weight decay: the compiled loss only); the gradient comes back as float64 at
         the same positions. This is the objective of a full-batch optimiser such as
         ``scipy.optimize.minimize``: no Python per layer. ``Xc``/``Yc`` are cast data (as
-        :meth:`data` returns them). The parameters stay at ``theta``.
+        :meth:`data` returns them), ``sample_weight`` checked weights (:meth:`sample_weights`:
+        the loss ``sum(w * l) / rows``, see :meth:`fit`). The parameters stay at ``theta``.
 
         >>> import numpy as np, pybackprop as bp
         >>> e = Engine([bp.Dense(1)], input_dim=2, dtype="float64", seed=0)
@@ -767,7 +755,7 @@ class Engine:
         net = self.require_built()
         self.require_compiled()
         net.params()[index] = theta
-        loss = net.loss_and_gradients(Xc, Yc, False, None, copy=False)[0]
+        loss = net.loss_and_gradients(Xc, Yc, False, None, copy=False, sample_weight=sample_weight)[0]
         return float(loss), np.asarray(net.grads()[index], dtype=np.float64)
 
     # ------------------------------------------------------------------ the fit loop
@@ -1036,6 +1024,33 @@ class Engine:
             twin.compile(self.loss, self.optimizer, self.metrics)
         twin.load_state(self.state())
         return twin
+
+
+def check_sample_weight(sample_weight: Any, n: int, dtype: str, name: str = "sample_weight") -> Optional[np.ndarray]:
+    """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to ``dtype``,
+    C-contiguous; None stays None (unweighted). The one rule of fit, evaluate and the estimators.
+
+    >>> check_sample_weight([1, 0, 2], 3, "float64")
+    array([1., 0., 2.])
+    >>> check_sample_weight([0, 0], 2, "float32")
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_weight: expected at least one weight > 0 (they are all zero), got [0 0] (list)
+    """
+    if sample_weight is None:
+        return None
+    arr = as_numeric_array(name, sample_weight)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
+        w = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(w).all():
+        fail(name, f"finite weights (in {dtype})", arr)
+    if (w < 0).any():
+        fail(name, "weights >= 0", arr)
+    if not (w > 0).any():
+        fail(name, "at least one weight > 0 (they are all zero)", arr)
+    return w
 
 
 class _TwinOwner:

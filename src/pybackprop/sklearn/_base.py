@@ -23,6 +23,7 @@ from .. import optimizers as _optimizers
 from .._validation import Check, check_params
 from ..callbacks import Callback
 from ..layers import Dense, Dropout
+from .._engine import check_sample_weight
 from ..model import GradientFlowWarning, Sequential
 from ._constraints import ACTIVATION_ALIASES, PARAMETER_CONSTRAINTS, InvalidParameterError
 from ._lbfgs import fit_lbfgs
@@ -40,18 +41,23 @@ class _Monitor(Callback):
     <= 1e-6, then it stops)."""
 
     def __init__(self, est: "_BaseMLP", p: Params, n_train: int, batch: int, incremental: bool,
-                 validation: Optional[Tuple[np.ndarray, Any]]) -> None:
+                 validation: Optional[Tuple[np.ndarray, Any, Optional[np.ndarray]]]) -> None:
         self.est, self.p, self.n_train, self.batch = est, p, n_train, batch
         self.incremental, self.validation = incremental, validation
         self.best_weights: Optional[List[np.ndarray]] = None
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
+        self.squares = sum(float(np.vdot(w, w)) for w in self.est._weight_views()) if wd else 0.0
 
     def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
         est, p = self.est, self.p
         loss = float(logs["loss"])
         wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's end)
+        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's start:
+            # sklearn takes each batch's weights before its step, the same with one batch per epoch)
             steps = -(-self.n_train // self.batch)
-            loss += 0.5 * wd * steps / self.n_train * sum(float(np.vdot(w, w)) for w in est._weight_views())
+            loss += 0.5 * wd * steps / self.n_train * self.squares
         est.loss_curve_.append(loss)
         est.loss_ = loss
         est.n_iter_ += 1
@@ -197,7 +203,7 @@ class _BaseMLP(BaseEstimator):
 
     #: scikit-learn's loss from the output activations and the core's targets, where the core's
     #: value is not scikit-learn's to the last digits (the classifier's clipped log-losses)
-    _lbfgs_loss: Optional[Callable[[np.ndarray, np.ndarray], float]] = None
+    _lbfgs_loss: Optional[Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], float]] = None
 
     def _set_learning_rate(self, lr: float) -> None:
         """scikit-learn's current learning rate of ``solver="sgd"`` (its units), to the core (divided by
@@ -247,23 +253,36 @@ class _BaseMLP(BaseEstimator):
         return model
 
     def _train(self, X: np.ndarray, Y: np.ndarray, y_score: Any, p: Params, incremental: bool,
-               new_model: bool, n_outputs: int, out_activation: str, loss: str) -> None:
+               new_model: bool, n_outputs: int, out_activation: str, loss: str,
+               sample_weight: Optional[np.ndarray] = None) -> None:
         """Build (or reuse) the network and run the epochs; ``Y`` is what the core trains on,
-        ``y_score`` the targets in the form ``_validation_score`` compares with."""
+        ``y_score`` the targets in the form ``_validation_score`` compares with.
+
+        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core's convention
+        being ``sum(w * l) / rows``, it trains on ``w * n / sum(w)`` with the L2 term's weight decay
+        times ``n / sum(w)`` (scikit-learn divides both by the weights' sum: exactly so for one batch,
+        while scikit-learn normalises each mini-batch by its own sum and pybackprop by the data's mean
+        weight)."""
         seed = self._seed(p)
         # scikit-learn's one RandomState: the initial weights, then the validation split
         rs = np.random.RandomState(seed % 2 ** 32)
         model = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed, rs) if new_model else None
         if p["solver"] == "lbfgs":
-            self._train_lbfgs(X, Y, p, model, n_outputs, out_activation)
+            self._train_lbfgs(X, Y, p, model, n_outputs, out_activation, sample_weight)
             return
         early = p["early_stopping"] and not incremental
         validation = None
         if early:
             idx_train, idx_val = self._split(X.shape[0], y_score, p["validation_fraction"], rs)
-            validation = (X[idx_val], y_score[idx_val])
+            validation = (X[idx_val], y_score[idx_val], None if sample_weight is None else sample_weight[idx_val])
             X, Y = X[idx_train], Y[idx_train]
+            sample_weight = None if sample_weight is None else sample_weight[idx_train]
         n = X.shape[0]
+        decay_factor, core_w = 1.0, None
+        if sample_weight is not None:
+            decay_factor = n / float(sample_weight.sum())
+            core_w = check_sample_weight(sample_weight * decay_factor, n, p["dtype"],
+                                         "sample_weight (of the training part after the validation split)")
         batch = self._batch(p, n)
         if model is not None:
             self.model_ = model
@@ -271,9 +290,9 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_: List[float] = []
             self.best_loss_: Optional[float] = np.inf
             self._no_improvement_count = 0
-        else:
-            # sklearn reads alpha at every call; the rest it keeps
-            self._retune_weight_decay(self._optimizer(p).weight_decay)
+        # sklearn reads alpha at every call (and divides it by the weights' sum); the rest it keeps
+        self._retune_weight_decay(self._optimizer(p).weight_decay * decay_factor)
+        if model is None:
             if getattr(self, "loss_curve_", None) is None:  # continuing a model fitted by lbfgs
                 self.loss_curve_ = []
             if getattr(self, "best_loss_", None) is None:
@@ -295,7 +314,7 @@ class _BaseMLP(BaseEstimator):
             # model_.history.history["grad_norm"] keeps the per-layer norms.
             warnings.filterwarnings("ignore", category=GradientFlowWarning)
             self.model_.fit(X, Y, epochs=1 if incremental else p["max_iter"], batch_size=batch,
-                            shuffle=p["shuffle"], verbose=0, callbacks=[monitor])
+                            shuffle=p["shuffle"], verbose=0, callbacks=[monitor], sample_weight=core_w)
         if early:
             self.best_loss_ = None
 
@@ -307,14 +326,14 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(p["hidden_layer_sizes"]) + 2
 
     def _train_lbfgs(self, X: np.ndarray, Y: np.ndarray, p: Params, model: Optional[Sequential], n_outputs: int,
-                     out_activation: str) -> None:
+                     out_activation: str, sample_weight: Optional[np.ndarray]) -> None:
         """scikit-learn's ``_fit_lbfgs`` (see ``_lbfgs``): ``n_iter_``, ``loss_`` (in the units of
         ``loss_curve_`` of the other solvers, which lbfgs, as scikit-learn's, does not have)."""
         target = model if model is not None else self.model_
         loss_factor, grad_factor = self._lbfgs_factors(n_outputs)
         run = fit_lbfgs(target, X, Y, alpha=p["alpha"], loss_factor=loss_factor, grad_factor=grad_factor,
                         max_iter=p["max_iter"], max_fun=p["max_fun"], tol=p["tol"], verbose=p["verbose"],
-                        loss=self._lbfgs_loss)
+                        loss=self._lbfgs_loss, sample_weight=sample_weight)
         if model is not None:  # the new model only now that it is trained
             self.model_ = model
             self._new_attributes(p, n_outputs, out_activation)
@@ -364,14 +383,17 @@ class _BaseMLP(BaseEstimator):
         Xc = validate_data(self, X, reset=False, dtype=self.model_.dtype)
         return np.asarray(self.model_.predict(Xc), dtype=np.float64)
 
-    def _validation_score(self, X: np.ndarray, y: Any) -> float:
+    def _validation_score(self, X: np.ndarray, y: Any, sample_weight: Optional[np.ndarray] = None) -> float:
         raise NotImplementedError
 
-    def _fit_args(self, X: Any, y: Any, p: Params, reset: bool, y_numeric: bool) -> Tuple[np.ndarray, Any]:
+    def _fit_args(self, X: Any, y: Any, sample_weight: Any, p: Params, reset: bool, y_numeric: bool
+                  ) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
+        """X and y validated (scikit-learn's validate_data), ``sample_weight`` checked (pybackprop's
+        rule: finite, >= 0, not all zero, one per row) as float64; nothing is written before."""
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=y_numeric, dtype=p["dtype"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, y, check_sample_weight(sample_weight, X.shape[0], "float64")
 
     # ------------------------------------------------------------------ sklearn-style attributes
     @property

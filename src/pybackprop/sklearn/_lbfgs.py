@@ -78,13 +78,15 @@ def unpack(theta: np.ndarray, like: List[np.ndarray]) -> List[np.ndarray]:
 
 def fit_lbfgs(model: Sequential, X: np.ndarray, Y: np.ndarray, *, alpha: float, loss_factor: float,
               grad_factor: float, max_iter: int, max_fun: int, tol: float, verbose: Any,
-              loss: Optional[Callable[[np.ndarray, np.ndarray], float]] = None,
+              loss: Optional[Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], float]] = None,
               sample_weight: Optional[np.ndarray] = None) -> LbfgsRun:
     """Minimise scikit-learn's objective over all of ``(X, Y)`` from the model's weights; the model
     keeps the result. ``ConvergenceWarning`` as scikit-learn's when L-BFGS-B stops for another
     reason than convergence; a non-finite result raises ``ValueError`` with the weights restored.
 
-    ``loss(outputs, Y)``, when given, replaces ``loss_factor * core_loss`` by a value computed from
+    ``sample_weight`` (checked, float64) makes the loss scikit-learn's weighted mean: the core gets
+    ``w * n / sum(w)`` (its convention is ``sum(w * l) / rows``) and the L2 term divides by ``sum(w)``.
+    ``loss(outputs, Y, sample_weight)``, when given, replaces ``loss_factor * core_loss`` by a value computed from
     the pass's output activations (scikit-learn's log-losses clip the probabilities and take
     ``log(1 - p)``, which differ from the core's exact logit form where predictions are confident:
     L-BFGS-B's line search sees the very numbers scikit-learn's does)."""
@@ -95,14 +97,17 @@ def fit_lbfgs(model: Sequential, X: np.ndarray, Y: np.ndarray, *, alpha: float, 
         raise ValueError("model: solver='lbfgs' expects a bias in every Dense layer")
     index = np.concatenate([w for w, _ in positions] + [b for _, b in positions if b is not None])
     n_w = sum(w.size for w, _ in positions)
-    if sample_weight is not None:
-        raise NotImplementedError  # filled in with the core's weighted loss (see _base)
     n = float(Xc.shape[0])
+    core_w = None
+    if sample_weight is not None:
+        total = float(sample_weight.sum())
+        core_w = np.ascontiguousarray(sample_weight * (n / total), dtype=Xc.dtype)
+        n = total
     initial = model.get_weights()
 
     def objective(theta: np.ndarray) -> Tuple[float, np.ndarray]:
-        value, grad = engine.flat_loss_and_gradient(Xc, Yc, index, theta)
-        value = value * loss_factor if loss is None else loss(engine.last_outputs(), Yc)
+        value, grad = engine.flat_loss_and_gradient(Xc, Yc, index, theta, core_w)
+        value = value * loss_factor if loss is None else loss(engine.last_outputs(), Yc, sample_weight)
         w = theta[:n_w]
         grad *= grad_factor
         grad[:n_w] += (alpha / n) * w
