@@ -18,7 +18,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_classification, make_regression  # noqa: E402
 from unittest import SkipTest  # noqa: E402  (what sklearn's checks raise)
 
-from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -38,8 +38,11 @@ ESTIMATORS = [
     MLPRegressor(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd"),
     MLPClassifier(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd",
                   learning_rate="adaptive", learning_rate_init=0.01, hidden_layer_sizes=(32, 16), activation="tanh"),
-    MLPRegressor(solver="lbfgs", dtype="float64"),
-    MLPClassifier(solver="lbfgs"),
+    MLPRegressor(solver="lbfgs"),
+    # max_iter=100, as scikit-learn checks its own MLPs: with 200 L-BFGS iterations the multilabel
+    # check's probabilities reach exactly 1.0 (scikit-learn's own too: the same numbers), which the
+    # check refuses (it wants them strictly inside (0, 1)); float64, where float32's sigmoid rounds sooner
+    MLPClassifier(solver="lbfgs", dtype="float64", max_iter=100),
 ]
 
 
@@ -84,8 +87,18 @@ def test_check_estimator(estimator, check):
         assert key in results, f"{key} not run in the subprocess: {sorted(results)}"
         assert results[key] is None, results[key]
         return
+    if name == "check_sample_weight_equivalence_on_dense_data":
+        # Weights equal repeated rows up to rounding; as scikit-learn runs this check on its own MLPs
+        # with per-check parameters, it runs here in float64 (float32 rounding grows over 200 epochs
+        # beyond the check's 1e-7), without dropout (repeated rows draw other random masks) and
+        # without early stopping (the validation split of 15 weighted rows is not that of the
+        # repeated ones; scikit-learn's split ignores the weights likewise)
+        estimator = clone(estimator).set_params(dtype="float64", dropout_keep_prob=1.0, early_stopping=False)
     try:
-        check(estimator)
+        with warnings.catch_warnings():
+            if estimator.solver == "lbfgs":  # warns at max_iter as scikit-learn's own (tested below)
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            check(estimator)
     except SkipTest as exc:
         # The only SkipTest sklearn raises for these estimators: the multilabel output-format check
         # of decision_function, which neither this MLPClassifier nor sklearn's own has (scores are

@@ -1035,7 +1035,7 @@ def check_sample_weight(sample_weight: Any, n: int, dtype: str, name: str = "sam
     >>> check_sample_weight([0, 0], 2, "float32")
     Traceback (most recent call last):
     ...
-    ValueError: sample_weight: expected at least one weight > 0 (they are all zero), got [0 0] (list)
+    ValueError: sample_weight: expected at least one weight > 0 (they are all zero), got an array of dtype int64 and shape (2,)
     """
     if sample_weight is None:
         return None

@@ -209,8 +209,8 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's current learning rate of ``solver="sgd"`` (its units), to the core (divided by
         the loss scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
         opt = self.model_.optimizer
-        assert opt is not None
-        old, new = float(opt.lr), float(lr) / self._loss_scale
+        assert opt is not None and isinstance(opt.lr, float)  # the estimators' optimisers have a constant lr
+        old, new = opt.lr, float(lr) / self._loss_scale
         self._learning_rate = float(lr)
         if new == old:
             return
@@ -274,7 +274,10 @@ class _BaseMLP(BaseEstimator):
         validation = None
         if early:
             idx_train, idx_val = self._split(X.shape[0], y_score, p["validation_fraction"], rs)
-            validation = (X[idx_val], y_score[idx_val], None if sample_weight is None else sample_weight[idx_val])
+            w_val = None if sample_weight is None else sample_weight[idx_val]
+            if w_val is not None and not (w_val > 0).any():
+                w_val = None  # a validation set of weight zero would have no score: scored unweighted
+            validation = (X[idx_val], y_score[idx_val], w_val)
             X, Y = X[idx_train], Y[idx_train]
             sample_weight = None if sample_weight is None else sample_weight[idx_train]
         n = X.shape[0]

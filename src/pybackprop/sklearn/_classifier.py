@@ -127,6 +127,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"y: warm_start needs the classes of the previous fit {self.classes_.tolist()}, "
                                  f"got {labels.tolist()}")
             Y, y_score, _ = self._targets(y, None, first=False)
+        if sw is not None and not self._multilabel:
+            weighted = np.unique(np.asarray(y_score)[sw > 0])
+            if len(weighted) < 2:
+                raise ValueError(f"sample_weight: expected weights > 0 on samples of at least 2 classes, got weight "
+                                 f"on class {self.classes_[weighted[0]]!r} only")
         k, out_act, loss = self._head()
         self._train(X, Y, y_score, p, incremental=False, new_model=new, n_outputs=k, out_activation=out_act,
                     loss=loss, sample_weight=sw)
