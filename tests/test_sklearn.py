@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_classification, make_regression  # noqa: E402
 from unittest import SkipTest  # noqa: E402  (what sklearn's checks raise)
 
-from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -28,14 +29,20 @@ from pybackprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The defaults, and a second configuration exercising what the defaults do not:
-#: dropout, early stopping (validation split inside fit), float64, SGD with Nesterov momentum.
+#: The defaults, a second configuration exercising what the defaults do not: dropout, early
+#: stopping (validation split inside fit), float64, SGD with Nesterov momentum (and the adaptive
+#: learning rate), and the full-batch L-BFGS solver.
 ESTIMATORS = [
     MLPRegressor(),
     MLPClassifier(),
     MLPRegressor(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd"),
     MLPClassifier(dropout_keep_prob=0.8, early_stopping=True, dtype="float64", solver="sgd",
-                  hidden_layer_sizes=(32, 16), activation="tanh"),
+                  learning_rate="adaptive", learning_rate_init=0.01, hidden_layer_sizes=(32, 16), activation="tanh"),
+    MLPRegressor(solver="lbfgs"),
+    # max_iter=100, as scikit-learn checks its own MLPs: with 200 L-BFGS iterations the multilabel
+    # check's probabilities reach exactly 1.0 (scikit-learn's own too: the same numbers), which the
+    # check refuses (it wants them strictly inside (0, 1)); float64, where float32's sigmoid rounds sooner
+    MLPClassifier(solver="lbfgs", dtype="float64", max_iter=100),
 ]
 
 
@@ -80,8 +87,18 @@ def test_check_estimator(estimator, check):
         assert key in results, f"{key} not run in the subprocess: {sorted(results)}"
         assert results[key] is None, results[key]
         return
+    if name == "check_sample_weight_equivalence_on_dense_data":
+        # Weights equal repeated rows up to rounding; as scikit-learn runs this check on its own MLPs
+        # with per-check parameters, it runs here in float64 (float32 rounding grows over 200 epochs
+        # beyond the check's 1e-7), without dropout (repeated rows draw other random masks) and
+        # without early stopping (the validation split of 15 weighted rows is not that of the
+        # repeated ones; scikit-learn's split ignores the weights likewise)
+        estimator = clone(estimator).set_params(dtype="float64", dropout_keep_prob=1.0, early_stopping=False)
     try:
-        check(estimator)
+        with warnings.catch_warnings():
+            if estimator.solver == "lbfgs":  # warns at max_iter as scikit-learn's own (tested below)
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            check(estimator)
     except SkipTest as exc:
         # The only SkipTest sklearn raises for these estimators: the multilabel output-format check
         # of decision_function, which neither this MLPClassifier nor sklearn's own has (scores are
@@ -198,21 +215,19 @@ def test_early_stopping_fills_validation_scores(Est):
     scores = est.validation_scores_
     assert len(scores) == est.n_iter_ == len(est.loss_curve_) and est.n_iter_ < 500
     assert est.best_validation_score_ == max(scores) and est.best_loss_ is None
-    # stopped after n_iter_no_change + 1 epochs without an improvement by tol
-    best = int(np.argmax(scores))
-    assert est.n_iter_ - 1 - best >= est.n_iter_no_change
+    # stopped at the first epoch where n_iter_no_change + 1 epochs in a row did not beat the best
+    # score so far by tol (sklearn's rule: an improvement below tol still becomes the best)
+    count, best = 0, -np.inf
+    for epoch, score in enumerate(scores):
+        count = count + 1 if score < best + est.tol else 0
+        best = max(best, score)
+        if count > est.n_iter_no_change:
+            break
+    assert epoch == est.n_iter_ - 1 and count > est.n_iter_no_change
     assert est.score(X, y) > 0.8
     # without early stopping: best_loss_, no validation_scores_
     plain = clone(est).set_params(early_stopping=False, max_iter=20).fit(X, y)
     assert plain.best_loss_ == min(plain.loss_curve_) and not hasattr(plain, "validation_scores_")
-
-
-def test_early_stopping_restores_the_best_weights():
-    X, y = regression(n=300)
-    est = MLPRegressor(hidden_layer_sizes=(64,), learning_rate_init=0.05, early_stopping=True,
-                       n_iter_no_change=3, tol=0.0, validation_fraction=0.2, random_state=1).fit(X, y)
-    idx_train, idx_val = est._split(len(X), y.reshape(-1, 1), 0.2, 1)
-    assert est.score(X[idx_val], y[idx_val]) == pytest.approx(est.best_validation_score_, abs=1e-6)
 
 
 @pytest.mark.parametrize("Est", [MLPRegressor, MLPClassifier])
@@ -350,8 +365,10 @@ def test_training_steps_are_sklearns(kind, solver, momentum, nesterov, rtol):
     ("hidden_layer_sizes", (10, 0), ValueError, "hidden_layer_sizes: expected integers >= 1"),
     ("hidden_layer_sizes", "big", TypeError, "hidden_layer_sizes"),
     ("activation", "swish", ValueError, "activation: expected one of"),
-    ("solver", "lbfgs", ValueError, "'lbfgs' is not supported"),
     ("solver", "newton", ValueError, "solver: expected one of 'adam', 'sgd'"),
+    ("learning_rate", "optimal", ValueError, "learning_rate: expected one of 'constant', 'invscaling', 'adaptive'"),
+    ("power_t", -0.5, ValueError, r"power_t: expected a finite number in \[0.0, inf\)"),
+    ("max_fun", 0, ValueError, "max_fun: expected an integer >= 1"),
     ("alpha", -1.0, ValueError, r"alpha: expected a finite number in \[0.0, inf\)"),
     ("batch_size", 0, ValueError, "batch_size: expected 'auto' or an integer >= 1"),
     ("batch_size", "big", ValueError, "batch_size: expected 'auto' or an integer"),
@@ -381,6 +398,7 @@ def test_bad_parameters_fail_at_fit_with_clear_errors(param, value, exc, match):
     ("batch_size", 1.5, TypeError), ("random_state", -1, ValueError), ("random_state", 1.5, TypeError),
     ("hidden_layer_sizes", (4, 2.5), ValueError), ("dropout_keep_prob", "half", TypeError),
     ("dtype", None, TypeError), ("n_iter_no_change", 0, ValueError), ("early_stopping", 1, TypeError),
+    ("learning_rate", 1, TypeError), ("power_t", "half", TypeError), ("max_fun", 2.5, TypeError),
 ])
 def test_bad_parameters_follow_the_error_rule(param, value, exc):
     """The message follows pybackprop's rule (``exc`` is the kind it names); the class is
@@ -439,3 +457,304 @@ def test_cross_validate_dropout_example():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "best keep probability p" in out.stdout and "mean CV accuracy" in out.stdout
+
+
+# ---------------------------------------------------------------------- scikit-learn's own numbers
+def _sk(est):
+    """scikit-learn's own estimator with ``est``'s parameters (those both have)."""
+    from sklearn import neural_network
+
+    theirs = getattr(neural_network, type(est).__name__)()
+    return theirs.set_params(**{k: v for k, v in est.get_params().items() if k in theirs.get_params()})
+
+
+def _targets(kind):
+    if kind.startswith("regressor"):
+        X, y = regression(n=120, outputs=3 if kind == "regressor-3" else 1)
+        return MLPRegressor, X, y
+    X, y = blobs(n=150, classes=2 if kind == "binary" else 3)
+    if kind == "multilabel":
+        y = np.column_stack([y == 0, y == 1, y != 1]).astype(int)
+    return MLPClassifier, X, y
+
+
+def _assert_same_parameters(ours, theirs, rtol, atol=0.0):
+    for k, (a, b) in enumerate(zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"parameter {k}")
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "tanh"])
+def test_initial_weights_are_sklearns(activation):
+    """The same random_state draws the same initial W and b as scikit-learn's MLP (its RandomState,
+    layer by layer, W then b), so runs from one seed start alike (a step of lr 1e-300 moves nothing)."""
+    from sklearn.neural_network import MLPRegressor as Theirs
+
+    X, y = regression()
+    ours = MLPRegressor(hidden_layer_sizes=(40, 30), activation=activation, random_state=3, max_iter=1,
+                        learning_rate_init=1e-300, solver="sgd", momentum=0.0, dtype="float64").fit(X, y)
+    theirs = Theirs(hidden_layer_sizes=(40, 30), activation=activation)
+    theirs._random_state = np.random.RandomState(3)
+    theirs._initialize(y.reshape(-1, 1), [X.shape[1], 40, 30, 1], np.float64)
+    _assert_same_parameters(ours, theirs, rtol=0.0)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "regressor-3", "binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("activation, alpha", [("tanh", 0.3), ("relu", 1e-4), ("logistic", 0.0)])
+def test_lbfgs_is_sklearns(kind, activation, alpha):
+    """solver="lbfgs" runs scikit-learn's L-BFGS-B on its objective (squared_error / 2 or log-loss,
+    + alpha / (2 n) ||W||² on the weights only) from the same initial weights: the same iterations,
+    the same weights to ~1e-9, loss_ in the units of loss_curve_ (the regressor's mse is twice
+    scikit-learn's loss, the multilabel cross-entropy a mean over the labels), the same
+    ConvergenceWarning at max_iter, no loss_curve_ and no partial_fit."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    Est, X, y = _targets(kind)
+    ours = Est(hidden_layer_sizes=(7, 5), activation=activation, solver="lbfgs", alpha=alpha, max_iter=30,
+               random_state=0, dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings(record=True) as ours_w:
+        warnings.simplefilter("always")
+        ours.fit(X, y)
+    with warnings.catch_warnings(record=True) as theirs_w:
+        warnings.simplefilter("always")
+        theirs.fit(X, y)
+    assert [(w.category, str(w.message)) for w in ours_w] == [(w.category, str(w.message)) for w in theirs_w]
+    assert all(issubclass(w.category, ConvergenceWarning) for w in ours_w)
+    if kind.startswith("regressor"):  # the blobs converge before max_iter (no warning on either side)
+        assert "lbfgs failed to converge after 30 iteration(s)" in str(ours_w[0].message)
+    assert ours.n_iter_ == theirs.n_iter_
+    scale = {"regressor": 2.0, "regressor-3": 2.0, "multilabel": 1 / 3}.get(kind, 1.0)
+    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-8)
+    _assert_same_parameters(ours, theirs, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X) if Est is MLPClassifier else ours.predict(X),
+                               theirs.predict_proba(X) if Est is MLPClassifier else theirs.predict(X),
+                               rtol=1e-8, atol=1e-10)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "partial_fit")
+    with pytest.raises(AttributeError, match="has no attribute .partial_fit."):  # sklearn's available_if
+        ours.partial_fit(X, y)
+
+
+def test_lbfgs_limits_and_convergence():
+    """tol is L-BFGS-B's gtol (converged: no warning, fewer iterations than max_iter, as
+    scikit-learn's), max_fun its maxfun; warm_start continues from the weights; float32 trains too."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = regression(n=100)
+    ours = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", tol=1e-3, max_iter=500, random_state=1,
+                        dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours.fit(X, y), theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 500
+    _assert_same_parameters(ours, theirs, rtol=1e-8, atol=1e-10)
+    short = clone(ours).set_params(max_fun=5, tol=0.0)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        short.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        their_short = _sk(short).fit(X, y)
+    assert short.n_iter_ == their_short.n_iter_ <= 5
+    _assert_same_parameters(short, their_short, rtol=1e-10, atol=1e-12)
+    warm, their_warm = clone(short).set_params(warm_start=True), _sk(short).set_params(warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm.fit(X, y), their_warm.fit(X, y)
+        first, first_loss = warm.coefs_[0], warm.loss_
+        warm.fit(X, y), their_warm.fit(X, y)  # 5 more evaluations from there
+    assert warm.loss_ < first_loss and not np.array_equal(first, warm.coefs_[0])
+    _assert_same_parameters(warm, their_warm, rtol=1e-10, atol=1e-12)
+    f32 = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=200, random_state=0).fit(X, y)
+    assert f32.model_.dtype == "float32" and f32.score(X, y) > 0.95
+
+
+def test_lbfgs_refuses_dropout_and_restores_on_non_finite_results():
+    X, y = regression(n=60)
+    est = MLPRegressor(solver="lbfgs", dropout_keep_prob=0.8)
+    with pytest.raises(ValueError, match=r"^dropout_keep_prob: expected 1.0 with solver='lbfgs'"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+
+
+@pytest.mark.parametrize("kind", ["regressor", "binary", "multiclass"])
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sgd_learning_rates_and_early_stopping_are_sklearns(kind, learning_rate, early_stopping):
+    """solver="sgd" with scikit-learn's schedules: "invscaling" (learning_rate_init / (t + 1) **
+    power_t after each epoch, t the samples seen) and "adaptive" (divided by 5 where the tol /
+    n_iter_no_change rule would stop, until <= 1e-6), with or without early stopping (the same
+    validation split as scikit-learn's, stratified for two classes; the best weights restored):
+    without shuffling, from the same random_state, every epoch's loss, validation score, the epoch
+    count, the final learning rate and the weights are scikit-learn's (float64, ~1e-12). alpha = 0
+    here: with alpha > 0 and several batches, loss_curve_ takes the L2 term at the epoch's start
+    (scikit-learn per batch)."""
+    Est, X, y = _targets(kind)
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.0, batch_size=16,
+               learning_rate=learning_rate, learning_rate_init=0.05, power_t=0.3, shuffle=False, max_iter=60,
+               tol=0.05 if learning_rate == "adaptive" else 1e-4, n_iter_no_change=2 if learning_rate == "adaptive"
+               else 10, early_stopping=early_stopping, random_state=0, dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter
+        ours.fit(X, y), theirs.fit(X, y)
+    scale = 2.0 if kind == "regressor" else 1.0
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / scale, theirs.loss_curve_, rtol=1e-12)
+    assert ours.loss_ == ours.loss_curve_[-1] == pytest.approx(scale * theirs.loss_, rel=1e-12)
+    assert ours._learning_rate == pytest.approx(theirs._optimizer.learning_rate, rel=1e-15)
+    if learning_rate == "adaptive":
+        assert ours._learning_rate < 0.05 / 5  # the schedule acted
+    if early_stopping:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-12)
+        assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_, rel=1e-12)
+        assert ours.best_loss_ is None and theirs.best_loss_ is None
+    else:
+        assert ours.best_loss_ == pytest.approx(scale * theirs.best_loss_, rel=1e-12)
+    _assert_same_parameters(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("learning_rate", ["invscaling", "adaptive"])
+def test_learning_rate_sequence_over_partial_fit_is_sklearns(learning_rate):
+    """Epoch by epoch through partial_fit (which continues the schedule, as scikit-learn's optimiser
+    does), the learning rate the core used in each epoch is scikit-learn's of that epoch, with Nesterov
+    momentum (the core's momentum buffer rescaled so that its steps stay scikit-learn's)."""
+    X, y = regression(n=80)
+    ours = MLPRegressor(hidden_layer_sizes=(5,), solver="sgd", learning_rate=learning_rate, power_t=0.7,
+                        learning_rate_init=0.02, batch_size=20, shuffle=False, tol=0.5, n_iter_no_change=1,
+                        random_state=2, dtype="float64")
+    theirs = _sk(ours)
+    for _ in range(12):
+        before = theirs._optimizer.learning_rate if hasattr(theirs, "_optimizer") else 0.02
+        ours.partial_fit(X, y)
+        theirs.partial_fit(X, y)
+        used = ours.model_.history.history["lr"][-1] * 2.0  # the core runs at sklearn's lr / 2 (mse)
+        assert used == pytest.approx(before, rel=1e-15)
+        assert ours._learning_rate == pytest.approx(theirs._optimizer.learning_rate, rel=1e-15)
+    assert theirs._optimizer.learning_rate < 0.02 / 5
+    _assert_same_parameters(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_early_stopping_split_and_its_errors():
+    """The validation set is scikit-learn's: ``train_test_split(test_size=validation_fraction,
+    stratify=...)`` with its RandomState after the initial weights, stratified for two classes only
+    (scikit-learn stratifies when n_outputs_ == 1); where scikit-learn would refuse (fewer than 2
+    validation samples) the set grows to what the score needs instead."""
+    from sklearn.model_selection import train_test_split
+
+    X, y = blobs(n=101, classes=2)
+    est = MLPClassifier(hidden_layer_sizes=(3,), early_stopping=True, validation_fraction=0.2, random_state=4,
+                        max_iter=1).fit(X, y)
+
+    def after_init():  # RandomState(4) after the draws of W0 (6, 3), b0, W1 (3, 1), b1
+        rs = np.random.RandomState(4)
+        for shape in [(6, 3), (3,), (3, 1), (1,)]:
+            rs.uniform(size=shape)
+        return rs
+
+    _, val = est._split(len(X), y, 0.2, after_init())
+    _, expected = train_test_split(np.arange(len(X)), test_size=0.2, random_state=after_init(), stratify=y)
+    np.testing.assert_array_equal(val, expected)
+    assert len(val) == 21 and abs(y[val].mean() - y.mean()) < 0.05
+    _, tiny = MLPRegressor()._split(10, np.zeros(10), 0.1, np.random.RandomState(0))
+    assert len(tiny) == 2
+    with pytest.raises(ValueError, match="early_stopping: n_samples = 2 is too few"):
+        MLPRegressor()._split(2, np.zeros(2), 0.5, np.random.RandomState(0))
+
+
+# ---------------------------------------------------------------------- sample weights
+def _weights(n, seed=0):
+    return np.random.default_rng(seed).choice([0.0, 0.5, 1.0, 3.0], size=n)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "regressor-3", "binary", "multiclass", "multilabel"])
+def test_sample_weight_lbfgs_is_sklearns(kind):
+    """lbfgs with sample_weight minimises scikit-learn's weighted objective (the loss and the L2
+    term divided by the weights' sum): the same iterations and weights as scikit-learn's."""
+    Est, X, y = _targets(kind)
+    w = _weights(len(X))
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=25, random_state=0,
+               dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w)
+    assert ours.n_iter_ == theirs.n_iter_
+    scale = {"regressor": 2.0, "regressor-3": 2.0, "multilabel": 1 / 3}.get(kind, 1.0)
+    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-9)
+    _assert_same_parameters(ours, theirs, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "binary", "multiclass"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sample_weight_sgd_is_sklearns_with_one_batch(kind, early_stopping):
+    """With one batch per epoch (batch_size="auto" on < 200 samples) the stochastic solvers' weighted
+    loss is scikit-learn's (normalised by the weights' sum, the L2 term too; the weighted validation
+    score with early stopping): sgd's epochs, losses, scores and weights equal scikit-learn's; and
+    partial_fit with weights continues alike."""
+    Est, X, y = _targets(kind)
+    w = _weights(len(X), seed=1)
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.2, learning_rate_init=0.1,
+               learning_rate="invscaling", max_iter=40, early_stopping=early_stopping, random_state=0,
+               dtype="float64")
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w)
+    scale = 2.0 if kind == "regressor" else 1.0
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / scale, theirs.loss_curve_, rtol=1e-11)
+    if early_stopping:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-11)
+    _assert_same_parameters(ours, theirs, rtol=1e-10, atol=1e-12)
+    if not early_stopping:
+        kwargs = {"classes": np.unique(y)} if Est is MLPClassifier else {}
+        ours_p, theirs_p = clone(ours), clone(theirs)
+        for _ in range(3):
+            ours_p.partial_fit(X, y, sample_weight=w, **kwargs)
+            theirs_p.partial_fit(X, y, sample_weight=w, **kwargs)
+        _assert_same_parameters(ours_p, theirs_p, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_integer_sample_weights_repeat_rows(solver):
+    """Weights 0, 1, 2, ... equal removing or repeating the rows (one batch for adam)."""
+    X, y = blobs(n=60, classes=3)
+    w = np.random.default_rng(3).integers(0, 4, size=len(X))
+    make = functools.partial(MLPClassifier, hidden_layer_sizes=(5,), solver=solver, max_iter=50, random_state=0,
+                             dtype="float64", batch_size=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = make().fit(X, y, sample_weight=w)
+        repeated = make().fit(X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9, atol=1e-11)
+
+
+def test_sample_weights_of_one_change_nothing():
+    X, y = regression(n=90)
+    est = MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0, dtype="float64")
+    a = clone(est).fit(X, y)
+    b = clone(est).fit(X, y, sample_weight=np.ones(len(X)))
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(u, v)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("weights, exc, match", [
+    (np.ones(5), ValueError, r"^sample_weight: expected a 1-D array of 40 weights"),
+    (np.ones((40, 2)), ValueError, r"^sample_weight: expected a 1-D array of 40 weights"),
+    (np.r_[-1.0, np.ones(39)], ValueError, r"^sample_weight: expected weights >= 0"),
+    (np.r_[np.nan, np.ones(39)], ValueError, r"^sample_weight: expected finite weights"),
+    (np.zeros(40), ValueError, r"^sample_weight: expected at least one weight > 0"),
+    (["a"] * 40, TypeError, r"^sample_weight"),
+])
+def test_bad_sample_weights(solver, weights, exc, match):
+    X, y = blobs(n=40)
+    est = MLPClassifier(solver=solver, max_iter=2)
+    with pytest.raises(exc, match=match):
+        est.fit(X, y, sample_weight=weights)
+    assert not hasattr(est, "model_")
+    fitted = MLPClassifier(solver="sgd", max_iter=2, random_state=0).fit(X, y)
+    before = fitted.coefs_
+    with pytest.raises(exc, match=match):
+        fitted.partial_fit(X, y, sample_weight=weights)
+    _assert_same_parameters(fitted, type("W", (), {"coefs_": before, "intercepts_": fitted.intercepts_}), rtol=0)

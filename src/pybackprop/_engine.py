@@ -436,6 +436,31 @@ class Engine:
         self.net.set_loss(self.loss)
         self.configure_optimizer(reset_state=True)
 
+    def scale_optimizer_state(self, name: str, factor: float) -> None:
+        """Multiply the optimiser state ``name`` (one of ``OPTIMIZER_STATE`` of the compiled
+        optimiser, e.g. SGD's ``"momentum_buffer"``) by ``factor`` in place.
+
+        With torch's SGD rule (``buf = m * buf + g``, step ``-lr * buf``) a buffer scaled by
+        ``old_lr / new_lr`` when the learning rate changes makes the steps those of the rule that
+        keeps a velocity ``v = m * v - lr * g`` (scikit-learn's ``SGDOptimizer``).
+
+        >>> import pybackprop as bp
+        >>> e = Engine([bp.Dense(1)], input_dim=2, dtype="float64", seed=0)
+        >>> e.compile("mse", bp.SGD(momentum=0.9))
+        >>> e.scale_optimizer_state("momentum_buffer", 0.5)
+        >>> e.scale_optimizer_state("exp_avg", 0.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: name: expected one of ['momentum_buffer'] (the state of SGD), got 'exp_avg' (str)
+        """
+        net = self.require_built()
+        names = list(self._state_names())
+        if name not in names:
+            fail("name", f"one of {names} (the state of {type(self.optimizer).__name__})", name)
+        factor = check_float("factor", factor)
+        arena = (net.state1, net.state2)[names.index(name)]()
+        arena *= factor
+
     def configure_optimizer(self, reset_state: bool = False) -> None:
         """Give the core the optimiser's current hyperparameters (after a change such as
         ``optimizer.lr = ...``), keeping its state unless ``reset_state``."""
@@ -528,21 +553,8 @@ class Engine:
 
     def sample_weights(self, sample_weight: Any, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
         """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to the dtype;
-        None stays None (unweighted)."""
-        if sample_weight is None:
-            return None
-        arr = as_numeric_array(name, sample_weight)
-        if arr.ndim != 1 or arr.shape[0] != n:
-            fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
-        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
-            w = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.isfinite(w).all():
-            fail(name, f"finite weights (in {self.dtype})", arr)
-        if (w < 0).any():
-            fail(name, "weights >= 0", arr)
-        if not (w > 0).any():
-            fail(name, "at least one weight > 0 (they are all zero)", arr)
-        return w
+        None stays None (unweighted). See :func:`check_sample_weight`."""
+        return check_sample_weight(sample_weight, n, self.dtype, name)
 
     def class_weights(self, class_weight: Any, Yc: np.ndarray) -> np.ndarray:
         """Each sample's weight from ``class_weight`` ({class: weight}; classes not named weigh 1), as
@@ -689,6 +701,66 @@ class Engine:
             grads.append(g)
         dropout_positions = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
         return float(loss), grads, dict(zip(dropout_positions, core_masks))
+
+    # ------------------------------------------------------------------ flat parameters
+    def arena_positions(self) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """Per Dense layer, the positions of its ``W`` (row-major) and ``b`` (None without bias)
+        in the flat parameter arena, which are also their positions in the gradient arena.
+
+        Concatenate them in the order a flat vector should have (e.g. every W, then every b, as
+        scikit-learn packs its MLP) and give the result to :meth:`flat_loss_and_gradient`.
+
+        >>> import pybackprop as bp
+        >>> e = Engine([bp.Dense(2), bp.Dense(1)], input_dim=3, dtype="float64", seed=0)
+        >>> [(W.size, b.size) for W, b in e.arena_positions()]
+        [(6, 2), (2, 1)]
+        """
+        net = self.require_built()
+        params = net.params()
+        base, size = params.__array_interface__["data"][0], params.itemsize
+
+        def positions(view: np.ndarray) -> np.ndarray:
+            start = (view.__array_interface__["data"][0] - base) // size
+            assert np.shares_memory(view, params) and view.flags.c_contiguous
+            return np.arange(start, start + view.size, dtype=np.intp)
+
+        out: List[Tuple[np.ndarray, Optional[np.ndarray]]] = []
+        for d in range(len(self.dense)):
+            b = net.b(d)
+            out.append((positions(net.W(d)), None if b is None else positions(b)))
+        return out
+
+    def last_outputs(self) -> np.ndarray:
+        """A copy of the output layer's activations of the last forward pass (e.g. the
+        probabilities behind :meth:`flat_loss_and_gradient`'s loss), shape (rows, outputs)."""
+        return self.require_built().A(len(self.dense) - 1)  # type: ignore[no-any-return]
+
+    def flat_loss_and_gradient(self, Xc: np.ndarray, Yc: np.ndarray, index: np.ndarray, theta: np.ndarray,
+                               sample_weight: Optional[np.ndarray] = None) -> Tuple[float, np.ndarray]:
+        """The loss over all rows of ``(Xc, Yc)`` and its gradient at the parameters ``theta``.
+
+        ``theta`` (float64 or the model's dtype) is written at positions ``index`` of the
+        parameter arena (see :meth:`arena_positions`; the other entries keep their values), then
+        ONE core call computes the full-batch loss and every gradient in inference mode (no
+        dropout, no weight decay: the compiled loss only); the gradient comes back as float64 at
+        the same positions. This is the objective of a full-batch optimiser such as
+        ``scipy.optimize.minimize``: no Python per layer. ``Xc``/``Yc`` are cast data (as
+        :meth:`data` returns them), ``sample_weight`` checked weights (:meth:`sample_weights`:
+        the loss ``sum(w * l) / rows``, see :meth:`fit`). The parameters stay at ``theta``.
+
+        >>> import numpy as np, pybackprop as bp
+        >>> e = Engine([bp.Dense(1)], input_dim=2, dtype="float64", seed=0)
+        >>> e.compile("mse", bp.SGD())
+        >>> idx = np.concatenate([p for layer in e.arena_positions() for p in layer])
+        >>> X, Y = e.data(np.eye(2), np.array([[1.0], [3.0]]))
+        >>> e.flat_loss_and_gradient(X, Y, idx, np.zeros(3))   # W = 0, b = 0: loss (1 + 9) / 2
+        (5.0, array([-1., -3., -4.]))
+        """
+        net = self.require_built()
+        self.require_compiled()
+        net.params()[index] = theta
+        loss = net.loss_and_gradients(Xc, Yc, False, None, copy=False, sample_weight=sample_weight)[0]
+        return float(loss), np.asarray(net.grads()[index], dtype=np.float64)
 
     # ------------------------------------------------------------------ the fit loop
     def fit(self, owner: TrainingOwner, args: FitArguments, reducer: Optional[GradientReducer] = None) -> History:
@@ -959,6 +1031,33 @@ class Engine:
             twin.compile(self.loss, self.optimizer, self.metrics)
         twin.load_state(self.state())
         return twin
+
+
+def check_sample_weight(sample_weight: Any, n: int, dtype: str, name: str = "sample_weight") -> Optional[np.ndarray]:
+    """Per-sample weights checked (``n`` finite values >= 0, not all zero) and cast to ``dtype``,
+    C-contiguous; None stays None (unweighted). The one rule of fit, evaluate and the estimators.
+
+    >>> check_sample_weight([1, 0, 2], 3, "float64")
+    array([1., 0., 2.])
+    >>> check_sample_weight([0, 0], 2, "float32")
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_weight: expected at least one weight > 0 (they are all zero), got an array of dtype int64 and shape (2,)
+    """
+    if sample_weight is None:
+        return None
+    arr = as_numeric_array(name, sample_weight)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        fail(name, f"a 1-D array of {n} weights (one per sample)", arr)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: reported below
+        w = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(w).all():
+        fail(name, f"finite weights (in {dtype})", arr)
+    if (w < 0).any():
+        fail(name, "weights >= 0", arr)
+    if not (w > 0).any():
+        fail(name, "at least one weight > 0 (they are all zero)", arr)
+    return w
 
 
 class _TwinOwner:

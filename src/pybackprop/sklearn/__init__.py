@@ -12,9 +12,19 @@ Needs scikit-learn (``pip install pybackprop[sklearn]``).
 
 Differences from scikit-learn's MLP estimators
 -----------------------------------------------
-- ``solver``: ``"adam"`` (default), ``"sgd"``, ``"rmsprop"`` or ``"adagrad"``;
-  no ``"lbfgs"``. ``learning_rate`` schedules, ``power_t`` and ``max_fun`` do
-  not exist (use :class:`pybackprop.Sequential` with a schedule for those).
+- ``solver``: ``"adam"`` (default), ``"sgd"``, ``"lbfgs"``, and pybackprop's
+  ``"rmsprop"`` and ``"adagrad"``. ``"lbfgs"`` is scikit-learn's: ``scipy.optimize.minimize(
+  method="L-BFGS-B")`` with ``maxiter=max_iter``, ``maxfun=max_fun``, ``gtol=tol`` on
+  scikit-learn's objective (``squared_error / 2`` or its log-loss, probabilities clipped as
+  there, plus ``alpha / (2 n) * ||W||**2``), each evaluation ONE full-batch pass of the core;
+  from the same weights its iterations and results are scikit-learn's (to ~1e-9 in float64, see
+  tests/test_sklearn.py), its ``ConvergenceWarning`` too; it has no ``loss_curve_``, no
+  ``partial_fit`` and no dropout (a deterministic objective); needs scipy (in the ``sklearn`` extra).
+- ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``) and ``power_t`` act, as
+  in scikit-learn, with ``solver="sgd"`` only: ``learning_rate_init / (t_ + 1) ** power_t`` from
+  the second epoch on, or divided by 5 where the ``tol`` / ``n_iter_no_change`` rule would stop
+  (stopping once it is <= 1e-6). The core's SGD keeps torch's momentum buffer, which is rescaled
+  when the rate changes so that the steps stay scikit-learn's (velocity) steps.
 - ``alpha`` is exactly scikit-learn's L2 penalty: ``alpha / (2 * rows) *
   ||W||**2`` added to the loss of each mini-batch of ``rows`` samples, on the
   weights only (not the biases). It reaches the core as the optimiser's
@@ -23,30 +33,43 @@ Differences from scikit-learn's MLP estimators
   twice scikit-learn's ``squared_error / 2``), divided by each step's rows, so a
   short last batch takes the larger share as in scikit-learn. For the same
   reason the regressor's SGD runs at ``learning_rate_init / 2`` and its
-  adaptive solvers at ``2 * epsilon``: the steps are scikit-learn's (``sgd``
-  exactly; ``adam`` up to where epsilon enters, see the tests).
-- ``loss_curve_`` holds, as scikit-learn's, the objective of each epoch: the
+  adaptive solvers at ``2 * epsilon`` (a multilabel classifier's, whose binary
+  cross-entropy averages over the k labels where scikit-learn's sums, at ``k *
+  learning_rate_init`` and ``epsilon / k``): the steps are scikit-learn's
+  (``sgd`` exactly; ``adam`` up to where epsilon enters, see the tests).
+- ``loss_curve_`` and ``loss_`` hold, as scikit-learn's, the objective of each epoch: the
   mean training loss over the mini-batches as they were seen (dropout active)
-  plus the batches' L2 terms, ``steps * alpha / (2 * n) * ||W||**2`` with the
-  weights at the epoch's end (scikit-learn uses each batch's weights), in
+  plus the batches' L2 terms, ``steps * alpha / (2 n) * ||W||**2`` with the
+  weights at the epoch's start (scikit-learn uses each batch's weights before its
+  step: the same with one batch per epoch), in
   pybackprop's units: mean squared error for the regressor (twice
-  scikit-learn's ``squared_error / 2``), cross-entropy for the classifier.
-  ``tol`` and ``n_iter_no_change`` are applied to it as scikit-learn does.
+  scikit-learn's ``squared_error / 2``), cross-entropy for the classifier (a mean
+  over the labels for multilabel targets); ``loss_`` of ``"lbfgs"`` is its final
+  objective in the same units. ``tol`` and ``n_iter_no_change`` are applied as
+  scikit-learn does, in scikit-learn's units.
 - Weights and biases start as scikit-learn's, uniform in ``±sqrt(6 / (fan_in +
-  fan_out))`` (``±sqrt(2 / ...)`` with logistic hidden units), drawn from
-  ``numpy.random.default_rng(random_state)``: another sequence of random numbers
-  than scikit-learn's, so results agree in quality, not digit for digit (from
-  the same weights, SGD steps agree to 1e-12; see tests/test_sklearn.py).
-- No warnings while training: no ``ConvergenceWarning`` (``n_iter_ ==
-  max_iter`` tells that training hit the epoch limit before the ``tol`` /
-  ``n_iter_no_change`` rule stopped it), and pybackprop's
+  fan_out))`` (``±sqrt(2 / ...)`` with logistic hidden units), drawn layer by layer from
+  ``numpy.random.RandomState(random_state)`` as scikit-learn draws them: the same numbers for
+  the same integer ``random_state``; early stopping's validation split is then scikit-learn's
+  too (``train_test_split`` with that RandomState, stratified for two classes). The mini-batch
+  shuffle is the core's own: without shuffling, ``sgd`` runs are scikit-learn's to 1e-12.
+- ``sample_weight`` (``fit``, ``partial_fit``): each sample's loss weighted, the loss and the L2
+  term divided by the weights' sum as scikit-learn's; a mini-batch is normalised by the data's
+  mean weight where scikit-learn normalises each batch by its own sum (the same with one
+  batch, e.g. ``batch_size="auto"`` on up to 200 samples, and with ``"lbfgs"``). Weights must be
+  finite, >= 0 and not all zero (scikit-learn also takes negative ones).
+- ``warm_start`` continues the previous fit's optimiser state and learning rate (scikit-learn
+  restarts its optimiser at every ``fit``).
+- Warnings: ``"lbfgs"`` warns as scikit-learn's; the stochastic solvers warn about nothing
+  while training (no ``ConvergenceWarning``: ``n_iter_ == max_iter`` tells that training hit the
+  epoch limit before the ``tol`` / ``n_iter_no_change`` rule stopped it), and pybackprop's
   ``GradientFlowWarning`` is silenced (it also fires when a converged network's
   gradients vanish for good reasons); the per-layer gradient norms stay in
   ``model_.history.history["grad_norm"]``.
 - Predictions and probabilities are float64 arrays whatever ``dtype`` (the
   precision of the weights and of the arithmetic) is; a ``batch_size`` larger
   than the data is clipped silently.
-- Sparse inputs and ``sample_weight`` are not supported.
+- Sparse inputs are not supported.
 - A bad parameter raises, at ``fit``, :class:`InvalidParameterError`: a
   ``ValueError`` and a ``TypeError`` (as scikit-learn's own), its message
   naming the parameter, what it accepts and what came.
@@ -54,8 +77,9 @@ Differences from scikit-learn's MLP estimators
 The package
 -----------
 ``_constraints`` the parameters' table (what each accepts, checked at fit), ``_base`` what the
-two estimators share (building the network, the training loop, the stopping rule),
-``_regressor`` and ``_classifier`` the estimators.
+two estimators share (building the network, the training loop, the stopping rule and the
+learning-rate schedules), ``_lbfgs`` the L-BFGS solver, ``_regressor`` and ``_classifier`` the
+estimators.
 
 Examples
 --------

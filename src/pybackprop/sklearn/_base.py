@@ -11,7 +11,7 @@ only (``compile``, ``fit``, ``predict``, ``get_weights``/``set_weights``, ``opti
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin  # type: ignore[import-untyped]
@@ -23,8 +23,10 @@ from .. import optimizers as _optimizers
 from .._validation import Check, check_params
 from ..callbacks import Callback
 from ..layers import Dense, Dropout
+from .._engine import check_sample_weight
 from ..model import GradientFlowWarning, Sequential
 from ._constraints import ACTIVATION_ALIASES, PARAMETER_CONSTRAINTS, InvalidParameterError
+from ._lbfgs import fit_lbfgs
 
 Params = Dict[str, Any]  # the parameters checked and normalised (_BaseMLP._validate_params)
 
@@ -32,22 +34,32 @@ Params = Dict[str, Any]  # the parameters checked and normalised (_BaseMLP._vali
 class _Monitor(Callback):
     """Runs between the epochs of ``Sequential.fit``: records scikit-learn's fitted attributes and
     applies its stopping rule (``tol``, ``n_iter_no_change``), on the training loss or, with early
-    stopping, on the validation score (then restoring the best weights at the end)."""
+    stopping, on the validation score (then restoring the best weights at the end), and sets the
+    next epoch's learning rate of ``solver="sgd"`` as scikit-learn's ``SGDOptimizer`` does: with
+    ``"invscaling"`` ``learning_rate_init / (t_ + 1) ** power_t`` after every epoch (``t_`` the
+    samples seen), with ``"adaptive"`` divided by 5 where the rule would stop (until it is
+    <= 1e-6, then it stops)."""
 
     def __init__(self, est: "_BaseMLP", p: Params, n_train: int, batch: int, incremental: bool,
-                 validation: Optional[Tuple[np.ndarray, Any]]) -> None:
+                 validation: Optional[Tuple[np.ndarray, Any, Optional[np.ndarray]]]) -> None:
         self.est, self.p, self.n_train, self.batch = est, p, n_train, batch
         self.incremental, self.validation = incremental, validation
         self.best_weights: Optional[List[np.ndarray]] = None
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
+        self.squares = sum(float(np.vdot(w, w)) for w in self.est._weight_views()) if wd else 0.0
 
     def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
         est, p = self.est, self.p
         loss = float(logs["loss"])
         wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's end)
+        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's start:
+            # sklearn takes each batch's weights before its step, the same with one batch per epoch)
             steps = -(-self.n_train // self.batch)
-            loss += 0.5 * wd * steps / self.n_train * sum(float(np.vdot(w, w)) for w in est._weight_views())
+            loss += 0.5 * wd * steps / self.n_train * self.squares
         est.loss_curve_.append(loss)
+        est.loss_ = loss
         est.n_iter_ += 1
         est.t_ += self.n_train
         if p["verbose"]:
@@ -65,15 +77,30 @@ class _Monitor(Callback):
                 self.best_weights = self.model.get_weights()
         else:
             best = np.inf if est.best_loss_ is None else est.best_loss_
-            est._no_improvement_count = est._no_improvement_count + 1 if loss > best - tol else 0
+            # tol is in sklearn's units of the loss: loss_curve_'s are _loss_scale times those
+            est._no_improvement_count = est._no_improvement_count + 1 \
+                if loss > best - tol * est._loss_scale else 0
             if loss < best:
                 est.best_loss_ = loss
-        if not self.incremental and est._no_improvement_count > p["n_iter_no_change"]:
-            if p["verbose"]:
-                what = "Validation score" if self.validation is not None else "Training loss"
-                print(f"{what} did not improve more than tol={tol:f} for {p['n_iter_no_change']} "
-                      "consecutive epochs. Stopping.")
-            self.model.stop_training = True
+        schedule = p["learning_rate"] if p["solver"] == "sgd" else "constant"
+        if schedule == "invscaling":  # sklearn's iteration_ends(t_), before the stopping rule
+            est._set_learning_rate(p["learning_rate_init"] / (est.t_ + 1) ** p["power_t"])
+        if est._no_improvement_count > p["n_iter_no_change"]:
+            what = "Validation score" if self.validation is not None else "Training loss"
+            msg = f"{what} did not improve more than tol={tol:f} for {p['n_iter_no_change']} consecutive epochs."
+            if schedule != "adaptive":
+                if p["verbose"]:
+                    print(msg + " Stopping.")
+                self.model.stop_training = True  # (partial_fit runs one epoch anyway)
+            elif est._learning_rate <= 1e-6:
+                if p["verbose"]:
+                    print(msg + " Learning rate too small. Stopping.")
+                self.model.stop_training = True
+            else:
+                est._set_learning_rate(est._learning_rate / 5.0)
+                est._no_improvement_count = 0
+                if p["verbose"]:
+                    print(msg + f" Setting learning rate to {est._learning_rate:f}")
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.best_weights is not None:
@@ -92,18 +119,21 @@ class _BaseMLP(BaseEstimator):
     _loss_scale = 1.0  # the core's loss over sklearn's (see the package docstring and _optimizer)
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
-                 alpha: float = 0.0001, batch_size: Any = "auto", learning_rate_init: float = 0.001,
+                 alpha: float = 0.0001, batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
                  max_iter: int = 200, shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
                  verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
                  nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10,
-                 dropout_keep_prob: float = 1.0, dtype: str = "float32") -> None:
+                 max_fun: int = 15000, dropout_keep_prob: float = 1.0, dtype: str = "float32") -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -118,6 +148,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dropout_keep_prob = dropout_keep_prob
         self.dtype = dtype
 
@@ -128,9 +159,21 @@ class _BaseMLP(BaseEstimator):
         numbers as int/float, ``dtype`` a name). A refused parameter raises
         :class:`InvalidParameterError` (a ValueError and a TypeError) with the table's message."""
         try:
-            return check_params(self._parameter_constraints, self.get_params(deep=False))
+            p = check_params(self._parameter_constraints, self.get_params(deep=False))
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(str(exc)) from None
+        if p["solver"] == "lbfgs" and p["dropout_keep_prob"] < 1.0:
+            # the full-batch objective of L-BFGS must be deterministic: no random masks
+            raise InvalidParameterError(f"dropout_keep_prob: expected 1.0 with solver='lbfgs' (L-BFGS minimises a "
+                                        f"deterministic full-batch loss), got {p['dropout_keep_prob']!r}")
+        return p
+
+    def _check_solver(self) -> bool:
+        """``partial_fit`` exists for the stochastic solvers only (scikit-learn's ``available_if``)."""
+        if self.solver == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")
+        return True
 
     @staticmethod
     def _batch(p: Params, n: int) -> int:
@@ -140,17 +183,43 @@ class _BaseMLP(BaseEstimator):
         # sklearn's alpha: weights only, divided by each batch's rows (see the package docstring)
         # The core's gradients are _loss_scale times sklearn's: SGD takes lr / scale, the adaptive
         # rules (invariant to the scale but for eps) eps * scale, so the steps are sklearn's.
+        # ("lbfgs" trains outside the optimiser: the model keeps a plain SGD for later fits of its own.)
         scale = self._loss_scale
         decay = dict(weight_decay=scale * p["alpha"], decay_bias=False, decay_per_sample=True)
         lr = p["learning_rate_init"]
-        if p["solver"] == "sgd":
-            return _optimizers.SGD(lr=lr / scale, momentum=p["momentum"],
-                                   nesterov=p["nesterovs_momentum"] and p["momentum"] > 0, **decay)
+        if p["solver"] in ("sgd", "lbfgs"):
+            momentum = p["momentum"] if p["solver"] == "sgd" else 0.0
+            return _optimizers.SGD(lr=lr / scale, momentum=momentum,
+                                   nesterov=p["nesterovs_momentum"] and momentum > 0, **decay)
         if p["solver"] == "adam":
             return _optimizers.Adam(lr=lr, beta1=p["beta_1"], beta2=p["beta_2"], eps=p["epsilon"] * scale, **decay)
         if p["solver"] == "rmsprop":
             return _optimizers.RMSprop(lr=lr, eps=p["epsilon"] * scale, momentum=p["momentum"], **decay)
         return _optimizers.Adagrad(lr=lr, eps=1e-10 * scale, **decay)
+
+    def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
+        """(loss, gradient) factors from the core's mean loss to scikit-learn's (see ``_lbfgs``)."""
+        raise NotImplementedError
+
+    #: scikit-learn's loss from the output activations and the core's targets, where the core's
+    #: value is not scikit-learn's to the last digits (the classifier's clipped log-losses)
+    _lbfgs_loss: Optional[Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], float]] = None
+
+    def _set_learning_rate(self, lr: float) -> None:
+        """scikit-learn's current learning rate of ``solver="sgd"`` (its units), to the core (divided by
+        the loss scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
+        opt = self.model_.optimizer
+        assert opt is not None and isinstance(opt.lr, float)  # the estimators' optimisers have a constant lr
+        old, new = opt.lr, float(lr) / self._loss_scale
+        self._learning_rate = float(lr)
+        if new == old:
+            return
+        opt.lr = new
+        self.model_.engine.configure_optimizer(reset_state=False)
+        if isinstance(opt, _optimizers.SGD) and opt.momentum > 0:
+            # sklearn's velocity holds lr * the momentum sum: the core's buffer (the sum) rescaled
+            # keeps the coming steps sklearn's (see Engine.scale_optimizer_state)
+            self.model_.engine.scale_optimizer_state("momentum_buffer", old / new)
 
     @staticmethod
     def _seed(p: Params) -> int:
@@ -160,7 +229,7 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def _new_model(self, p: Params, n_features: int, n_outputs: int, out_activation: str, loss: str,
-                   seed: int) -> Sequential:
+                   seed: int, rs: np.random.RandomState) -> Sequential:
         activation: str = p["activation"]
         activation = ACTIVATION_ALIASES.get(activation, activation)  # scikit-learn's name -> pybackprop's
         layers: List[Any] = []
@@ -172,45 +241,68 @@ class _BaseMLP(BaseEstimator):
         model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
         model.compile(loss=loss, optimizer=self._optimizer(p))
         # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
-        # factor 2 with logistic hidden units and 6 otherwise (Glorot), from a generator seeded by random_state
-        rng = np.random.default_rng(seed)
+        # factor 2 with logistic hidden units and 6 otherwise (Glorot), drawn layer by layer (W, then b)
+        # from numpy.random.RandomState(random_state) as scikit-learn draws them: the same numbers
         factor = 2.0 if activation == "sigmoid" else 6.0
         dims = [n_features, *p["hidden_layer_sizes"], n_outputs]
         weights = []
         for fan_in, fan_out in zip(dims[:-1], dims[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
-            weights += [rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)]
+            weights += [rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)]
         model.set_weights(weights)
         return model
 
     def _train(self, X: np.ndarray, Y: np.ndarray, y_score: Any, p: Params, incremental: bool,
-               new_model: bool, n_outputs: int, out_activation: str, loss: str) -> None:
+               new_model: bool, n_outputs: int, out_activation: str, loss: str,
+               sample_weight: Optional[np.ndarray] = None) -> None:
         """Build (or reuse) the network and run the epochs; ``Y`` is what the core trains on,
-        ``y_score`` the targets in the form ``_validation_score`` compares with."""
+        ``y_score`` the targets in the form ``_validation_score`` compares with.
+
+        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core's convention
+        being ``sum(w * l) / rows``, it trains on ``w * n / sum(w)`` with the L2 term's weight decay
+        times ``n / sum(w)`` (scikit-learn divides both by the weights' sum: exactly so for one batch,
+        while scikit-learn normalises each mini-batch by its own sum and pybackprop by the data's mean
+        weight)."""
         seed = self._seed(p)
+        # scikit-learn's one RandomState: the initial weights, then the validation split
+        rs = np.random.RandomState(seed % 2 ** 32)
+        model = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed, rs) if new_model else None
+        if p["solver"] == "lbfgs":
+            self._train_lbfgs(X, Y, p, model, n_outputs, out_activation, sample_weight)
+            return
         early = p["early_stopping"] and not incremental
         validation = None
         if early:
-            idx_train, idx_val = self._split(X.shape[0], y_score, p["validation_fraction"], seed)
-            validation = (X[idx_val], y_score[idx_val])
+            idx_train, idx_val = self._split(X.shape[0], y_score, p["validation_fraction"], rs)
+            w_val = None if sample_weight is None else sample_weight[idx_val]
+            if w_val is not None and not (w_val > 0).any():
+                w_val = None  # a validation set of weight zero would have no score: scored unweighted
+            validation = (X[idx_val], y_score[idx_val], w_val)
             X, Y = X[idx_train], Y[idx_train]
+            sample_weight = None if sample_weight is None else sample_weight[idx_train]
         n = X.shape[0]
+        decay_factor, core_w = 1.0, None
+        if sample_weight is not None:
+            decay_factor = n / float(sample_weight.sum())
+            core_w = check_sample_weight(sample_weight * decay_factor, n, p["dtype"],
+                                         "sample_weight (of the training part after the validation split)")
         batch = self._batch(p, n)
-        if new_model:
-            self.model_ = self._new_model(p, X.shape[1], n_outputs, out_activation, loss, seed)
+        if model is not None:
+            self.model_ = model
+            self._new_attributes(p, n_outputs, out_activation)
             self.loss_curve_: List[float] = []
-            self.n_iter_ = 0
-            self.t_ = 0
             self.best_loss_: Optional[float] = np.inf
             self._no_improvement_count = 0
-            self.out_activation_ = "logistic" if out_activation == "sigmoid" else out_activation
-            self.n_outputs_ = n_outputs
-            self.n_layers_ = len(p["hidden_layer_sizes"]) + 2
-        else:
-            # sklearn reads alpha at every call; the rest it keeps
-            self._retune_weight_decay(self._optimizer(p).weight_decay)
-            if self.best_loss_ is None:
+        # sklearn reads alpha at every call (and divides it by the weights' sum); the rest it keeps
+        self._retune_weight_decay(self._optimizer(p).weight_decay * decay_factor)
+        if model is None:
+            if getattr(self, "loss_curve_", None) is None:  # continuing a model fitted by lbfgs
+                self.loss_curve_ = []
+            if getattr(self, "best_loss_", None) is None:
                 self.best_loss_ = np.inf
+        # sklearn's SGDOptimizer starts at learning_rate_init in each fit (a partial_fit continues)
+        if p["solver"] == "sgd" and (not incremental or model is not None or not hasattr(self, "_learning_rate")):
+            self._set_learning_rate(p["learning_rate_init"])
         if early:
             self.validation_scores_: List[float] = []
             self.best_validation_score_ = -np.inf
@@ -225,9 +317,33 @@ class _BaseMLP(BaseEstimator):
             # model_.history.history["grad_norm"] keeps the per-layer norms.
             warnings.filterwarnings("ignore", category=GradientFlowWarning)
             self.model_.fit(X, Y, epochs=1 if incremental else p["max_iter"], batch_size=batch,
-                            shuffle=p["shuffle"], verbose=0, callbacks=[monitor])
+                            shuffle=p["shuffle"], verbose=0, callbacks=[monitor], sample_weight=core_w)
         if early:
             self.best_loss_ = None
+
+    def _new_attributes(self, p: Params, n_outputs: int, out_activation: str) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.out_activation_ = "logistic" if out_activation == "sigmoid" else out_activation
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(p["hidden_layer_sizes"]) + 2
+
+    def _train_lbfgs(self, X: np.ndarray, Y: np.ndarray, p: Params, model: Optional[Sequential], n_outputs: int,
+                     out_activation: str, sample_weight: Optional[np.ndarray]) -> None:
+        """scikit-learn's ``_fit_lbfgs`` (see ``_lbfgs``): ``n_iter_``, ``loss_`` (in the units of
+        ``loss_curve_`` of the other solvers, which lbfgs, as scikit-learn's, does not have)."""
+        target = model if model is not None else self.model_
+        loss_factor, grad_factor = self._lbfgs_factors(n_outputs)
+        run = fit_lbfgs(target, X, Y, alpha=p["alpha"], loss_factor=loss_factor, grad_factor=grad_factor,
+                        max_iter=p["max_iter"], max_fun=p["max_fun"], tol=p["tol"], verbose=p["verbose"],
+                        loss=self._lbfgs_loss, sample_weight=sample_weight)
+        if model is not None:  # the new model only now that it is trained
+            self.model_ = model
+            self._new_attributes(p, n_outputs, out_activation)
+            for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+                self.__dict__.pop(name, None)
+        self.n_iter_ = run.n_iter
+        self.loss_ = run.loss / loss_factor
 
     def _retune_weight_decay(self, weight_decay: float) -> None:
         """Give the optimiser a new ``weight_decay`` (alpha changed by ``set_params`` between
@@ -238,38 +354,49 @@ class _BaseMLP(BaseEstimator):
             opt.weight_decay = weight_decay
             self.model_.engine.configure_optimizer(reset_state=False)
 
-    def _split(self, n: int, y_score: Any, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Training and validation indices for early stopping (as sklearn: ``ceil(fraction * n)``
-        validation samples, stratified for single-label classification), with the minimum sizes the
-        score needs: 2 samples for R², one per class when stratifying (else a plain random split)."""
+    def _split(self, n: int, y_score: Any, fraction: float, rs: np.random.RandomState
+               ) -> Tuple[np.ndarray, np.ndarray]:
+        """Training and validation indices for early stopping: scikit-learn's
+        ``train_test_split(test_size=validation_fraction, random_state=rs, stratify=y)`` with its
+        RandomState after the initial weights (so the same split as scikit-learn's), stratified for
+        binary classification (scikit-learn's ``n_outputs_ == 1``). Where scikit-learn would refuse
+        (fewer than 2 validation samples, a class too small to stratify) the validation set grows
+        to the minimum the score needs (2 samples for R², one for accuracy) and the split is plain."""
         classifier = isinstance(self, ClassifierMixin)
+        n_val = int(np.ceil(fraction * n))
+        usable = n_val >= 2 and n - n_val >= 1  # scikit-learn needs 2 validation samples
         stratify = None
-        n_val = max(int(np.ceil(fraction * n)), 1 if classifier else 2)
-        if classifier and np.ndim(y_score) == 1:
-            _, counts = np.unique(y_score, return_counts=True)
-            k = len(counts)
-            if counts.min() >= 2 and n - max(n_val, k) >= k:
-                stratify, n_val = y_score, max(n_val, k)
+        if classifier and np.ndim(y_score) == 1 and len(self.classes_) == 2:
+            # StratifiedShuffleSplit: 2 samples of each class, both classes on each side
+            counts = np.bincount(np.asarray(y_score, dtype=np.intp), minlength=2)
+            usable = usable and counts.min() >= 2 and n - n_val >= 2
+            stratify = y_score
+        if usable:
+            return train_test_split(np.arange(n), test_size=fraction, random_state=rs,  # type: ignore[no-any-return]
+                                    stratify=stratify)
+        n_val = max(n_val, 1 if classifier else 2)
         if n - n_val < 1:
             raise ValueError(f"early_stopping: n_samples = {n} is too few to hold out a validation set of "
                              f"{n_val} sample(s) (validation_fraction={fraction}) and keep one to train on; "
                              "use early_stopping=False")
-        return train_test_split(np.arange(n), test_size=n_val, random_state=np.random.RandomState(seed % 2 ** 32),
-                                stratify=stratify)
+        return train_test_split(np.arange(n), test_size=n_val, random_state=rs)
 
     def _outputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         Xc = validate_data(self, X, reset=False, dtype=self.model_.dtype)
         return np.asarray(self.model_.predict(Xc), dtype=np.float64)
 
-    def _validation_score(self, X: np.ndarray, y: Any) -> float:
+    def _validation_score(self, X: np.ndarray, y: Any, sample_weight: Optional[np.ndarray] = None) -> float:
         raise NotImplementedError
 
-    def _fit_args(self, X: Any, y: Any, p: Params, reset: bool, y_numeric: bool) -> Tuple[np.ndarray, Any]:
+    def _fit_args(self, X: Any, y: Any, sample_weight: Any, p: Params, reset: bool, y_numeric: bool
+                  ) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
+        """X and y validated (scikit-learn's validate_data), ``sample_weight`` checked (pybackprop's
+        rule: finite, >= 0, not all zero, one per row) as float64; nothing is written before."""
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=y_numeric, dtype=p["dtype"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, y, check_sample_weight(sample_weight, X.shape[0], "float64")
 
     # ------------------------------------------------------------------ sklearn-style attributes
     @property

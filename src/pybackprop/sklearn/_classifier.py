@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 import numpy as np
+from sklearn.utils.metaestimators import available_if  # type: ignore[import-untyped]
 from sklearn.base import ClassifierMixin  # type: ignore[import-untyped]
+from scipy.special import xlogy  # type: ignore[import-untyped]
 from sklearn.metrics import accuracy_score  # type: ignore[import-untyped]
 from sklearn.utils.multiclass import check_classification_targets, type_of_target  # type: ignore[import-untyped]
 
@@ -28,7 +30,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     classes_ : ndarray
         The class labels (``arange(n_labels)`` for multilabel targets).
-    model_, loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_, t_,
+    model_, loss_curve_, loss_, best_loss_, validation_scores_, best_validation_score_, n_iter_, t_,
     n_features_in_, feature_names_in_, n_outputs_, coefs_, intercepts_
         As for :class:`MLPRegressor`; ``loss_curve_`` is the cross-entropy.
 
@@ -43,7 +45,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     array(['no', 'yes'], dtype='<U3')
     >>> clf.score(X, y) > 0.95
     True
+    >>> w = np.where(y == "yes", 2.0, 1.0)           # each "yes" sample counts twice
+    >>> MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0).fit(X, y, sample_weight=w).n_iter_ > 0
+    True
     """
+
+    @property
+    def _loss_scale(self) -> float:  # type: ignore[override]
+        # the core's binary cross-entropy averages over the labels, sklearn's log-loss sums them
+        return 1.0 / len(self.classes_) if getattr(self, "_multilabel", False) else 1.0
+
+    def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
+        k = 1.0 / self._loss_scale
+        return k, k
+
+    def _lbfgs_loss(self, P: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray]) -> float:
+        """scikit-learn's ``binary_log_loss`` (sigmoid outputs) or ``log_loss`` (softmax) of the
+        probabilities ``P``, clipped to [eps, 1 - eps] as there (see ``_lbfgs``)."""
+        eps = np.finfo(P.dtype).eps
+        P = np.clip(P, eps, 1 - eps)
+        terms = xlogy(Y, P)
+        if self._multilabel or P.shape[1] == 1:
+            terms += xlogy(1 - Y, 1 - P)
+        return float(-np.average(terms, weights=sample_weight, axis=0).sum())
 
     def _targets(self, y: Any, classes: Optional[Any], first: bool) -> Tuple[Any, Any, bool]:
         """Encode the labels: (core targets, targets of the validation score, multilabel?)."""
@@ -89,11 +113,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return 1, "sigmoid", "binary_crossentropy"
         return k, "softmax", "categorical_crossentropy"
 
-    def fit(self, X: Any, y: Any) -> "MLPClassifier":
-        """Train on ``(X, y)`` for up to ``max_iter`` epochs; returns ``self``."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPClassifier":
+        """Train on ``(X, y)`` for up to ``max_iter`` epochs (L-BFGS iterations with ``solver="lbfgs"``),
+        each sample's loss weighted by ``sample_weight`` when given; returns ``self``."""
         p = self._validate_params()
         new = not (p["warm_start"] and hasattr(self, "model_"))
-        X, y = self._fit_args(X, y, p, reset=new, y_numeric=False)
+        X, y, sw = self._fit_args(X, y, sample_weight, p, reset=new, y_numeric=False)
         if new:
             Y, y_score, _ = self._targets(y, None, first=True)
         else:
@@ -102,13 +127,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"y: warm_start needs the classes of the previous fit {self.classes_.tolist()}, "
                                  f"got {labels.tolist()}")
             Y, y_score, _ = self._targets(y, None, first=False)
+        if sw is not None and not self._multilabel:
+            weighted = np.unique(np.asarray(y_score)[sw > 0])
+            if len(weighted) < 2:
+                raise ValueError(f"sample_weight: expected weights > 0 on samples of at least 2 classes, got weight "
+                                 f"on class {self.classes_[weighted[0]]!r} only")
         k, out_act, loss = self._head()
         self._train(X, Y, y_score, p, incremental=False, new_model=new, n_outputs=k, out_activation=out_act,
-                    loss=loss)
+                    loss=loss, sample_weight=sw)
         return self
 
-    def partial_fit(self, X: Any, y: Any, classes: Optional[Any] = None) -> "MLPClassifier":
-        """One epoch over ``(X, y)``; the first call needs ``classes`` (all labels that will occur)."""
+    @available_if(_BaseMLP._check_solver)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Optional[Any] = None
+                    ) -> "MLPClassifier":
+        """One epoch over ``(X, y)`` (weighted by ``sample_weight``); the first call needs ``classes``
+        (all labels that will occur). Not with ``solver="lbfgs"`` (as scikit-learn's)."""
         p = self._validate_params()
         first = not hasattr(self, "model_")
         if first and classes is None:
@@ -117,11 +150,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not first and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes: expected {self.classes_.tolist()} (as in the first call to partial_fit) "
                              f"or None, got {np.unique(classes).tolist()}")
-        X, y = self._fit_args(X, y, p, reset=first, y_numeric=False)
+        X, y, sw = self._fit_args(X, y, sample_weight, p, reset=first, y_numeric=False)
         Y, y_score, _ = self._targets(y, classes, first=first)
         k, out_act, loss = self._head()
         self._train(X, Y, y_score, p, incremental=True, new_model=first, n_outputs=k, out_activation=out_act,
-                    loss=loss)
+                    loss=loss, sample_weight=sw)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -146,12 +179,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
-    def _validation_score(self, X: np.ndarray, y: Any) -> float:
+    def _validation_score(self, X: np.ndarray, y: Any, sample_weight: Optional[np.ndarray] = None) -> float:
         out = np.asarray(self.model_.predict(X), dtype=np.float64)
         if self._multilabel:
-            return float(accuracy_score(y, (out > 0.5).astype(np.float64)))
+            return float(accuracy_score(y, (out > 0.5).astype(np.float64), sample_weight=sample_weight))
         pred = (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else np.argmax(out, axis=1)
-        return float(accuracy_score(y, pred))
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

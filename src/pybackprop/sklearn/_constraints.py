@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -44,7 +44,9 @@ class InvalidParameterError(ValueError, TypeError):
 ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 #: the hidden layers' activations: scikit-learn's names and pybackprop's (softmax is for outputs only)
 ACTIVATIONS = tuple(sorted({*ACTIVATION_ALIASES, *_activations.ACTIVATIONS, *_activations.ALIASES} - {"softmax"}))
-SOLVERS = ("adam", "sgd", "rmsprop", "adagrad")
+SOLVERS = ("adam", "sgd", "rmsprop", "adagrad", "lbfgs")
+#: scikit-learn's learning-rate schedules of solver="sgd"
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
 def _is_int(value: Any) -> bool:
@@ -96,35 +98,18 @@ class RandomState(Constraint):
         return check_int(name, value)
 
 
-@dataclasses.dataclass(frozen=True)
-class WithNotes(Constraint):
-    """``constraint``, whose message explains the values of ``notes`` (scikit-learn's values that
-    pybackprop does not offer) when one of them comes."""
-
-    constraint: Options
-    notes: Mapping[str, str]
-
-    @property
-    def expected(self) -> str:
-        return self.constraint.expected
-
-    def __call__(self, name: str, value: Any) -> Any:
-        if isinstance(value, str) and value in self.notes:
-            fail(name, f"{self.expected} ({value!r} {self.notes[value]})", value)
-        return self.constraint(name, value)
-
-
 #: The parameters of both estimators, in ``__init__``'s order: ``name: constraint``, where
 #: ``constraint(name, value)`` checks a value and returns it normalised (see pybackprop._validation).
 #: To add a parameter: a row here, the argument in ``_BaseMLP.__init__`` and its docstring, and its use.
 PARAMETER_CONSTRAINTS: Dict[str, Check] = {
     "hidden_layer_sizes": HiddenLayerSizes(),
     "activation": Options(ACTIVATIONS),
-    "solver": WithNotes(Options(SOLVERS),
-                        {"lbfgs": "is not supported by pybackprop, a mini-batch gradient trainer"}),
+    "solver": Options(SOLVERS),
     "alpha": Real(minimum=0.0),
     "batch_size": AnyOf(Options(("auto",)), Integer(minimum=1)),
+    "learning_rate": Options(LEARNING_RATES),
     "learning_rate_init": Real(minimum=0.0, min_inclusive=False),
+    "power_t": Real(minimum=0.0),
     "max_iter": Integer(minimum=1),
     "shuffle": Boolean(),
     "random_state": RandomState(),
@@ -139,6 +124,7 @@ PARAMETER_CONSTRAINTS: Dict[str, Check] = {
     "beta_2": Real(0.0, 1.0, max_inclusive=False),
     "epsilon": Real(minimum=0.0, min_inclusive=False),
     "n_iter_no_change": Integer(minimum=1),
+    "max_fun": Integer(minimum=1),
     "dropout_keep_prob": Described(Real(0.0, 1.0, min_inclusive=False),
                                    "the probability of KEEPING a hidden unit, in (0, 1] (1 = no dropout; "
                                    "the drop rate of Keras/PyTorch is 1 - dropout_keep_prob)"),
