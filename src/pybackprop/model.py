@@ -293,7 +293,8 @@ class Sequential:
         loss : float
         grads : list of dict
             One dict per entry of ``model.layers``: ``{"W": dL/dW, "b": dL/db}``
-            (no ``"b"`` without bias; ``{}`` for Dropout).
+            (no ``"b"`` without bias; ``{}`` for Dropout; ``{"weight": dL/dγ,
+            "bias": dL/dβ}`` for an affine BatchNorm or LayerNorm, ``{}`` otherwise).
         masks : dict
             Only with ``return_masks=True``.
 
