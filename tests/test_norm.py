@@ -370,3 +370,39 @@ def test_the_core_checks_its_own_specs():
         bp._core.NetworkF64(3, [spec], 0)
     with pytest.raises(ValueError, match="norm kind: expected one of none, batch, layer"):
         bp._core.NormSpec(kind="group")
+
+
+@pytest.mark.parametrize("kind", NORMS)
+def test_explain_shows_the_normalisation(kind):
+    """The Trace's μ, σ², x̂ and chain-rule values equal the reference's, step by step."""
+    from pybackprop.reference import functional as F
+
+    m = make(kind, "float64", act="tanh", first=True)
+    X, Y = data(n=3 if kind == "batch" else 1)
+    ref = Network.from_config(m.get_config(), m.get_weights())
+    trace = m.explain(X, Y, lr=0.1)
+    rtrace = ref.forward_trace(X, training=True)
+    _, rgrads = Network.from_config(m.get_config(), m.get_weights()).loss_and_gradients(X, Y, training=True)
+    norm_positions = [i for i, layer in enumerate(m.layers) if isinstance(layer, bp.layers.Normalization)]
+    entries = [layer["norm"] for layer in trace.layers if layer["norm"] is not None]
+    assert len(entries) == len(norm_positions) == 3
+    for i, entry in zip(norm_positions, entries):
+        for key in ("mean", "var", "inv_std", "x_hat"):
+            assert_close(f"layer {i} {key}", entry[key], rtrace[i][key], 1e-12, 1e-12)
+        assert_close(f"layer {i} output", entry["output"], rtrace[i]["a"], 1e-12, 1e-12)
+        assert_close(f"layer {i} dgamma", entry["dgamma"], rgrads[i]["weight"], 1e-12, 1e-12)
+        assert_close(f"layer {i} gamma_new", entry["gamma_new"], entry["gamma"] - 0.1 * rgrads[i]["weight"], 1e-12,
+                     1e-12)
+        backward = F.batchnorm_backward if kind == "batch" else F.layernorm_backward
+        cache = {k: rtrace[i][k] for k in ("mean", "var", "inv_std", "x_hat")}
+        want = backward(entry["dL_dout"], cache, entry["gamma"])[0]
+        assert_close(f"layer {i} dL/d input", entry["dL_din"], want, 1e-12, 1e-12)
+    text = str(trace)
+    for token in ("μ1", "σ²1", "x̂1", "dL/dγ2", "dL/dx̂2", "γ2 new"):
+        assert token in text, token
+    assert trace.to_dict()["layers"][0]["norm"]["kind"] == kind
+    page = trace.to_html()
+    assert "pb-note" in page and ("batchnorm" if kind == "batch" else "layernorm") in page
+    if kind == "batch":
+        with pytest.raises(ValueError, match="x: expected a batch of at least two samples"):
+            m.explain(X[:1], Y[:1])

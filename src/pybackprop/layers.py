@@ -276,9 +276,11 @@ class BatchNorm(Normalization):
     BatchNorm(momentum=0.1, eps=1e-05, affine=True)
     >>> m.layers[1].running_var
     array([1., 1., 1.], dtype=float32)
-    >>> m.compile("mse", "sgd"); _ = m.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, verbose=0)
-    >>> m.layers[1].running_var   # (1 - 0.1)·1 + 0.1·0: four equal rows have no variance
-    array([0.9, 0.9, 0.9], dtype=float32)
+    >>> X = np.random.default_rng(0).normal(size=(8, 2)); m.compile("mse", "sgd")
+    >>> h = np.maximum(X @ m.layers[0].W, 0)   # the batch the BatchNorm will see: relu(X W + 0)
+    >>> _ = m.fit(X, X[:, :1], batch_size=8, shuffle=False, verbose=0)
+    >>> np.allclose(m.layers[1].running_var, 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-5)
+    True
     """
 
     kind = "batch"

@@ -465,7 +465,10 @@ void bind_one(py::module_& m, const char* name) {
                  d["fprime"] = copy(Net::Recorded::fprime, n.fan_out(l));
                  d["dZ"] = copy(Net::Recorded::dZ, n.fan_out(l));
                  d["dIn"] = copy(Net::Recorded::dIn, n.fan_in(l));
-                 if (n.has_norm(l)) d["dNorm"] = copy(Net::Recorded::dNorm, n.fan_in(l));
+                 if (n.has_norm(l)) {
+                     d["dNorm"] = copy(Net::Recorded::dNorm, n.fan_in(l));
+                     d["dNormIn"] = copy(Net::Recorded::dNormIn, n.fan_in(l));
+                 }
                  return d;
              },
              "Per-layer quantities of the last backward pass with recording on (see network.hpp).")

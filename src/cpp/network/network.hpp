@@ -169,10 +169,10 @@ public:
     //   dZ = δ_l = dL/dZ_l, and dIn = dL/d(input of layer l) = δ_l W_lᵀ (layer 0 too).
     void set_recording(bool on) { recording_ = on; }
     //   dNorm = dL/dN, the gradient at the output of layer l's input normalisation
-    //   (has_norm(l); after the dropout's backward): the normalisation's backward turns it
-    //   into dA of the layer below.
-    enum class Recorded { dA = 0, fprime = 1, dZ = 2, dIn = 3, dNorm = 4 };
-    static constexpr std::size_t kRecorded = 5;
+    //   (has_norm(l); after the dropout's backward), and dNormIn = dL/d(its input), what
+    //   its backward makes of it (dA of the layer below; for layer 0, dL/dX).
+    enum class Recorded { dA = 0, fprime = 1, dZ = 2, dIn = 3, dNorm = 4, dNormIn = 5 };
+    static constexpr std::size_t kRecorded = 6;
     const T* recorded(std::size_t l, Recorded what) const {
         return record_.data() + rec_off_[kRecorded * l + std::size_t(what)];
     }

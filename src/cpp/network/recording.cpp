@@ -1,7 +1,7 @@
 // The explainer's recording as its own pass: backward_recorded() is backward()
 // without the fused epilogues, keeping every intermediate of the chain rule per
 // layer (see Network::Recorded): dA, f'(Z), dZ = δ, dIn = δ Wᵀ and, for a layer
-// with input normalisation, dNorm = dL/dN (its μ, σ², x̂ are in the forward's
+// with input normalisation, dNorm = dL/dN and dNormIn (its μ, σ², x̂ are in the forward's
 // views: norm_stat, norm_xhat). It computes
 // the same gradients from the same pieces; only loss_and_gradients with
 // set_recording(true) runs it, so the hot backward has no recording branch.
@@ -34,6 +34,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
         rec_off_.push_back(layout.add(B * fan_out(l)));  // dZ
         rec_off_.push_back(layout.add(B * fan_in(l)));   // dIn
         rec_off_.push_back(layout.add(has_norm(l) ? B * fan_in(l) : 0));  // dNorm
+        rec_off_.push_back(layout.add(has_norm(l) ? B * fan_in(l) : 0));  // dNormIn
     }
     record_.resize(layout.total());
     rec_batch_ = B;
@@ -63,6 +64,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
         if (has_norm(l)) {
             record(l, Recorded::dNorm, delta_prev, B * in);
             norm_backward_of(l, delta_prev, B);
+            record(l, Recorded::dNormIn, delta_prev, B * in);
         }
         if (l == 0) break;
         record(l - 1, Recorded::dA, delta_prev, B * in);
