@@ -575,7 +575,6 @@ class Engine:
         Xc, Yc = self.data(X, y)
         epochs = check_int("epochs", epochs, minimum=0)
         batch_size = check_int("batch_size", batch_size, minimum=1)
-        self.check_batchnorm_batches(Xc.shape[0], batch_size)
         shuffle = check_bool("shuffle", shuffle)
         verbose = check_int("verbose", verbose, minimum=0)
         validation_split = check_float("validation_split", validation_split, minimum=0.0, maximum=1.0,
@@ -659,6 +658,7 @@ class Engine:
         net, Xc, Yc = self.net, args.X, args.Y
         root = reducer is None or reducer.root
         n = Xc.shape[0] if reducer is None else reducer.samples
+        self.check_batchnorm_batches(n, args.batch_size)  # the global batches: before anything starts
         batch = min(args.batch_size, n)
         steps = -(-n // batch)
         history = History()
@@ -721,7 +721,25 @@ class Engine:
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
                        epoch: int, history: History) -> EpochOutcome:
-        """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
+        """One epoch step by step, the gradients summed over the ranks by ``reducer``.
+
+        BatchNorm: the training statistics are the global batch's. The core calls a sync on each
+        such layer's sums (forward: Σx and Σ(x-μ)², backward: Σdx̂ and Σdx̂·x̂), which sums them
+        over the ranks; the backward sums are of this rank's mean loss, so they are weighed by its
+        share of the batch for the sum (and back after it).
+        """
+        batchnorms = [layer._index for layer in self.layers if isinstance(layer, BatchNorm)]
+        try:
+            return self._reduced_steps(reducer, Xc, Yc, n, batch_size, steps, shuffle, lr_steps, keep_steps,
+                                       epoch, history, batchnorms)
+        finally:
+            if batchnorms:
+                self.net.set_stat_sync(None)
+
+    def _reduced_steps(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
+                       steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
+                       epoch: int, history: History, batchnorms: List[int]) -> EpochOutcome:
+        """The steps of :meth:`_reduced_epoch`."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
@@ -740,6 +758,21 @@ class Engine:
                 self.set_keep_probs(keep_steps[s])
             keeps = self.keep_probs()
             t0 = time.perf_counter()
+            if rows.size and batchnorms:
+                share = rows.size / batch.size
+
+                def sync(v: np.ndarray, backward: bool, share: float = share) -> None:
+                    if backward:
+                        v *= share
+                    reducer.allreduce(v)
+                    if backward:
+                        v /= share
+
+                net.set_stat_sync(sync, batch.size)
+            elif batchnorms:  # no rows here: this rank takes part in every reduction with zeros (and its
+                # running estimates move with the others')
+                net.set_stat_sync(lambda v, backward: reducer.allreduce(v), batch.size)
+                net.stat_sync_idle()
             if rows.size:
                 masks = self._masks(positions) if dropouts else None
                 loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])

@@ -27,7 +27,7 @@ from . import schedules as _schedules
 from ._formulas import DERIVATIVES as _DERIVATIVES
 from ._formulas import LOSS_FORMULAS as _LOSS_FORMULAS
 from ._validation import check_float
-from .layers import BatchNorm, Dropout, Normalization
+from .layers import BatchNorm, Dense, Dropout, Normalization
 from .optimizers import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -350,7 +350,10 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     keep = dict(zip((id(d) for d in step.dropouts), step.keep_probs()))
     feeding: List[Optional[Dict[str, Any]]] = []  # the Dropout before each Dense layer, if any
     pending: Optional[Dict[str, Any]] = None
-    norms: Dict[int, Normalization] = {item._index: item for item in engine.layers if isinstance(item, Normalization)}
+    norms: Dict[int, Normalization] = {}  # by the index of the Dense layer whose input each normalises
+    for item in engine.layers:
+        if isinstance(item, Normalization):
+            norms[sum(1 for other in engine.layers[:engine.layers.index(item)] if isinstance(other, Dense))] = item
     for item in step.layers:
         if isinstance(item, Normalization):
             continue

@@ -410,6 +410,10 @@ void bind_one(py::module_& m, const char* name) {
         .def_property_readonly("running_size", &Net::running_size)
         .def_property_readonly("has_batchnorm", &Net::has_batchnorm)
         .def(
+            "stat_sync_idle", [](Net& n) { locked(n, [&] { n.stat_sync_idle(); }); },
+            "Distributed BatchNorm on a process without rows in the step's batch: the step's sync calls "
+            "with zero sums, and the running estimates updated from the reduced statistics.")
+        .def(
             "set_stat_sync",
             [](Net& n, const py::object& fn, std::size_t rows) {
                 if (fn.is_none()) {

@@ -158,6 +158,10 @@ public:
     // stat_rows is the global batch's rows (N of layers/batchnorm.hpp).
     std::function<void(T*, std::size_t, bool)> stat_sync;
     std::size_t stat_rows = 0;
+    // passes.cpp: a process without rows in the step's batch: every stat_sync call of a
+    // training step's forward and backward with zero sums, in the same order, and the
+    // running estimates updated from the reduced statistics as the others update them.
+    void stat_sync_idle();
     std::size_t last_batch() const { return last_batch_; }
 
     // --- recording, for the chain-rule explainer (recording.cpp) ----------------

@@ -7,6 +7,7 @@
 // and f' into the backward one's, except below a softmax (a Jacobian) or a
 // normalisation (its backward needs column or row sums first). The explainer's
 // recording runs its own, unfused backward (recording.cpp).
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -66,6 +67,32 @@ void Network<T>::norm_backward_of(std::size_t l, T* d, std::size_t B) {
     }
     if (stat_sync) stat_sync(s1, 2 * F, true);  // s1, s2 adjacent
     batchnorm_backward_input(d, Xhat, s1, s2, inv, B, F, stat_sync ? stat_rows : B);
+}
+
+template <typename T>
+void Network<T>::stat_sync_idle() {
+    require(bool(stat_sync), "stat_sync", "a sync function (set_stat_sync)", "none");
+    ensure_capacity(1);
+    const std::size_t L = layers_.size();
+    for (std::size_t l = 0; l < L; ++l) {
+        if (norm(l).kind != NormKind::Batch) continue;
+        const std::size_t F = fan_in(l);
+        T* mean = acts_.data() + s_off_[l];
+        T* var = mean + F;
+        std::fill(mean, mean + 2 * F, T(0));
+        stat_sync(mean, F, false);
+        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(stat_rows);
+        stat_sync(var, F, false);
+        for (std::size_t j = 0; j < F; ++j) var[j] /= T(stat_rows);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, stat_rows, norm(l).momentum);
+    }
+    for (std::size_t l = L; l-- > 0;) {
+        if (norm(l).kind != NormKind::Batch) continue;
+        T* s1 = acts_.data() + s_off_[l] + 3 * fan_in(l);
+        std::fill(s1, s1 + 2 * fan_in(l), T(0));
+        stat_sync(s1, 2 * fan_in(l), true);
+    }
+    last_batch_ = 0;
 }
 
 template <typename T>
@@ -208,6 +235,7 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 #define BP_PASSES(T)                                                                                        \
     template void Network<T>::norm_forward_of(std::size_t, const T*, std::size_t, bool);                     \
     template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t);                               \
+    template void Network<T>::stat_sync_idle();                                                             \
     template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
     template void Network<T>::dropout_mask_rows(std::size_t, const int64_t*, std::size_t, T*) const;        \
     template void Network<T>::forward(const T*, std::size_t, bool, bool, const std::vector<const T*>*);     \
