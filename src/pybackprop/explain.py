@@ -68,7 +68,7 @@ class Trace:
         ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
         (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
         update ``W_new``, ``b_new``. With a BatchNorm or LayerNorm in front of the
-        layer, ``norm``: a dict of its values (None without): ``kind``, ``eps``,
+        layer, ``norm``: a dict of its values (the key is absent without): ``kind``, ``eps``,
         ``input`` (what it normalises), ``mean``, ``var`` (biased), ``inv_std``
         (1/√(var + eps)), ``x_hat``, ``gamma``, ``beta`` (None without affine),
         ``output`` (γ ⊙ x̂ + β); backward: ``dL_dout`` (dL/d its output),
@@ -379,8 +379,10 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
             "z": net.Z(d), "a": net.A(d), "dL_da": rec["dA"], "fprime": rec["fprime"], "delta": rec["dZ"],
             "dW": net.dW(d).copy(), "db": None if not layer.use_bias else net.db(d).copy(),
             "dL_da_prev": rec["dIn"], "W_new": net.W(d).copy(),
-            "b_new": None if not layer.use_bias else net.b(d).copy(), "norm": norm,
+            "b_new": None if not layer.use_bias else net.b(d).copy(),
         }
+        if norm is not None:
+            entry["norm"] = norm
         layers.append(entry)
         a_prev = entry["a"]
     return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers,
