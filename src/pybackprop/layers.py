@@ -217,6 +217,7 @@ class Normalization(Layer):
 
     kind = ""
     affine = True
+    eps = 1e-5
 
     @property
     def weight(self) -> Optional[np.ndarray]:

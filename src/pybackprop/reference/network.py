@@ -586,7 +586,7 @@ class Network:
                     da, dgamma, dbeta = layernorm_backward(da, t, layer.gamma)
                 else:
                     da, dgamma, dbeta = batchnorm_backward(da, t, layer.gamma, t["training"])
-                if dgamma is not None:
+                if dgamma is not None and dbeta is not None:
                     grads[i]["weight"], grads[i]["bias"] = dgamma, dbeta
                 continue
             if i != len(self.layers) - 1:  # through this layer's activation
