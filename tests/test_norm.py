@@ -406,3 +406,15 @@ def test_explain_shows_the_normalisation(kind):
     if kind == "batch":
         with pytest.raises(ValueError, match="x: expected a batch of at least two samples"):
             m.explain(X[:1], Y[:1])
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_gradient_check_covers_gamma_and_beta(training):
+    m = make("batch", "float32", first=True, dropout=True)
+    X, Y = data(n=12, dtype="float32")
+    if not training:
+        m.fit(X, Y, batch_size=6, epochs=1, verbose=0)
+    report = bp.gradient_check(m, X, Y, training=training)
+    assert report["max_rel_error"] < 1e-3, report  # relative: an entry near 0 gets ~1e-4 from rounding
+    assert [sorted(k for k in layer if k != "checked") for layer in report["layers"]] == \
+        [["W", "b", "beta", "gamma"]] * 3
