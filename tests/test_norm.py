@@ -418,3 +418,15 @@ def test_gradient_check_covers_gamma_and_beta(training):
     assert report["max_rel_error"] < 1e-3, report  # relative: an entry near 0 gets ~1e-4 from rounding
     assert [sorted(k for k in layer if k != "checked") for layer in report["layers"]] == \
         [["W", "b", "beta", "gamma"]] * 3
+
+
+def test_bitwise_the_same_for_any_thread_count(restore_num_threads):
+    weights = []
+    for threads in (1, 2):
+        bp.set_num_threads(threads)
+        m = make("batch", "float32", first=True, dropout=True, optimizer=bp.Adam(lr=0.01))
+        X, Y = data(n=64, dtype="float32")
+        m.fit(X, Y, batch_size=16, epochs=2, verbose=0)
+        weights.append(m.get_weights())
+    for a, b in zip(*weights):
+        assert np.array_equal(a, b)
