@@ -134,10 +134,11 @@ class Trace:
             rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
             if layer["b"] is not None:
                 rows.append((sec, f"b{i}", "bias", layer["b"]))
-            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
+            noise = " + noise (noisy_relu, training)" if layer["activation"] == "noisy_relu" else ""
+            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else "") + noise,
                          layer["z"]))
             rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
-        loss_f, grad_f = _loss_formulas(self.loss_name)
+        loss_f, grad_f = _LOSS_FORMULAS[self.loss_name]
         rows.append(("loss", "y", "the target", self.y))
         rows.append(("loss", "L", loss_f, np.array([[self.loss]])))
         for i in range(L, 0, -1):
@@ -198,7 +199,6 @@ class Trace:
             text = _fmt(value).replace("\n", " ").replace("|", "\\|")
             out.append(f"| {sec} | {name} | {formula.replace('|', chr(92) + '|')} | `{' '.join(text.split())}` |")
         return "\n".join(out)
-
 
     def to_html(self, title: Optional[str] = None) -> str:
         """The step as one self-contained HTML page: the network drawn, every number on it.
@@ -297,10 +297,6 @@ def _norm_entry(engine: Any, net: Any, rec: Dict[str, np.ndarray], d: int, layer
         "dL_din": rec["dNormIn"],
         "gamma_new": net.gamma(d).copy() if affine else None, "beta_new": net.beta(d).copy() if affine else None,
     }
-
-
-def _loss_formulas(name: str) -> tuple:
-    return _LOSS_FORMULAS[name]
 
 
 def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> Trace:
