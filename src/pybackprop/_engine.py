@@ -313,8 +313,8 @@ class Engine:
         if not dense:
             raise RuntimeError("the model has no Dense layer: add at least one")
         if isinstance(self.layers[-1], (Dropout, Normalization)):
-            fail("layers", f"a Dense layer after the last {type(self.layers[-1]).__name__} "
-                 "(it cannot be the output)", self.layers[-1])
+            last = type(self.layers[-1]).__name__
+            fail("layers", f"a Dense layer after the last {last} ({last} cannot be the output)", self.layers[-1])
         specs: List[Any] = []
         pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
         pending_norm: Optional[Tuple[int, Normalization]] = None  # a BatchNorm/LayerNorm waiting for it
