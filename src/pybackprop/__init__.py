@@ -26,7 +26,7 @@ from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRat
                         ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .diagnostics import gradient_check
 from .io import load
-from .layers import Dense, Dropout, Layer
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from ._engine import DivergenceError, GradientFlowWarning
 from .model import Sequential
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
@@ -34,8 +34,9 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "AdamW", "CSVLogger", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
-    "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "ReduceLROnPlateau", "SGD", "Sequential",
+    "Adagrad", "Adam", "AdamW", "BatchNorm", "CSVLogger", "Callback", "Dense", "DivergenceError", "Dropout",
+    "EarlyStopping", "GradientFlowWarning", "History", "Layer", "LayerNorm", "LearningRateScheduler", "ModelCheckpoint",
+    "Optimizer", "ProgressBar", "RMSprop", "ReduceLROnPlateau", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "metrics", "optimizers", "schedules", "set_num_threads",
 ]

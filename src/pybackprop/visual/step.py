@@ -570,9 +570,11 @@ def _matrix(M: Any, full: bool) -> Any:
 
 
 def _architecture(trace: "Trace") -> str:
-    """``4 → 5 tanh → dropout p=0.6 → 3 softmax``."""
+    """``4 → 5 tanh → batchnorm → dropout p=0.6 → 3 softmax``."""
     parts = [str(np.asarray(trace.x).shape[1])]
     for layer, drop in zip(trace.layers, trace.dropouts):
+        if layer.get("norm"):
+            parts.append("batchnorm" if layer["norm"]["kind"] == "batch" else "layernorm")
         if layer["mask"] is not None:
             p = (drop or {}).get("keep_prob")
             parts.append("dropout" + ("" if p is None else f" p={p:g}"))
@@ -630,6 +632,16 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
     fused = FUSED_LOSSES.get(trace.loss_name)
     dtype = "float32" if b.float32 else "float64"
     arch = _architecture(trace)
+    norms = [None if not layer.get("norm") else
+             ("BatchNorm" if layer["norm"]["kind"] == "batch" else "LayerNorm") for layer in layers]
+    rows = int(np.asarray(trace.x).shape[0])
+    notice = None
+    if any(norms) or rows > 1:  # the picture draws Dense layers of one sample; the rest is in print(trace)
+        notice = ("This picture shows the Dense layers only" + (", with the values of the first sample of the batch (dW "
+                                                                "and the update are the batch's)" if rows > 1 else "")
+                  + (": a BatchNorm/LayerNorm's input is shown as the normalised values it passes on; its μ, σ², "
+                     "x̂, γ, β and its part of the chain rule are in the text walk-through (print(trace))."
+                     if any(norms) else "."))
     return {
         "format": "pybackprop.step/1",
         "title": f"{arch} · loss {trace.loss_name} · SGD lr {trace.lr:g}",
@@ -645,8 +657,9 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
         "layers": [{"units": int(layer["units"]), "activation": layer["activation"],
                     "symbol": SYMBOLS[layer["activation"]], "params": b.params[k],
                     "bias": layer["b"] is not None, "full": f, "dropout": d,
-                    "fused": fused is not None and k == L - 1}
+                    "fused": fused is not None and k == L - 1, "norm": norms[k]}
                    for k, (layer, f, d) in enumerate(zip(layers, full, dropout))],
+        "notice": notice,
         "phases": [f"forward-{k}" for k in range(1, L + 1)] + ["loss"]
         + [f"backward-{k}" for k in range(L, 0, -1)] + ["update"],
         "numbers": b.numbers,
@@ -705,6 +718,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
     """
     payload = trace_payload(trace)
     heading = html.escape(title or "One step of backpropagation")
+    notice = "" if not payload.get("notice") else f'\n<p class="pb-note">{html.escape(payload["notice"])}</p>'
     data = _json_script(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
     strips = (" A strip or heat map is one Tab stop: inside it ↑ ↓ move from cell to cell, Shift + ← → across."
               if max(payload["net"]["sizes"]) > WIDE or not all(layer["full"] for layer in payload["layers"]) else "")
@@ -725,7 +739,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
 <main class="pb-page pb-step" id="pb-root">
 <header class="pb-head">
 <h1>{heading}</h1>
-<p class="pb-arch">{html.escape(payload['arch'])}</p>
+<p class="pb-arch">{html.escape(payload['arch'])}</p>{notice}
 <p class="pb-meta">{meta}</p>
 </header>
 <nav class="pb-phases" id="pb-phases" aria-label="phases of the step"></nav>
