@@ -497,6 +497,38 @@ class Sequential:
 
         save_model(self, path)
 
+    def to_onnx(self, path: Any, *, opset: int = 17) -> None:
+        """Write the model's inference to an ONNX file (needs ``pip install 'pybackprop[onnx]'``).
+
+        See :func:`pybackprop.export.to_onnx` (which also returns the ``onnx.ModelProto``):
+        every layer and activation as pybackprop computes them, a dynamic batch
+        dimension, the model's dtype; written atomically (nothing half-written).
+
+        Raises
+        ------
+        ValueError
+            The model is not built.
+        ImportError
+            The ``onnx`` package is not installed (the message names the extra).
+        OSError
+            ``path`` cannot be written.
+
+        Examples
+        --------
+        >>> import os, tempfile, pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(2, activation="relu"), bp.Dense(1)], input_dim=3, seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+        >>> m.to_onnx(path)  # doctest: +SKIP
+        >>> import onnxruntime as ort, numpy as np  # doctest: +SKIP
+        >>> sess = ort.InferenceSession(path)  # doctest: +SKIP
+        >>> x = np.ones((5, 3), np.float32)  # doctest: +SKIP
+        >>> bool(np.allclose(sess.run(None, {"input": x})[0], m.predict(x), atol=1e-6))  # doctest: +SKIP
+        True
+        """
+        from .export import to_onnx
+
+        to_onnx(self, path, opset=opset)
+
     def __getstate__(self) -> Dict[str, Any]:
         from .io import model_to_bytes
 
