@@ -77,7 +77,7 @@ def _is_callable_schedule(value: Any) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "FromCallable"
 
 
-def write_atomically(path: Any, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: Any, write: Callable[[BinaryIO], Any]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     A failed write (an exception from ``write``, a full disk, Ctrl-C) removes the
