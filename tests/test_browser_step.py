@@ -8,17 +8,10 @@ import time
 
 import numpy as np
 import pytest
+from test_visual import textbook, wide  # the same traces as the page's own tests
 
 import pybackprop as bp
 from pybackprop.visual import format_number
-
-
-def textbook():
-    m = bp.Sequential([bp.Dense(4, activation="relu", use_bias=False, init="he_normal"),
-                       bp.Dense(4, activation="sigmoid", use_bias=False),
-                       bp.Dense(1, activation="identity", use_bias=False)], input_dim=3, dtype="float64", seed=4)
-    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
-    return m.explain([1.0, 2.0, 3.0], [0.5], lr=0.1)
 
 
 def dropout_softmax():
@@ -26,12 +19,6 @@ def dropout_softmax():
                        bp.Dense(3, activation="softmax")], input_dim=4, dtype="float64", seed=2)
     m.compile(loss="categorical_crossentropy", optimizer=bp.SGD(lr=0.3))
     return m.explain([0.5, -1.0, 2.0, 0.1], np.array([2]))
-
-
-def wide():
-    m = bp.Sequential([bp.Dense(256, activation="relu"), bp.Dense(10, activation="softmax")], input_dim=784, seed=0)
-    m.compile(loss="categorical_crossentropy")
-    return m.explain(np.random.default_rng(0).random(784), np.array([3]))
 
 
 @pytest.fixture
@@ -213,4 +200,130 @@ def test_wide_network_renders_fast(browser, page, screenshot_dir):
     browser.execute_script("PBStep.setPhase('backward-1')")
     assert not css(browser, "#pb-tip")[0].is_displayed()
     browser.save_screenshot(str(screenshot_dir / "step-wide.png"))
+    assert not browser.console_errors()
+
+
+def test_a_strip_is_one_tab_stop(browser, page):
+    """784 + 256 strip cells and 1 344 matrix cells: one tab stop a group, the arrows move inside it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    load(browser, page(wide(), "wide.html") + "#forward-1")
+    stops = browser.execute_script("return Array.prototype.map.call(document.querySelectorAll("
+                                   "'.pb-cell[tabindex=\"0\"]'), function (e) { return e.getAttribute('data-id'); })")
+    assert stops == ["B1.0.0", "B2.0.0", "u0.0", "u1.0"]  # the two heat maps, the two strips
+    assert len(css(browser, '.pb-cell[tabindex="-1"]')) == 784 + 256 + 32 * 32 + 32 * 10 - 4
+
+    def press(*keys, shift=False):
+        chain = ActionChains(browser)
+        if shift:
+            chain = chain.key_down(Keys.SHIFT)
+        chain = chain.send_keys(*keys)
+        (chain.key_up(Keys.SHIFT) if shift else chain).perform()
+
+    def focused():
+        return browser.execute_script("var e = document.activeElement; return [e.getAttribute('data-id'), "
+                                      "e.getAttribute('tabindex'), PBStep.phase()]")
+
+    first = css(browser, '.pb-cell[data-col="1"][data-unit="0"]')[0]
+    browser.execute_script("arguments[0].focus()", first)
+    press(Keys.ARROW_DOWN)
+    assert focused() == ["u1.1", "0", "forward-1"]  # the next unit; the phase stays
+    assert first.get_attribute("tabindex") == "-1"  # the roving tab stop moved with the focus
+    assert "a₁,₂ = ReLU(z₁,₂)" in css(browser, "#pb-tip")[0].text
+    rows = 64  # 256 units drawn as 4 columns of 64 cells
+    press(Keys.ARROW_RIGHT, shift=True)
+    assert focused() == [f"u1.{1 + rows}", "0", "forward-1"]
+    press(Keys.ARROW_UP, Keys.ARROW_UP)
+    assert focused()[0] == f"u1.{rows - 1}"  # up from the top of a column: the bottom of the previous one
+    press(Keys.ARROW_RIGHT)  # outside the strip's keys: the phases
+    assert focused()[2] == "forward-2"
+    press(Keys.TAB)
+    assert focused()[0] not in {f"u1.{rows}", f"u1.{rows + 1}"} and not focused()[0].startswith("u1.")
+    cell = css(browser, '.pb-wcell[data-layer="1"][data-row="0"][data-colblock="0"]')[0]
+    browser.execute_script("arguments[0].focus()", cell)
+    press(Keys.ARROW_DOWN)
+    assert focused()[0] == "B1.1.0"  # a heat map: down its column of blocks
+    press(Keys.ARROW_RIGHT, shift=True)
+    assert focused()[0] == "B1.1.1"
+    assert not browser.console_errors()
+
+
+def test_the_notebook_iframe_works(browser, tmp_path):
+    """``trace._repr_html_()`` as Jupyter shows it: a sandboxed ``<iframe srcdoc>`` (scripts only, no URL of
+    its own, where ``history.pushState`` throws): the page draws, the keys and buttons step through the
+    phases, the hash does not throw. The iframe's errors do not reach the browser's log, so the test
+    collects them inside the frame (an error while loading leaves no ``PBStep``)."""
+    from selenium.webdriver.common.keys import Keys
+
+    t = textbook()
+    host = tmp_path / "notebook.html"
+    host.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>a notebook</title></head><body>"
+                    "<div class='output'>" + t._repr_html_() + "</div></body></html>", encoding="utf-8")
+    load(browser, host.as_uri())
+    frame = css(browser, "iframe.pybackprop-step")[0]
+    browser.switch_to.frame(frame)
+    try:
+        for _ in range(50):  # the srcdoc document loads after its host
+            if browser.execute_script("return !!window.PBStep"):
+                break
+            time.sleep(0.05)
+        assert browser.execute_script("return PBStep.phase()") == "forward-1"
+        browser.execute_script("window.pbErrors = []; window.addEventListener('error', function (e) "
+                               "{ window.pbErrors.push(String(e.message)); });")
+        assert len(css(browser, ".pb-unit")) == 3 + 4 + 4 + 1
+        css(browser, ".pb-next")[0].click()
+        assert browser.execute_script("return PBStep.phase()") == "forward-2"
+        css(browser, "body")[0].send_keys(Keys.ARROW_RIGHT)
+        assert browser.execute_script("return PBStep.phase()") == "forward-3"
+        css(browser, '.pb-phase[data-phase="backward-2"]')[0].click()
+        label = css(browser, '[data-id="d2.0"]')[0]
+        hover(browser, label)
+        assert css(browser, "#pb-tip")[0].is_displayed()
+        assert f"= {format_number(t.layers[1]['delta'][0, 0])}" in css(browser, "#pb-tip")[0].text
+        assert browser.execute_script("return location.href") == "about:srcdoc#backward-2"
+        assert browser.execute_script("return window.pbErrors") == []
+    finally:
+        browser.switch_to.default_content()
+    assert not browser.console_errors()
+
+
+def test_the_numbers_under_a_unit_do_not_overlap(browser, page):
+    """In every phase, the numbers written at a unit (z, a, b, the mask and ã, dL/da, f′, δ, dL/db) stand
+    apart (3 px at least side by side); the backward phase of a layer after a dropout shows the ã its dL/dW are made of."""
+    m = bp.Sequential([bp.Dropout(keep_prob=0.7), bp.Dense(5, activation="leaky_relu"), bp.Dropout(keep_prob=0.6),
+                       bp.Dense(3, activation="softmax")], input_dim=4, dtype="float32", seed=2)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.3))
+    load(browser, page(m.explain([0.5, -1.0, 2.0, 0.1], [0.2, 0.7, 0.1])))
+    for name in browser.execute_script("return PBStep.payload.phases"):
+        browser.execute_script("PBStep.setPhase(arguments[0])", name)
+        clashes = browser.execute_script("""
+            var out = [];
+            document.querySelectorAll('.pb-unit').forEach(function (u) {
+              var boxes = Array.prototype.filter.call(u.querySelectorAll('.pb-ulabel'), function (t) {
+                return getComputedStyle(t).display !== 'none'; }).map(function (t) {
+                var r = t.getBoundingClientRect(); return [t.getAttribute('data-id'), r]; });
+              for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+                var a = boxes[i][1], b = boxes[j][1];
+                if (a.left < b.right + 3 && b.left < a.right + 3 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+                  out.push([boxes[i][0], boxes[j][0]]);
+              }
+            });
+            return out;""")
+        assert clashes == [], (name, clashes)
+    browser.execute_script("PBStep.setPhase('backward-2')")
+    shown = {e.get_attribute("data-id") for e in css(browser, ".pb-ulabel") if e.is_displayed()}
+    assert {f"ad2.{i}" for i in range(5)} <= shown and not any(s.startswith("ad1.") for s in shown)
+    assert not browser.console_errors()
+
+
+def test_a_diverging_step_in_the_browser(browser, page):
+    """An inf gradient: the page draws, the edge is grey, the tooltip's full value is ∞."""
+    m = bp.Sequential([bp.Dense(2, activation="relu"), bp.Dense(1)], input_dim=1, dtype="float32", seed=0)
+    m.compile(loss="mse")
+    load(browser, page(m.explain([1e38], [0.0])) + "#backward-1")
+    label = css(browser, '[data-id="dW1.0.0"]')[0]
+    assert label.text == "∞"
+    hover(browser, label)
+    assert "full value: ∞" in css(browser, "#pb-tip")[0].text
     assert not browser.console_errors()

@@ -264,3 +264,54 @@ def test_a_root_only_callback_taking_over_a_divergence_stops_every_rank(tmp_path
         pytest.fail("the ranks did not agree on stopping at the divergence (the job hung)")
     assert proc.returncode == 0, proc.stderr
     assert "rank 0 stopped=True" in proc.stdout and "rank 1 stopped=True" in proc.stdout, proc.stdout
+
+
+NORM_SRC = """
+def make_norm_model(seed=3):
+    layers = [bp.BatchNorm(), bp.Dense(12, activation="tanh"), bp.BatchNorm(momentum=0.2), bp.Dropout(0.8),
+              bp.Dense(8, activation="relu"), bp.LayerNorm(), bp.Dense(6, activation="tanh"),
+              bp.BatchNorm(affine=False), bp.Dense(1)]
+    model = bp.Sequential(layers, input_dim=5, dtype="float64", seed=seed)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=0.05, momentum=0.9))
+    return model
+"""
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_batchnorm_statistics_are_the_global_batch(tmp_path, sharded):
+    """BatchNorm over 2 ranks: the global batch's statistics, gradients and running estimates, as one process.
+
+    Sharded, rank 1 holds 3 rows only, so most batches have no row of it: it takes part in the
+    reductions with zeros."""
+    body = NORM_SRC + textwrap.dedent(f"""
+    model = make_norm_model()
+    X, y = make_data()
+    if {sharded}:
+        X, y = (X[:200], y[:200]) if comm.rank == 0 else (X[200:], y[200:])
+    history = fit_distributed(model, X, y, verbose=0, sharded={sharded}, epochs=3, batch_size=40, shuffle=True)
+    """)
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ranks = load_ranks(tmp_path, "w")
+    ns: dict = {}
+    exec(MODEL_SRC + NORM_SRC, ns)
+    model = ns["make_norm_model"]()
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, epochs=3, batch_size=40, shuffle=True)
+    check_same(ranks, model)  # running means and variances among the weights
+    np.testing.assert_allclose(ranks[0]["loss"], model.history.history["loss"], rtol=1e-12)
+
+
+def test_batchnorm_batch_of_one_refused_on_every_rank(tmp_path):
+    body = NORM_SRC + textwrap.dedent("""
+    model = make_norm_model()
+    X, y = make_data(n=81)
+    try:
+        fit_distributed(model, X, y, verbose=0, batch_size=40)
+    except ValueError as e:
+        assert "BatchNorm layer 0" in str(e), e
+        open(f"{out}/refused{comm.rank}", "w").close()
+    """)
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "refused0").exists() and (tmp_path / "refused1").exists()

@@ -57,3 +57,17 @@ def test_non_finite_values_are_left_out_and_text_is_escaped():
 def test_an_empty_history_still_renders():
     assert bp.callbacks.History()._repr_html_().startswith('<div class="pybackprop-history"')
     assert history_html({"loss": [1.0]}).count("<svg") == 1
+
+
+def test_the_legend_stays_off_the_curves():
+    """A falling loss starts top left: the names go to a corner the points leave free."""
+    svg = ET.fromstring(line_chart({"loss": [4.0, 3.0, 2.0, 1.5, 1.2, 1.0], "val_loss": [4.2, 3.1, 2.2, 1.6, 1.3, 1.1]},
+                                   title="loss", log=False))
+    box = next(r for r in svg.iter(SVG + "rect") if r.get("fill") == "#fff")
+    x0, y0 = float(box.get("x")), float(box.get("y"))
+    x1, y1 = x0 + float(box.get("width")), y0 + float(box.get("height"))
+    points = [(float(c.get("cx")), float(c.get("cy"))) for c in svg.iter(SVG + "circle")]
+    assert len(points) == 12 and not any(x0 <= a <= x1 and y0 <= b <= y1 for a, b in points)
+    assert x0 > 56 + 100  # not the top-left corner, where the curves start
+    names = [t.text for t in svg.iter(SVG + "text") if t.text in ("loss", "val_loss")]
+    assert names[-2:] == ["loss", "val_loss"]

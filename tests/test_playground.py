@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import pytest
 
+import pybackprop
 from pybackprop import GradientFlowWarning
 from pybackprop.model import warn_gradient_flow
 from pybackprop.playground import datasets as ds
@@ -541,13 +542,16 @@ def test_api_serves_tabs_in_parallel(server: PlaygroundServer) -> None:
 # ------------------------------------------------------------------------------------------ the CLI
 def test_cli_playground_starts_prints_its_url_and_stops_on_ctrl_c() -> None:
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(pybackprop.__file__)))  # the package under test
+    env["PYTHONPATH"] = os.pathsep.join([here] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     proc = subprocess.Popen([sys.executable, "-m", "pybackprop", "playground", "--no-browser", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert line.startswith("pybackprop playground: http://127.0.0.1:"), line
+        if not line:
+            proc.wait(timeout=5)
+        assert line.startswith("pybackprop playground: http://127.0.0.1:"), \
+            line or proc.stderr.read()  # type: ignore[union-attr]
         url = line.split()[2]
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -382,7 +382,7 @@ def test_one_dimensional_y_is_a_column():
     (lambda c: c["layers"].append({"class_name": "Dropout", "keep_prob": 0.5}), "end of the model"),
     (lambda c: c["layers"].__setitem__(slice(1, 1), [{"class_name": "Dropout", "keep_prob": 0.5}] * 2),
      "followed by a Dense"),
-    (lambda c: c["layers"].insert(1, {"class_name": "BatchNorm"}), "class_name"),
+    (lambda c: c["layers"].insert(1, {"class_name": "GroupNorm"}), "class_name"),
     (lambda c: c.update(dtype="float16"), "dtype"),
 ])
 def test_config_errors_name_the_field(cfg_change, match):

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -362,3 +363,20 @@ def test_activation_parameters_and_dropout_in_the_words():
                for j in neg)
     if t.layers[1]["z"][0, 0] <= 0:
         assert "0.5 · e^" in n["fp2.0"]["f"]
+
+
+def test_a_diverging_step_still_draws():
+    """Exploding gradients are a lesson too: an inf gradient is written ∞ (JSON has no inf: its value is None)."""
+    m = bp.Sequential([bp.Dense(2, activation="relu"), bp.Dense(1)], input_dim=1, dtype="float32", seed=0)
+    m.compile(loss="mse")
+    t = m.explain([1e38], [0.0])
+    assert np.isinf(t.layers[0]["dW"]).any() and math.isfinite(t.loss) and t.loss > 1e70
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        page = trace_html(t)
+    p = embedded(page)  # the page's JSON parses (no Infinity token)
+    inf = [k for k, rec in p["numbers"].items() if rec["t"] in ("∞", "−∞")]
+    assert "dW1.0.0" in inf and all(p["numbers"][k]["v"] is None for k in inf)
+    assert p["L"] == t.loss and p["numbers"]["L"]["t"] == format_number(t.loss) != "∞"
+    assert p["edges"]["dW"][0][0][0] is None
+    assert f"L = <b>{format_number(t.loss)}</b>" in page

@@ -26,7 +26,7 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
                         TerminateOnNaN)
 from .diagnostics import gradient_check
 from .io import load
-from .layers import Dense, Dropout, Layer
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from ._engine import DivergenceError, GradientFlowWarning
 from .model import Sequential
 from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
@@ -34,7 +34,7 @@ from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 __version__: str = _core.build_info()["version"]
 
 __all__ = [
-    "Adagrad", "Adam", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer",
+    "Adagrad", "Adam", "BatchNorm", "Callback", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "GradientFlowWarning", "History", "Layer", "LayerNorm",
     "LearningRateScheduler", "ModelCheckpoint", "Optimizer", "ProgressBar", "RMSprop", "SGD", "Sequential",
     "TerminateOnNaN", "activations", "build_info", "callbacks", "diagnostics", "get_num_threads", "gradient_check", "initializers", "load",
     "losses", "optimizers", "schedules", "set_num_threads",

@@ -48,7 +48,8 @@ from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._history import Callback, History, ProgressBar
 from ._validation import as_matrix, as_numeric_array, check_bool, check_choice, check_float, check_int, fail
-from .layers import Dense, Dropout, Layer, LayerOwner
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm, LayerOwner
+from .layers import Normalization
 from .losses import LOSSES, check_output_activation
 
 CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
@@ -311,16 +312,26 @@ class Engine:
         dense = self.dense
         if not dense:
             raise RuntimeError("the model has no Dense layer: add at least one")
-        if isinstance(self.layers[-1], Dropout):
-            fail("layers", "a Dense layer after the last Dropout (Dropout cannot be the output)",
-                 self.layers[-1])
+        if isinstance(self.layers[-1], (Dropout, Normalization)):
+            last = type(self.layers[-1]).__name__
+            fail("layers", f"a Dense layer after the last {last} ({last} cannot be the output)", self.layers[-1])
         specs: List[Any] = []
         pending: Optional[Tuple[int, Dropout]] = None  # a Dropout waiting for its Dense layer
+        pending_norm: Optional[Tuple[int, Normalization]] = None  # a BatchNorm/LayerNorm waiting for it
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
                 if pending is not None:
                     fail(f"layers[{i}]", "a Dense layer between two Dropout layers", layer)
                 pending = (i, layer)
+                continue
+            if isinstance(layer, Normalization):
+                if pending_norm is not None:
+                    fail(f"layers[{i}]", "a Dense layer between two normalisation layers", layer)
+                if pending is not None:
+                    fail(f"layers[{i}]", f"the {type(layer).__name__} before the Dropout (Dense, "
+                         f"{type(layer).__name__}, Dropout, Dense; a normalisation after a Dropout "
+                         "is not supported)", layer)
+                pending_norm = (i, layer)
                 continue
             assert isinstance(layer, Dense)
             d = len(specs)  # index of this Dense layer in the core
@@ -341,10 +352,17 @@ class Engine:
                                          inverted=dropout.scaling == "inverted",
                                          per_batch=dropout.mask == "per_batch", index=j)
                 dropout._index, pending = d, None
+            norm = None
+            if pending_norm is not None:
+                j, normalization = pending_norm
+                norm = _core.NormSpec(kind=normalization.kind, eps=normalization.eps,
+                                      momentum=getattr(normalization, "momentum", 0.1),
+                                      affine=normalization.affine, index=j)
+                normalization._index, pending_norm = d, None
             p = layer.activation.params()
             specs.append(_core.DenseSpec(units=layer.units, activation=layer.activation.name,
                                          alpha=p.get("alpha", 0.0), sigma=p.get("sigma", 0.0),
-                                         use_bias=layer.use_bias, index=i, dropout=drop))
+                                         use_bias=layer.use_bias, index=i, dropout=drop, norm=norm))
             layer._index = d
         net = CORE_CLASSES[self.dtype](input_dim, specs, self.seed)
         if init:
@@ -373,6 +391,16 @@ class Engine:
     def b(self, d: int) -> Optional[np.ndarray]:
         """The bias view of Dense layer ``d`` (None without bias)."""
         return self.require_built().b(d)  # type: ignore[no-any-return]
+
+    def norm_view(self, d: int, name: str) -> Optional[np.ndarray]:
+        """A view of the normalisation in front of Dense layer ``d``: ``gamma``, ``beta``,
+        ``running_mean`` or ``running_var`` (None where it has none)."""
+        return getattr(self.require_built(), name)(d)  # type: ignore[no-any-return]
+
+    @property
+    def norms(self) -> List[Normalization]:
+        """The BatchNorm and LayerNorm layers in order."""
+        return [layer for layer in self.layers if isinstance(layer, Normalization)]
 
     def fan_in(self, d: int) -> int:
         """Number of inputs of Dense layer ``d``."""
@@ -570,6 +598,20 @@ class Engine:
             Xc, Yc = np.ascontiguousarray(Xc[:cut]), np.ascontiguousarray(Yc[:cut])
         return FitArguments(Xc, Yc, epochs, batch_size, shuffle, verbose, val, cb_list)
 
+    def check_batchnorm_batches(self, n: int, batch_size: int) -> None:
+        """ValueError naming the first BatchNorm when an epoch of ``n`` samples would have a
+        training batch of one (torch refuses it too: one sample has no variance)."""
+        bs = min(batch_size, n)
+        smallest = n % bs or bs
+        if smallest >= 2:
+            return
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, BatchNorm):
+                raise ValueError(
+                    f"BatchNorm layer {i}: expected training batches of more than one sample, got a batch of one "
+                    f"({n} samples in batches of {bs}); use another batch_size (as torch, BatchNorm cannot "
+                    "train on one sample)")
+
     # ------------------------------------------------------------------ steps
     def train_step(self, Xc: np.ndarray, Yc: np.ndarray) -> float:
         """One update on one batch (cast data); DivergenceError when it is not applied."""
@@ -597,6 +639,9 @@ class Engine:
                 g["W"], *bias = core_grads[layer._index]
                 if bias:
                     g["b"] = bias[0]
+            elif isinstance(layer, Normalization) and layer.affine:
+                g["weight"] = self.net.dgamma(layer._index).copy()
+                g["bias"] = self.net.dbeta(layer._index).copy()
             grads.append(g)
         dropout_positions = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
         return float(loss), grads, dict(zip(dropout_positions, core_masks))
@@ -613,6 +658,7 @@ class Engine:
         net, Xc, Yc = self.net, args.X, args.Y
         root = reducer is None or reducer.root
         n = Xc.shape[0] if reducer is None else reducer.samples
+        self.check_batchnorm_batches(n, args.batch_size)  # the global batches: before anything starts
         batch = min(args.batch_size, n)
         steps = -(-n // batch)
         history = History()
@@ -675,7 +721,25 @@ class Engine:
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
                        epoch: int, history: History) -> EpochOutcome:
-        """One epoch step by step, the gradients summed over the ranks by ``reducer``."""
+        """One epoch step by step, the gradients summed over the ranks by ``reducer``.
+
+        BatchNorm: the training statistics are the global batch's. The core calls a sync on each
+        such layer's sums (forward: Σx and Σ(x-μ)², backward: Σdx̂ and Σdx̂·x̂), which sums them
+        over the ranks; the backward sums are of this rank's mean loss, so they are weighed by its
+        share of the batch for the sum (and back after it).
+        """
+        batchnorms = [layer._index for layer in self.layers if isinstance(layer, BatchNorm)]
+        try:
+            return self._reduced_steps(reducer, Xc, Yc, n, batch_size, steps, shuffle, lr_steps, keep_steps,
+                                       epoch, history, batchnorms)
+        finally:
+            if batchnorms:
+                self.net.set_stat_sync(None)
+
+    def _reduced_steps(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
+                       steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
+                       epoch: int, history: History, batchnorms: List[int]) -> EpochOutcome:
+        """The steps of :meth:`_reduced_epoch`."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
@@ -694,6 +758,21 @@ class Engine:
                 self.set_keep_probs(keep_steps[s])
             keeps = self.keep_probs()
             t0 = time.perf_counter()
+            if rows.size and batchnorms:
+                share = rows.size / batch.size
+
+                def sync(v: np.ndarray, backward: bool, share: float = share) -> None:
+                    if backward:
+                        v *= share
+                    reducer.allreduce(v)
+                    if backward:
+                        v /= share
+
+                net.set_stat_sync(sync, batch.size)
+            elif batchnorms:  # no rows here: this rank takes part in every reduction with zeros (and its
+                # running estimates move with the others')
+                net.set_stat_sync(lambda v, backward: reducer.allreduce(v), batch.size)
+                net.stat_sync_idle()
             if rows.size:
                 masks = self._masks(positions) if dropouts else None
                 loss = float(net.loss_and_gradients(Xc[rows], Yc[rows], True, masks, copy=False)[0])
@@ -801,6 +880,12 @@ class Engine:
         net = self.require_built()
         targets: List[Tuple[str, np.ndarray]] = []
         for i, layer in enumerate(self.layers):
+            if isinstance(layer, Normalization):
+                names = (["gamma", "beta"] if layer.affine else []) + \
+                    (["running_mean", "running_var"] if isinstance(layer, BatchNorm) else [])
+                for name in names:
+                    targets.append((f"weights[{len(targets)}] ({name} of layer {i})",
+                                    getattr(net, name)(layer._index)))
             if isinstance(layer, Dense):
                 targets.append((f"weights[{len(targets)}] (W of layer {i})", net.W(layer._index)))
                 if layer.use_bias:
@@ -818,6 +903,8 @@ class Engine:
                 arr = np.asarray(arr, dtype=self.dtype)
             if not np.isfinite(arr).all():
                 fail(name, f"finite values (in {self.dtype})", arr)
+            if "running_var" in name and (arr < 0).any():
+                fail(name, "values >= 0 (a variance)", arr)
             arrays.append(arr)
         net.set_weights(arrays)  # written under the core's lock
 

@@ -31,7 +31,7 @@ FUSED_LOSSES: Dict[str, str] = {"binary_crossentropy": "sigmoid", "categorical_c
 #: activation -> f'(z), in words
 DERIVATIVES: Dict[str, str] = {
     "identity": "1", "relu": "1 if z > 0 else 0", "leaky_relu": "1 if z > 0 else alpha",
-    "noisy_relu": "1 if z + noise > 0 else 0", "sigmoid": "a (1 - a)", "tanh": "1 - a^2",
+    "noisy_relu": "1 if z > 0 else 0 (z with its noise)", "sigmoid": "a (1 - a)", "tanh": "1 - a^2",
     "elu": "1 if z > 0 else alpha e^z", "softplus": "sigmoid(z)", "gelu": "d/dz [0.5 z (1 + tanh(u))]",
     "softmax": "Jacobian diag(a) - a a^T",
 }
@@ -50,7 +50,7 @@ SYMBOLS: Dict[str, str] = {
 
 _PRETTY = (("y_hat", "ŷ"), ("sigmoid", "σ"), (" - ", " − "), ("(-", "(−"), (", -", ", −"), ("^-z", "^−z"),
            ("^2", "²"), ("^3", "³"), ("^T", "ᵀ"), ("alpha", "α"), ("sqrt(2/pi)", "√(2/π)"), ("sum_j", "Σⱼ"),
-           ("-sum", "−Σ"), ("sum", "Σ"), ("mean", "mean"), ("-y", "−y"))
+           ("-sum", "−Σ"), ("sum", "Σ"), ("-y", "−y"))
 
 
 def pretty(text: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 #: series colours (colour-blind safe, Okabe-Ito), cycled
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442", "#000000")
@@ -80,19 +80,42 @@ def line_chart(series: Dict[str, Sequence[float]], title: str, xlabel: str = "ep
         out.append(f'<text x="{x(i):.1f}" y="{_TOP + ph + 14}" text-anchor="middle">{i + 1}</text>')
     out.append(f'<text x="{_LEFT + pw / 2}" y="{_H - 6}" text-anchor="middle">{html.escape(xlabel)}'
                f'{" (log y)" if log else ""}</text>')
+    drawn = []
     for k, (name, vals) in enumerate(series.items()):
         colour = PALETTE[k % len(PALETTE)]
         pts = [(x(i), y(float(v))) for i, v in enumerate(vals)
                if v is not None and math.isfinite(float(v)) and (not log or float(v) > 0)]
+        drawn += [(a + (c - a) * f / 8, b + (d - b) * f / 8)  # the points and the lines between them
+                  for (a, b), (c, d) in zip(pts, pts[1:] + pts[-1:]) for f in range(8)]
         label = f"{name}: last {_fmt(float(vals[-1]))}" if len(vals) else name
         out.append(f'<g><title>{html.escape(label)}</title>'
                    f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
                    + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>'
                    + "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2" fill="{colour}"/>' for a, b in pts
                              if n <= 60) + '</g>')
-        out.append(f'<rect x="{_LEFT + 8}" y="{_TOP + 6 + 14 * k}" width="10" height="3" fill="{colour}"/>'
-                   f'<text x="{_LEFT + 22}" y="{_TOP + 11 + 14 * k}">{html.escape(name)}</text>')
+    out.append(_legend(list(series), drawn, pw, ph))
     out.append("</svg>")
+    return "".join(out)
+
+
+def _legend(names: List[str], points: List[Tuple[float, float]], pw: float, ph: float) -> str:
+    """The series' names on a white box, in the corner of the plot that the curves cross least."""
+    width = 26 + 6.2 * max((len(name) for name in names), default=0)
+    height = 6 + 14 * len(names)
+    corners = [(_LEFT + 4, _TOP + 4), (_LEFT + pw - 4 - width, _TOP + 4),
+               (_LEFT + 4, _TOP + ph - 4 - height), (_LEFT + pw - 4 - width, _TOP + ph - 4 - height)]
+
+    def crossing(corner: Tuple[float, float]) -> int:
+        x0, y0 = corner
+        return sum(x0 - 4 <= a <= x0 + width + 4 and y0 - 4 <= b <= y0 + height + 4 for a, b in points)
+
+    x0, y0 = min(corners, key=crossing)  # the first such corner: top left, top right, bottom left, bottom right
+    out = [f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{width:.1f}" height="{height}" fill="#fff" '
+           f'fill-opacity="0.85" stroke="#ddd"/>']
+    for k, name in enumerate(names):
+        out.append(f'<rect x="{x0 + 6:.1f}" y="{y0 + 8 + 14 * k}" width="10" height="3" '
+                   f'fill="{PALETTE[k % len(PALETTE)]}"/>'
+                   f'<text x="{x0 + 20:.1f}" y="{y0 + 13 + 14 * k}">{html.escape(name)}</text>')
     return "".join(out)
 
 

@@ -78,7 +78,8 @@ def gradient_check(model: "Sequential", X: Any, y: Any, eps: float = 1e-6, train
     -------
     dict
         ``"max_rel_error"``, and ``"layers"``: one dict per Dense layer with
-        ``"W"`` (and ``"b"``) max relative errors and ``"checked"`` counts.
+        ``"W"`` (and ``"b"``; ``"gamma"``, ``"beta"`` of an affine BatchNorm or
+        LayerNorm in front of it) max relative errors and ``"checked"`` counts.
     """
     eps = check_float("eps", eps, minimum=0.0, min_inclusive=False)
     if max_checks_per_layer is not None:
@@ -98,16 +99,27 @@ def gradient_check(model: "Sequential", X: Any, y: Any, eps: float = 1e-6, train
     report: List[Dict[str, Any]] = []
     worst = 0.0
     dense_grads = [g for g, layer in zip(grads, twin.layers) if isinstance(layer, Dense)]
+    norm_grads: Dict[int, Dict[str, np.ndarray]] = {}  # by the Dense layer whose input it normalises
+    seen = 0
+    for g, layer in zip(grads, twin.layers):
+        seen += isinstance(layer, Dense)
+        if g and not isinstance(layer, Dense):  # an affine BatchNorm or LayerNorm: dγ, dβ
+            norm_grads[seen] = g
     for d, g in enumerate(dense_grads):
         entry: Dict[str, Any] = {"checked": 0}
-        for key, param in (("W", twin.engine.W(d)), ("b", twin.engine.b(d))):
+        ng = norm_grads.get(d, {})
+        checks = [("W", twin.engine.W(d), g), ("b", twin.engine.b(d), g)]
+        if ng:
+            checks += [("gamma", twin.engine.norm_view(d, "gamma"), {"gamma": ng["weight"]}),
+                       ("beta", twin.engine.norm_view(d, "beta"), {"beta": ng["bias"]})]
+        for key, param, source in checks:
             if param is None:
                 continue
             idx = np.arange(param.size)
             if max_checks_per_layer is not None and param.size > max_checks_per_layer:
                 idx = rng.choice(param.size, size=max_checks_per_layer, replace=False)
             numeric = numeric_gradient(loss_at, param, eps, idx).reshape(-1)[idx]
-            analytic = g[key].reshape(-1)[idx]
+            analytic = source[key].reshape(-1)[idx]
             denom = np.maximum(np.abs(numeric) + np.abs(analytic), 1e-12)
             err = float(np.max(np.abs(numeric - analytic) / denom)) if idx.size else 0.0
             entry[key] = err

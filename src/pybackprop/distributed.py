@@ -19,6 +19,12 @@ arguments. Then:
   into the gradient of the global batch mean on every rank; then every rank
   applies the compiled optimiser (``apply_gradients``, with ``clip_norm`` on
   the global gradient), so all ranks keep the same weights;
+- BatchNorm's training statistics are the global batch's: the core hands each
+  BatchNorm layer's sums (forward: Σx, then Σ(x − μ)²; backward: Σdx̂ and
+  Σdx̂·x̂) to the reducer, which sums them over the ranks in place (three small
+  ``Allreduce`` calls per BatchNorm layer and step; a rank without rows in a
+  batch takes part with zeros), so the gradients and the running estimates are
+  those of one process on the global batch;
 - Dropout masks are the masks single-process ``fit`` would draw for the
   global batch, drawn by the core for exactly the rows a rank holds
   (``dropout_masks``), so even with Dropout N ranks follow the
@@ -260,6 +266,7 @@ class DistributedTrainer:
         offset = sum(sizes[:self.rank]) if sharded else 0
         if n == 0:
             raise DistributedError("fit_distributed: no samples on any rank")
+        engine.check_batchnorm_batches(n, args.batch_size)  # the global batches: every rank raises together
         self.broadcast_state()
         # Progress and checkpoints on rank 0 only (the engine adds the ProgressBar of verbose there).
         args.callbacks = [cb for cb in args.callbacks if self.is_root or not _root_only(cb)]

@@ -1,4 +1,4 @@
-"""The chain-rule explainer: one sample, one SGD step, every number.
+"""The chain-rule explainer: one sample (a small batch with BatchNorm), one SGD step, every number.
 
 ``model.explain(x, y)`` runs one step of plain SGD on a copy of the model
 through the same C++ core that trains (forward, loss, backward with recording
@@ -27,7 +27,7 @@ from . import schedules as _schedules
 from ._formulas import DERIVATIVES as _DERIVATIVES
 from ._formulas import LOSS_FORMULAS as _LOSS_FORMULAS
 from ._validation import check_float
-from .layers import Dropout
+from .layers import BatchNorm, Dense, Dropout, Normalization
 from .optimizers import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +67,13 @@ class Trace:
         input, after dropout if any), ``mask`` (dropout mask or None), ``W``,
         ``b``, ``z``, ``a``; backward: ``dL_da``, ``fprime`` (f'(z)), ``delta``
         (dL/dz), ``dW``, ``db``, ``dL_da_prev`` (dL/d input = delta · Wᵀ); and the
-        update ``W_new``, ``b_new``.
+        update ``W_new``, ``b_new``. With a BatchNorm or LayerNorm in front of the
+        layer, ``norm``: a dict of its values (the key is absent without): ``kind``, ``eps``,
+        ``input`` (what it normalises), ``mean``, ``var`` (biased), ``inv_std``
+        (1/√(var + eps)), ``x_hat``, ``gamma``, ``beta`` (None without affine),
+        ``output`` (γ ⊙ x̂ + β); backward: ``dL_dout`` (dL/d its output),
+        ``dL_dxhat``, ``dgamma``, ``dbeta``, ``dL_din`` (dL/d its input); update:
+        ``gamma_new``, ``beta_new``.
     dropouts : list of dict or None
         Per Dense layer, the Dropout before it in this step: ``keep_prob``,
         ``scaling`` and the training ``scale`` (1/p inverted, 1 classic); None
@@ -101,9 +107,14 @@ class Trace:
                 return _nan_to_none(v.tolist())
             return v
 
+        def plain_entry(k: str, v: Any) -> Any:
+            if k == "norm" and isinstance(v, dict):
+                return {nk: plain(nv) for nk, nv in v.items()}
+            return plain(v)
+
         return {"x": plain(self.x), "y": plain(self.y), "y_hat": plain(self.y_hat), "loss": self.loss,
                 "loss_name": self.loss_name, "lr": self.lr,
-                "layers": [{k: plain(v) for k, v in layer.items()} for layer in self.layers]}
+                "layers": [{k: plain_entry(k, v) for k, v in layer.items()} for layer in self.layers]}
 
     def _rows(self) -> List[tuple]:
         """(section, quantity, formula, value) in the order of the walk-through."""
@@ -113,16 +124,21 @@ class Trace:
         for i, layer in enumerate(self.layers, start=1):
             sec = f"forward, layer {i} ({layer['name']})"
             prev = "x" if i == 1 else f"a{i - 1}"
+            norm = layer.get("norm")
+            if norm is not None:
+                rows += _norm_forward_rows(sec, prev, i, norm)
+                prev = f"n{i}"
             if layer["mask"] is not None:
                 rows.append((sec, "dropout mask", "1 = kept, 0 = dropped", layer["mask"]))
                 rows.append((sec, f"{prev} after dropout", f"{prev} ⊙ mask · scale", layer["a_prev"]))
             rows.append((sec, f"W{i}", "weights (fan_in × fan_out)", layer["W"]))
             if layer["b"] is not None:
                 rows.append((sec, f"b{i}", "bias", layer["b"]))
-            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else ""),
+            noise = " + noise (noisy_relu, training)" if layer["activation"] == "noisy_relu" else ""
+            rows.append((sec, f"z{i}", f"{prev} · W{i}" + (f" + b{i}" if layer["b"] is not None else "") + noise,
                          layer["z"]))
             rows.append((sec, f"a{i}", f"{layer['activation']}(z{i})", layer["a"]))
-        loss_f, grad_f = _loss_formulas(self.loss_name)
+        loss_f, grad_f = _LOSS_FORMULAS[self.loss_name]
         rows.append(("loss", "y", "the target", self.y))
         rows.append(("loss", "L", loss_f, np.array([[self.loss]])))
         for i in range(L, 0, -1):
@@ -135,15 +151,23 @@ class Trace:
             how = "fused with the loss" if i == L and np.isnan(layer["dL_da"]).all() else f"dL/da{i} ⊙ f'(z{i})"
             rows.append((sec, f"δ{i} = dL/dz{i}", how + "  (chain rule)", layer["delta"]))
             prev = "x" if i == 1 else f"a{i - 1}"
-            rows.append((sec, f"dL/dW{i}", f"{prev}ᵀ · δ{i}", layer["dW"]))
+            norm = layer.get("norm")
+            inp = prev if norm is None else f"(dropped n{i})" if layer["mask"] is not None else f"n{i}"
+            rows.append((sec, f"dL/dW{i}", f"{inp}ᵀ · δ{i}", layer["dW"]))
             if layer["db"] is not None:
                 rows.append((sec, f"dL/db{i}", f"sum of δ{i} over the batch", layer["db"]))
-            rows.append((sec, f"dL/d{prev}", f"δ{i} · W{i}ᵀ", layer["dL_da_prev"]))
+            rows.append((sec, f"dL/d{inp}", f"δ{i} · W{i}ᵀ", layer["dL_da_prev"]))
+            if norm is not None:
+                rows += _norm_backward_rows(sec, prev, i, norm, layer["mask"] is not None)
         for i, layer in enumerate(self.layers, start=1):
             sec = f"update (SGD, lr {self.lr:g})"
             rows.append((sec, f"W{i} new", f"W{i} - {self.lr:g} · dL/dW{i}", layer["W_new"]))
             if layer["b"] is not None:
                 rows.append((sec, f"b{i} new", f"b{i} - {self.lr:g} · dL/db{i}", layer["b_new"]))
+            norm = layer.get("norm")
+            if norm is not None and norm["gamma"] is not None:
+                rows.append((sec, f"γ{i} new", f"γ{i} - {self.lr:g} · dL/dγ{i}", norm["gamma_new"]))
+                rows.append((sec, f"β{i} new", f"β{i} - {self.lr:g} · dL/dβ{i}", norm["beta_new"]))
         return rows
 
     def __str__(self) -> str:
@@ -175,7 +199,6 @@ class Trace:
             text = _fmt(value).replace("\n", " ").replace("|", "\\|")
             out.append(f"| {sec} | {name} | {formula.replace('|', chr(92) + '|')} | `{' '.join(text.split())}` |")
         return "\n".join(out)
-
 
     def to_html(self, title: Optional[str] = None) -> str:
         """The step as one self-contained HTML page: the network drawn, every number on it.
@@ -216,6 +239,41 @@ class Trace:
         return trace_iframe(self)
 
 
+def _norm_forward_rows(sec: str, prev: str, i: int, norm: Dict[str, Any]) -> List[tuple]:
+    """The forward rows of the BatchNorm/LayerNorm in front of Dense layer i: n_i = γ ⊙ x̂ + β."""
+    over = "over the batch, per feature" if norm["kind"] == "batch" else "over the features, per sample"
+    if norm["kind"] == "batch" and not norm["training"]:
+        over = "the running estimate"
+    name = "BatchNorm" if norm["kind"] == "batch" else "LayerNorm"
+    rows = [(sec, f"μ{i}", f"{name}: mean of {prev} {over}", norm["mean"]),
+            (sec, f"σ²{i}", f"mean of ({prev} - μ{i})² {over}", norm["var"]),
+            (sec, f"x̂{i}", f"({prev} - μ{i}) / √(σ²{i} + {norm['eps']:g})", norm["x_hat"])]
+    if norm["gamma"] is not None:
+        rows += [(sec, f"γ{i}", "scale (learnt)", norm["gamma"]), (sec, f"β{i}", "shift (learnt)", norm["beta"]),
+                 (sec, f"n{i}", f"γ{i} ⊙ x̂{i} + β{i}", norm["output"])]
+    else:
+        rows.append((sec, f"n{i}", f"x̂{i} (no affine)", norm["output"]))
+    return rows
+
+
+def _norm_backward_rows(sec: str, prev: str, i: int, norm: Dict[str, Any], dropped: bool) -> List[tuple]:
+    """The backward rows of the normalisation in front of Dense layer i, down to dL/d(its input)."""
+    axis = "the batch" if norm["kind"] == "batch" else "the features"
+    rows = []
+    if dropped:
+        rows.append((sec, f"dL/dn{i}", "through the dropout: ⊙ mask · scale", norm["dL_dout"]))
+    if norm["gamma"] is not None:
+        rows += [(sec, f"dL/dγ{i}", f"sum over the batch of dL/dn{i} ⊙ x̂{i}", norm["dgamma"]),
+                 (sec, f"dL/dβ{i}", f"sum over the batch of dL/dn{i}", norm["dbeta"]),
+                 (sec, f"dL/dx̂{i}", f"dL/dn{i} ⊙ γ{i}", norm["dL_dxhat"])]
+    if norm["kind"] == "batch" and not norm["training"]:
+        how = f"dL/dx̂{i} / √(σ²{i} + ε)  (running statistics: constants)"
+    else:
+        how = f"(g - mean(g) - x̂{i} ⊙ mean(g ⊙ x̂{i})) / √(σ²{i} + ε), g = dL/dx̂{i}, means over {axis}"
+    rows.append((sec, f"dL/d{prev}", how, norm["dL_din"]))
+    return rows
+
+
 def _nan_to_none(value: Any) -> Any:
     """Nested lists with NaN (a quantity not computed) replaced by None, for JSON."""
     if isinstance(value, list):
@@ -223,8 +281,22 @@ def _nan_to_none(value: Any) -> Any:
     return None if value != value else value
 
 
-def _loss_formulas(name: str) -> tuple:
-    return _LOSS_FORMULAS[name]
+def _norm_entry(engine: Any, net: Any, rec: Dict[str, np.ndarray], d: int, layer: Normalization,
+                a_prev: np.ndarray) -> Dict[str, Any]:
+    """The values of the normalisation in front of Dense layer d in the recorded step."""
+    values = net.norm_values(d)
+    affine = layer.affine
+    gamma_old = engine.norm_view(d, "gamma").copy() if affine else None
+    return {
+        "kind": layer.kind, "eps": layer.eps, "training": True, "input": a_prev,
+        "mean": values["mean"], "var": values["var"], "inv_std": values["inv_std"], "x_hat": values["xhat"],
+        "gamma": gamma_old, "beta": engine.norm_view(d, "beta").copy() if affine else None,
+        "output": values["output"], "dL_dout": rec["dNorm"],
+        "dL_dxhat": rec["dNorm"] * gamma_old if affine else rec["dNorm"],
+        "dgamma": net.dgamma(d).copy() if affine else None, "dbeta": net.dbeta(d).copy() if affine else None,
+        "dL_din": rec["dNormIn"],
+        "gamma_new": net.gamma(d).copy() if affine else None, "beta_new": net.beta(d).copy() if affine else None,
+    }
 
 
 def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> Trace:
@@ -237,7 +309,9 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     model : Sequential
         A compiled model.
     x : array of shape (n_features,) or (1, n_features)
-    y : target of that sample
+        With a BatchNorm, whose training statistics need more than one sample: a
+        small batch of shape (n_samples, n_features), n_samples >= 2.
+    y : target of that sample (or of those samples)
     lr : float, optional
         Learning rate of the step (default: the model's SGD learning rate, else 0.01).
     """
@@ -246,17 +320,21 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     xs = np.asarray(x)
     if xs.ndim == 1:
         xs = xs.reshape(1, -1)
+    batchnorm = any(isinstance(layer, BatchNorm) for layer in engine.layers)
     ys = np.asarray(y)
     if ys.ndim == 0 or (ys.ndim == 1 and engine.loss != "categorical_crossentropy"):
-        ys = ys.reshape(1, -1)
+        ys = ys.reshape(xs.shape[0], -1) if batchnorm and xs.ndim == 2 and xs.shape[0] > 1 else ys.reshape(1, -1)
     if lr is None:
         opt_lr = getattr(engine.optimizer, "lr", None)
         lr = opt_lr if isinstance(engine.optimizer, SGD) and not isinstance(opt_lr, _schedules.Schedule) else 0.01
     lr = check_float("lr", lr, minimum=0.0)
     Xc = engine.inputs(xs)
-    if Xc.shape[0] != 1:
+    if batchnorm and Xc.shape[0] < 2:
+        raise ValueError(f"x: expected a batch of at least two samples (the model has a BatchNorm, whose "
+                         f"training statistics need more than one), got {Xc.shape[0]}")
+    if not batchnorm and Xc.shape[0] != 1:
         raise ValueError(f"x: expected one sample, got {Xc.shape[0]}")
-    Yc = engine.targets(ys, 1)
+    Yc = engine.targets(ys, Xc.shape[0])
 
     step = engine.clone()  # the step runs on a copy: same weights, counters, masks (no file in between)
     assert engine.loss is not None
@@ -268,7 +346,13 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
     keep = dict(zip((id(d) for d in step.dropouts), step.keep_probs()))
     feeding: List[Optional[Dict[str, Any]]] = []  # the Dropout before each Dense layer, if any
     pending: Optional[Dict[str, Any]] = None
+    norms: Dict[int, Normalization] = {}  # by the index of the Dense layer whose input each normalises
+    for item in engine.layers:
+        if isinstance(item, Normalization):
+            norms[sum(1 for other in engine.layers[:engine.layers.index(item)] if isinstance(other, Dense))] = item
     for item in step.layers:
+        if isinstance(item, Normalization):
+            continue
         if isinstance(item, Dropout):
             p = keep[id(item)]
             pending = {"keep_prob": p, "scaling": item.scaling, "scale": 1.0 / p if item.scaling == "inverted" else 1.0}
@@ -283,7 +367,8 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
         b = engine.b(d)
         b_old = None if b is None else b.copy()
         mask = net.mask(d)  # None without a Dropout before this layer
-        inp = a_prev if mask is None else net.dropped_input(d)  # the core's a_prev ⊙ mask · scale
+        norm = None if d not in norms else _norm_entry(engine, net, rec, d, norms[d], a_prev)
+        inp = net.dropped_input(d) if mask is not None else a_prev if norm is None else norm["output"]
         entry = {
             "name": f"Dense {W_old.shape[0]} -> {layer.units}", "units": layer.units,
             "activation": layer.activation.name, "a_prev": inp, "mask": mask, "W": W_old, "b": b_old,
@@ -292,6 +377,8 @@ def explain(model: "Sequential", x: Any, y: Any, lr: Optional[float] = None) -> 
             "dL_da_prev": rec["dIn"], "W_new": net.W(d).copy(),
             "b_new": None if not layer.use_bias else net.b(d).copy(),
         }
+        if norm is not None:
+            entry["norm"] = norm
         layers.append(entry)
         a_prev = entry["a"]
     return Trace(Xc, Yc, layers[-1]["a"], float(loss), engine.loss or "", lr, layers,

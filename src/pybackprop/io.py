@@ -2,7 +2,9 @@
 
 The file holds a JSON header (format name and version, library version, the
 model config, RNG and optimiser counters, keep probabilities, and a SHA-256 of
-every array) and the raw arrays: ``weight_<i>`` in ``get_weights()`` order and
+every array) and the raw arrays: ``weight_<i>`` in ``get_weights()`` order (a
+BatchNorm's γ, β, running mean and running variance among them, so its running
+statistics are saved and loaded; files without normalisation layers are as before) and
 ``optimizer_<name>`` for each named optimiser state of the engine
 (``momentum_buffer``, ``exp_avg``, ...; format 1 wrote ``optimizer_state1`` and
 ``optimizer_state2``, still read). Everything comes from and goes to one
@@ -185,6 +187,12 @@ def _check_shapes(config: Any, arrays: Dict[str, np.ndarray]) -> None:
     for k, layer in enumerate(config["layers"]):
         if not isinstance(layer, dict):
             raise ValueError(f"layer {k} of the config is not a table")
+        if layer.get("class_name") in ("BatchNorm", "LayerNorm"):  # γ, β (affine), running mean and var
+            affine = layer.get("affine", layer.get("elementwise_affine", True))
+            count = (2 if affine else 0) + (2 if layer["class_name"] == "BatchNorm" else 0)
+            if fan_in is not None:
+                expected.extend([(fan_in,)] * count)
+            continue
         if layer.get("class_name") != "Dense":
             continue
         units = layer.get("units")

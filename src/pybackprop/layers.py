@@ -17,11 +17,14 @@ from ._validation import as_numeric_array, check_bool, check_choice, check_float
 
 
 class ParameterViews(Protocol):
-    """Where a built layer finds its parameters: views into the model's arena by Dense index."""
+    """Where a built layer finds its parameters: views into the model's arena by Dense index
+    (a normalisation's by the index of the Dense layer whose input it normalises)."""
 
     def W(self, d: int) -> np.ndarray: ...
 
     def b(self, d: int) -> Optional[np.ndarray]: ...
+
+    def norm_view(self, d: int, name: str) -> Optional[np.ndarray]: ...
 
 
 class LayerOwner(Protocol):
@@ -43,7 +46,7 @@ class Layer:
     """
 
     _model: Optional[LayerOwner] = None
-    _index: int = -1  # Dense: its index in the core; Dropout: the index of the Dense layer it feeds
+    _index: int = -1  # Dense: its index in the core; Dropout, BatchNorm, LayerNorm: the index of the Dense layer it feeds
 
     def get_config(self) -> Dict[str, Any]:
         raise NotImplementedError
@@ -209,7 +212,153 @@ class Dropout(Layer):
         return f"Dropout(keep_prob={self.keep_prob!r}, scaling={self.scaling!r}, mask={self.mask!r})"
 
 
-LAYERS = {"Dense": Dense, "Dropout": Dropout}
+class Normalization(Layer):
+    """What BatchNorm and LayerNorm share: γ (``weight``), β (``bias``) and the views of a built one."""
+
+    kind = ""
+    affine = True
+    eps = 1e-5
+
+    @property
+    def weight(self) -> Optional[np.ndarray]:
+        """γ, shape ``(features,)`` (init 1): a view into the parameter arena; None without affine."""
+        return self._views().norm_view(self._index, "gamma")
+
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        """β, shape ``(features,)`` (init 0): a view into the parameter arena; None without affine."""
+        return self._views().norm_view(self._index, "beta")
+
+    def num_weights(self) -> int:
+        """How many arrays of ``get_weights()`` are this layer's."""
+        return 2 if self.affine else 0
+
+
+class BatchNorm(Normalization):
+    """Batch normalisation of the features, as ``torch.nn.BatchNorm1d``.
+
+    While training each feature is normalised with its batch's mean and biased
+    variance, ``y = γ (x − μ) / √(σ² + ε) + β``, and the running estimates move
+    towards them: ``running_mean ← (1 − momentum)·running_mean + momentum·μ``,
+    ``running_var`` likewise with the unbiased variance ``σ²·n/(n − 1)``. At
+    inference (``predict``, ``evaluate``) the running estimates take the batch's
+    place. It normalises the output of the layer before it (or the input
+    features when first) and feeds the next Dense layer, through a Dropout if one
+    follows it.
+
+    Parameters
+    ----------
+    momentum : float
+        In [0, 1], the weight of the newest batch in the running estimates (torch's meaning).
+    eps : float
+        > 0, added to the variance.
+    affine : bool
+        Learnable γ (``weight``, init 1) and β (``bias``, init 0), trained by the
+        optimiser as every parameter.
+
+    Attributes
+    ----------
+    weight, bias : numpy.ndarray or None
+        γ and β views into the parameter arena (None without affine).
+    running_mean, running_var : numpy.ndarray
+        Views of the running estimates (init 0 and 1); saved, loaded and in
+        ``get_weights()`` after γ and β, as Keras's order.
+
+    Notes
+    -----
+    A training batch of one sample raises a ValueError naming the layer (as
+    torch): choose a ``batch_size`` that leaves no last batch of one.
+
+    Examples
+    --------
+    >>> import numpy as np, pybackprop as bp
+    >>> m = bp.Sequential([bp.Dense(3, activation="relu"), bp.BatchNorm(), bp.Dense(1)], input_dim=2, seed=0)
+    >>> m.layers[1]
+    BatchNorm(momentum=0.1, eps=1e-05, affine=True)
+    >>> m.layers[1].running_var
+    array([1., 1., 1.], dtype=float32)
+    >>> X = np.random.default_rng(0).normal(size=(8, 2)); m.compile("mse", "sgd")
+    >>> h = np.maximum(X @ m.layers[0].W, 0)   # the batch the BatchNorm will see: relu(X W + 0)
+    >>> _ = m.fit(X, X[:, :1], batch_size=8, shuffle=False, verbose=0)
+    >>> np.allclose(m.layers[1].running_var, 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-5)
+    True
+    """
+
+    kind = "batch"
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True) -> None:
+        self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0)
+        self.eps = check_float("eps", eps, minimum=0.0, min_inclusive=False)
+        self.affine = check_bool("affine", affine)
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        view = self._views().norm_view(self._index, "running_mean")
+        assert view is not None
+        return view
+
+    @property
+    def running_var(self) -> np.ndarray:
+        view = self._views().norm_view(self._index, "running_var")
+        assert view is not None
+        return view
+
+    def num_weights(self) -> int:
+        return (2 if self.affine else 0) + 2
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"class_name": "BatchNorm", "momentum": self.momentum, "eps": self.eps, "affine": self.affine}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "BatchNorm":
+        return cls(momentum=config["momentum"], eps=config["eps"], affine=config["affine"])
+
+    def __repr__(self) -> str:
+        return f"BatchNorm(momentum={self.momentum!r}, eps={self.eps!r}, affine={self.affine!r})"
+
+
+class LayerNorm(Normalization):
+    """Layer normalisation over the features of each sample, as ``torch.nn.LayerNorm(features)``.
+
+    ``y = γ (x − μ) / √(σ² + ε) + β`` with μ and the biased σ² of each row, in
+    training and at inference alike. It normalises the output of the layer
+    before it (or the input features when first).
+
+    Parameters
+    ----------
+    eps : float
+        > 0, added to the variance.
+    elementwise_affine : bool
+        Learnable per-feature γ (``weight``, init 1) and β (``bias``, init 0).
+
+    Examples
+    --------
+    >>> import numpy as np, pybackprop as bp
+    >>> m = bp.Sequential([bp.LayerNorm(elementwise_affine=False), bp.Dense(1, init=[[1.], [0.]])],
+    ...                   input_dim=2, dtype="float64")
+    >>> m.predict([[3.0, 1.0]])   # x̂ = (1, -1) up to eps
+    array([[0.999995]])
+    """
+
+    kind = "layer"
+
+    def __init__(self, eps: float = 1e-5, elementwise_affine: bool = True) -> None:
+        self.eps = check_float("eps", eps, minimum=0.0, min_inclusive=False)
+        self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
+        self.affine = self.elementwise_affine
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"class_name": "LayerNorm", "eps": self.eps, "elementwise_affine": self.elementwise_affine}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "LayerNorm":
+        return cls(eps=config["eps"], elementwise_affine=config["elementwise_affine"])
+
+    def __repr__(self) -> str:
+        return f"LayerNorm(eps={self.eps!r}, elementwise_affine={self.elementwise_affine!r})"
+
+
+LAYERS = {"Dense": Dense, "Dropout": Dropout, "BatchNorm": BatchNorm, "LayerNorm": LayerNorm}
 
 
 def from_config(config: Dict[str, Any]) -> Layer:
@@ -219,5 +368,9 @@ def from_config(config: Dict[str, Any]) -> Layer:
         return Dense.from_config(config)
     if name == "Dropout":
         return Dropout.from_config(config)
+    if name == "BatchNorm":
+        return BatchNorm.from_config(config)
+    if name == "LayerNorm":
+        return LayerNorm.from_config(config)
     fail("layer config class_name", "one of " + ", ".join(LAYERS), name)
     raise AssertionError  # unreachable

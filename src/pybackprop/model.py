@@ -18,7 +18,7 @@ from ._engine import (EXPLODING_RATIO, VANISHING_RATIO, DivergenceError, Engine,
                       gradient_flow_problem, gradient_flow_ratio, warn_gradient_flow)
 from ._history import Callback, History
 from ._validation import check_bool, check_dtype, check_int, fail
-from .layers import Dense, Dropout, Layer
+from .layers import BatchNorm, Dense, Dropout, Layer, Normalization
 
 __all__ = ["CONFIG_FORMAT", "DivergenceError", "EXPLODING_RATIO", "GradientFlowWarning", "Sequential",
            "VANISHING_RATIO", "gradient_flow_problem",
@@ -293,7 +293,8 @@ class Sequential:
         loss : float
         grads : list of dict
             One dict per entry of ``model.layers``: ``{"W": dL/dW, "b": dL/db}``
-            (no ``"b"`` without bias; ``{}`` for Dropout).
+            (no ``"b"`` without bias; ``{}`` for Dropout; ``{"weight": dL/dγ,
+            "bias": dL/dβ}`` for an affine BatchNorm or LayerNorm, ``{}`` otherwise).
         masks : dict
             Only with ``return_masks=True``.
 
@@ -439,12 +440,26 @@ class Sequential:
         0   Dense   4      relu        yes   16
         1   Dense   1      identity    yes   5
         Total params: 21
+        >>> bp.Sequential([bp.Dense(4, activation="relu"), bp.BatchNorm(), bp.Dense(1)], input_dim=3).summary()
+        Sequential (float32, seed ...)
+        #   layer      units  activation  bias  params
+        0   Dense      4      relu        yes   16
+        1   BatchNorm  4      eps=1e-05         16
+        2   Dense      1      identity    yes   5
+        Total params: 37
         """
         rows = [("#", "layer", "units", "activation", "bias", "params")]
         total, fan_in = 0, self.input_dim
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
                 rows.append((str(i), "Dropout", "", f"keep_prob={layer.keep_prob}", "", "0"))
+                continue
+            if isinstance(layer, Normalization):  # γ, β (+ BatchNorm's running mean and variance, as Keras counts)
+                per = (2 if layer.affine else 0) + (2 if isinstance(layer, BatchNorm) else 0)
+                count = None if fan_in is None else per * fan_in
+                total += count or 0
+                rows.append((str(i), type(layer).__name__, "" if fan_in is None else str(fan_in), f"eps={layer.eps}",
+                             "", "?" if count is None else str(count)))
                 continue
             assert isinstance(layer, Dense)
             units, bias = layer.units, layer.use_bias

@@ -174,6 +174,24 @@ void bind_views(py::class_<Network<T>>& c) {
     c.def("b", bias(&Net::b)).def("db", bias(&Net::db));
     c.def("params", arena(&Net::params)).def("grads", arena(&Net::grads));
     c.def("state1", arena(&Net::state1)).def("state2", arena(&Net::state2));
+    // The input normalisation of dense layer l: γ, β, dγ, dβ (fan_in,) or None without affine;
+    // BatchNorm's running mean and variance (fan_in,) or None; the running arena (running_size,).
+    auto per_input = [](T* (Net::*of)(std::size_t), bool batch_only) {
+        return [of, batch_only](const py::object& self, std::size_t l) -> py::object {
+            Net& n = self.cast<Net&>();
+            check_layer(n, l);
+            const bool has = batch_only ? n.norm(l).kind == NormKind::Batch : n.has_affine(l);
+            if (!has) return py::none();
+            return view<T>(self, (n.*of)(l), {py::ssize_t(n.fan_in(l))});
+        };
+    };
+    c.def("gamma", per_input(&Net::gamma, false)).def("beta", per_input(&Net::beta, false));
+    c.def("dgamma", per_input(&Net::dgamma, false)).def("dbeta", per_input(&Net::dbeta, false));
+    c.def("running_mean", per_input(&Net::running_mean, true)).def("running_var", per_input(&Net::running_var, true));
+    c.def("running", [](const py::object& self) {
+        Net& n = self.cast<Net&>();
+        return view<T>(self, n.running(), {py::ssize_t(n.running_size())});
+    });
 }
 
 // Copies of the last forward pass: Z, A (batch, fan_out); mask, dropped_input
@@ -196,6 +214,27 @@ void bind_last_pass(py::class_<Network<T>>& c) {
     };
     c.def("Z", output(&Net::Z)).def("A", output(&Net::A));
     c.def("mask", dropout(&Net::mask)).def("dropped_input", dropout(&Net::dropped_input));
+    c.def(
+        "norm_values",
+        [](const Net& n, std::size_t l) -> py::object {
+            check_layer(n, l);
+            if (!n.has_norm(l) || n.last_batch() == 0) return py::none();
+            const std::size_t B = n.last_batch(), F = n.fan_in(l), S = n.norm_stat_len(l, B);
+            py::dict d;
+            d["output"] = copy_rows<T>(n.norm_output(l), B, F);
+            d["xhat"] = copy_rows<T>(n.norm_xhat(l), B, F);
+            auto stat = [&](typename Net::NormStat what) {
+                py::array_t<T> out(py::ssize_t(S), n.norm_stat(l, what));
+                return out;
+            };
+            d["mean"] = stat(Net::NormStat::mean);
+            d["var"] = stat(Net::NormStat::var);
+            d["inv_std"] = stat(Net::NormStat::inv_std);
+            return d;
+        },
+        "Layer l's input normalisation in the last forward pass, or None: output N and xhat "
+        "(batch, fan_in); mean, var (biased) and inv_std = 1/sqrt(var + eps): (fan_in,) for BatchNorm "
+        "(the batch's in training, the running ones at inference), (batch,) for LayerNorm.");
 }
 
 // [W0, b0, W1, ...]: copies, or writes of all shapes checked first; either under the lock.
@@ -206,6 +245,15 @@ void bind_weights(py::class_<Network<T>>& c) {
         Copies<T> copies;
         py::list out;
         for (std::size_t l = 0; l < n.num_layers(); ++l) {
+            const py::ssize_t F = py::ssize_t(n.fan_in(l));
+            if (n.has_affine(l)) {
+                out.append(copies.add({F}, n.gamma(l)));
+                out.append(copies.add({F}, n.beta(l)));
+            }
+            if (n.norm(l).kind == NormKind::Batch) {
+                out.append(copies.add({F}, n.running_mean(l)));
+                out.append(copies.add({F}, n.running_var(l)));
+            }
             out.append(copies.add({py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))}, n.W(l)));
             if (n.has_bias(l)) out.append(copies.add({py::ssize_t(n.fan_out(l))}, n.b(l)));
         }
@@ -224,6 +272,15 @@ void bind_weights(py::class_<Network<T>>& c) {
             copies.list.push_back({dest, a.data(), std::size_t(a.size())});
         };
         for (std::size_t l = 0; l < n.num_layers(); ++l) {
+            const py::ssize_t F = py::ssize_t(n.fan_in(l));
+            if (n.has_affine(l)) {
+                take(n.gamma(l), {F});
+                take(n.beta(l), {F});
+            }
+            if (n.norm(l).kind == NormKind::Batch) {
+                take(n.running_mean(l), {F});
+                take(n.running_var(l), {F});
+            }
             take(n.W(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.fan_out(l))});
             if (n.has_bias(l)) take(n.b(l), {py::ssize_t(n.fan_out(l))});
         }
@@ -380,6 +437,32 @@ void bind_one(py::module_& m, const char* name) {
         .def_readwrite("epoch_counter", &Net::epoch_counter)
         .def_readwrite("step_counter", &Net::step_counter)
         .def_readwrite("optimizer_step", &Net::optimizer_step)
+        .def_property_readonly("running_size", &Net::running_size)
+        .def_property_readonly("has_batchnorm", &Net::has_batchnorm)
+        .def(
+            "stat_sync_idle", [](Net& n) { locked(n, [&] { n.stat_sync_idle(); }); },
+            "Distributed BatchNorm on a process without rows in the step's batch: the step's sync calls "
+            "with zero sums, and the running estimates updated from the reduced statistics.")
+        .def(
+            "set_stat_sync",
+            [](Net& n, const py::object& fn, std::size_t rows) {
+                if (fn.is_none()) {
+                    n.stat_sync = nullptr;
+                    n.stat_rows = 0;
+                    return;
+                }
+                require(rows >= 1, "rows", "the global batch's rows (>= 1)", std::to_string(rows));
+                // Called by the passes without the GIL: takes it, gives fn a view of the sums to reduce in place.
+                n.stat_sync = [fn](T* v, std::size_t count, bool backward) {
+                    py::gil_scoped_acquire gil;
+                    py::capsule keep(v, [](void*) {});
+                    fn(py::array_t<T>({py::ssize_t(count)}, v, keep), backward);
+                };
+                n.stat_rows = rows;
+            },
+            py::arg("fn"), py::arg("rows") = 0,
+            "Distributed BatchNorm: fn(sums, backward) sums a float array over the processes in place; rows: "
+            "the global batch's. None: the statistics are this process's batch's (the default).")
         .def("init_layer",
              [](Net& n, std::size_t l, const std::string& init) {
                  check_layer(n, l);
@@ -416,6 +499,10 @@ void bind_one(py::module_& m, const char* name) {
                  d["fprime"] = copy(Net::Recorded::fprime, n.fan_out(l));
                  d["dZ"] = copy(Net::Recorded::dZ, n.fan_out(l));
                  d["dIn"] = copy(Net::Recorded::dIn, n.fan_in(l));
+                 if (n.has_norm(l)) {
+                     d["dNorm"] = copy(Net::Recorded::dNorm, n.fan_in(l));
+                     d["dNormIn"] = copy(Net::Recorded::dNormIn, n.fan_in(l));
+                 }
                  return d;
              },
              "Per-layer quantities of the last backward pass with recording on (see network.hpp).")

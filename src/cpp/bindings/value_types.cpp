@@ -1,4 +1,4 @@
-// The core's value types as Python types (no math here): DropoutSpec and DenseSpec
+// The core's value types as Python types (no math here): DropoutSpec, NormSpec and DenseSpec
 // (a model's layers for the core), OptimizerConfig (set_optimizer's one argument)
 // and EpochResult (what fit_epoch returns). Each has a keyword constructor with the
 // C++ defaults, one attribute per field and a __repr__; optional settings are None,
@@ -84,10 +84,31 @@ void bind_dropout_spec(py::module_& m) {
         });
 }
 
+constexpr std::array<const char*, 3> kNormNames = {"none", "batch", "layer"};  // NormKind's order
+
+void bind_norm_spec(py::module_& m) {
+    bind_value_type<NormSpec>(
+        m, "NormSpec",
+        "A normalisation of a dense layer's input, before its dropout: kind 'batch' (BatchNorm1d) or 'layer' "
+        "(LayerNorm); affine: learnable gamma, beta.",
+        {"kind", "momentum", "eps", "affine", "index"}, [](py::class_<NormSpec>& c) {
+            c.def_property(
+                 "kind", [](const NormSpec& s) { return std::string(kNormNames[std::size_t(s.kind)]); },
+                 [](NormSpec& s, const std::string& name) {
+                     s.kind = enum_from_name<NormKind>(kNormNames, name, "norm kind");
+                 })
+                .def_readwrite("momentum", &NormSpec::momentum)
+                .def_readwrite("eps", &NormSpec::eps)
+                .def_readwrite("affine", &NormSpec::affine)
+                .def_readwrite("index", &NormSpec::index);
+        });
+}
+
 void bind_dense_spec(py::module_& m) {
     bind_value_type<DenseSpec>(
         m, "DenseSpec", "A dense layer for the core; dropout: the DropoutSpec on its input, or None.",
-        {"units", "activation", "alpha", "sigma", "use_bias", "index", "dropout"}, [](py::class_<DenseSpec>& c) {
+        {"units", "activation", "alpha", "sigma", "use_bias", "index", "dropout", "norm"},
+        [](py::class_<DenseSpec>& c) {
             c.def_readwrite("units", &DenseSpec::units)
                 .def_property(
                     "activation", [](const DenseSpec& s) { return std::string(kActNames[std::size_t(s.act.kind)]); },
@@ -106,7 +127,13 @@ void bind_dense_spec(py::module_& m) {
                     [](DenseSpec& s, const std::optional<DropoutSpec>& d) {
                         s.dropout = d.value_or(DropoutSpec{});
                         s.dropout.enabled = d.has_value();
-                    });
+                    })
+                .def_property(
+                    "norm",
+                    [](const DenseSpec& s) {
+                        return s.norm.kind != NormKind::None ? std::optional(s.norm) : std::nullopt;
+                    },
+                    [](DenseSpec& s, const std::optional<NormSpec>& n) { s.norm = n.value_or(NormSpec{}); });
         });
 }
 
@@ -179,6 +206,7 @@ void bind_epoch_result(py::module_& m) {
 
 void bind_value_types(py::module_& m) {
     bind_dropout_spec(m);
+    bind_norm_spec(m);
     bind_dense_spec(m);
     bind_optimizer_config(m);
     bind_epoch_result(m);

@@ -1,6 +1,7 @@
 // Gradient-flow diagnostics: per-layer gradient and weight norms, and unit
 // activity (relu units that never fire, saturated sigmoid/tanh values) counted
-// over the batches of an epoch or one batch (batch_health).
+// over the batches of an epoch or one batch (batch_health). A layer's parameters
+// here include the γ, β of its input normalisation.
 #include <cmath>
 
 #include "kernels/reductions.hpp"
@@ -12,6 +13,7 @@ template <typename T>
 double Network<T>::layer_grad_norm(std::size_t l) {
     double s = sum_squares_chunked(dW(l), fan_in(l) * fan_out(l));
     if (const T* gb = db(l)) s += sum_squares_chunked(gb, fan_out(l));
+    if (const T* gg = dgamma(l)) s += sum_squares_chunked(gg, fan_in(l)) + sum_squares_chunked(dbeta(l), fan_in(l));
     return std::sqrt(s);
 }
 
@@ -33,6 +35,7 @@ template <typename T>
 double Network<T>::layer_weight_norm(std::size_t l, const T* params) {
     double s = sum_squares(params + w_off_[l], fan_in(l) * fan_out(l));
     if (has_bias(l)) s += sum_squares(params + b_off_[l], fan_out(l));
+    if (has_affine(l)) s += sum_squares(params + g_off_[l], fan_in(l)) + sum_squares(params + be_off_[l], fan_in(l));
     return std::sqrt(s);
 }
 

@@ -1,4 +1,5 @@
-// A sequential network of dense layers (each optionally preceded by dropout)
+// A sequential network of dense layers (each optionally preceded by a
+// normalisation, BatchNorm or LayerNorm, and then dropout)
 // and its training loop. One class; its members are defined by responsibility,
 // one file each (the file is named at each group below):
 //   layout.cpp       construction (layer checks), the size tables, buffer growth
@@ -14,11 +15,14 @@
 //
 // Memory, one allocation per family (llm.c style), each carved into per-layer
 // views by a size table:
-//   params_  W0 b0 W1 b1 ...          (the parameter arena; W is (fan_in, fan_out))
+//   params_  [γ0 β0] W0 b0 [γ1 β1] W1 b1 ...   (the parameter arena; W is (fan_in, fan_out);
+//            γ, β: the affine parameters of a layer's input normalisation)
 //   grads_   dW0 db0 dW1 db1 ...      (same layout as params_)
 //   state1_, state2_                  (optimiser state, same layout; see optimizer.hpp)
-//   acts_    [D0 M0] Z0 A0 [D1 M1] Z1 A1 ...   (batch-major, `capacity_` rows;
+//   acts_    [N0 X̂0 S0] [D0 M0] Z0 A0 [N1 X̂1 S1] [D1 M1] Z1 A1 ...   (batch-major, `capacity_` rows;
+//            N, X̂, S: a layer's normalised input, x̂ and statistics (see norm_stats);
 //            D, M: the dropped input and mask of a layer with input dropout)
+//   running_ [μ0 σ²0] [μ1 σ²1] ...    (BatchNorm's running estimates: state, not parameters)
 //
 // Data flows: forward() fills D, M, Z and A of every layer; backward() turns the
 // loss gradient into dW, db layer by layer from the last; step() moves the whole
@@ -27,6 +31,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -56,19 +61,34 @@ public:
     std::size_t fan_out(std::size_t l) const { return layers_[l].units; }
     bool has_bias(std::size_t l) const { return layers_[l].use_bias; }
     bool has_dropout(std::size_t l) const { return layers_[l].dropout.enabled; }
+    bool has_norm(std::size_t l) const { return layers_[l].norm.kind != NormKind::None; }
+    const NormSpec& norm(std::size_t l) const { return layers_[l].norm; }
+    bool has_affine(std::size_t l) const { return has_norm(l) && layers_[l].norm.affine; }
+    bool has_batchnorm() const { return has_batchnorm_; }
     uint64_t seed() const { return seed_; }
 
     T* W(std::size_t l) { return params_.data() + w_off_[l]; }
     T* b(std::size_t l) { return has_bias(l) ? params_.data() + b_off_[l] : nullptr; }
     T* dW(std::size_t l) { return grads_.data() + w_off_[l]; }
     T* db(std::size_t l) { return has_bias(l) ? grads_.data() + b_off_[l] : nullptr; }
+    // The affine parameters of layer l's input normalisation (null without): fan_in(l) each.
+    T* gamma(std::size_t l) { return has_affine(l) ? params_.data() + g_off_[l] : nullptr; }
+    T* beta(std::size_t l) { return has_affine(l) ? params_.data() + be_off_[l] : nullptr; }
+    T* dgamma(std::size_t l) { return has_affine(l) ? grads_.data() + g_off_[l] : nullptr; }
+    T* dbeta(std::size_t l) { return has_affine(l) ? grads_.data() + be_off_[l] : nullptr; }
+    // BatchNorm's running mean and (unbiased) variance of layer l's input (fan_in(l) each).
+    T* running_mean(std::size_t l) { return running_.data() + rm_off_[l]; }
+    T* running_var(std::size_t l) { return running_.data() + rv_off_[l]; }
+    T* running() { return running_.data(); }
+    std::size_t running_size() const { return running_.size(); }
     T* params() { return params_.data(); }
     T* grads() { return grads_.data(); }
     T* state1() { return state1_.data(); }
     T* state2() { return state2_.data(); }
     std::size_t arena_size() const { return params_.size(); }
 
-    // Draws layer l's W from the model's RNG, stream (Init, 0, index); zeroes b.
+    // Draws layer l's W from the model's RNG, stream (Init, 0, index); zeroes b; γ = 1, β = 0
+    // and BatchNorm's running mean 0, running variance 1.
     void init_layer(std::size_t l, Init init);
 
     // --- training configuration (config.cpp) -----------------------------------
@@ -118,6 +138,30 @@ public:
     const T* A(std::size_t l) const { return acts_.data() + a_off_[l]; }
     const T* mask(std::size_t l) const { return acts_.data() + m_off_[l]; }
     const T* dropped_input(std::size_t l) const { return acts_.data() + d_off_[l]; }
+    // Layer l's input normalisation in the last forward pass (has_norm(l)): its output N
+    // and x̂ (rows × fan_in), and its statistics: μ, σ² (biased) and 1/√(σ² + ε), fan_in(l)
+    // each for BatchNorm (the batch's while training, the running ones at inference),
+    // one per row for LayerNorm.
+    const T* norm_output(std::size_t l) const { return acts_.data() + n_off_[l]; }
+    const T* norm_xhat(std::size_t l) const { return acts_.data() + xh_off_[l]; }
+    enum class NormStat { mean = 0, var = 1, inv_std = 2 };
+    const T* norm_stat(std::size_t l, NormStat what) const {
+        return acts_.data() + s_off_[l] + std::size_t(what) * norm_stat_len(l, last_batch_);
+    }
+    std::size_t norm_stat_len(std::size_t l, std::size_t rows) const {
+        return norm(l).kind == NormKind::Batch ? fan_in(l) : rows;
+    }
+    // Distributed training with BatchNorm: when set, the training statistics are the
+    // global batch's. stat_sync(v, n, backward) sums v[0..n) over the processes in place
+    // (the forward's Σx and Σ(x − μ)², the backward's Σdx̂ and Σdx̂·x̂ of each layer; the
+    // backward sums are of each process's own loss, which the caller weighs), and
+    // stat_rows is the global batch's rows (N of layers/batchnorm.hpp).
+    std::function<void(T*, std::size_t, bool)> stat_sync;
+    std::size_t stat_rows = 0;
+    // passes.cpp: a process without rows in the step's batch: every stat_sync call of a
+    // training step's forward and backward with zero sums, in the same order, and the
+    // running estimates updated from the reduced statistics as the others update them.
+    void stat_sync_idle();
     std::size_t last_batch() const { return last_batch_; }
 
     // --- recording, for the chain-rule explainer (recording.cpp) ----------------
@@ -128,9 +172,13 @@ public:
     //   fprime = f'(Z_l) (elementwise; NaN for softmax, whose derivative is a Jacobian),
     //   dZ = δ_l = dL/dZ_l, and dIn = dL/d(input of layer l) = δ_l W_lᵀ (layer 0 too).
     void set_recording(bool on) { recording_ = on; }
-    enum class Recorded { dA = 0, fprime = 1, dZ = 2, dIn = 3 };
+    //   dNorm = dL/dN, the gradient at the output of layer l's input normalisation
+    //   (has_norm(l); after the dropout's backward), and dNormIn = dL/d(its input), what
+    //   its backward makes of it (dA of the layer below; for layer 0, dL/dX).
+    enum class Recorded { dA = 0, fprime = 1, dZ = 2, dIn = 3, dNorm = 4, dNormIn = 5 };
+    static constexpr std::size_t kRecorded = 6;
     const T* recorded(std::size_t l, Recorded what) const {
-        return record_.data() + rec_off_[4 * l + std::size_t(what)];
+        return record_.data() + rec_off_[kRecorded * l + std::size_t(what)];
     }
     std::size_t recorded_batch() const { return rec_off_.empty() ? 0 : rec_batch_; }
 
@@ -157,6 +205,10 @@ private:
     // layout.cpp
     void ensure_capacity(std::size_t rows);
     const T* layer_input(std::size_t l, const T* X) const;  // what dense l multiplies by W
+    const T* norm_input(std::size_t l, const T* X) const { return l == 0 ? X : A(l - 1); }
+    const T* dropout_input(std::size_t l, const T* X) const {  // the normalised input, if any
+        return has_norm(l) ? acts_.data() + n_off_[l] : norm_input(l, X);
+    }
 
     // passes.cpp
     void zero_grads() { grads_.zero(); }
@@ -173,6 +225,10 @@ private:
     void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
     void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
     void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
+    // Layer l's input normalisation: forward of its input (B rows) into N, X̂, S (and the
+    // running estimates while training); backward dL/dN → dL/d(its input) in place, with dγ, dβ.
+    void norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training);
+    void norm_backward_of(std::size_t l, T* d, std::size_t B);
 
     // recording.cpp
     double backward_recorded(const T* X, const T* Y, std::size_t B);  // backward(), recording
@@ -243,16 +299,19 @@ private:
     OptimizerConfig opt_;
 
     std::vector<std::size_t> w_off_, b_off_;  // views into params_ / grads_ / state
-    AlignedBuffer<T> params_, grads_, state1_, state2_;
+    std::vector<std::size_t> g_off_, be_off_, rm_off_, rv_off_;  // γ, β views; running_ views
+    bool has_batchnorm_ = false;
+    AlignedBuffer<T> params_, grads_, state1_, state2_, running_;
 
     std::size_t capacity_ = 0, last_batch_ = 0;
     bool last_training_ = false;
     std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
+    std::vector<std::size_t> n_off_, xh_off_, s_off_;         // the normalisations' views into acts_
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
     std::vector<std::size_t> order_;
     bool recording_ = false;
     AlignedBuffer<T> record_;
-    std::vector<std::size_t> rec_off_;  // 4 views per layer into record_ (see Recorded)
+    std::vector<std::size_t> rec_off_;  // kRecorded views per layer into record_ (see Recorded)
     std::size_t rec_batch_ = 0;
     std::mutex mutex_;
 };

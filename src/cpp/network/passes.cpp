@@ -1,17 +1,99 @@
 // The forward and backward passes of one batch, and the dropout masks they use.
-//   forward:  D_l = dropout(A_{l-1}) (a layer with input dropout),  Z_l = D_l W_l + b_l,  A_l = f_l(Z_l)
-//   backward: δ_L = dL/dZ_L;  dW_l = D_lᵀ δ_l,  db_l = Σ_rows δ_l,  δ_{l-1} = f'_{l-1}(Z) ⊙ dropout'(δ_l W_lᵀ)
+//   forward:  N_l = norm(A_{l-1}) (a layer with input normalisation), D_l = dropout(N_l or A_{l-1})
+//             (a layer with input dropout),  Z_l = D_l W_l + b_l,  A_l = f_l(Z_l)
+//   backward: δ_L = dL/dZ_L;  dW_l = D_lᵀ δ_l,  db_l = Σ_rows δ_l,
+//             δ_{l-1} = f'_{l-1}(Z) ⊙ norm'(dropout'(δ_l W_lᵀ))   (norm' also gives dγ, dβ)
 // The activation is fused into the forward product's epilogue, and dropout'
-// and f' into the backward one's, except below a softmax (a Jacobian). The
-// explainer's recording runs its own, unfused backward (recording.cpp).
+// and f' into the backward one's, except below a softmax (a Jacobian) or a
+// normalisation (its backward needs column or row sums first). The explainer's
+// recording runs its own, unfused backward (recording.cpp).
+#include <algorithm>
 #include <cstring>
+#include <string>
 
+#include "layers/batchnorm.hpp"
 #include "layers/dense.hpp"
+#include "layers/layernorm.hpp"
 #include "layers/epilogues.hpp"
 #include "losses/losses.hpp"
 #include "network/network.hpp"
 
 namespace bp {
+
+template <typename T>
+void Network<T>::norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training) {
+    const NormSpec& nm = norm(l);
+    const std::size_t F = fan_in(l);
+    T* N = acts_.data() + n_off_[l];
+    T* Xhat = acts_.data() + xh_off_[l];
+    T* S = acts_.data() + s_off_[l];
+    if (nm.kind == NormKind::Layer) {
+        layernorm_forward(N, Xhat, S, S + B, S + 2 * B, in, gamma(l), beta(l), B, F, nm.eps);
+        return;
+    }
+    T *mean = S, *var = S + F, *inv = S + 2 * F;
+    if (training) {
+        const std::size_t rows = stat_sync ? stat_rows : B;
+        column_sums(mean, in, B, F);
+        if (stat_sync) stat_sync(mean, F, false);
+        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(rows);
+        column_centered_squares(var, in, mean, B, F);
+        if (stat_sync) stat_sync(var, F, false);
+        for (std::size_t j = 0; j < F; ++j) var[j] /= T(rows);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, rows, nm.momentum);
+    } else {
+        std::memcpy(mean, running_mean(l), F * sizeof(T));
+        std::memcpy(var, running_var(l), F * sizeof(T));
+    }
+    inverse_std(inv, var, F, nm.eps);
+    batchnorm_normalize(N, Xhat, in, mean, inv, gamma(l), beta(l), B, F);
+}
+
+template <typename T>
+void Network<T>::norm_backward_of(std::size_t l, T* d, std::size_t B) {
+    const NormSpec& nm = norm(l);
+    const std::size_t F = fan_in(l);
+    const T* Xhat = norm_xhat(l);
+    T* S = acts_.data() + s_off_[l];
+    if (nm.kind == NormKind::Layer) {
+        layernorm_backward(d, dgamma(l), dbeta(l), Xhat, S + 2 * B, gamma(l), B, F);
+        return;
+    }
+    T *inv = S + 2 * F, *s1 = S + 3 * F, *s2 = S + 4 * F;
+    batchnorm_backward_sums(d, dgamma(l), dbeta(l), s1, s2, Xhat, gamma(l), B, F);
+    if (!last_training_) {  // the running statistics are constants
+        scale_columns(d, inv, B, F);
+        return;
+    }
+    if (stat_sync) stat_sync(s1, 2 * F, true);  // s1, s2 adjacent
+    batchnorm_backward_input(d, Xhat, s1, s2, inv, B, F, stat_sync ? stat_rows : B);
+}
+
+template <typename T>
+void Network<T>::stat_sync_idle() {
+    require(bool(stat_sync), "stat_sync", "a sync function (set_stat_sync)", "none");
+    ensure_capacity(1);
+    const std::size_t L = layers_.size();
+    for (std::size_t l = 0; l < L; ++l) {
+        if (norm(l).kind != NormKind::Batch) continue;
+        const std::size_t F = fan_in(l);
+        T* mean = acts_.data() + s_off_[l];
+        T* var = mean + F;
+        std::fill(mean, mean + 2 * F, T(0));
+        stat_sync(mean, F, false);
+        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(stat_rows);
+        stat_sync(var, F, false);
+        for (std::size_t j = 0; j < F; ++j) var[j] /= T(stat_rows);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, stat_rows, norm(l).momentum);
+    }
+    for (std::size_t l = L; l-- > 0;) {
+        if (norm(l).kind != NormKind::Batch) continue;
+        T* s1 = acts_.data() + s_off_[l] + 3 * fan_in(l);
+        std::fill(s1, s1 + 2 * fan_in(l), T(0));
+        stat_sync(s1, 2 * fan_in(l), true);
+    }
+    last_batch_ = 0;
+}
 
 template <typename T>
 Pcg32 Network<T>::dropout_rng(std::size_t l) const {
@@ -27,9 +109,19 @@ void Network<T>::dropout_mask_rows(std::size_t l, const int64_t* rows, std::size
 // X (B, input_dim) → D, M, Z, A of every layer.
 template <typename T>
 void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, const std::vector<const T*>* masks) {
+    if (training && has_batchnorm_ && (stat_sync ? stat_rows : B) < 2)
+        for (std::size_t l = 0; l < layers_.size(); ++l)
+            require(norm(l).kind != NormKind::Batch, "BatchNorm layer " + std::to_string(norm(l).index),
+                    "a training batch of more than one sample (its variance over one sample is 0; as "
+                    "torch, training refuses it: use a larger batch, or drop the last incomplete one)",
+                    "a batch of " + std::to_string(stat_sync ? stat_rows : B));
     const T* a_prev = X;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const std::size_t in = fan_in(l), out = fan_out(l);
+        if (has_norm(l)) {
+            norm_forward_of(l, a_prev, B, training);
+            a_prev = acts_.data() + n_off_[l];
+        }
         if (has_dropout(l)) {
             const DropoutSpec& drop = layers_[l].dropout;
             T* D = acts_.data() + d_off_[l];
@@ -102,7 +194,7 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
     if (!loss_is_fused(loss_)) activation_backward_of(L - 1, delta, B);  // dL/dŶ → dL/dZ
     for (std::size_t l = L; l-- > 0;) {
         const Activation* below = l > 0 ? &layers_[l - 1].act : nullptr;
-        if (below && below->kind != Act::Softmax) {  // dL/dD → dL/dZ of the layer below, in the epilogue
+        if (below && below->kind != Act::Softmax && !has_norm(l)) {  // dL/dD → dL/dZ of the layer below, in the epilogue
             const DropoutSpec* drop = has_dropout(l) ? &layers_[l].dropout : nullptr;
             const bool masked = drop && last_training_;
             const double scale = !drop ? 1.0 : masked ? drop->train_scale() : drop->inference_scale();
@@ -111,9 +203,11 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B) {
             const GemmEpilogue epi = fused.epilogue();
             dense_backward(delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, fan_in(l), fan_out(l), &epi);
         } else {
-            dense_backward_of(l, below ? delta_prev : nullptr, delta, X, B);
-            if (!below) break;
+            dense_backward_of(l, below || has_norm(l) ? delta_prev : nullptr, delta, X, B);
+            if (!below && !has_norm(l)) break;
             dropout_backward_of(l, delta_prev, B);
+            if (has_norm(l)) norm_backward_of(l, delta_prev, B);
+            if (!below) break;
             activation_backward_of(l - 1, delta_prev, B);
         }
         std::swap(delta, delta_prev);
@@ -139,6 +233,9 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 }
 
 #define BP_PASSES(T)                                                                                        \
+    template void Network<T>::norm_forward_of(std::size_t, const T*, std::size_t, bool);                     \
+    template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t);                               \
+    template void Network<T>::stat_sync_idle();                                                             \
     template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
     template void Network<T>::dropout_mask_rows(std::size_t, const int64_t*, std::size_t, T*) const;        \
     template void Network<T>::forward(const T*, std::size_t, bool, bool, const std::vector<const T*>*);     \

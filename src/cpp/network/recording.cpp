@@ -1,6 +1,8 @@
 // The explainer's recording as its own pass: backward_recorded() is backward()
 // without the fused epilogues, keeping every intermediate of the chain rule per
-// layer (see Network::Recorded): dA, f'(Z), dZ = δ and dIn = δ Wᵀ. It computes
+// layer (see Network::Recorded): dA, f'(Z), dZ = δ, dIn = δ Wᵀ and, for a layer
+// with input normalisation, dNorm = dL/dN and dNormIn (its μ, σ², x̂ are in the forward's
+// views: norm_stat, norm_xhat). It computes
 // the same gradients from the same pieces; only loss_and_gradients with
 // set_recording(true) runs it, so the hot backward has no recording branch.
 #include <algorithm>
@@ -14,7 +16,7 @@ namespace bp {
 
 template <typename T>
 void Network<T>::record(std::size_t l, Recorded what, const T* src, std::size_t n) {
-    T* dst = record_.data() + rec_off_[4 * l + std::size_t(what)];
+    T* dst = record_.data() + rec_off_[kRecorded * l + std::size_t(what)];
     if (src)
         std::memcpy(dst, src, n * sizeof(T));
     else
@@ -31,6 +33,8 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
         rec_off_.push_back(layout.add(B * fan_out(l)));  // fprime
         rec_off_.push_back(layout.add(B * fan_out(l)));  // dZ
         rec_off_.push_back(layout.add(B * fan_in(l)));   // dIn
+        rec_off_.push_back(layout.add(has_norm(l) ? B * fan_in(l) : 0));  // dNorm
+        rec_off_.push_back(layout.add(has_norm(l) ? B * fan_in(l) : 0));  // dNormIn
     }
     record_.resize(layout.total());
     rec_batch_ = B;
@@ -40,7 +44,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
             record(l, Recorded::fprime, nullptr, n);
             continue;
         }
-        T* fp = record_.data() + rec_off_[4 * l + std::size_t(Recorded::fprime)];
+        T* fp = record_.data() + rec_off_[kRecorded * l + std::size_t(Recorded::fprime)];
         std::fill(fp, fp + n, T(1));
         activation_backward_of(l, fp, B);
     }
@@ -56,8 +60,13 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B) {
         record(l, Recorded::dZ, delta, B * fan_out(l));
         dense_backward_of(l, delta_prev, delta, X, B);
         record(l, Recorded::dIn, delta_prev, B * in);
-        if (l == 0) break;
         dropout_backward_of(l, delta_prev, B);
+        if (has_norm(l)) {
+            record(l, Recorded::dNorm, delta_prev, B * in);
+            norm_backward_of(l, delta_prev, B);
+            record(l, Recorded::dNormIn, delta_prev, B * in);
+        }
+        if (l == 0) break;
         record(l - 1, Recorded::dA, delta_prev, B * in);
         activation_backward_of(l - 1, delta_prev, B);
         std::swap(delta, delta_prev);

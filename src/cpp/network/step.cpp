@@ -26,6 +26,9 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
         for (std::size_t l = 0; l < layers_.size() && ok; ++l) {
             ok = f(w_off_[l], fan_in(l) * fan_out(l), wd, l);
             if (ok && has_bias(l)) ok = f(b_off_[l], fan_out(l), opt_.decay_bias ? wd : 0.0, l);
+            // γ, β of the input normalisation decay as biases do (torch: as every parameter)
+            if (ok && has_affine(l)) ok = f(g_off_[l], fan_in(l), opt_.decay_bias ? wd : 0.0, l);
+            if (ok && has_affine(l)) ok = f(be_off_[l], fan_in(l), opt_.decay_bias ? wd : 0.0, l);
         }
         return ok;
     };

@@ -13,12 +13,27 @@
 
 namespace bp {
 
+// A normalisation of a dense layer's input (before its dropout, if any):
+// layers/batchnorm.hpp (over the batch, per feature) or layers/layernorm.hpp
+// (over the features, per row). affine: learnable γ (init 1) and β (init 0) in
+// the parameter arena, in front of the layer's W.
+enum class NormKind { None = 0, Batch = 1, Layer = 2 };
+
+struct NormSpec {
+    NormKind kind = NormKind::None;
+    double momentum = 0.1;  // BatchNorm's running estimates
+    double eps = 1e-5;
+    bool affine = true;
+    std::size_t index = 0;  // position in the model's layer list (its name in errors)
+};
+
 struct DenseSpec {
     std::size_t units = 1;
     Activation act;
     bool use_bias = true;
     std::size_t index = 0;  // position in the model's layer list (its RNG streams)
     DropoutSpec dropout;    // dropout applied to this layer's input
+    NormSpec norm;          // normalisation of this layer's input (before the dropout)
 };
 
 // Optional per-step schedules for fit_epoch: lr[lr_steps] and keep[keep_steps ×

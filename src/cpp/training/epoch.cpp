@@ -35,6 +35,13 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         require(std::isfinite(schedule.lr[s]) && schedule.lr[s] >= 0, "lr schedule",
                 "finite values >= 0", std::to_string(schedule.lr[s]));
     for (std::size_t i = 0; schedule.keep && i < steps * nd; ++i) check_keep_prob(schedule.keep[i], "the schedule");
+    // BatchNorm refuses a training batch of one sample: the epoch's smallest (its last) is checked first.
+    const std::size_t smallest = n % bs == 0 ? bs : n % bs;
+    for (std::size_t l = 0; has_batchnorm_ && smallest < 2 && l < layers_.size(); ++l)
+        require(norm(l).kind != NormKind::Batch, "BatchNorm layer " + std::to_string(norm(l).index),
+                "training batches of more than one sample (as torch; use a batch_size that leaves no last "
+                "batch of one sample)", std::to_string(n) + " samples in batches of " + std::to_string(bs) +
+                " (a batch of one)");
     ensure_capacity(bs);
 
     order_.resize(n);

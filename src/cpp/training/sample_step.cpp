@@ -42,7 +42,7 @@ bool Network<T>::sample_step_eligible() const {
         return false;
     if (layers_.size() > kSampleMaxLayers || input_dim_ > kSampleMaxWidth) return false;
     for (const DenseSpec& d : layers_)
-        if (d.units > kSampleMaxWidth || d.dropout.enabled || d.act.kind == Act::Softmax ||
+        if (d.units > kSampleMaxWidth || d.dropout.enabled || d.norm.kind != NormKind::None || d.act.kind == Act::Softmax ||
             d.act.kind == Act::NoisyRelu)
             return false;
     return true;

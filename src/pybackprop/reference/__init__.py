@@ -4,8 +4,8 @@ It takes the same configs and weights as the core, draws the same random
 numbers (PCG32, bit for bit) and does the same math, one small function per
 concept. It has two jobs:
 
-- to teach: ``network.Network.fit`` -> ``train_step`` -> forward (Dense and
-  Dropout layers), loss, backward, optimiser update (SGD, Adam, RMSprop,
+- to teach: ``network.Network.fit`` -> ``train_step`` -> forward (Dense,
+  Dropout, BatchNorm and LayerNorm layers), loss, backward, optimiser update (SGD, Adam, RMSprop,
   Adagrad), each a few lines next to its local derivative (``functional.py``);
 - to check: the core's tests compare every activation, gradient and weight
   with this reference, which is itself checked against finite differences
@@ -33,17 +33,20 @@ True
 """
 
 from . import functional, numeric, rng
-from .functional import (ACTIVATIONS, LOSSES, Activation, Loss, adagrad_update, adam_update, clip_grad_norm,
-                         dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_scales,
+from .functional import (ACTIVATIONS, LOSSES, Activation, Loss, adagrad_update, adam_update, batchnorm_backward,
+                         batchnorm_forward, batchnorm_running, clip_grad_norm, dense_backward, dense_forward,
+                         dropout_backward, dropout_forward, dropout_scales, layernorm_backward, layernorm_forward,
                          rmsprop_update, schedule_value, sgd_update)
-from .network import OPTIMIZERS, Dense, Dropout, Network
+from .network import OPTIMIZERS, Dense, Dropout, Network, Norm
 from .numeric import numeric_gradient
 from .rng import PCG32, dropout_mask, init_weights, noise, permutation, stream
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Activation", "Loss", "Dense", "Dropout", "Network",
-    "PCG32", "adagrad_update", "adam_update", "clip_grad_norm", "dense_backward", "dense_forward",
+    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Activation", "Loss", "Dense", "Dropout", "Network", "Norm",
+    "PCG32", "adagrad_update", "adam_update", "batchnorm_backward", "batchnorm_forward", "batchnorm_running",
+    "clip_grad_norm", "dense_backward", "dense_forward",
     "dropout_backward", "dropout_forward", "dropout_mask", "dropout_scales", "functional",
+    "layernorm_backward", "layernorm_forward",
     "init_weights", "noise", "numeric", "numeric_gradient", "permutation", "rmsprop_update", "rng", "schedule_value",
     "sgd_update", "stream",
 ]

@@ -1,4 +1,4 @@
-"""One small function per concept: Dense and Dropout layers, activations, losses,
+"""One small function per concept: Dense, Dropout, BatchNorm and LayerNorm layers, activations, losses,
 the optimisers (SGD, Adam, RMSprop, Adagrad, gradient clipping) and schedules.
 
 Read it like micrograd: every forward sits next to its local derivative, and
@@ -24,6 +24,124 @@ def _exp(x: np.ndarray) -> np.ndarray:
     """
     with np.errstate(under="ignore"):
         return np.exp(x)
+
+
+# --------------------------------------------------------------------------
+# BatchNorm (torch.nn.BatchNorm1d) and LayerNorm (torch.nn.LayerNorm) over F features:
+#   x_hat = (x - mu) / sqrt(var + eps),   y = gamma * x_hat + beta
+# BatchNorm: mu, var (biased) per feature over the batch (axis 0) while training,
+# the running estimates at inference. LayerNorm: per row over the features (axis 1).
+# --------------------------------------------------------------------------
+
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None, eps: float,
+                      mean: np.ndarray | None = None, var: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Normalise each feature over the batch (training) or with given ``mean``/``var`` (inference).
+
+    Parameters
+    ----------
+    x : (B, F) array
+    gamma, beta : (F,) arrays or None (no affine)
+    mean, var : (F,) arrays or None
+        The running estimates at inference; None: the batch's (training).
+
+    Returns
+    -------
+    y : (B, F) array
+    cache : dict
+        ``"mean"``, ``"var"`` (F,), ``"inv_std"`` = 1/sqrt(var + eps) and ``"x_hat"`` (B, F).
+
+    Examples
+    --------
+    >>> y, c = batchnorm_forward(np.array([[1.0], [3.0]]), None, None, 0.0)
+    >>> y.ravel(), c["mean"], c["var"]
+    (array([-1.,  1.]), array([2.]), array([1.]))
+    """
+    if mean is None or var is None:
+        mean = x.mean(axis=0)                         # (F,)
+        var = ((x - mean) ** 2).mean(axis=0)          # (F,) biased
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    x_hat = (x - mean) * inv_std
+    y = x_hat if gamma is None else gamma * x_hat + beta
+    return y, {"mean": mean, "var": var, "inv_std": inv_std, "x_hat": x_hat}
+
+
+def batchnorm_backward(dy: np.ndarray, cache: dict[str, np.ndarray], gamma: np.ndarray | None,
+                       training: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """dL/dx, dL/dgamma, dL/dbeta from dL/dy (B, F).
+
+    With dx_hat = dy * gamma: ``dgamma = sum_rows(dy * x_hat)``, ``dbeta = sum_rows(dy)``, and
+    ``dx = (dx_hat - mean_rows(dx_hat) - x_hat * mean_rows(dx_hat * x_hat)) * inv_std``
+    (mu and var depend on every row of the batch); at inference (``training=False``)
+    the statistics are constants: ``dx = dx_hat * inv_std``.
+
+    Examples
+    --------
+    >>> y, c = batchnorm_forward(np.array([[1.0], [3.0]]), None, None, 0.0)
+    >>> batchnorm_backward(np.ones((2, 1)), c, None)[0].ravel()   # a shift of y changes nothing
+    array([0., 0.])
+    """
+    x_hat, inv_std = cache["x_hat"], cache["inv_std"]
+    dgamma = None if gamma is None else (dy * x_hat).sum(axis=0)
+    dbeta = None if gamma is None else dy.sum(axis=0)
+    dx_hat = dy if gamma is None else dy * gamma
+    if not training:
+        return dx_hat * inv_std, dgamma, dbeta
+    dx = (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)) * inv_std
+    return dx, dgamma, dbeta
+
+
+def batchnorm_running(running_mean: np.ndarray, running_var: np.ndarray, cache: dict[str, np.ndarray],
+                      rows: int, momentum: float) -> None:
+    """The running estimates after a training batch, in place (torch's momentum: the new batch's weight).
+
+    ``running_var`` moves towards the unbiased variance ``var * rows / (rows - 1)``.
+
+    Examples
+    --------
+    >>> rm, rv = np.zeros(1), np.ones(1)
+    >>> _, c = batchnorm_forward(np.array([[1.0], [3.0]]), None, None, 0.0)
+    >>> batchnorm_running(rm, rv, c, 2, 0.1); rm, rv
+    (array([0.2]), array([1.1]))
+    """
+    running_mean[...] = (1 - momentum) * running_mean + momentum * cache["mean"]
+    running_var[...] = (1 - momentum) * running_var + momentum * (cache["var"] * (rows / (rows - 1)))
+
+
+def layernorm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None, eps: float
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Normalise each row over its F features; ``cache`` as batchnorm_forward's, with (B,) statistics.
+
+    Examples
+    --------
+    >>> layernorm_forward(np.array([[1.0, 3.0]]), None, None, 0.0)[0]
+    array([[-1.,  1.]])
+    """
+    mean = x.mean(axis=1)                                # (B,)
+    var = ((x - mean[:, None]) ** 2).mean(axis=1)        # (B,) biased
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    x_hat = (x - mean[:, None]) * inv_std[:, None]
+    y = x_hat if gamma is None else gamma * x_hat + beta
+    return y, {"mean": mean, "var": var, "inv_std": inv_std, "x_hat": x_hat}
+
+
+def layernorm_backward(dy: np.ndarray, cache: dict[str, np.ndarray], gamma: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """dL/dx, dL/dgamma, dL/dbeta: batchnorm_backward's formula with the means over each row.
+
+    Examples
+    --------
+    >>> y, c = layernorm_forward(np.array([[1.0, 3.0]]), None, None, 0.0)
+    >>> layernorm_backward(np.ones((1, 2)), c, None)[0]
+    array([[0., 0.]])
+    """
+    x_hat, inv_std = cache["x_hat"], cache["inv_std"][:, None]
+    dgamma = None if gamma is None else (dy * x_hat).sum(axis=0)
+    dbeta = None if gamma is None else dy.sum(axis=0)
+    dx_hat = dy if gamma is None else dy * gamma
+    dx = (dx_hat - dx_hat.mean(axis=1, keepdims=True)
+          - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True)) * inv_std
+    return dx, dgamma, dbeta
 
 
 # --------------------------------------------------------------------------

@@ -22,12 +22,17 @@ from .functional import (
     LOSSES,
     adagrad_update,
     adam_update,
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_running,
     clip_grad_norm,
     dense_backward,
     dense_forward,
     dropout_backward,
     dropout_forward,
     dropout_scales,
+    layernorm_backward,
+    layernorm_forward,
     rmsprop_update,
     schedule_value,
     sgd_update,
@@ -92,7 +97,31 @@ class Dropout:
     index: int
 
 
-Layer = Union[Dense, Dropout]
+@dataclass
+class Norm:
+    """A BatchNorm (``kind="batch"``) or LayerNorm (``kind="layer"``) over F features.
+
+    Attributes
+    ----------
+    kind : str
+    gamma, beta : (F,) arrays or None (no affine)
+    running_mean, running_var : (F,) arrays or None (BatchNorm's running estimates)
+    momentum, eps : float
+    index : int
+        Position in the config's layer list.
+    """
+
+    kind: str
+    gamma: np.ndarray | None
+    beta: np.ndarray | None
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    momentum: float
+    eps: float
+    index: int
+
+
+Layer = Union[Dense, Dropout, Norm]
 
 
 class Network:
@@ -185,9 +214,12 @@ class Network:
             if kind == "Dropout":
                 layers.append(cls._dropout_from_config(spec, index, specs, fan_in))
                 continue
+            if kind in ("BatchNorm", "LayerNorm"):
+                layers.append(cls._norm_from_config(spec, index, fan_in, dtype, remaining))
+                continue
             if kind != "Dense":
-                raise ValueError(f"layers[{index}].class_name: expected 'Dense' or 'Dropout', "
-                                 f"got {kind!r}")
+                raise ValueError(f"layers[{index}].class_name: expected 'Dense', 'Dropout', 'BatchNorm' "
+                                 f"or 'LayerNorm', got {kind!r}")
             units, use_bias = int(spec["units"]), bool(spec.get("use_bias", True))
             act = spec.get("activation", {"name": "identity"})
             act = {"name": act} if isinstance(act, str) else dict(act)
@@ -251,6 +283,23 @@ class Network:
             raise ValueError(f"{where}.mask: expected 'per_sample' or 'per_batch', got {mask!r}")
         return Dropout(keep_prob, scaling, mask == "per_batch", int(units), index)
 
+    @classmethod
+    def _norm_from_config(cls, spec: dict[str, Any], index: int, F: int, dtype: np.dtype,
+                          remaining: list[np.ndarray] | None) -> Norm:
+        """A BatchNorm or LayerNorm; its arrays from ``remaining`` (get_weights order) or fresh."""
+        batch = spec["class_name"] == "BatchNorm"
+        affine = bool(spec.get("affine", True) if batch else spec.get("elementwise_affine", True))
+        names = (["gamma", "beta"] if affine else []) + (["running_mean", "running_var"] if batch else [])
+        fresh = {"gamma": np.ones(F, dtype), "beta": np.zeros(F, dtype),
+                 "running_mean": np.zeros(F, dtype), "running_var": np.ones(F, dtype)}
+        arrays: dict[str, np.ndarray | None] = {"gamma": None, "beta": None, "running_mean": None,
+                                                "running_var": None}
+        for name in names:
+            arrays[name] = (cls._take(remaining, (F,), dtype, f"weights for layers[{index}].{name}")
+                            if remaining is not None else fresh[name])
+        return Norm("batch" if batch else "layer", arrays["gamma"], arrays["beta"], arrays["running_mean"],
+                    arrays["running_var"], float(spec.get("momentum", 0.1)), float(spec.get("eps", 1e-5)), index)
+
     @staticmethod
     def _optimizer_from_config(spec: dict[str, Any] | None) -> dict[str, Any]:
         """The optimiser dict: class_name and every hyperparameter, defaults filled in."""
@@ -289,17 +338,31 @@ class Network:
         return self.dense_layers[0].W.shape[0]
 
     def _parameters(self) -> list[np.ndarray]:
-        """The parameter arrays themselves (not copies): [W0, b0, W1, ...]."""
-        return [p for layer in self.dense_layers for p in (layer.W, layer.b) if p is not None]
+        """The parameter arrays themselves (not copies): [W0, b0, W1, ...], a norm's gamma, beta in place."""
+        out: list[np.ndarray] = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                out += [p for p in (layer.W, layer.b) if p is not None]
+            elif isinstance(layer, Norm):
+                out += [p for p in (layer.gamma, layer.beta) if p is not None]
+        return out
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters, flat: ``[W0, b0, W1, ...]`` (no b without bias).
+        """Copies of the parameters, flat: ``[W0, b0, W1, ...]`` (no b without bias); a
+        BatchNorm gives gamma, beta, running_mean, running_var, a LayerNorm gamma, beta.
 
         Examples
         --------
         >>> # net.get_weights()[0].shape == (input_dim, units of layer 0)
         """
-        return [p.copy() for p in self._parameters()]
+        out: list[np.ndarray] = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                out += [p.copy() for p in (layer.W, layer.b) if p is not None]
+            elif isinstance(layer, Norm):
+                out += [p.copy() for p in (layer.gamma, layer.beta, layer.running_mean, layer.running_var)
+                        if p is not None]
+        return out
 
     def reset_optimizer_state(self) -> None:
         """Zero the optimiser's buffers and step count (what ``compile`` does in the core)."""
@@ -364,6 +427,9 @@ class Network:
         ``step_counter``); its dict then holds the noisy z and also ``"noise"`` (eps).
 
         Dropout: ``{"a_prev", "mask", "scale", "a"}``, ``a = a_prev * mask * scale``.
+
+        BatchNorm, LayerNorm: ``{"a_prev", "mean", "var", "inv_std", "x_hat", "training", "a"}``;
+        a BatchNorm in training moves its running estimates (as torch's forward does).
         While training the mask comes from ``masks[index]`` if given (a 0/1 array of
         shape (B, F), or (F,) for every row), else from ``rng.dropout_mask`` at the
         current ``step_counter``; at inference the mask is None and the scale is s'.
@@ -380,6 +446,22 @@ class Network:
         B = a.shape[0]
         trace: list[dict[str, Any]] = []
         for layer in self.layers:
+            if isinstance(layer, Norm):
+                if layer.kind == "layer":
+                    y, cache = layernorm_forward(a, layer.gamma, layer.beta, layer.eps)
+                elif training:
+                    if B < 2:
+                        raise ValueError(f"BatchNorm layer {layer.index}: expected a training batch of more "
+                                         f"than one sample, got {B}")
+                    y, cache = batchnorm_forward(a, layer.gamma, layer.beta, layer.eps)
+                    assert layer.running_mean is not None and layer.running_var is not None
+                    batchnorm_running(layer.running_mean, layer.running_var, cache, B, layer.momentum)
+                else:
+                    y, cache = batchnorm_forward(a, layer.gamma, layer.beta, layer.eps,
+                                                 layer.running_mean, layer.running_var)
+                trace.append({"a_prev": a, **cache, "training": training, "a": y})
+                a = y
+                continue
             if isinstance(layer, Dropout):
                 train_scale, inference_scale = dropout_scales(layer.keep_prob, layer.scaling)
                 if training:
@@ -466,7 +548,8 @@ class Network:
         -------
         loss : float
         grads : list of dict
-            One per layer: ``{"W": dW, "b": db}`` (no "b" without bias), ``{}`` for Dropout.
+            One per layer: ``{"W": dW, "b": db}`` (no "b" without bias), ``{}`` for Dropout,
+            ``{"weight": dgamma, "bias": dbeta}`` for an affine BatchNorm or LayerNorm.
         masks : dict
             Only with ``return_masks=True``.
 
@@ -497,6 +580,14 @@ class Network:
             layer, t = self.layers[i], trace[i]
             if isinstance(layer, Dropout):  # d = a * mask * s, so dL/da = dL/dd * mask * s
                 da = dropout_backward(da, t["mask"], t["scale"])
+                continue
+            if isinstance(layer, Norm):  # y = gamma * x_hat + beta, x_hat through the statistics
+                if layer.kind == "layer":
+                    da, dgamma, dbeta = layernorm_backward(da, t, layer.gamma)
+                else:
+                    da, dgamma, dbeta = batchnorm_backward(da, t, layer.gamma, t["training"])
+                if dgamma is not None and dbeta is not None:
+                    grads[i]["weight"], grads[i]["bias"] = dgamma, dbeta
                 continue
             if i != len(self.layers) - 1:  # through this layer's activation
                 dz = ACTIVATIONS[layer.activation].df(t["z"], t["a"], da, **layer.params)
@@ -557,7 +648,7 @@ class Network:
         if self.optimizer is None:
             raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
         loss, grads = self.loss_and_gradients(X, Y, training=True)
-        flat = [g[k] for g in grads for k in ("W", "b") if k in g]  # same order as parameters
+        flat = [g[k] for g in grads for k in ("W", "b", "weight", "bias") if k in g]  # as parameters
         self._update(flat, len(X))
         self.step_counter += 1
         return loss, grads
@@ -584,7 +675,8 @@ class Network:
         dict
             ``"loss"``: per epoch, sum(loss_b * N_b) / n over its batches;
             ``"grad_norm"``: per epoch, per Dense layer, the mean over the steps
-            of sqrt(sum dW^2 + sum db^2) (before any clipping);
+            of sqrt(sum dW^2 + sum db^2) (before any clipping; with the dgamma, dbeta
+            of the BatchNorm or LayerNorm in front of it);
             ``"steps"``: ``{"lr": [...]}``, the learning rate of every step.
 
         Examples
@@ -608,9 +700,10 @@ class Network:
                 history["steps"]["lr"].append(self._now(self.optimizer["lr"]))
                 loss, grads = self._step(X[rows], Y[rows])
                 loss_sum += loss * len(rows)
-                for k, i in enumerate(dense):
+                for k, i in enumerate(dense):  # a Dense layer's norm includes the gamma, beta of its input's norm
+                    first = dense[k - 1] + 1 if k else 0
                     norm_sums[k] += math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2))
-                                                  for v in grads[i].values()))
+                                                  for g in grads[first:i + 1] for v in g.values()))
                 steps += 1
             history["loss"].append(loss_sum / n)
             history["grad_norm"].append([s / steps for s in norm_sums])

@@ -73,6 +73,7 @@ BLOCKS = 32
 MAX_TERMS = 8
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 Record = Dict[str, Any]
 
 
@@ -102,6 +103,8 @@ def format_number(value: Optional[float], float32: bool = False) -> str:
     if value is None:
         return "—"
     v = float(value)
+    if float32 and abs(v) <= _FLOAT32_MAX:
+        v = float(np.float32(v))  # a float32's own value, however it is given (the loss, a double, may be larger)
     if math.isnan(v):
         return "—"
     if math.isinf(v):
@@ -148,11 +151,11 @@ def _span(lo: int, hi: int) -> str:
 
 
 def _value(x: Any, float32: bool) -> Optional[float]:
-    """A JSON-able value: None for NaN, the shortest float32 decimal for a float32 model."""
+    """A JSON-able value: None for NaN and ±inf, the shortest float32 decimal for a float32 model."""
     v = float(x)
-    if math.isnan(v):
-        return None
-    if float32:
+    if not math.isfinite(v):
+        return None  # JSON has no inf: the record's shown text keeps "∞" (a diverging step)
+    if float32 and abs(v) <= _FLOAT32_MAX:  # (the loss, a double, may be larger)
         return float(str(np.float32(v)))
     return v
 
@@ -179,7 +182,7 @@ class _Builder:
     def add(self, key: str, name: str, value: Any, formula: str, src: Sequence[str] = (),
             show_value: bool = True) -> None:
         v = None if value is None else _value(value, self.float32)
-        shown = self.fn(v)
+        shown = self.fn(None if value is None else float(value))  # "∞" where v is None for an inf
         text = f"{name} = {formula}" if formula else name
         if show_value and v is not None and not text.endswith(f"= {shown}"):
             text += f" = {shown}"
@@ -198,9 +201,10 @@ class _Builder:
         return names, ids, self.row(layer["a_prev"])
 
     def input_name(self, k: int, i: int, dropped: bool = False) -> str:
-        """x₁ (column 0) or a₁,₂ (a unit of layer k-1), with a tilde after dropout."""
+        """x₁ (column 0) or a₁,₂ (a unit of layer k-1), with a tilde after dropout; i = -1 gives xᵢ, a₁,ᵢ."""
         tilde = "\u0303" if dropped else ""
-        return f"x{tilde}{_sub(i + 1)}" if k == 1 else f"a{tilde}{_sub(k - 1)},{_sub(i + 1)}"
+        unit = "ᵢ" if i < 0 else _sub(i + 1)
+        return f"x{tilde}{unit}" if k == 1 else f"a{tilde}{_sub(k - 1)},{unit}"
 
     def group(self, ids: List[str], group: str) -> List[str]:
         return ids if len(ids) <= WIDE else [group]
@@ -247,6 +251,7 @@ class _Builder:
                          [f"a{k - 1}.{i}", f"m{k}.{i}"])
                 self.numbers[f"ad{k}.{i}"]["f"] += note
         names, ids, a_prev = self.inputs_of(k)
+        dropped = layer["mask"] is not None
         b = None if layer["b"] is None else self.row(layer["b"])
         z, a = self.row(layer["z"]), self.row(layer["a"])
         if n_in * n_out <= FULL_EDGES:
@@ -270,13 +275,21 @@ class _Builder:
                 plugged = " + ".join(f"{self.op(a_prev[i])} · {self.op(W[i, j])}" for i in range(n_in))
                 src = [*ids, *(f"W{k}.{i}.{j}" for i in range(n_in))]
             else:
-                symbolic = f"Σᵢ {names[0][0]}ᵢ·{_weight('W', k, 0, j).replace('[1,', '[i,')}" + bias
+                symbolic = f"Σᵢ {self.input_name(k, -1, dropped)}·{_weight('W', k, 0, j).replace('[1,', '[i,')}" + bias
                 plugged = f"(Σ of {n_in} products = {self.fn(float(a_prev @ W[:, j]))})"
                 src = self.group(ids, f"{ids[0].split('.')[0]}.*") + [f"W{k}.*.{j}"]
             if b is not None:
                 plugged += f" + {self.op(b[j])}"
                 src.append(f"b{k}.{j}")
+            note = ""
+            if act == "noisy_relu":  # the core's z holds the training noise: z = a·W + b + ε
+                noise = float(z[j]) - (float(a_prev @ W[:, j]) + (0.0 if b is None else float(b[j])))
+                symbolic += f" + {_unit('ε', k, j)}"
+                plugged += f" + {self.op(noise)}"
+                note = (f" — ε is noisy ReLU's training noise, drawn from N(0, σ²), σ = "
+                        f"{self.fn(params.get('sigma', 0.1))}")
             self.add(f"z{k}.{j}", zn, z[j], f"{symbolic} = {plugged}", src)
+            self.numbers[f"z{k}.{j}"]["f"] += note
             self.add(f"a{k}.{j}", _unit("a", k, j), a[j], self.activation_formula(act, sym, params, z, j, k),
                      [f"z{k}.{i}" for i in range(n_out)] if act == "softmax" and n_out <= WIDE
                      else ([f"z{k}.*"] if act == "softmax" else [f"z{k}.{j}"]))
@@ -417,7 +430,8 @@ class _Builder:
             src = [*(f"d{k}.{m}" for m in range(n_out)), *(f"W{k}.{i}.{m}" for m in range(n_out))]
         else:
             symbolic = f"Σₘ δ{_sub(k)},ₘ·{_weight('W', k, i, 0).replace(',1]', ',m]')}"
-            plugged = f"(Σ of {n_out} products = {self.fn(float(W[i] @ delta))})"
+            total = float(self.row(layer["dL_da_prev"])[i])  # the core's δ · Wᵀ, before any dropout
+            plugged = f"(Σ of {n_out} products = {self.fn(total)})"
             src = [f"d{k}.*", f"W{k}.{i}.*"]
         if extra:
             symbolic, plugged = f"({symbolic}){extra}", f"({plugged})"
@@ -548,17 +562,19 @@ def _matrix(M: Any, full: bool) -> Any:
     """A matrix for ``PBNet``: nested lists, or its block means with the block boundaries."""
     A = np.asarray(M, dtype=np.float64)
     if full:
-        return A.tolist()
+        return [[v if math.isfinite(v) else None for v in row] for row in A.tolist()]  # JSON: no inf, no NaN
     rb, cb = _bounds(A.shape[0]), _bounds(A.shape[1])
-    means = [[float(A[rb[r]:rb[r + 1], cb[c]:cb[c + 1]].mean()) for c in range(len(cb) - 1)]
+    means = [[_value(A[rb[r]:rb[r + 1], cb[c]:cb[c + 1]].mean(), False) for c in range(len(cb) - 1)]
              for r in range(len(rb) - 1)]
     return {"shape": list(A.shape), "rows": rb, "cols": cb, "values": means}
 
 
 def _architecture(trace: "Trace") -> str:
-    """``4 → 5 tanh → dropout p=0.6 → 3 softmax``."""
+    """``4 → 5 tanh → batchnorm → dropout p=0.6 → 3 softmax``."""
     parts = [str(np.asarray(trace.x).shape[1])]
     for layer, drop in zip(trace.layers, trace.dropouts):
+        if layer.get("norm"):
+            parts.append("batchnorm" if layer["norm"]["kind"] == "batch" else "layernorm")
         if layer["mask"] is not None:
             p = (drop or {}).get("keep_prob")
             parts.append("dropout" + ("" if p is None else f" p={p:g}"))
@@ -616,11 +632,21 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
     fused = FUSED_LOSSES.get(trace.loss_name)
     dtype = "float32" if b.float32 else "float64"
     arch = _architecture(trace)
+    norms = [None if not layer.get("norm") else
+             ("BatchNorm" if layer["norm"]["kind"] == "batch" else "LayerNorm") for layer in layers]
+    rows = int(np.asarray(trace.x).shape[0])
+    notice = None
+    if any(norms) or rows > 1:  # the picture draws Dense layers of one sample; the rest is in print(trace)
+        notice = ("This picture shows the Dense layers only" + (", with the values of the first sample of the batch (dW "
+                                                                "and the update are the batch's)" if rows > 1 else "")
+                  + (": a BatchNorm/LayerNorm's input is shown as the normalised values it passes on; its μ, σ², "
+                     "x̂, γ, β and its part of the chain rule are in the text walk-through (print(trace))."
+                     if any(norms) else "."))
     return {
         "format": "pybackprop.step/1",
         "title": f"{arch} · loss {trace.loss_name} · SGD lr {trace.lr:g}",
         "arch": arch, "loss": trace.loss_name, "lr": float(trace.lr), "dtype": dtype,
-        "L": _value(trace.loss, b.float32),
+        "L": _value(trace.loss, False),  # the core sums the loss in double, whatever the dtype
         "net": {"sizes": sizes, "activations": [layer["activation"] for layer in layers],
                 "W": [_matrix(layer["W"], f) for layer, f in zip(layers, full)],
                 "b": [None if layer["b"] is None else [_value(v, b.float32) for v in b.row(layer["b"])]
@@ -631,8 +657,9 @@ def trace_payload(trace: "Trace") -> Dict[str, Any]:
         "layers": [{"units": int(layer["units"]), "activation": layer["activation"],
                     "symbol": SYMBOLS[layer["activation"]], "params": b.params[k],
                     "bias": layer["b"] is not None, "full": f, "dropout": d,
-                    "fused": fused is not None and k == L - 1}
+                    "fused": fused is not None and k == L - 1, "norm": norms[k]}
                    for k, (layer, f, d) in enumerate(zip(layers, full, dropout))],
+        "notice": notice,
         "phases": [f"forward-{k}" for k in range(1, L + 1)] + ["loss"]
         + [f"backward-{k}" for k in range(L, 0, -1)] + ["update"],
         "numbers": b.numbers,
@@ -691,9 +718,12 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
     """
     payload = trace_payload(trace)
     heading = html.escape(title or "One step of backpropagation")
+    notice = "" if not payload.get("notice") else f'\n<p class="pb-note">{html.escape(payload["notice"])}</p>'
     data = _json_script(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+    strips = (" A strip or heat map is one Tab stop: inside it ↑ ↓ move from cell to cell, Shift + ← → across."
+              if max(payload["net"]["sizes"]) > WIDE or not all(layer["full"] for layer in payload["layers"]) else "")
     meta = (f"loss <b>{html.escape(payload['loss'])}</b> · SGD, learning rate η = <b>{payload['lr']:g}</b> · "
-            f"{payload['dtype']} · L = <b>{html.escape(format_number(payload['L']))}</b>")
+            f"{payload['dtype']} · L = <b>{html.escape(format_number(trace.loss))}</b>")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -709,7 +739,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
 <main class="pb-page pb-step" id="pb-root">
 <header class="pb-head">
 <h1>{heading}</h1>
-<p class="pb-arch">{html.escape(payload['arch'])}</p>
+<p class="pb-arch">{html.escape(payload['arch'])}</p>{notice}
 <p class="pb-meta">{meta}</p>
 </header>
 <nav class="pb-phases" id="pb-phases" aria-label="phases of the step"></nav>
@@ -717,7 +747,7 @@ def trace_html(trace: "Trace", title: Optional[str] = None) -> str:
 <div class="pb-stage"><svg class="pb-net" id="pb-svg" role="group" aria-label="the network"></svg></div>
 <footer class="pb-foot"><div class="pb-legend" id="pb-legend"></div>
 <p class="pb-hint">Hover or focus (Tab) any number to see its formula and where it came from;
-← → (or the buttons) step through the phases; the address bar keeps the phase, so a link opens there.</p></footer>
+← → (or the buttons) step through the phases; the address bar keeps the phase, so a link opens there.{strips}</p></footer>
 <div class="pb-tip" id="pb-tip" role="tooltip" hidden></div>
 <noscript><p>This page needs JavaScript to draw the network; <code>print(trace)</code> gives the same numbers as text.</p></noscript>
 </main>

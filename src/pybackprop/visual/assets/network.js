@@ -20,8 +20,9 @@
  *               are drawn as a heat map of W between the columns),
  *     width, height (user units of the viewBox; default 1000 x 600), margin {left,right,top,bottom},
  *     glyph: fn(c, i) -> text inside a unit, columnTitle: fn(c) -> [line1, line2],
- *     unitLabels: fn(c, i, room) -> [{id, text, cls, line, dx, dy, side}] numbers written under a unit
- *                 (line: row under it; side: beside it instead), room = {lines, spacing, r}: the rows that fit,
+ *     unitLabels: fn(c, i, room) -> [{id, text, cls, line, dx, dy, side, anchor}] numbers written under a unit
+ *                 (line: row under it; side: beside it instead; anchor: "start", "end" or the default
+ *                 "middle" of the text at dx), room = {lines, spacing, r}: the rows that fit,
  *     edgeLabels: fn(l, i, j) -> [{id, text, cls}] numbers written on an edge,
  *     unitId / edgeId / cellId: fn -> data-id of a unit cell, an edge, a matrix cell
  *   }
@@ -33,7 +34,9 @@
  * <line class="pb-edge" data-layer data-from data-to> (layer 1..L); a strip cell
  * <rect class="pb-cell" data-col data-unit>; a matrix cell <rect class="pb-cell pb-wcell"
  * data-layer data-row data-colblock>; every number shown is an element with class "pb-num",
- * tabindex="0" and data-id. No modules, no build step, no network.
+ * tabindex="0" and data-id, except that a strip or a heat map of cells is one tab stop: its cells have
+ * tabindex="-1" but the one last focused (at first the first), and inside it ↑/↓ move one cell, Shift+←/→
+ * one column of cells (the event's default is prevented). No modules, no build step, no network.
  */
 (function (global) {
   "use strict";
@@ -93,6 +96,35 @@
       if (attrs) for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]);
       if (parent) parent.appendChild(e);
       return e;
+    }
+
+    // A strip or a heat map is one tab stop (a roving tabindex: the cell last focused has tabindex 0, the
+    // others -1); inside it ↑/↓ move one cell along a column of cells and Shift+←/→ one column across,
+    // so that Tab walks the drawing's few groups, not its thousand cells.
+    var gridOfCell = new Map();
+    function grid(list, rows, place) {  // place(k) -> [row, column] of the k-th cell as drawn
+      var at = {};
+      list.forEach(function (cell, k) { var rc = place(k); at[rc[0] + "," + rc[1]] = cell; });
+      var info = {list: list, at: at, place: place, rows: rows};
+      list.forEach(function (cell, k) { gridOfCell.set(cell, {grid: info, k: k}); });
+    }
+    function gridKey(ev) {
+      var hit = gridOfCell.get(ev.target);
+      if (!hit) return;
+      var at = hit.grid.at, rc = hit.grid.place(hit.k), r = rc[0], c = rc[1], to = null;
+      if (ev.key === "ArrowDown" && !ev.shiftKey) to = at[(r + 1) + "," + c] || at["0," + (c + 1)];
+      else if (ev.key === "ArrowUp" && !ev.shiftKey) to = at[(r - 1) + "," + c] || at[(hit.grid.rows - 1) + "," + (c - 1)];
+      else if (ev.shiftKey && ev.key === "ArrowRight") to = at[r + "," + (c + 1)];
+      else if (ev.shiftKey && ev.key === "ArrowLeft") to = at[r + "," + (c - 1)];
+      else return;
+      ev.preventDefault();  // the page's own arrow keys (scrolling, the step's phases) stay out of it
+      if (to) to.focus();
+    }
+    function gridFocus(ev) {  // the focused cell becomes its grid's tab stop
+      var hit = gridOfCell.get(ev.target);
+      if (!hit) return;
+      hit.grid.list.forEach(function (cell) { if (cell.getAttribute("tabindex") === "0") cell.setAttribute("tabindex", "-1"); });
+      ev.target.setAttribute("tabindex", "0");
     }
 
     while (svg.firstChild) svg.removeChild(svg.firstChild);
@@ -224,12 +256,15 @@
           for (var q2 = 0; q2 < Cc; q2++) {
             var cid = opts.cellId ? opts.cellId(l, r, q2, !!blocks) : (blocks ? "B" : "e") + l + "." + r + "." + q2;
             var attrs = {"class": "pb-cell pb-wcell pb-num", x: mx + q2 * cs, y: my + r * cs, width: cs, height: cs,
-              "data-layer": l, "data-row": r, "data-colblock": q2, tabindex: "0", "data-id": cid};
+              "data-layer": l, "data-row": r, "data-colblock": q2, tabindex: r + q2 === 0 ? "0" : "-1", "data-id": cid};
             if (!blocks) { attrs["data-from"] = r; attrs["data-to"] = q2; }
             crow.push(el("rect", attrs, gm));
           }
           cells.push(crow);
         }
+        grid([].concat.apply([], cells), R, (function (width) {  // the cells row by row
+          return function (k) { return [Math.floor(k / width), k % width]; };
+        })(Cc));
         matrices.push({el: gm, cells: cells, blocks: blocks ? {rows: M.rows, cols: M.cols} : null});
       }
     }
@@ -246,9 +281,12 @@
           var u = g.units[i];
           var uid = opts.unitId ? opts.unitId(c, i) : "u" + c + "." + i;
           us.push(el("rect", {"class": "pb-cell pb-num", "data-col": c, "data-unit": i, x: u.cx, y: u.cy,
-            width: g.s - 0.6, height: g.s - 0.6, tabindex: "0", "data-id": uid}, gc));
+            width: g.s - 0.6, height: g.s - 0.6, tabindex: i === 0 ? "0" : "-1", "data-id": uid}, gc));
           vt.push(null);
         }
+        grid(us, g.rows, (function (rows) {  // the units go down the strip's columns of cells
+          return function (k) { return [k % rows, Math.floor(k / rows)]; };
+        })(g.rows));
         var sc = el("text", {"class": "pb-strip-cap", x: colX[c], y: g.y1 + 16, "text-anchor": "middle"}, gc);
         sc.textContent = sizes[c] + " units, " + g.k + "×" + g.rows + " cells";
       } else {
@@ -268,7 +306,8 @@
             var tx = el("text", {"class": "pb-num pb-ulabel " + (lb.cls || "") + (side ? " pb-side" : ""),
               x: side ? g.r + 6 + (lb.dx || 0) : (lb.dx || 0),
               y: side ? (lb.dy || 0) : g.r + 13 + 14 * (lb.line || 0) + (lb.dy || 0),
-              "text-anchor": side ? "start" : "middle", "dominant-baseline": "central", tabindex: "0", "data-id": lb.id}, gu);
+              "text-anchor": side ? "start" : (lb.anchor || "middle"), "dominant-baseline": "central", tabindex: "0",
+              "data-id": lb.id}, gu);
             tx.textContent = lb.text;
           }
           var v = null;
@@ -376,6 +415,8 @@
     svg.addEventListener("focusin", enter);
     svg.addEventListener("mouseout", leave);
     svg.addEventListener("focusout", leave);
+    svg.addEventListener("keydown", gridKey);
+    svg.addEventListener("focusin", gridFocus);
 
     var lit = [];
     function light(e) { if (e) { e.classList.add("pb-hl"); lit.push(e); } }

@@ -20,8 +20,9 @@
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
   }
   /** The full value as the model stores it (shortest decimal of its float32 or float64). */
-  function full(v) {
-    if (v === null || v === undefined) return "not computed";
+  function full(r) {
+    var v = r.v;
+    if (v === null || v === undefined) return r.t === "—" || r.t === "Jacobian" ? "not computed" : r.t;  // ∞
     if (float32) {
       for (var p = 1; p <= 9; p++) {
         var s = v.toPrecision(p);
@@ -46,10 +47,10 @@
    *  rows than fit under the unit keeps its main number only, written beside the unit. */
   function unitLabels(c, i, room) {
     var groups = {f: [], b: [], u: []};
-    function add(ph, id, name, k, row, dx, extra) {
+    function add(ph, id, name, k, row, dx, anchor) {
       if (!N[id] || (N[id].v === null && ph === "b" && id.charAt(0) !== "d")) return;
-      groups[ph].push({id: id, text: name + " = " + text(id) + (extra || ""), cls: "pb-l" + ph, line: row, dx: dx || 0,
-                       ph: ph, k: k});
+      groups[ph].push({id: id, text: name + " = " + text(id), cls: "pb-l" + ph, line: row, dx: dx || 0,
+                       anchor: anchor, ph: ph, k: k});
     }
     var drop = c < L && P.layers[c].dropout, row = 0;
     if (c === 0) {
@@ -60,8 +61,8 @@
       if (N["b" + c + "." + i]) add("f", "b" + c + "." + i, "b", c, row++);
     }
     if (drop) {  // the mask on this unit as an input of layer c+1, and the value layer c+1 sees
-      add("f", "m" + (c + 1) + "." + i, "m", c + 1, row, -40);
-      add("f", "ad" + (c + 1) + "." + i, c === 0 ? "x\u0303" : "a\u0303", c + 1, row++, 24);
+      add("f", "m" + (c + 1) + "." + i, "m", c + 1, row, -5, "end");  // side by side, whatever their lengths
+      add("f", "ad" + (c + 1) + "." + i, c === 0 ? "x\u0303" : "a\u0303", c + 1, row++, 5, "start");
     }
     if (c === 0) {
       add("b", "dA0." + i, "dL/dx" + (P.layers[0].dropout ? "\u0303" : ""), 1, row++);
@@ -225,7 +226,7 @@
       var parts = r.f.split(" = ");
       html += '<div class="pb-tip-rec"><div class="pb-tip-f"><b>' + esc(parts[0]) + "</b>" +
         (parts.length > 1 ? " = " + esc(parts.slice(1).join(" = ")) : "") + "</div>" +
-        '<div class="pb-tip-v">full value: <code>' + esc(full(r.v)) + "</code></div></div>";
+        '<div class="pb-tip-v">full value: <code>' + esc(full(r)) + "</code></div></div>";
       r.src.forEach(function (s) { refs = refs.concat(refsOf(s)); });
     });
     if (recs.some(function (r) { return r.src.length; })) html += '<div class="pb-tip-note">highlighted: what it was computed from</div>';
@@ -265,7 +266,10 @@
       if (s.k === 0) return true;
       if (ph.kind === "forward") return s.k <= ph.k;
       if (ph.kind === "loss") return true;
-      if (ph.kind === "backward") return s.k < ph.k && s.id.charAt(0) === "a";
+      if (ph.kind === "backward") {  // the activations, and the input of this layer as it saw it (dL/dW = ã · δ)
+        if (/^(ad|m)\d/.test(s.id)) return s.k === ph.k;
+        return s.k < ph.k && s.id.charAt(0) === "a";
+      }
       return false;
     }
     if (s.ph === "b") return ph.kind === "backward" && s.k >= ph.k;
@@ -282,9 +286,9 @@
     var ly, s;
     if (ph.kind === "forward") {
       ly = P.layers[ph.k - 1];
-      var input = ph.k === 1 ? "x" : "a" + sub(ph.k - 1);
+      var input = (ph.k === 1 ? "x" : "a") + (ly.dropout ? "\u0303" : "") + (ph.k === 1 ? "" : sub(ph.k - 1));
       s = "<b>Forward, layer " + ph.k + " of " + L + "</b> (" + ly.units + " " + esc(ly.activation) + "): each unit sums its inputs times the weights, z" +
-        sub(ph.k) + " = " + input + (ly.dropout ? "\u0303" : "") + " · W" + sub(ph.k) + (ly.bias ? " + b" + sub(ph.k) : "") +
+        sub(ph.k) + " = " + input + " · W" + sub(ph.k) + (ly.bias ? " + b" + sub(ph.k) : "") +
         ", then a" + sub(ph.k) + " = " + esc(ly.activation) + "(z" + sub(ph.k) + "). Edges show the weights W.";
       if (ly.dropout) {
         var d = ly.dropout;
@@ -384,7 +388,7 @@
   prev.addEventListener("click", function () { setPhase(idx - 1, false); });
   next.addEventListener("click", function () { setPhase(idx + 1, false); });
   document.addEventListener("keydown", function (ev) {
-    if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.defaultPrevented) return;  // taken: a strip's arrow keys
     var tag = ev.target && ev.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     if (ev.key === "ArrowRight") { setPhase(idx + 1, false); ev.preventDefault(); }
