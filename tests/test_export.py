@@ -279,3 +279,81 @@ def test_every_activation_of_the_core_has_an_onnx_form():
     for name in ACTIVATIONS:
         model = bp.Sequential([bp.Dense(2, activation=name)], input_dim=2)
         onnx.checker.check_model(bp.export.to_onnx(model), full_check=True)
+
+
+# ---------------------------------------------------------------------- BatchNorm, LayerNorm
+def _norm_model(dtype, eps, affine, act="tanh"):
+    return bp.Sequential([
+        bp.BatchNorm(eps=eps, affine=affine),
+        bp.Dense(16, activation=act),
+        bp.BatchNorm(eps=eps, affine=affine, momentum=0.3),
+        bp.Dropout(0.8, scaling="classic"),
+        bp.Dense(8, activation="elu"),
+        bp.LayerNorm(eps=eps, elementwise_affine=affine),
+        bp.Dropout(rate=0.25),
+        bp.Dense(6, activation="gelu"),
+        bp.LayerNorm(eps=eps, elementwise_affine=not affine),
+        bp.Dense(3, activation="softmax"),
+    ], input_dim=5, dtype=dtype, seed=1)
+
+
+def _trained(model, scale=4.0):
+    # trained a few epochs: running statistics, γ and β away from their initial 0, 1
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(256, model.input_dim)) * scale + 2).astype(model.dtype)
+    model.compile(loss="categorical_crossentropy", optimizer=bp.Adam(lr=0.05))
+    model.fit(X, rng.integers(0, 3, 256), epochs=3, batch_size=16, verbose=0)
+    return X
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("eps", [1e-5, 2.0 ** -10, 1e-3])  # 2**-10: exact in float32, the others not
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batchnorm_and_layernorm_in_inference_form_equal_predict(dtype, eps, affine, opset):
+    model = _norm_model(dtype, eps, affine)
+    X = _trained(model)
+    assert not np.array_equal(model.layers[2].running_var, np.ones(16))
+    proto = bp.export.to_onnx(model, opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    for rows in (1, 257):
+        Xr = np.resize(X, (rows, 5)).astype(dtype)
+        want = model.predict(Xr)
+        assert_close(f"{rows} rows", run(proto, Xr), want, *tolerance(dtype, want))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("BatchNormalization") == 2
+    composed_ln = dtype == "float64" and eps != 2.0 ** -10
+    assert ops.count("LayerNormalization") == (0 if composed_ln else 2)
+
+
+@pytest.mark.parametrize("first", ["BatchNorm", "LayerNorm"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_normalisation_of_small_variances(dtype, first):
+    # Variances ~1e-8 next to eps = 1e-5: an eps rounded to float32 (ONNX's attribute) would be off by
+    # ~2e-8 relative in float64; the export keeps the core's double eps.
+    norm = bp.BatchNorm(momentum=1.0) if first == "BatchNorm" else bp.LayerNorm()
+    model = bp.Sequential([norm, bp.Dense(2, init="random_uniform")], input_dim=3, dtype=dtype, seed=0)
+    X = (np.random.default_rng(0).normal(size=(64, 3)) * 1e-4).astype(dtype)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=0.0))
+    model.fit(X, np.zeros((64, 2)), epochs=1, batch_size=64, verbose=0)  # the batch's statistics; lr 0
+    if first == "BatchNorm":
+        assert float(norm.running_var.max()) < 1e-7
+    want = model.predict(X)
+    got = run(bp.export.to_onnx(model), X)
+    if dtype == "float64":
+        assert_close("small variances", got, want, 1e-12, 1e-12)
+    else:
+        assert_close("small variances", got, want, *tolerance(dtype, want))
+
+
+def test_batchnorm_initialisers_are_the_running_statistics():
+    model = _norm_model("float32", 1e-5, True)
+    _trained(model)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in bp.export.to_onnx(model).graph.initializer}
+    bn = model.layers[0]
+    assert np.array_equal(inits["layers.0.running_mean"], bn.running_mean)
+    assert np.array_equal(inits["layers.0.running_var"], bn.running_var)
+    assert np.array_equal(inits["layers.0.weight"], bn.weight) and np.array_equal(inits["layers.0.bias"], bn.bias)
+    d64 = _norm_model("float64", 1e-5, True)
+    names = {t.name for t in bp.export.to_onnx(d64).graph.initializer}
+    assert "layers.0.running_var_plus_eps" in names  # float64: var + eps in double, epsilon 0

@@ -174,3 +174,78 @@ def test_without_torch_the_import_error_says_so(monkeypatch):
     with pytest.raises(ImportError, match="pybackprop.interop .* needs PyTorch: pip install torch") as info:
         importlib.import_module("pybackprop.interop")
     assert info.value.name == "torch"
+
+
+# ---------------------------------------------------------------------- BatchNorm, LayerNorm
+def _norm_model(dtype):
+    model = bp.Sequential([
+        bp.BatchNorm(), bp.Dense(16, activation="tanh"), bp.BatchNorm(momentum=0.3, affine=False), bp.Dropout(0.8),
+        bp.Dense(8, activation="elu"), bp.LayerNorm(eps=1e-3), bp.Dense(4, activation="gelu"),
+        bp.LayerNorm(elementwise_affine=False), bp.Dense(3),
+    ], input_dim=5, dtype=dtype, seed=1)
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(256, 5)) * 4 + 2).astype(dtype)
+    model.compile(loss="mse", optimizer=bp.Adam(lr=0.05))
+    model.fit(X, rng.normal(size=(256, 3)), epochs=3, batch_size=16, verbose=0)
+    return model, X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_norms_to_torch_and_back(dtype):
+    model, X = _norm_model(dtype)
+    net = bp.interop.to_torch(model)
+    bn, bn2, ln, ln2 = (m for m in net if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)))
+    assert bn.momentum == 0.1 and bn.eps == 1e-5 and bn.affine and not bn2.affine and bn2.momentum == 0.3
+    assert np.array_equal(bn.running_var.numpy(), model.layers[0].running_var)
+    assert np.array_equal(bn.weight.detach().numpy(), model.layers[0].weight)
+    assert ln.eps == 1e-3 and ln.elementwise_affine and not ln2.elementwise_affine
+    want = model.predict(X)
+    for rows in (1, 257):
+        Xr = np.resize(X, (rows, 5)).astype(dtype)
+        assert_close(f"torch {rows} rows", torch_out(net, Xr), model.predict(Xr), *tolerance(dtype, want))
+    back = bp.interop.from_torch(net, input_dim=5)
+    for a, b in zip(back.get_weights(), model.get_weights()):
+        assert np.array_equal(a, b)
+    assert [layer.get_config() for layer in back.layers] == [
+        {**layer.get_config(), **({"init": "zeros"} if isinstance(layer, bp.Dense) else {})} for layer in model.layers]
+    assert np.array_equal(back.predict(X), want)
+
+
+def test_from_torch_of_torch_trained_norms_predicts_what_torch_does():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Dropout(0.1), nn.Linear(16, 8),
+                        nn.Tanh(), nn.LayerNorm(8), nn.Linear(8, 2)).double()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    X = torch.randn(128, 6, dtype=torch.float64) * 3
+    for _ in range(5):
+        opt.zero_grad()
+        net(X).square().mean().backward()
+        opt.step()
+    net.eval()
+    model = bp.interop.from_torch(net, input_dim=6)
+    assert_close("predict", model.predict(X.numpy()), torch_out(net, X.numpy()), 1e-12, 1e-12)
+
+
+NORM_UNSUPPORTED = [
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 1)], 2, "follows a normalisation"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3), nn.LayerNorm(3), nn.Linear(3, 1)], 2,
+     "follows another normalisation"),
+    (lambda: [nn.Linear(4, 3), nn.Dropout(0.1), nn.BatchNorm1d(3), nn.Linear(3, 1)], 2, "follows a Dropout"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3)], 1, "is the last module"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(5), nn.Linear(3, 1)], 1, "num_features=5, expected 3"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False), nn.Linear(3, 1)], 1,
+     "track_running_stats=False"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=None), nn.Linear(3, 1)], 1, "momentum=None"),
+    (lambda: [nn.Linear(4, 3), nn.LayerNorm(5), nn.Linear(3, 1)], 1, r"normalized_shape=\(5,\), expected \(3,\)"),
+    (lambda: [nn.Linear(4, 3), nn.LayerNorm(3, bias=False), nn.Linear(3, 1)], 1, "bias=False"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm1d(3).double(), nn.Linear(3, 1)], 1, "dtype torch.float64"),
+    (lambda: [nn.Linear(4, 3), nn.BatchNorm2d(3), nn.Linear(3, 1)], 1, r"BatchNorm2d\) is not supported"),
+]
+
+
+@pytest.mark.parametrize("make, index, message", NORM_UNSUPPORTED, ids=[str(i) for i in range(len(NORM_UNSUPPORTED))])
+def test_from_torch_norm_errors_name_the_module(make, index, message):
+    mods = make()
+    with pytest.raises(ValueError, match=message) as info:
+        bp.interop.from_torch(nn.Sequential(*mods), input_dim=4)
+    assert f"module[{index}] ({type(mods[index]).__name__})" in str(info.value)

@@ -2,8 +2,10 @@
 
 :func:`to_onnx` writes the inference form of a built :class:`~pybackprop.Sequential`
 as an ONNX graph (default opset 17): one ``Gemm`` (``MatMul`` without bias) per Dense
-layer, its activation, and Dropout at its inference scale (nothing for inverted
-dropout, a ``Mul`` by the keep probability for classic dropout). Input ``"input"``
+layer, its activation, Dropout at its inference scale (nothing for inverted
+dropout, a ``Mul`` by the keep probability for classic dropout), BatchNorm as
+``BatchNormalization`` with its running statistics and LayerNorm as
+``LayerNormalization(axis=-1)`` (both with γ = 1, β = 0 without affine). Input ``"input"``
 and output ``"output"`` have a dynamic batch dimension and the model's dtype
 (``tensor(float)`` or ``tensor(double)``). Every activation's graph is pybackprop's
 own formula (``docs/guide/export.md`` lists them):
@@ -24,6 +26,11 @@ softplus        float32 ``Softplus``; float64 (no double Softplus): ``Where(z > 
 gelu            the tanh form from primitives: ``½z·(1 + tanh(√(2/π)(z + 0.044715 z³)))``
 softmax         ``Softmax(axis=-1)``
 ==============  ==============================================================
+
+ONNX's ``epsilon`` is a float32 attribute: in float64 with an ε float32 cannot hold
+(the default 1e-5), BatchNorm's variance input is ``running_var + ε`` computed in
+double (initialiser ``layers.<i>.running_var_plus_eps``, epsilon 0), and LayerNorm is
+written from ``ReduceMean``, ``Sub``, ``Mul``, ``Add``, ``Sqrt``, ``Div`` with a double ε.
 
 The ``onnx`` package is needed (``pip install 'pybackprop[onnx]'``, which also
 installs ``onnxruntime``); importing this module without it raises an
@@ -59,7 +66,7 @@ except ImportError as _exc:  # the module is skipped by the doctest run without 
 from . import activations as _activations
 from ._validation import check_int, fail
 from .io import write_atomically
-from .layers import Dense, Dropout
+from .layers import BatchNorm, Dense, Dropout, LayerNorm
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
@@ -108,6 +115,13 @@ class _Graph:
         key = ("bool", value)
         if key not in self._consts:
             self._consts[key] = self.tensor(self.fresh(f"const_{value}"), np.array(value))
+        return self._consts[key]
+
+    def axes_last(self) -> str:
+        """The int64 tensor [-1] (ReduceMean's axes input from opset 18)."""
+        key = ("axes", -1)
+        if key not in self._consts:
+            self._consts[key] = self.tensor(self.fresh("axes_last"), np.array([-1], np.int64))
         return self._consts[key]
 
     def node(self, op: str, inputs: List[str], base: str, **attrs: Any) -> str:
@@ -189,6 +203,57 @@ def _activation(g: _Graph, act: _activations.Activation, z: str, base: str) -> s
     raise ValueError(f"to_onnx: activation {name!r} has no ONNX form")  # every activation has one (tested)
 
 
+def _batchnorm(g: _Graph, layer: BatchNorm, x: str, base: str, width: int) -> str:
+    """Inference: ``γ·(x − running_mean)/√(running_var + ε) + β`` as one ``BatchNormalization``.
+
+    ONNX's epsilon is a float32 attribute: in float64 with an ε that float32 cannot hold
+    exactly (the default 1e-5), the variance input is ``running_var + ε`` computed in
+    double as the core computes it and epsilon is 0, so ``√(var + ε)`` is the core's.
+    """
+    dtype = g.dtype
+    gamma = layer.weight if layer.weight is not None else np.ones(width, dtype)
+    beta = layer.bias if layer.bias is not None else np.zeros(width, dtype)
+    eps = float(layer.eps)
+    var = np.array(layer.running_var)
+    if dtype == np.float64 and not _float32_exact(eps):
+        var_name, var, eps = f"{base}.running_var_plus_eps", var + dtype.type(eps), 0.0
+    else:
+        var_name = f"{base}.running_var"
+    inputs = [x, g.tensor(f"{base}.weight", gamma), g.tensor(f"{base}.bias", beta),
+              g.tensor(f"{base}.running_mean", layer.running_mean), g.tensor(var_name, var)]
+    return g.node("BatchNormalization", inputs, f"{base}.batchnorm", epsilon=eps)
+
+
+def _layernorm(g: _Graph, layer: LayerNorm, x: str, base: str, width: int, opset: int) -> str:
+    """``γ·(x − μ)/√(σ² + ε) + β`` over each row: ``LayerNormalization(axis=-1)``; in float64 with
+    an ε float32 cannot hold (ONNX's epsilon is a float32) from ReduceMean, Sub, Mul, Sqrt, Div."""
+    dtype = g.dtype
+    eps = float(layer.eps)
+    if dtype != np.float64 or _float32_exact(eps):
+        gamma = layer.weight if layer.weight is not None else np.ones(width, dtype)
+        inputs = [x, g.tensor(f"{base}.weight", gamma)]
+        if layer.bias is not None:
+            inputs.append(g.tensor(f"{base}.bias", layer.bias))
+        return g.node("LayerNormalization", inputs, f"{base}.layernorm", axis=-1, epsilon=eps)
+
+    def mean(v: str, name: str) -> str:
+        if opset >= 18:  # axes became an input
+            return g.node("ReduceMean", [v, g.axes_last()], name, keepdims=1)
+        return g.node("ReduceMean", [v], name, axes=[-1], keepdims=1)
+
+    mu = mean(x, f"{base}.mean")
+    centred = g.node("Sub", [x, mu], f"{base}.centred")
+    var = mean(g.node("Mul", [centred, centred], f"{base}.squares"), f"{base}.var")
+    inv_std = g.node("Div", [g.const(1.0), g.node("Sqrt", [g.node("Add", [var, g.const(eps)], f"{base}.var_eps")],
+                                                  f"{base}.std")], f"{base}.inv_std")
+    y = g.node("Mul", [centred, inv_std], f"{base}.xhat")
+    weight, bias = layer.weight, layer.bias
+    if weight is None or bias is None:
+        return y
+    y = g.node("Mul", [g.tensor(f"{base}.weight", weight), y], f"{base}.scaled")
+    return g.node("Add", [y, g.tensor(f"{base}.bias", bias)], f"{base}.layernorm")
+
+
 def _check_model(model: Any) -> "Sequential":
     from .model import Sequential
 
@@ -200,13 +265,20 @@ def _check_model(model: Any) -> "Sequential":
     return model  # type: ignore[no-any-return]
 
 
-def _graph(model: "Sequential") -> Any:
+def _graph(model: "Sequential", opset: int) -> Any:
     engine = model.engine
     g = _Graph(engine.dtype)
     x = INPUT_NAME
+    width = int(engine.input_dim or 0)
     keep_probs = iter(engine.keep_probs())  # the core's current ones (a schedule's last value)
     for i, layer in enumerate(model.layers):
         base = f"layers.{i}"
+        if isinstance(layer, BatchNorm):
+            x = _batchnorm(g, layer, x, base, width)
+            continue
+        if isinstance(layer, LayerNorm):
+            x = _layernorm(g, layer, x, base, width, opset)
+            continue
         if isinstance(layer, Dropout):
             p = next(keep_probs)
             if layer.scaling == "classic" and p != 1.0:  # the core multiplies the layer's input by p
@@ -221,6 +293,7 @@ def _graph(model: "Sequential") -> Any:
         else:
             z = g.node("Gemm", [x, W, g.tensor(f"{base}.b", b)], f"{base}.z")
         x = _activation(g, layer.activation, z, base)
+        width = layer.units
     last = g.nodes[-1]  # the output is the last node's (every model ends with a Dense layer)
     assert last.output[0] == x
     last.output[0] = OUTPUT_NAME
@@ -286,7 +359,7 @@ def to_onnx(model: "Sequential", path: Any = None, *, opset: int = DEFAULT_OPSET
     from . import __version__
 
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(_graph(model), opset_imports=opsets, producer_name="pybackprop",
+    proto = helper.make_model(_graph(model, opset), opset_imports=opsets, producer_name="pybackprop",
                               producer_version=__version__, doc_string=f"pybackprop {model!r}",
                               ir_version=helper.find_min_ir_version_for(opsets))
     helper.set_model_props(proto, {"pybackprop_config": json.dumps(model.get_config())})

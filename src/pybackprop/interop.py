@@ -21,6 +21,10 @@ softplus                         ``Softplus(beta=1, threshold=20)``
 gelu (tanh form)                 ``GELU(approximate="tanh")``
 softmax (output layer)           ``Softmax(dim=-1)``
 ``Dropout(keep_prob=p)``         ``Dropout(p=1 - p)`` (inverted scaling, as torch's)
+``BatchNorm(momentum, eps,       ``BatchNorm1d(features, eps, momentum, affine)``, the
+affine)``                        running statistics copied
+``LayerNorm(eps,                 ``LayerNorm(features, eps, elementwise_affine)``
+elementwise_affine)``
 ===============================  ====================================================
 
 Classic-scaling Dropout (scaled by p at inference) has no torch module and is a
@@ -53,7 +57,7 @@ True
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -67,7 +71,7 @@ except ImportError as _exc:  # the module is skipped by the doctest run without 
 
 from . import activations as _activations
 from ._validation import check_int, fail
-from .layers import Dense, Dropout, Layer
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Sequential
@@ -78,7 +82,7 @@ _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 #: the torch modules that are activations, by class, and the names from_torch expects
 _ACTIVATION_MODULES = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.Softplus, nn.GELU, nn.Softmax)
-_SUPPORTED = "Linear, Dropout, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softplus(beta=1, threshold=20), " \
+_SUPPORTED = "Linear, Dropout, BatchNorm1d, LayerNorm, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softplus(beta=1, threshold=20), " \
              "GELU(approximate='tanh') or Softmax(dim=-1)"
 
 
@@ -105,6 +109,25 @@ def _torch_activation(act: _activations.Activation, where: str) -> Optional[nn.M
     if name == "softmax":
         return nn.Softmax(dim=-1)
     raise ValueError(f"to_torch: {where} has activation {name!r}, which has no torch module")  # all have (tested)
+
+
+def _torch_norm(layer: Any, features: int, dtype: Any) -> nn.Module:
+    """``nn.BatchNorm1d`` (running statistics copied) or ``nn.LayerNorm`` with ``layer``'s parameters."""
+    module: nn.Module
+    if isinstance(layer, BatchNorm):
+        bn = nn.BatchNorm1d(features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine, dtype=dtype)
+        assert bn.running_mean is not None and bn.running_var is not None  # track_running_stats=True
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.from_numpy(np.array(layer.running_mean)))
+            bn.running_var.copy_(torch.from_numpy(np.array(layer.running_var)))
+        module = bn
+    else:
+        module = nn.LayerNorm(features, eps=layer.eps, elementwise_affine=layer.elementwise_affine, dtype=dtype)
+    if layer.affine:
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(np.array(layer.weight)))
+            module.bias.copy_(torch.from_numpy(np.array(layer.bias)))
+    return module
 
 
 def to_torch(model: "Sequential") -> nn.Sequential:
@@ -164,6 +187,9 @@ def to_torch(model: "Sequential") -> nn.Sequential:
                               "element (the same at inference, not while training)", UserWarning, stacklevel=2)
             modules.append(nn.Dropout(p=1.0 - p))
             continue
+        if isinstance(layer, (BatchNorm, LayerNorm)):
+            modules.append(_torch_norm(layer, fan_in, dtype))
+            continue
         if not isinstance(layer, Dense):
             raise ValueError(f"to_torch: {where} ({type(layer).__name__}) has no torch module")
         linear = nn.Linear(fan_in, layer.units, bias=layer.use_bias, dtype=dtype)
@@ -217,6 +243,45 @@ def _activation_of(module: nn.Module, where: str, last: bool) -> _activations.Ac
     raise AssertionError(type(module))  # only _ACTIVATION_MODULES come here
 
 
+def _check_dtype(t: Any, where: str, dtype: Any) -> Any:
+    """The model's dtype so far, checked against tensor ``t``'s."""
+    if t.dtype not in _NUMPY_DTYPES:
+        raise ValueError(f"from_torch: {where} has parameters of dtype {t.dtype}: expected torch.float32 or "
+                         "torch.float64")
+    if dtype is not None and t.dtype != dtype:
+        raise ValueError(f"from_torch: {where} has parameters of dtype {t.dtype}, the modules before it {dtype}: "
+                         "expected one dtype throughout")
+    return t.dtype
+
+
+def _norm_of(m: Any, where: str, width: int) -> Tuple[Layer, List[Any]]:
+    """The pybackprop layer of an ``nn.BatchNorm1d`` / ``nn.LayerNorm`` and its arrays in get_weights order."""
+    if isinstance(m, nn.BatchNorm1d):
+        if m.num_features != width:
+            raise ValueError(f"from_torch: {where} has num_features={m.num_features}, expected {width} (the width "
+                             "before it)")
+        if not m.track_running_stats or m.running_mean is None:
+            raise ValueError(f"from_torch: {where} has track_running_stats=False (batch statistics at inference): "
+                             "pybackprop's BatchNorm uses running statistics at inference")
+        if m.momentum is None:
+            raise ValueError(f"from_torch: {where} has momentum=None (a cumulative average): pybackprop's BatchNorm "
+                             "takes a momentum in [0, 1]")
+        if m.affine and m.bias is None:
+            raise ValueError(f"from_torch: {where} has affine=True and bias=False: pybackprop's BatchNorm has "
+                             "both γ and β or neither")
+        layer: Layer = BatchNorm(momentum=float(m.momentum), eps=float(m.eps), affine=m.affine)
+        arrays = ([m.weight, m.bias] if m.affine else []) + [m.running_mean, m.running_var]
+        return layer, arrays
+    if tuple(m.normalized_shape) != (width,):
+        raise ValueError(f"from_torch: {where} has normalized_shape={tuple(m.normalized_shape)}, expected ({width},) "
+                         "(pybackprop's LayerNorm normalises the features)")
+    if m.elementwise_affine and m.bias is None:
+        raise ValueError(f"from_torch: {where} has elementwise_affine=True and bias=False: pybackprop's LayerNorm "
+                         "has both γ and β or neither")
+    return LayerNorm(eps=float(m.eps), elementwise_affine=m.elementwise_affine), \
+        ([m.weight, m.bias] if m.elementwise_affine else [])
+
+
 def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "Sequential":
     """A :class:`~pybackprop.Sequential` with the layers and weights of a ``torch.nn.Sequential``.
 
@@ -226,7 +291,9 @@ def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "S
         Of ``Linear`` layers, each followed by at most one activation (``ReLU``,
         ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``ELU``, ``Softplus(beta=1,
         threshold=20)``, ``GELU(approximate="tanh")``, ``Softmax(dim=-1)`` last),
-        ``Dropout`` (not two in a row, not last) and ``Identity`` (skipped).
+        ``BatchNorm1d`` (with running statistics and a momentum) or ``LayerNorm``
+        over the features, then ``Dropout`` (not two in a row, not last; a
+        normalisation comes before a Dropout) and ``Identity`` (skipped).
         Every parameter float32 or float64, all the same: the model's dtype.
     input_dim : int
         The number of input features (the first Linear's ``in_features``).
@@ -262,7 +329,7 @@ def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "S
     >>> bp.interop.from_torch(torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.SiLU()), input_dim=4)
     Traceback (most recent call last):
     ...
-    ValueError: from_torch: module[1] (SiLU) is not supported: expected Linear, Dropout, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softplus(beta=1, threshold=20), GELU(approximate='tanh') or Softmax(dim=-1)
+    ValueError: from_torch: module[1] (SiLU) is not supported: expected Linear, Dropout, BatchNorm1d, LayerNorm, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softplus(beta=1, threshold=20), GELU(approximate='tanh') or Softmax(dim=-1)
     """
     from .model import Sequential
 
@@ -276,7 +343,7 @@ def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "S
     dtype: Optional[torch.dtype] = None
     width = input_dim
     open_dense: Optional[Dict[str, Any]] = None  # the Dense layer's spec an activation may still join
-    pending_dropout = False
+    pending_dropout = pending_norm = False  # a Dropout / normalisation waiting for its Linear
     for k, m in enumerate(children):
         where = f"module[{k}] ({type(m).__name__})"
         if isinstance(m, nn.Identity):
@@ -285,27 +352,35 @@ def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "S
             if m.in_features != width:
                 raise ValueError(f"from_torch: {where} has in_features={m.in_features}, expected {width} (the "
                                  f"{'input_dim' if not weights else 'out_features of the Linear before it'})")
-            params = [m.weight] + ([m.bias] if m.bias is not None else [])
-            for p in params:
-                if p.dtype not in _NUMPY_DTYPES:
-                    raise ValueError(f"from_torch: {where} has parameters of dtype {p.dtype}: expected "
-                                     "torch.float32 or torch.float64")
-                if dtype is None:
-                    dtype = p.dtype
-                elif p.dtype != dtype:
-                    raise ValueError(f"from_torch: {where} has parameters of dtype {p.dtype}, the modules before "
-                                     f"it {dtype}: expected one dtype throughout")
+            for p in [m.weight] + ([m.bias] if m.bias is not None else []):
+                dtype = _check_dtype(p, where, dtype)
             weights.append(m.weight.detach().cpu().numpy().T)
             if m.bias is not None:
                 weights.append(m.bias.detach().cpu().numpy())
             open_dense = {"units": m.out_features, "use_bias": m.bias is not None, "activation": None}
             entries.append(open_dense)
-            width, pending_dropout = m.out_features, False
+            width, pending_dropout, pending_norm = m.out_features, False, False
+            continue
+        if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)):
+            if pending_norm:
+                raise ValueError(f"from_torch: {where} follows another normalisation: pybackprop needs a Linear "
+                                 "between two")
+            if pending_dropout:
+                raise ValueError(f"from_torch: {where} follows a Dropout: pybackprop normalises before a Dropout "
+                                 "(Linear, activation, norm, Dropout, Linear)")
+            if k == last_index:
+                raise ValueError(f"from_torch: {where} is the last module: pybackprop's output is a Dense layer")
+            layer, arrays = _norm_of(m, where, width)
+            for t in arrays:
+                dtype = _check_dtype(t, where, dtype)
+            weights.extend(t.detach().cpu().numpy() for t in arrays)
+            entries.append(layer)
+            open_dense, pending_norm = None, True
             continue
         if isinstance(m, _ACTIVATION_MODULES):
             if open_dense is None or open_dense["activation"] is not None:
                 follows = "another activation" if open_dense is not None else \
-                    "a Dropout" if pending_dropout else "no Linear"
+                    "a Dropout" if pending_dropout else "a normalisation" if pending_norm else "no Linear"
                 raise ValueError(f"from_torch: {where} follows {follows}: pybackprop's activations belong to a "
                                  "Dense layer, so each must come right after a Linear")
             open_dense["activation"] = _activation_of(m, where, last=k == last_index)
@@ -320,13 +395,14 @@ def from_torch(module: Any, input_dim: int, *, seed: Optional[int] = None) -> "S
             if not 0.0 <= m.p < 1.0:
                 raise ValueError(f"from_torch: {where} has p={m.p}: expected a drop probability in [0, 1)")
             entries.append(Dropout(rate=float(m.p)))
+            pending_norm = False
             open_dense, pending_dropout = None, True
             continue
         raise ValueError(f"from_torch: {where} is not supported: expected {_SUPPORTED}")
     if not weights:
         raise ValueError("from_torch: module has no Linear layer: expected a Sequential of Linear layers and "
                          "activations")
-    layers: List[Layer] = [e if isinstance(e, Dropout) else
+    layers: List[Layer] = [e if isinstance(e, Layer) else
                            Dense(e["units"], activation=e["activation"] or "identity", use_bias=e["use_bias"],
                                  init="zeros")  # the weights are set below, bitwise
                            for e in entries]
