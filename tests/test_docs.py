@@ -72,8 +72,9 @@ def test_guide_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     namespace: dict = {"__name__": "guide"}
     for i, block in enumerate(blocks):
-        if "sklearn" in block:
-            pytest.importorskip("sklearn")
+        for optional in ("sklearn", "onnx", "onnxruntime", "torch"):  # the extras a page's block uses
+            if optional in block:
+                pytest.importorskip(optional)
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(block, f"{page}[block {i}]", "exec"), namespace)  # noqa: S102
 

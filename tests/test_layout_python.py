@@ -27,7 +27,7 @@ BELOW_ALL = {"_core", "reference"}
 HELPERS = {"_svg"}
 LEVEL: Dict[str, int] = {**{m: 0 for m in BUILDING_BLOCKS | BELOW_ALL | HELPERS}, "_history": 1, "_engine": 2, "model": 3}
 #: the facade's convenience methods (save, explain, pickling) call these lazily, inside the method
-MODEL_CALLS_UP = {"io", "explain"}
+MODEL_CALLS_UP = {"io", "explain", "export"}
 #: the modules allowed to use the underscore names of Sequential, the Engine and the layers
 OWNERS = {"model", "_engine", "layers"}
 

@@ -42,6 +42,19 @@ __all__ = [
 ]
 
 
+#: submodules with an optional dependency, imported on first use as bp.export / bp.interop
+_LAZY_SUBMODULES = ("export", "interop")
+
+
+def __getattr__(name: str) -> Any:
+    """``bp.export`` (needs onnx) and ``bp.interop`` (needs torch), imported when first used."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def set_num_threads(n: int) -> None:
     """Set how many threads the core may use (default: the CPUs this process may run on).
 

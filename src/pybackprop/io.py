@@ -26,7 +26,7 @@ import io as _io
 import json
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Dict, List
 
 import numpy as np
 
@@ -79,14 +79,26 @@ def _is_callable_schedule(value: Any) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "FromCallable"
 
 
-def save_model(model: "Sequential", path: Any) -> None:
-    """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
+def write_atomically(path: Any, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A failed write (an exception from ``write``, a full disk, Ctrl-C) removes the
+    temporary file and leaves an earlier file at ``path`` as it was. Used by
+    :func:`save_model` and :func:`pybackprop.export.to_onnx`.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.bin")
+    >>> write_atomically(path, lambda f: f.write(b"abc"))
+    >>> with open(path, "rb") as f:
+    ...     f.read()
+    b'abc'
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pybackprop-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write(model, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -94,6 +106,11 @@ def save_model(model: "Sequential", path: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_model(model: "Sequential", path: Any) -> None:
+    """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
+    write_atomically(path, lambda f: _write(model, f))
 
 
 def model_to_bytes(model: "Sequential") -> bytes:

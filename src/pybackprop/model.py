@@ -363,16 +363,57 @@ class Sequential:
         return (loss, grads, used) if return_masks else (loss, grads)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Outputs for ``X`` in inference mode, shape ``(n_samples, n_outputs)``.
 
-        >>> import pybackprop as bp
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        out : numpy.ndarray, optional
+            Where to write the outputs: a writeable, C-contiguous array of shape
+            ``(n_samples, n_outputs)`` and of the model's dtype, not sharing memory
+            with ``X``. The core writes into it directly (no output array is
+            allocated; with ``X`` already C-contiguous in the model's dtype, nothing
+            is), and it is returned. A repeated inference loop then allocates nothing.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new array, or ``out``.
+
+        Raises
+        ------
+        TypeError
+            ``out`` is not a NumPy array of the model's dtype.
+        ValueError
+            ``out`` has the wrong shape, is not C-contiguous, is read-only or
+            overlaps ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np, pybackprop as bp
         >>> m = bp.Sequential([bp.Dense(2, init=[[1., -1.]], activation="relu")], input_dim=1)
         >>> m.predict([[2.0]])
         array([[2., 0.]], dtype=float32)
+        >>> buf = np.empty((3, 2), dtype=np.float32)
+        >>> m.predict(np.array([[1.0], [2.0], [-1.0]], dtype=np.float32), out=buf) is buf
+        True
+        >>> buf
+        array([[1., 0.],
+               [2., 0.],
+               [0., 1.]], dtype=float32)
+        >>> m.predict([[1.0]], out=np.empty((1, 2)))
+        Traceback (most recent call last):
+        ...
+        TypeError: out: expected a writeable C-contiguous float32 array of shape (1, 2) (the model's dtype; rows of X, outputs), got an array of dtype float64
         """
         Xc = self._engine.inputs(X)  # first: it builds an unbuilt model
-        return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
+        if out is None:
+            return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
+        if isinstance(out, np.ndarray) and isinstance(X, np.ndarray) and X is not Xc \
+                and np.may_share_memory(out, X):  # X was cast to Xc: the core sees only the copy
+            raise ValueError("out: expected an array not sharing memory with X, got an array overlapping X")
+        return self._engine.net.predict(Xc, out)  # type: ignore[no-any-return]
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """The loss over ``(X, y)`` in inference mode (and the compiled metrics).
@@ -549,6 +590,38 @@ class Sequential:
         from .io import save_model
 
         save_model(self, path)
+
+    def to_onnx(self, path: Any, *, opset: int = 17) -> None:
+        """Write the model's inference to an ONNX file (needs ``pip install 'pybackprop[onnx]'``).
+
+        See :func:`pybackprop.export.to_onnx` (which also returns the ``onnx.ModelProto``):
+        every layer and activation as pybackprop computes them, a dynamic batch
+        dimension, the model's dtype; written atomically (nothing half-written).
+
+        Raises
+        ------
+        ValueError
+            The model is not built.
+        ImportError
+            The ``onnx`` package is not installed (the message names the extra).
+        OSError
+            ``path`` cannot be written.
+
+        Examples
+        --------
+        >>> import os, tempfile, pybackprop as bp
+        >>> m = bp.Sequential([bp.Dense(2, activation="relu"), bp.Dense(1)], input_dim=3, seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+        >>> m.to_onnx(path)  # doctest: +SKIP
+        >>> import onnxruntime as ort, numpy as np  # doctest: +SKIP
+        >>> sess = ort.InferenceSession(path)  # doctest: +SKIP
+        >>> x = np.ones((5, 3), np.float32)  # doctest: +SKIP
+        >>> bool(np.allclose(sess.run(None, {"input": x})[0], m.predict(x), atol=1e-6))  # doctest: +SKIP
+        True
+        """
+        from .export import to_onnx
+
+        to_onnx(self, path, opset=opset)
 
     def __getstate__(self) -> Dict[str, Any]:
         from .io import model_to_bytes

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/bindings.hpp"
@@ -96,6 +97,35 @@ double* out_doubles(const py::object& obj, const char* name, std::size_t count) 
     require(a.flags() & py::array::c_style, name, expected, "a non-contiguous array");
     require(a.writeable(), name, expected, "a read-only array");
     return static_cast<double*>(a.mutable_data());
+}
+
+// The (rows, cols) output array predict writes into, taken as it comes (never
+// converted: a converted copy would take the writes). TypeError for anything but an
+// ndarray of T; ValueError for the wrong shape, a non-C-contiguous or read-only
+// array, or one whose memory overlaps X's (the chunks of X still to be read).
+template <typename T>
+T* out_matrix(const py::object& obj, const char* name, std::size_t rows, std::size_t cols, const py::array& X) {
+    const std::string dtype = std::is_same_v<T, float> ? "float32" : "float64";
+    const std::string expected = "a writeable C-contiguous " + dtype + " array of shape (" + std::to_string(rows) +
+                                 ", " + std::to_string(cols) + ") (the model's dtype; rows of X, outputs)";
+    auto fail_type = [&](const std::string& got) {
+        throw py::type_error(std::string(name) + ": expected " + expected + ", got " + got);
+    };
+    if (!py::isinstance<py::array>(obj)) fail_type("a " + py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!py::isinstance<py::array_t<T>>(obj)) fail_type("an array of dtype " + py::str(a.dtype()).cast<std::string>());
+    std::string shape = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) shape += (d ? ", " : "") + std::to_string(a.shape(d));
+    shape += a.ndim() == 1 ? ",)" : ")";
+    require(a.ndim() == 2 && std::size_t(a.shape(0)) == rows && std::size_t(a.shape(1)) == cols, name, expected,
+            "an array of shape " + shape);
+    require(a.flags() & py::array::c_style, name, expected, "a non-contiguous array");
+    require(a.writeable(), name, expected, "a read-only array");
+    const char* o = static_cast<const char*>(a.data());
+    const char* x = static_cast<const char*>(X.data());
+    const bool overlap = o < x + X.nbytes() && x < o + a.nbytes();
+    require(!overlap, name, expected + " not sharing memory with X", "an array overlapping X");
+    return static_cast<T*>(a.mutable_data());
 }
 
 // Runs f without the GIL, holding the network's lock.
@@ -515,14 +545,21 @@ void bind_one(py::module_& m, const char* name) {
              "Per-layer quantities of the last backward pass with recording on (see network.hpp).")
         // Inference, without the GIL.
         .def("predict",
-             [](Net& n, const InArray<T>& X) {
+             [](Net& n, const InArray<T>& X, const py::object& out) -> py::object {
                  const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
-                 py::array_t<T> out({py::ssize_t(rows), py::ssize_t(n.output_dim())});
-                 T* o = out.mutable_data();
                  const T* x = X.data();
+                 if (out.is_none()) {
+                     py::array_t<T> fresh({py::ssize_t(rows), py::ssize_t(n.output_dim())});
+                     T* o = fresh.mutable_data();
+                     locked(n, [&] { n.predict(o, x, rows); });
+                     return std::move(fresh);
+                 }
+                 T* o = out_matrix<T>(out, "out", rows, n.output_dim(), X);
                  locked(n, [&] { n.predict(o, x, rows); });
                  return out;
-             })
+             },
+             py::arg("X"), py::arg("out") = py::none(),
+             "Outputs of X in inference mode: a new array, or written into `out` (returned).")
         .def("evaluate",
              [](Net& n, const InArray<T>& X, const InArray<T>& Y, const std::optional<InArray<T>>& sample_weight) {
                  const std::size_t rows = check_xy(n, X, Y);
