@@ -430,3 +430,40 @@ def test_bitwise_the_same_for_any_thread_count(restore_num_threads):
         weights.append(m.get_weights())
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
+
+
+def _diverging_batchnorm_model() -> bp.Sequential:
+    m = bp.Sequential([bp.Dense(4, activation="relu"), bp.BatchNorm(), bp.Dense(4, activation="relu"), bp.BatchNorm(),
+                       bp.Dense(1)], input_dim=3, seed=0)
+    m.compile("mse", bp.SGD(lr=1e30))
+    return m
+
+
+def test_a_refused_step_leaves_the_running_statistics_too():
+    """A divergence keeps the last finite step's model, BatchNorm's running estimates included
+    (they move in the forward pass, before the step is known to be finite)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    m = _diverging_batchnorm_model()
+    seen = []
+
+    class Stop(bp.Callback):
+        def on_divergence(self, epoch, step, loss):
+            seen.append((epoch, step))
+            return True
+
+    m.fit(X, y, epochs=5, batch_size=10, shuffle=False, verbose=0, callbacks=[Stop()])
+    (epoch, step), = seen
+    twin = _diverging_batchnorm_model()  # the same model, trained on the finite steps only
+    for s in range(2 * epoch + step):
+        twin.train_step(X[10 * (s % 2):10 * (s % 2 + 1)], y[10 * (s % 2):10 * (s % 2 + 1)])
+    for got, want in zip(m.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert all(np.isfinite(w).all() for w in m.get_weights())  # the running variance was inf before the fix
+
+    before = [w.copy() for w in m.get_weights()]
+    m.compile("mse", bp.SGD(lr=1e15))
+    with pytest.raises(bp.DivergenceError):
+        m.train_step(X[:10], y[:10])  # refused: inf on the way
+    for got, want in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(got, want)

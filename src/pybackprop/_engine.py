@@ -971,6 +971,7 @@ class Engine:
             t2 = time.perf_counter()
             norms = net.grad_norms()  # the core's per-layer norms, as single-process fit records them
             if not all(math.isfinite(x) for x in norms) and not np.isfinite(grads).all():
+                net.discard_running_update()  # the running estimates too stay as after the last finite step
                 return EpochOutcome(math.nan, [], lr_used, keep_used, {},
                                     (s, reducer.sum(loss * rows.size) / batch.size))
             norm_sums += norms

@@ -326,7 +326,10 @@ class Sequential:
             One batch.
         training : bool
             Training mode: Dropout drops (masks drawn from the model's RNG for
-            the next step, or taken from ``masks``) and noisy_relu adds noise.
+            the next step, or taken from ``masks``) and noisy_relu adds noise;
+            BatchNorm normalises with the batch's statistics and, as torch's
+            training forward does, moves its running estimates (the weights are
+            not updated).
         masks : dict, optional
             ``{index of a Dropout in model.layers: 0/1 array of shape
             (n_samples, n_units)}`` (a single row is broadcast), to replay a step.

@@ -213,6 +213,8 @@ void bind_views(py::class_<Network<T>>& c) {
     c.def("gamma", per_input(&Net::gamma, false)).def("beta", per_input(&Net::beta, false));
     c.def("dgamma", per_input(&Net::dgamma, false)).def("dbeta", per_input(&Net::dbeta, false));
     c.def("running_mean", per_input(&Net::running_mean, true)).def("running_var", per_input(&Net::running_var, true));
+    c.def("discard_running_update", &Net::discard_running_update,
+          "BatchNorm's running estimates back to before the last training forward (a refused step).");
     c.def("running", [](const py::object& self) {
         Net& n = self.cast<Net&>();
         return view<T>(self, n.running(), {py::ssize_t(n.running_size())});

@@ -57,6 +57,7 @@ Network<T>::Network(std::size_t input_dim, std::vector<DenseSpec> layers, uint64
     state2_.resize(layout.total());
     state3_.resize(layout.total());
     running_.resize(running.total());
+    running_before_.resize(running.total());
 }
 
 template <typename T>

@@ -29,6 +29,7 @@
 // parameter arena at once. train_step() and fit_epoch() are those three in a
 // loop, with no allocation per step once the buffers have grown.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -81,6 +82,11 @@ public:
     T* running_var(std::size_t l) { return running_.data() + rv_off_[l]; }
     T* running() { return running_.data(); }
     std::size_t running_size() const { return running_.size(); }
+    // Puts the running estimates back to what they were before the last training forward: a
+    // step refused as non-finite leaves them, like the parameters, as after the last finite step.
+    void discard_running_update() {
+        if (has_batchnorm_) std::copy(running_before_.data(), running_before_.data() + running_.size(), running_.data());
+    }
     T* params() { return params_.data(); }
     T* grads() { return grads_.data(); }
     T* state1() { return state1_.data(); }
@@ -320,6 +326,7 @@ private:
     std::vector<std::size_t> g_off_, be_off_, rm_off_, rv_off_;  // γ, β views; running_ views
     bool has_batchnorm_ = false;
     AlignedBuffer<T> params_, grads_, state1_, state2_, state3_, running_;
+    AlignedBuffer<T> running_before_;  // running_ before the last training forward (see discard_running_update)
 
     std::size_t capacity_ = 0, last_batch_ = 0;
     bool last_training_ = false;

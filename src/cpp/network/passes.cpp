@@ -73,6 +73,7 @@ template <typename T>
 void Network<T>::stat_sync_idle() {
     require(bool(stat_sync), "stat_sync", "a sync function (set_stat_sync)", "none");
     ensure_capacity(1);
+    std::copy(running_.data(), running_.data() + running_.size(), running_before_.data());
     const std::size_t L = layers_.size();
     for (std::size_t l = 0; l < L; ++l) {
         if (norm(l).kind != NormKind::Batch) continue;
@@ -115,6 +116,8 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, co
                     "a training batch of more than one sample (its variance over one sample is 0; as "
                     "torch, training refuses it: use a larger batch, or drop the last incomplete one)",
                     "a batch of " + std::to_string(stat_sync ? stat_rows : B));
+    if (training && has_batchnorm_)  // the step may yet be refused: keep the estimates it moves
+        std::copy(running_.data(), running_.data() + running_.size(), running_before_.data());
     const T* a_prev = X;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const std::size_t in = fan_in(l), out = fan_out(l);

@@ -43,7 +43,10 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
             return update_stays_finite(opt_, lr, decay, t, p + off, g + off, s1 + off, s2 + off, s3 + off, len,
                                        layer_delta_sq ? layer_delta_sq + l : nullptr);
         });
-        if (!finite) return false;
+        if (!finite) {
+            discard_running_update();
+            return false;
+        }
         sgd_bounds_.valid = false;  // re-measured at the next epoch
     }
     for_each_segment([&](std::size_t off, std::size_t len, double decay, std::size_t) {
@@ -79,6 +82,7 @@ template <typename T>
 double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights) {
     const double loss = loss_and_gradients(X, Y, n, true, nullptr, weights);
     const bool ok = std::isfinite(loss) && grads_finite() && step(lr, n);
+    if (!ok) discard_running_update();
     if (applied) *applied = ok;
     return loss;
 }

@@ -142,6 +142,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         const bool last = s + 1 == steps;
         if (!finite || !(last ? apply_gradients(lr, B, last_ratio.data())
                               : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
+            discard_running_update();
             stats.diverged = true;
             stats.diverged_step = s;
             stats.diverged_loss = loss;
