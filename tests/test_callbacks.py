@@ -379,3 +379,17 @@ def test_csv_logger_bad_input(tmp_path):
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert bp.CSVLogger.root_only
+
+
+def test_reduce_lr_on_plateau_knows_that_r2_rises():
+    """mode="auto" takes the direction of a known metric (as EarlyStopping): a rising r2 is no plateau."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    m = bp.Sequential([bp.Dense(4, activation="tanh"), bp.Dense(1)], input_dim=3, seed=0)
+    m.compile("mse", bp.Adam(lr=0.05), metrics=["r2"])
+    plateau = bp.ReduceLROnPlateau(monitor="r2", factor=0.5, patience=1)
+    h = m.fit(X, X.sum(axis=1), epochs=4, verbose=0, callbacks=[plateau])
+    r2 = h.history["r2"]
+    assert all(b > a for a, b in zip(r2, r2[1:])), r2  # it rose every epoch ...
+    assert m.optimizer.lr == 0.05  # ... so the lr was never reduced
+    assert plateau._higher and not bp.ReduceLROnPlateau(monitor="val_loss")._higher

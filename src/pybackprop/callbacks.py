@@ -202,7 +202,9 @@ class ReduceLROnPlateau(Callback):
     min_lr : float
         Lower bound on the lr, >= 0.
     mode : {"auto", "min", "max"}
-        ``"auto"``: "max" when ``"acc"`` is in the monitor's name, else "min" (Keras's rule).
+        ``"auto"``: the direction of a known quantity (``loss``, ``mae``, ``mse``, ``rmse`` fall;
+        ``accuracy``, ``r2`` rise; with or without ``val_``), else Keras's rule: "max" when
+        ``"acc"`` is in the monitor's name, "min" otherwise.
     verbose : int
         1: print each reduction.
 
@@ -243,7 +245,10 @@ class ReduceLROnPlateau(Callback):
         self.min_lr = check_float("min_lr", min_lr, minimum=0.0)
         self.mode = _check_mode(mode)
         self.verbose = check_int("verbose", verbose, minimum=0)
-        self._higher = self.mode == "max" or (self.mode == "auto" and "acc" in monitor)
+        name = monitor[4:] if monitor.startswith("val_") else monitor
+        known = name in _HIGHER_IS_BETTER or name in _LOWER_IS_BETTER  # the direction EarlyStopping uses
+        auto_higher = name in _HIGHER_IS_BETTER if known else "acc" in monitor  # else Keras's rule
+        self._higher = self.mode == "max" or (self.mode == "auto" and auto_higher)
         self._reset()
 
     def _reset(self) -> None:
