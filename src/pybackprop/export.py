@@ -330,12 +330,14 @@ def to_onnx(model: "Sequential", path: Any = None, *, opset: int = DEFAULT_OPSET
     Raises
     ------
     ValueError
-        ``model`` is not built, or ``opset`` is out of range.
+        ``model`` is not built, ``opset`` is out of range, or ``path`` cannot
+        be written (its directory missing, no permission, a directory); nothing
+        is left behind.
     TypeError
         ``model`` is not a Sequential, or ``path`` not a path.
     OSError
-        ``path`` cannot be written (its directory missing, no permission, a
-        directory): the message names the path; nothing is left behind.
+        The write failed for another reason (e.g. a full disk): the message
+        names the path; an earlier file there is kept, no temporary is left.
 
     Examples
     --------
@@ -373,6 +375,9 @@ def _write(proto: Any, path: Any) -> None:
     data = proto.SerializeToString()
     try:
         write_atomically(path, lambda f: f.write(data))
-    except OSError as e:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        raise ValueError(f"path: expected a file path that can be written (in an existing, writable "
+                         f"directory), got {path!s}: {e.strerror or e}") from e  # bad input: the path itself
+    except OSError as e:  # the machine's trouble (a full disk): the path was fine
         raise type(e)(e.errno, f"to_onnx: cannot write the ONNX file {path!s}: {e.strerror or e}") from e
 
