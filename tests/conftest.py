@@ -292,3 +292,18 @@ def screenshot_dir(tmp_path):
     path = pathlib.Path(target) if target else tmp_path
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def playground_server():
+    """A :class:`~pybackprop.playground.server.PlaygroundServer` on a free port, served from a
+    thread for the module's tests (the HTTP API tests and the page in the browser)."""
+    from pybackprop.playground.server import PlaygroundServer
+    from pybackprop.playground.session import SessionStore
+
+    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600))
+    thread = srv.serve_in_thread(poll_interval=0.05)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)

@@ -15,17 +15,11 @@ from typing import Any, Callable, List
 import pytest
 
 from pybackprop.playground.server import PlaygroundServer
-from pybackprop.playground.session import SessionStore
 
 
 @pytest.fixture(scope="module")
-def page_server():
-    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600))
-    thread = srv.serve_in_thread(poll_interval=0.05)
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+def page_server(playground_server):
+    return playground_server
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:

@@ -302,13 +302,8 @@ def test_explain_returns_a_page_for_a_point() -> None:
 
 # ------------------------------------------------------------------------------------------ the HTTP API
 @pytest.fixture(scope="module")
-def server():
-    srv = PlaygroundServer(port=0, store=SessionStore(ttl=600))
-    thread = srv.serve_in_thread(poll_interval=0.05)
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+def server(playground_server):
+    return playground_server
 
 
 def request(srv: PlaygroundServer, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
