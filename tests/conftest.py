@@ -295,7 +295,7 @@ def screenshot_dir(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def playground_server():
+def playground():
     """A :class:`~pybackprop.playground.server.PlaygroundServer` on a free port, served from a
     thread for the module's tests (the HTTP API tests and the page in the browser)."""
     from pybackprop.playground.server import PlaygroundServer

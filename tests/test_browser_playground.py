@@ -17,11 +17,6 @@ import pytest
 from pybackprop.playground.server import PlaygroundServer
 
 
-@pytest.fixture(scope="module")
-def page_server(playground_server):
-    return playground_server
-
-
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
     end = time.monotonic() + timeout
     while True:
@@ -51,8 +46,8 @@ def js(browser, script: str) -> Any:
     return browser.execute_script(script)
 
 
-def test_page_draws_the_network_points_and_bars(browser, page_server) -> None:
-    load(browser, page_server, "#dataset=circle&layers=4,3&activations=tanh,relu")
+def test_page_draws_the_network_points_and_bars(browser, playground) -> None:
+    load(browser, playground, "#dataset=circle&layers=4,3&activations=tanh,relu")
     snap = js(browser, "return window.PBPlayground.snapshot")
     sizes = snap["net"]["sizes"]
     assert sizes == [2, 4, 3, 1]
@@ -66,8 +61,8 @@ def test_page_draws_the_network_points_and_bars(browser, page_server) -> None:
     assert not errors(browser)
 
 
-def test_training_xor_lowers_the_test_loss(browser, page_server, screenshot_dir) -> None:
-    load(browser, page_server, "#dataset=xor&noise=5&layers=6,4&activations=tanh,tanh&lr=0.03&show_test=1&seed=3")
+def test_training_xor_lowers_the_test_loss(browser, playground, screenshot_dir) -> None:
+    load(browser, playground, "#dataset=xor&noise=5&layers=6,4&activations=tanh,tanh&lr=0.03&show_test=1&seed=3")
     before = float(browser.find_element("id", "test-loss").text)
     browser.find_element("id", "play").click()
     wait_for(lambda: int(browser.find_element("id", "step-count").text) >= 1500, timeout=60, what="1500 steps")
@@ -89,8 +84,8 @@ def test_training_xor_lowers_the_test_loss(browser, page_server, screenshot_dir)
     assert not errors(browser)
 
 
-def test_spiral_screenshot_with_a_deep_net(browser, page_server, screenshot_dir) -> None:
-    load(browser, page_server, "#dataset=spiral&noise=10&layers=8,8,6&activations=tanh,tanh,tanh&lr=0.01"
+def test_spiral_screenshot_with_a_deep_net(browser, playground, screenshot_dir) -> None:
+    load(browser, playground, "#dataset=spiral&noise=10&layers=8,8,6&activations=tanh,tanh,tanh&lr=0.01"
                                "&optimizer=adam&batch_size=10&seed=1")
     browser.find_element("id", "play").click()
     wait_for(lambda: int(browser.find_element("id", "step-count").text) >= 2500, timeout=90, what="2500 steps")
@@ -108,8 +103,8 @@ def to_hash(cfg: dict) -> str:
     return "#" + "&".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in cfg.items())
 
 
-def test_url_state_round_trip(browser, page_server) -> None:
-    load(browser, page_server, to_hash(URL_CONFIG))
+def test_url_state_round_trip(browser, playground) -> None:
+    load(browser, playground, to_hash(URL_CONFIG))
     assert js(browser, "return window.PBPlayground.config") == URL_CONFIG
     value = lambda id_: browser.find_element("id", id_).get_attribute("value")  # noqa: E731
     assert (value("noise"), value("seed"), value("train_fraction"), value("batch_size")) == ("25", "42", "70", "17")
@@ -142,21 +137,21 @@ def test_url_state_round_trip(browser, page_server) -> None:
     assert not errors(browser)
 
 
-def test_hidden_controls_flag(browser, page_server) -> None:
-    load(browser, page_server, "#dataset=xor&hide=controls")
+def test_hidden_controls_flag(browser, playground) -> None:
+    load(browser, playground, "#dataset=xor&hide=controls")
     shown = lambda sel: browser.find_element("css selector", sel).is_displayed()  # noqa: E731
     for control in ("lr", "optimizer", "l2", "keep_prob", "noise", "dataset", "layers", "csv", "seed"):
         assert not shown(f"[data-control='{control}']"), control
     assert shown("#play") and shown("#net") and shown("#heatmap")
     assert "hide=controls" in browser.current_url  # kept in the URL the page writes
-    load(browser, page_server, "#dataset=xor&hide=noise,lr")
+    load(browser, playground, "#dataset=xor&hide=noise,lr")
     assert not shown("[data-control='noise']") and not shown("[data-control='lr']")
     assert shown("[data-control='optimizer']") and shown("[data-control='dataset']")
     assert not errors(browser)
 
 
-def test_clicking_a_point_opens_the_step_picture(browser, page_server) -> None:
-    load(browser, page_server, "#dataset=circle&layers=3&activations=relu&show_test=1")
+def test_clicking_a_point_opens_the_step_picture(browser, playground) -> None:
+    load(browser, playground, "#dataset=circle&layers=3&activations=relu&show_test=1")
     point = browser.find_element("css selector", "#points .pg-point.pg-test")
     index = int(point.get_attribute("data-index"))
     js(browser, f"document.querySelector('#points .pg-test[data-index=\"{index}\"]')"
@@ -178,8 +173,8 @@ def test_clicking_a_point_opens_the_step_picture(browser, page_server) -> None:
     assert not errors(browser)
 
 
-def test_csv_upload_error_and_success(browser, page_server, tmp_path) -> None:
-    load(browser, page_server, "#dataset=xor")
+def test_csv_upload_error_and_success(browser, playground, tmp_path) -> None:
+    load(browser, playground, "#dataset=xor")
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y,label\n1,2,0\n3,oops,1\n", encoding="utf-8")
     browser.find_element("id", "csv-file").send_keys(str(bad))
@@ -198,16 +193,16 @@ def test_csv_upload_error_and_success(browser, page_server, tmp_path) -> None:
     assert not errors(browser)
 
 
-def test_a_bad_link_shows_the_message_and_starts_with_defaults(browser, page_server) -> None:
-    load(browser, page_server, "#lr=-1&layers=1000000&activations=tanh")
+def test_a_bad_link_shows_the_message_and_starts_with_defaults(browser, playground) -> None:
+    load(browser, playground, "#lr=-1&layers=1000000&activations=tanh")
     message = browser.find_element("id", "error").text
     assert "layers[0]" in message or "lr:" in message
     assert js(browser, "return window.PBPlayground.config.lr") == 0.03
     assert not errors(browser, allowed_status=400)
 
 
-def test_the_api_error_of_a_step_is_shown(browser, page_server) -> None:
-    load(browser, page_server, "#dataset=sine&problem=regression&layers=8,8&activations=relu,relu&lr=10")
+def test_the_api_error_of_a_step_is_shown(browser, playground) -> None:
+    load(browser, playground, "#dataset=sine&problem=regression&layers=8,8&activations=relu,relu&lr=10")
     browser.find_element("id", "play").click()
     wait_for(lambda: "diverged" in browser.find_element("id", "error").text, timeout=30, what="the divergence")
     assert js(browser, "return window.PBPlayground.playing") is False
@@ -216,7 +211,7 @@ def test_the_api_error_of_a_step_is_shown(browser, page_server) -> None:
     assert not errors(browser)
 
 
-def test_the_same_url_twice_gives_the_same_weights_after_the_same_steps(browser, page_server) -> None:
+def test_the_same_url_twice_gives_the_same_weights_after_the_same_steps(browser, playground) -> None:
     """A link reproduces a run exactly: the page's steps (button or play) equal the library's own Session."""
     from pybackprop.playground.session import Config, Session
 
@@ -224,7 +219,7 @@ def test_the_same_url_twice_gives_the_same_weights_after_the_same_steps(browser,
            "lr": 0.03, "batch_size": 7, "optimizer": "adam", "l2": 0.001, "keep_prob": 0.8}
     runs = []
     for _ in range(2):
-        load(browser, page_server, to_hash(cfg))
+        load(browser, playground, to_hash(cfg))
         for _ in range(5):  # clicked faster than the answers come: each click is one step, none lost
             browser.find_element("id", "one-step").click()
         wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 5, what="five steps")
@@ -245,12 +240,12 @@ def test_the_same_url_twice_gives_the_same_weights_after_the_same_steps(browser,
     assert not errors(browser)
 
 
-def test_deep_sigmoid_layers_the_bars_fall_and_the_warning_fires(browser, page_server, screenshot_dir) -> None:
+def test_deep_sigmoid_layers_the_bars_fall_and_the_warning_fires(browser, playground, screenshot_dir) -> None:
     def bars() -> List[float]:
         return js(browser, "return [...document.querySelectorAll('#grad-bars .pg-grad-bar')]"
                            ".map((b) => parseFloat(b.style.width))")
 
-    load(browser, page_server, "#dataset=circle&layers=8,8,8,8&activations=sigmoid,sigmoid,sigmoid,sigmoid")
+    load(browser, playground, "#dataset=circle&layers=8,8,8,8&activations=sigmoid,sigmoid,sigmoid,sigmoid")
     browser.find_element("id", "one-step").click()
     wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 1, what="one step")
     widths = bars()
@@ -258,7 +253,7 @@ def test_deep_sigmoid_layers_the_bars_fall_and_the_warning_fires(browser, page_s
     ratio = browser.find_element("id", "grad-ratio").text
     assert ratio.startswith("first layer / output layer: ") and "e-" in ratio  # 4 layers: below 1, above 1e-4
     assert not browser.find_element("id", "grad-warning").is_displayed()
-    load(browser, page_server, "#dataset=circle&layers=8,8,8,8,8,8&activations=" + ",".join(["sigmoid"] * 6))
+    load(browser, playground, "#dataset=circle&layers=8,8,8,8,8,8&activations=" + ",".join(["sigmoid"] * 6))
     browser.find_element("id", "one-step").click()
     warning = wait_for(lambda: browser.find_element("id", "grad-warning").is_displayed()
                        and browser.find_element("id", "grad-warning"), what="the warning")
@@ -268,8 +263,8 @@ def test_deep_sigmoid_layers_the_bars_fall_and_the_warning_fires(browser, page_s
     assert not errors(browser)
 
 
-def test_the_1d_regression_draws_its_curve_and_points(browser, page_server, screenshot_dir) -> None:
-    load(browser, page_server, "#dataset=sine&problem=regression&layers=8,8&activations=tanh,tanh&lr=0.03"
+def test_the_1d_regression_draws_its_curve_and_points(browser, playground, screenshot_dir) -> None:
+    load(browser, playground, "#dataset=sine&problem=regression&layers=8,8&activations=tanh,tanh&lr=0.03"
                                "&show_test=1")
     assert js(browser, "return document.getElementById('heatmap').classList.contains('pg-line')")
     cy = js(browser, "return [...document.querySelectorAll('#points .pg-point')].map((c) => +c.getAttribute('cy'))")
@@ -291,10 +286,10 @@ def test_the_1d_regression_draws_its_curve_and_points(browser, page_server, scre
     assert not errors(browser)
 
 
-def test_keyboard_points_edges_and_hover_values(browser, page_server) -> None:
+def test_keyboard_points_edges_and_hover_values(browser, playground) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    load(browser, page_server, "#dataset=gauss&layers=3&activations=relu")
+    load(browser, playground, "#dataset=gauss&layers=3&activations=relu")
     wait_for(lambda: js(browser, "return !!window.PBPlayground.snapshot.values"), what="the units' values")
     values = js(browser, "return window.PBPlayground.snapshot.values")
     first = js(browser, "return window.PBPlayground.snapshot.train[0]")
@@ -329,14 +324,14 @@ def test_keyboard_points_edges_and_hover_values(browser, page_server) -> None:
     assert not errors(browser)
 
 
-def test_a_vanished_session_is_made_again_and_said(browser, page_server) -> None:
-    load(browser, page_server, "#dataset=xor&layers=3&activations=tanh&seed=5")
+def test_a_vanished_session_is_made_again_and_said(browser, playground) -> None:
+    load(browser, playground, "#dataset=xor&layers=3&activations=tanh&seed=5")
     old = js(browser, "return window.PBPlayground.snapshot.session")
-    ttl, page_server.store.ttl = page_server.store.ttl, 0.0
+    ttl, playground.store.ttl = playground.store.ttl, 0.0
     try:
-        page_server.store.expire()  # the server forgot this tab's session (idle, or restarted)
+        playground.store.expire()  # the server forgot this tab's session (idle, or restarted)
     finally:
-        page_server.store.ttl = ttl
+        playground.store.ttl = ttl
     browser.find_element("id", "one-step").click()
     wait_for(lambda: "session had expired" in browser.find_element("id", "error").text, what="the message")
     wait_for(lambda: js(browser, "return window.PBPlayground.snapshot.step") == 1, what="the step, in the new session")

@@ -301,11 +301,6 @@ def test_explain_returns_a_page_for_a_point() -> None:
 
 
 # ------------------------------------------------------------------------------------------ the HTTP API
-@pytest.fixture(scope="module")
-def server(playground_server):
-    return playground_server
-
-
 def request(srv: PlaygroundServer, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
             headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any, Dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
@@ -330,50 +325,50 @@ def create(srv: PlaygroundServer, config: Optional[Dict[str, Any]] = None) -> Di
     return state
 
 
-def test_api_create_step_and_the_loss_falls_on_xor(server: PlaygroundServer) -> None:
-    state = create(server, {"dataset": "xor", "layers": [4, 4], "activations": ["tanh", "tanh"], "lr": 0.1})
+def test_api_create_step_and_the_loss_falls_on_xor(playground: PlaygroundServer) -> None:
+    state = create(playground, {"dataset": "xor", "layers": [4, 4], "activations": ["tanh", "tanh"], "lr": 0.1})
     sid = state["session"]
     assert state["config"]["layers"] == [4, 4] and len(state["history"]) == 1
     first = state["loss"]["test"]
     for _ in range(10):
-        status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 50, "probe": [1.0, -2.0]})
+        status, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 50, "probe": [1.0, -2.0]})
         assert status == 200, snap
     assert snap["loss"]["test"] < 0.6 * first and snap["step"] == 500
     assert [len(v) for v in snap["values"]] == [2, 4, 4, 1]
     assert [np.array(W).shape for W in snap["net"]["W"]] == [(2, 4), (4, 4), (4, 1)]
     assert len(snap["output"]["values"]) == GRID * GRID and len(snap["grad_norm"]) == 3
-    status, full, _ = request(server, "GET", f"/api/sessions/{sid}")
+    status, full, _ = request(playground, "GET", f"/api/sessions/{sid}")
     assert status == 200 and len(full["history"]) == 11 and full["history"][-1][0] == 500
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/values", {"x": [0.5, 0.5]})
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/values", {"x": [0.5, 0.5]})
     assert status == 200 and len(res["values"]) == 4
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/explain", {"split": "train", "index": 3})
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/explain", {"split": "train", "index": 3})
     assert status == 200 and "<html" in res["html"].lower()
-    status, page, headers = request(server, "GET", f"/explain/{sid}?split=test&index=2")
+    status, page, headers = request(playground, "GET", f"/explain/{sid}?split=test&index=2")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and "<html" in page.lower()
 
 
-def test_api_config_and_reset(server: PlaygroundServer) -> None:
-    sid = create(server)["session"]
-    status, state, _ = request(server, "POST", f"/api/sessions/{sid}/config",
+def test_api_config_and_reset(playground: PlaygroundServer) -> None:
+    sid = create(playground)["session"]
+    status, state, _ = request(playground, "POST", f"/api/sessions/{sid}/config",
                                {"config": {"dataset": "spiral", "layers": [8, 8, 8],
                                            "activations": ["relu", "tanh", "sigmoid"], "keep_prob": 0.9}})
     assert status == 200 and state["config"]["dataset"] == "spiral" and state["net"]["sizes"] == [2, 8, 8, 8, 1]
-    request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 5})
-    status, state, _ = request(server, "POST", f"/api/sessions/{sid}/reset", {})
+    request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 5})
+    status, state, _ = request(playground, "POST", f"/api/sessions/{sid}/reset", {})
     assert status == 200 and state["step"] == 0 and state["config"]["keep_prob"] == 0.9
 
 
-def test_api_pages_and_assets(server: PlaygroundServer) -> None:
-    status, page, headers = request(server, "GET", "/")
+def test_api_pages_and_assets(playground: PlaygroundServer) -> None:
+    status, page, headers = request(playground, "GET", "/")
     assert status == 200 and "playground.js" in page and headers["Content-Type"].startswith("text/html")
-    status, script, headers = request(server, "GET", "/assets/playground.js")
+    status, script, headers = request(playground, "GET", "/assets/playground.js")
     assert status == 200 and "PBNet.render" in script and "javascript" in headers["Content-Type"]
-    status, drawing, headers = request(server, "GET", "/assets/network.js")  # the shared drawing, from visual/
+    status, drawing, headers = request(playground, "GET", "/assets/network.js")  # the shared drawing, from visual/
     assert status == 200 and "PBNet" in drawing and "javascript" in headers["Content-Type"]
     for path in ("/assets/server.py", "/assets/..%2Fserver.py", "/assets/../session.py", "/nothing"):
-        status, res, _ = request(server, "GET", path)
+        status, res, _ = request(playground, "GET", path)
         assert status == 404 and res["error"], path
-    status, cat, _ = request(server, "GET", "/api/datasets")
+    status, cat, _ = request(playground, "GET", "/api/datasets")
     assert status == 200 and set(cat["datasets"]) == {"circle", "xor", "gauss", "spiral", "sine"}
     assert len(cat["datasets"]["xor"]["preview"]) == 200 and cat["limits"]["layers"] == 6
 
@@ -401,39 +396,39 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize("what, path, body, status, message", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_api_bad_requests_get_a_4xx_with_a_message_and_the_server_goes_on(
-        server: PlaygroundServer, what: str, path: Optional[str], body: Any, status: int, message: str) -> None:
-    sid = create(server)["session"]
+        playground: PlaygroundServer, what: str, path: Optional[str], body: Any, status: int, message: str) -> None:
+    sid = create(playground)["session"]
     path = path or f"/api/sessions/{sid}/step"
     raw = body if isinstance(body, bytes) else None
-    got, res, _ = request(server, "POST", path, None if raw is not None else body, raw=raw)
+    got, res, _ = request(playground, "POST", path, None if raw is not None else body, raw=raw)
     assert got == status and message in res["error"], (got, res)
-    got, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 2})  # the next good request
+    got, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 2})  # the next good request
     assert got == 200 and snap["step"] == 2
 
 
-def test_api_unknown_session_method_and_origin(server: PlaygroundServer) -> None:
+def test_api_unknown_session_method_and_origin(playground: PlaygroundServer) -> None:
     for method, path in (("POST", "/api/sessions/nope/step"), ("GET", "/api/sessions/nope"),
                          ("POST", "/api/sessions/nope/csv"), ("GET", "/explain/nope")):
-        status, res, _ = request(server, method, path, {} if method == "POST" else None)
+        status, res, _ = request(playground, method, path, {} if method == "POST" else None)
         assert status == 404 and "unknown session" in res["error"], (method, path)
-    status, res, _ = request(server, "POST", "/api/sessions/x/teleport", {})
+    status, res, _ = request(playground, "POST", "/api/sessions/x/teleport", {})
     assert status == 404 and "no route" in res["error"]
-    status, res, _ = request(server, "POST", "/explain/x", {})
+    status, res, _ = request(playground, "POST", "/explain/x", {})
     assert status == 405 and res["error"]
-    status, res, _ = request(server, "DELETE", "/api/sessions")
+    status, res, _ = request(playground, "DELETE", "/api/sessions")
     assert status == 405 and res["error"]
-    status, res, _ = request(server, "POST", "/api/sessions", {}, headers={"Origin": "http://evil.example"})
+    status, res, _ = request(playground, "POST", "/api/sessions", {}, headers={"Origin": "http://evil.example"})
     assert status == 403 and "evil.example" in res["error"]
-    status, res, _ = request(server, "POST", "/api/sessions", {}, headers={"Origin": "null"})
+    status, res, _ = request(playground, "POST", "/api/sessions", {}, headers={"Origin": "null"})
     assert status == 403  # a sandboxed frame of any site
-    status, res, _ = request(server, "GET", "/", headers={"Host": "evil.example:80"})
+    status, res, _ = request(playground, "GET", "/", headers={"Host": "evil.example:80"})
     assert status == 403
-    status, res, _ = request(server, "POST", "/api/sessions", {}, headers={"Origin": server.url.rstrip("/")})
+    status, res, _ = request(playground, "POST", "/api/sessions", {}, headers={"Origin": playground.url.rstrip("/")})
     assert status == 201  # the page's own requests
-    assert create(server)["session"]
+    assert create(playground)["session"]
 
 
-def test_api_vanished_session_is_a_404(server: PlaygroundServer) -> None:
+def test_api_vanished_session_is_a_404(playground: PlaygroundServer) -> None:
     srv = PlaygroundServer(port=0, store=SessionStore(ttl=0.05))
     srv.serve_in_thread(poll_interval=0.05)
     try:
@@ -467,42 +462,43 @@ def test_a_stalled_client_blocks_no_one_and_is_dropped_after_the_timeout() -> No
         srv.server_close()
 
 
-def test_api_body_limits(server: PlaygroundServer) -> None:
-    sid = create(server)["session"]
+def test_api_body_limits(playground: PlaygroundServer) -> None:
+    sid = create(playground)["session"]
     big = b'{"steps": 1, "pad": "' + b"x" * (MAX_JSON_BYTES + 10) + b'"}'
-    status, res, headers = request(server, "POST", f"/api/sessions/{sid}/step", raw=big)
+    status, res, headers = request(playground, "POST", f"/api/sessions/{sid}/step", raw=big)
     assert status == 413 and "limit" in res["error"]
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/csv", raw=b"1,2,0\n" * (ds.MAX_CSV_BYTES // 6 + 10))
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/csv",
+                             raw=b"1,2,0\n" * (ds.MAX_CSV_BYTES // 6 + 10))
     assert status == 413
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/step", raw=b"{}",
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/step", raw=b"{}",
                              headers={"Content-Length": "-5"})
     assert status == 400 and "Content-Length" in res["error"]
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/step", raw=b"{}",
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/step", raw=b"{}",
                              headers={"Content-Length": "lots"})
     assert status == 400
-    status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 1})
+    status, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 1})
     assert status == 200
 
 
-def test_api_csv_good_and_bad(server: PlaygroundServer) -> None:
-    sid = create(server)["session"]
+def test_api_csv_good_and_bad(playground: PlaygroundServer) -> None:
+    sid = create(playground)["session"]
     good = ("x1,x2,label\n" + "\n".join(f"{i % 7 - 3},{i % 5 - 2},{int(i % 7 > 3)}" for i in range(60))).encode()
-    status, state, _ = request(server, "POST", f"/api/sessions/{sid}/csv", raw=good,
+    status, state, _ = request(playground, "POST", f"/api/sessions/{sid}/csv", raw=good,
                                headers={"Content-Type": "text/csv"})
     assert status == 200 and state["config"]["dataset"] == "csv" and len(state["train"]) == 30
-    status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 20})
+    status, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 20})
     assert status == 200 and snap["step"] == 20
-    status, res, _ = request(server, "POST", f"/api/sessions/{sid}/csv", raw=b"x,y,label\n1,2,0\n3,oops,1\n")
+    status, res, _ = request(playground, "POST", f"/api/sessions/{sid}/csv", raw=b"x,y,label\n1,2,0\n3,oops,1\n")
     assert status == 400 and res["error"] == "row 3, column 2: 'oops' is not a number"
-    status, state, _ = request(server, "GET", f"/api/sessions/{sid}")
+    status, state, _ = request(playground, "GET", f"/api/sessions/{sid}")
     assert status == 200 and state["config"]["dataset"] == "csv"  # the good file is kept
 
 
-def test_api_divergence_keeps_finite_weights(server: PlaygroundServer) -> None:
-    sid = create(server, {"dataset": "sine", "problem": "regression", "layers": [8, 8],
+def test_api_divergence_keeps_finite_weights(playground: PlaygroundServer) -> None:
+    sid = create(playground, {"dataset": "sine", "problem": "regression", "layers": [8, 8],
                           "activations": ["relu", "relu"], "lr": 10})["session"]
     for _ in range(20):
-        status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 25})
+        status, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 25})
         assert status == 200
         if snap["error"]:
             break
@@ -511,14 +507,14 @@ def test_api_divergence_keeps_finite_weights(server: PlaygroundServer) -> None:
     assert all(isinstance(w, float) and math.isfinite(w) for w in weights)
 
 
-def test_api_serves_tabs_in_parallel(server: PlaygroundServer) -> None:
-    ids = [create(server, {"dataset": name})["session"] for name in ("circle", "xor", "gauss")]
+def test_api_serves_tabs_in_parallel(playground: PlaygroundServer) -> None:
+    ids = [create(playground, {"dataset": name})["session"] for name in ("circle", "xor", "gauss")]
     errors = []
 
     def run(sid: str) -> None:
         try:
             for _ in range(5):
-                status, snap, _ = request(server, "POST", f"/api/sessions/{sid}/step", {"steps": 20})
+                status, snap, _ = request(playground, "POST", f"/api/sessions/{sid}/step", {"steps": 20})
                 assert status == 200, snap
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -530,7 +526,7 @@ def test_api_serves_tabs_in_parallel(server: PlaygroundServer) -> None:
         t.join(60)
     assert not errors
     for sid in ids:  # two tabs' requests on one session add up: 2 x 5 x 20 steps, none lost or doubled
-        status, state, _ = request(server, "GET", f"/api/sessions/{sid}")
+        status, state, _ = request(playground, "GET", f"/api/sessions/{sid}")
         assert status == 200 and state["step"] == 200 and len(state["history"]) == 11
 
 
