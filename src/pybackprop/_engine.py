@@ -284,6 +284,7 @@ class Engine:
     def __init__(self, layers: List[Layer], input_dim: Optional[int], dtype: str, seed: int,
                  owner: Optional[LayerOwner] = None) -> None:
         self.layers, self.dtype, self.seed, self.owner = layers, dtype, seed, owner
+        self.np_dtype = np.dtype(dtype)
         self.input_dim: Optional[int] = None
         self.net: Any = None  # the _core network, once built
         self.loss: Optional[str] = None
@@ -542,6 +543,26 @@ class Engine:
         return lr, keep
 
     # ------------------------------------------------------------------ data
+    def predict(self, X: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The outputs of ``X`` by the core (:meth:`Sequential.predict`'s checks and call).
+
+        An ``X`` already as the core takes it (an ndarray of the model's dtype, 2-D,
+        C-contiguous, non-empty, of ``input_dim`` columns and finite) goes to the core as it is:
+        its checks are a few attribute reads and one vectorised pass in C++, so a one-sample
+        predict costs little more than the forward pass. Anything else goes through
+        :meth:`inputs` (a copy in the dtype, or the standard error naming ``X``)."""
+        net = self.net
+        if (net is not None and type(X) is np.ndarray and X.dtype is self.np_dtype and X.ndim == 2
+                and X.flags.c_contiguous and X.shape[0] and X.shape[1] == self.input_dim and _core.all_finite(X)):
+            return net.predict(X) if out is None else net.predict(X, out)  # type: ignore[no-any-return]
+        Xc = self.inputs(X)  # first: it builds an unbuilt model
+        if out is None:
+            return self.require_built().predict(Xc)  # type: ignore[no-any-return]
+        if isinstance(out, np.ndarray) and isinstance(X, np.ndarray) and X is not Xc \
+                and np.may_share_memory(out, X):  # X was cast to Xc: the core sees only the copy
+            raise ValueError("out: expected an array not sharing memory with X, got an array overlapping X")
+        return self.require_built().predict(Xc, out)  # type: ignore[no-any-return]
+
     def inputs(self, X: Any, name: str = "X") -> np.ndarray:
         """``X`` checked and cast to a C-contiguous matrix of the dtype (builds an unbuilt model)."""
         if not self.built:

@@ -140,10 +140,10 @@ inline bool use_direct_gemm(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t k
 //   Inference (predict, evaluate): a product with N and K of at least kDirectMinDim but
 //     few rows (M < kDirectMinDim, one sample's GEMV) or few columns (N < kNarrowMaxCols,
 //     an output layer) takes gemm_small, whose vector kernel reads B once by rows. Measured
-//     on Zen 4, float32, 1 thread: one row of 256×256 in 1.4 µs against the direct loops'
-//     6.4 µs (vectorised only with the baseline ISA); 256 rows × 256 → 10 in 22 µs against
-//     gemm_blocked's 54 µs, whose 32-column register tile is a third used. Otherwise as
-//     Training.
+//     on Zen 4, float32, 1 thread, in one run: one row of 256×256 in 3.9 µs against the
+//     direct loops' 10.1 µs (vectorised only with the baseline ISA); 256 rows × 256 → 10 in
+//     22 µs against gemm_blocked's 54 µs, whose 32-column register tile is a third used.
+//     Otherwise as Training.
 enum class ForwardPath { Training, Inference };
 inline constexpr std::ptrdiff_t kNarrowMaxCols = 32;
 

@@ -8,7 +8,7 @@
 //   recording.cpp    the explainer's backward, which records per-layer values
 //   step.cpp         the optimiser step, its finiteness proof, train_step
 //   diagnostics.cpp  gradient and weight norms, unit activity, batch_health
-//   inference.cpp    predict and evaluate in bounded chunks
+//   inference.cpp    predict and evaluate: their own forward, workspaces and threads
 // and, in the training loop's room above network/ (src/cpp/training/):
 //   epoch.cpp        fit_epoch, the epoch loop
 //   sample_step.cpp  fit_epoch's fused per-sample step for tiny networks
@@ -33,7 +33,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -113,10 +115,25 @@ public:
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
 
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ----------
-    // inference.cpp
+    // inference.cpp. predict and evaluate read the parameters and running estimates and
+    // write nothing of the network's: each call computes in workspaces of its own, taken
+    // from a pool, so calls from several threads may run at once under a shared lock
+    // of mutex() (everything else takes it exclusively). Chunks of kInferenceChunk rows
+    // are split over the core's threads; the results depend on neither the thread
+    // count nor the training batch size.
+    static constexpr std::size_t kInferenceChunk = 256;
     void predict(T* out, const T* X, std::size_t n);
     // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention).
     double evaluate(const T* X, const T* Y, std::size_t n, const T* weights = nullptr);
+    // The inference forward pass of X (n rows) through the training buffers, whose views
+    // (Z, A, the normalisations' below) then show it: what a probe of the activations
+    // reads (the playground's unit values). Exclusive, like training.
+    void forward_views(const T* X, std::size_t n);
+    // The inference workspaces in the pool, idle (the tests check they are reused).
+    std::size_t inference_workspaces() {
+        std::lock_guard<std::mutex> guard(pool_mutex_);
+        return pool_.size();
+    }
     // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
     // With training, dropout masks are drawn for step_counter, or taken from `masks`
     // (one B × fan_in array per dense layer, null where none) when given. `weights`
@@ -214,8 +231,9 @@ public:
     // tiny-network step), "portable" (sample_step's own loops) or "general".
     std::string sample_step_kind() const;
 
-    // Serialises the public methods of one network between threads.
-    std::mutex& mutex() { return mutex_; }
+    // Serialises the public methods of one network between threads: shared by predict
+    // and evaluate, exclusive for everything else.
+    std::shared_mutex& mutex() { return mutex_; }
 
 private:
     // layout.cpp
@@ -246,6 +264,8 @@ private:
     // Layer l's input normalisation: forward of its input (B rows) into N, X̂, S (and the
     // running estimates while training); backward dL/dN → dL/d(its input) in place, with dγ, dβ.
     void norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training);
+    // The same into N, X̂ (B × fan_in(l)) and S (the statistics, see norm_stat) given.
+    void norm_forward_into(std::size_t l, const T* in, std::size_t B, bool training, T* N, T* Xhat, T* S);
     void norm_backward_of(std::size_t l, T* d, std::size_t B);
 
     // recording.cpp
@@ -339,7 +359,35 @@ private:
     AlignedBuffer<T> record_;
     std::vector<std::size_t> rec_off_;  // kRecorded views per layer into record_ (see Recorded)
     std::size_t rec_batch_ = 0;
-    std::mutex mutex_;
+    std::shared_mutex mutex_;
+
+    // inference.cpp: one call's buffers for up to `rows` rows of every layer: the
+    // activations (two, alternating layer by layer), Z, and where the network has them
+    // a normalisation's N, X̂ and statistics and a dropout's scaled input.
+    struct InferenceWorkspace {
+        AlignedBuffer<T> buf;
+        std::size_t rows = 0;
+        T *act[2] = {nullptr, nullptr}, *z = nullptr, *n = nullptr, *xhat = nullptr, *s = nullptr, *d = nullptr;
+    };
+    // `count` workspaces for `rows` rows each, from the pool (made or grown when short),
+    // back to the pool when the lease ends.
+    class WorkspaceLease {
+    public:
+        WorkspaceLease(Network& net, std::size_t count, std::size_t rows);
+        ~WorkspaceLease();
+        WorkspaceLease(const WorkspaceLease&) = delete;
+        WorkspaceLease& operator=(const WorkspaceLease&) = delete;
+        InferenceWorkspace& operator[](std::size_t i) { return *held_[i]; }
+    private:
+        Network& net_;
+        std::vector<std::unique_ptr<InferenceWorkspace>> held_;
+    };
+    void fit_workspace(InferenceWorkspace& ws, std::size_t rows) const;
+    // X (B rows) → the output layer's A (into out, B × output_dim, when given) and Z, by
+    // the inference kernels (kernels/gemm.hpp: ForwardPath). Returns {Z, A} of the output.
+    std::pair<const T*, const T*> forward_inference(const T* X, std::size_t B, InferenceWorkspace& ws, T* out);
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<InferenceWorkspace>> pool_;
 };
 
 }  // namespace bp

@@ -22,11 +22,13 @@ namespace bp {
 
 template <typename T>
 void Network<T>::norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training) {
+    norm_forward_into(l, in, B, training, acts_.data() + n_off_[l], acts_.data() + xh_off_[l], acts_.data() + s_off_[l]);
+}
+
+template <typename T>
+void Network<T>::norm_forward_into(std::size_t l, const T* in, std::size_t B, bool training, T* N, T* Xhat, T* S) {
     const NormSpec& nm = norm(l);
     const std::size_t F = fan_in(l);
-    T* N = acts_.data() + n_off_[l];
-    T* Xhat = acts_.data() + xh_off_[l];
-    T* S = acts_.data() + s_off_[l];
     if (nm.kind == NormKind::Layer) {
         layernorm_forward(N, Xhat, S, S + B, S + 2 * B, in, gamma(l), beta(l), B, F, nm.eps);
         return;
@@ -237,6 +239,7 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 
 #define BP_PASSES(T)                                                                                        \
     template void Network<T>::norm_forward_of(std::size_t, const T*, std::size_t, bool);                     \
+    template void Network<T>::norm_forward_into(std::size_t, const T*, std::size_t, bool, T*, T*, T*);     \
     template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t);                               \
     template void Network<T>::stat_sync_idle();                                                             \
     template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
