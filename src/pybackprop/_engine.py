@@ -161,6 +161,19 @@ class TrainingOwner(Protocol):
     stop_training: bool
 
 
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
+    """The batches of an epoch as ``fit`` draws them: consecutive slices of ``batch_size`` rows of
+    ``arange(n)`` or, with ``shuffle``, of the permutation of ``seed`` and ``epoch``
+    (docs/internals.md, "An epoch"); the last one partial.
+
+    >>> [b.tolist() for b in epoch_batches(0, 0, 5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
+    order = _core.permutation(seed, epoch, n) if shuffle else np.arange(n)
+    size = min(batch_size, n)
+    return [order[s:s + size] for s in range(0, n, size)]
+
+
 class GradientReducer(Protocol):
     """The hook of distributed training: how the ranks share the steps of an epoch.
 
@@ -187,6 +200,15 @@ class GradientReducer(Protocol):
     samples: int
     params: Dict[str, Any]
     timings: Dict[str, float]
+
+    def steps(self, batch_size: int) -> int:
+        """The steps of an epoch (for the schedules, before it starts)."""
+        ...
+
+    def batches(self, epoch: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
+        """The global batches of the epoch, in step order: arrays of global row indices, each row
+        in exactly one (:func:`epoch_batches` for batches drawn over the global data set)."""
+        ...
 
     def rows(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(positions in batch, rows of this rank's X)`` of the global batch ``batch``."""
@@ -842,7 +864,7 @@ class Engine:
         n = Xc.shape[0] if reducer is None else reducer.samples
         self.check_batchnorm_batches(n, args.batch_size)  # the global batches: before anything starts
         batch = min(args.batch_size, n)
-        steps = -(-n // batch)
+        steps = -(-n // batch) if reducer is None else reducer.steps(args.batch_size)
         history = History()
         history.params = {"epochs": args.epochs, "batch_size": args.batch_size, "samples": n, "steps": steps,
                           **(reducer.params if reducer is not None else {})}
@@ -939,7 +961,7 @@ class Engine:
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
         grads = net.grads()
-        order = _core.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
+        batches = reducer.batches(epoch, batch_size, shuffle)
         loss_sum = 0.0
         norm_sums = np.zeros(len(dense))
         lr_used = np.empty(steps)
@@ -949,8 +971,7 @@ class Engine:
         if pred is not None:
             pred[...] = 0
             targets = np.zeros_like(pred)
-        for s in range(steps):
-            batch = order[s * batch_size:(s + 1) * batch_size]
+        for s, batch in enumerate(batches):
             positions, rows = reducer.rows(batch)
             lr = float(lr_steps[s]) if lr_steps is not None else self.lr_now()
             if keep_steps is not None:
