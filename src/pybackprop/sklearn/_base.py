@@ -46,18 +46,12 @@ class _Monitor(Callback):
         self.incremental, self.validation = incremental, validation
         self.best_weights: Optional[List[np.ndarray]] = None
 
-    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        self.squares = sum(float(np.vdot(w, w)) for w in self.est._weight_views()) if wd else 0.0
-
     def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
         est, p = self.est, self.p
-        loss = float(logs["loss"])
-        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's start:
-            # sklearn takes each batch's weights before its step, the same with one batch per epoch)
-            steps = -(-self.n_train // self.batch)
-            loss += 0.5 * wd * steps / self.n_train * self.squares
+        # sklearn's objective: the loss plus each batch's L2 term alpha / 2 * ||W||^2 / (the batch's rows
+        # or weights' sum), with the weights before its step, averaged over the batches by their rows:
+        # the core adds up that term of its per-sample weight decay (EpochResult.penalty)
+        loss = float(logs["loss"]) + self.model.engine.last_penalty
         est.loss_curve_.append(loss)
         est.loss_ = loss
         est.n_iter_ += 1
@@ -258,11 +252,10 @@ class _BaseMLP(BaseEstimator):
         """Build (or reuse) the network and run the epochs; ``Y`` is what the core trains on,
         ``y_score`` the targets in the form ``_validation_score`` compares with.
 
-        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core's convention
-        being ``sum(w * l) / rows``, it trains on ``w * n / sum(w)`` with the L2 term's weight decay
-        times ``n / sum(w)`` (scikit-learn divides both by the weights' sum: exactly so for one batch,
-        while scikit-learn normalises each mini-batch by its own sum and pybackprop by the data's mean
-        weight)."""
+        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core runs with the weight
+        normalisation ``"weight_sum"`` (:meth:`pybackprop._engine.Engine.set_weight_norm`), so each
+        mini-batch's loss, its gradient and the L2 term's weight decay are divided by that batch's
+        weights' sum, as scikit-learn's (a batch of weight zero makes no step)."""
         seed = self._seed(p)
         # scikit-learn's one RandomState: the initial weights, then the validation split
         rs = np.random.RandomState(seed % 2 ** 32)
@@ -281,10 +274,9 @@ class _BaseMLP(BaseEstimator):
             X, Y = X[idx_train], Y[idx_train]
             sample_weight = None if sample_weight is None else sample_weight[idx_train]
         n = X.shape[0]
-        decay_factor, core_w = 1.0, None
+        core_w = None
         if sample_weight is not None:
-            decay_factor = n / float(sample_weight.sum())
-            core_w = check_sample_weight(sample_weight * decay_factor, n, p["dtype"],
+            core_w = check_sample_weight(sample_weight, n, p["dtype"],
                                          "sample_weight (of the training part after the validation split)")
         batch = self._batch(p, n)
         if model is not None:
@@ -293,8 +285,9 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_: List[float] = []
             self.best_loss_: Optional[float] = np.inf
             self._no_improvement_count = 0
-        # sklearn reads alpha at every call (and divides it by the weights' sum); the rest it keeps
-        self._retune_weight_decay(self._optimizer(p).weight_decay * decay_factor)
+        # sklearn reads alpha at every call; the rest it keeps
+        self._retune_weight_decay(self._optimizer(p).weight_decay)
+        self.model_.engine.set_weight_norm("weight_sum")  # sklearn's weighted mean (not saved: set at every call)
         if model is None:
             if getattr(self, "loss_curve_", None) is None:  # continuing a model fitted by lbfgs
                 self.loss_curve_ = []
@@ -410,9 +403,6 @@ class _BaseMLP(BaseEstimator):
         """Bias vectors, one per layer (copies)."""
         check_is_fitted(self)
         return [layer.b.copy() for layer in self.model_.layers if isinstance(layer, Dense)]  # type: ignore
-
-    def _weight_views(self) -> List[np.ndarray]:
-        return [layer.W for layer in self.model_.layers if isinstance(layer, Dense)]
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
