@@ -721,7 +721,7 @@ STOCHASTIC = [("sgd", dict(momentum=0.9, nesterovs_momentum=True)), ("adam", dic
 
 
 @pytest.mark.parametrize("solver, extra", STOCHASTIC, ids=[s for s, _ in STOCHASTIC])
-@pytest.mark.parametrize("kind", ["regressor", "binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("kind", ["regressor", "regressor-3", "binary", "multiclass", "multilabel"])
 def test_sample_weight_with_several_batches_is_sklearns(kind, solver, extra):
     """Mini-batches of 16 (the last one short), weights with zeros, alpha = 0.3: each batch's loss,
     gradient and L2 term divided by that batch's weights' sum, as scikit-learn's. Five epochs of fit,
@@ -740,6 +740,25 @@ def test_sample_weight_with_several_batches_is_sklearns(kind, solver, extra):
     assert len(theirs.loss_curve_) == 8 and -(-len(X) // 16) > 2
     scale = {"regressor": 2.0, "regressor-3": 2.0, "multilabel": 1 / 3}.get(kind, 1.0)
     np.testing.assert_allclose(np.array(ours.loss_curve_) / scale, theirs.loss_curve_, rtol=1e-12)
+    _assert_same_parameters(ours, theirs, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver, extra", STOCHASTIC, ids=[s for s, _ in STOCHASTIC])
+def test_multi_target_regression_is_sklearns(solver, extra):
+    """Three targets: scikit-learn's loss is squared_error / 2 averaged over the targets (half the
+    core's mse), but its gradient is (prediction - y) over the rows, not divided by the targets, so
+    the core's gradient is 2 / 3 of it: the regressor's lr, epsilon and decay follow that scale, and
+    fit then partial_fit (batches of 16, alpha = 0.3) give scikit-learn's weights and loss_curve_."""
+    X, y = regression(n=120, outputs=3)
+    ours = MLPRegressor(hidden_layer_sizes=(6,), activation="tanh", solver=solver, alpha=0.3, batch_size=16,
+                        learning_rate_init=0.05, shuffle=False, max_iter=5, random_state=0, dtype="float64", **extra)
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter (scikit-learn's)
+        ours.fit(X, y), theirs.fit(X, y)
+        for _ in range(3):
+            ours.partial_fit(X, y), theirs.partial_fit(X, y)
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / 2.0, theirs.loss_curve_, rtol=1e-12)
     _assert_same_parameters(ours, theirs, rtol=1e-11, atol=1e-13)
 
 

@@ -30,14 +30,16 @@ Differences from scikit-learn's MLP estimators
   divided by the batch's weights' sum instead), on the
   weights only (not the biases). It reaches the core as the optimiser's
   ``weight_decay`` with ``decay_bias=False`` and ``decay_per_sample=True``:
-  ``alpha`` (classifier) or ``2 * alpha`` (regressor, whose loss ``"mse"`` is
-  twice scikit-learn's ``squared_error / 2``), divided by each step's rows (or weights'
-  sum), so a short last batch takes the larger share as in scikit-learn. For the same
-  reason the regressor's SGD runs at ``learning_rate_init / 2`` and its
-  adaptive solvers at ``2 * epsilon`` (a multilabel classifier's, whose binary
-  cross-entropy averages over the k labels where scikit-learn's sums, at ``k *
-  learning_rate_init`` and ``epsilon / k``): the steps are scikit-learn's
-  (``sgd`` exactly; ``adam`` up to where epsilon enters, see the tests).
+  ``alpha`` times the ratio of the core's gradient to scikit-learn's, divided by each step's
+  rows (or weights' sum), so a short last batch takes the larger share as in scikit-learn.
+  That ratio is 1 for the classifier, ``1 / k`` for a multilabel one (its binary
+  cross-entropy averages over the k labels where scikit-learn's sums), and ``2 / k`` for the
+  regressor with k targets (the core's ``"mse"``, a mean over all elements, is twice
+  scikit-learn's ``squared_error / 2``, itself a mean over the targets, whose gradient
+  scikit-learn nevertheless takes as ``prediction - y`` over the rows, k times the gradient
+  of its loss). SGD runs at ``learning_rate_init`` divided by the ratio and the adaptive
+  solvers at ``epsilon`` times it: the steps are scikit-learn's (``sgd`` exactly; ``adam`` up
+  to where epsilon enters, see the tests).
 - ``loss_curve_`` and ``loss_`` hold, as scikit-learn's, the objective of each epoch: the
   mean training loss over the mini-batches as they were seen (dropout active, each batch
   counted by its rows) plus each batch's L2 term with the weights before its step, as

@@ -50,8 +50,10 @@ class _Monitor(Callback):
         est, p = self.est, self.p
         # sklearn's objective: the loss plus each batch's L2 term alpha / 2 * ||W||^2 / (the batch's rows
         # or weights' sum), with the weights before its step, averaged over the batches by their rows:
-        # the core adds up that term of its per-sample weight decay (EpochResult.penalty)
-        loss = float(logs["loss"]) + self.model.engine.last_penalty
+        # the core adds up that term of its per-sample weight decay (EpochResult.penalty), which is
+        # in the gradient's units (the decay is grad_scale * alpha): turned into the loss's here
+        scale = est._loss_scale / est._grad_scale(est.n_outputs_)
+        loss = float(logs["loss"]) + self.model.engine.last_penalty * scale
         est.loss_curve_.append(loss)
         est.loss_ = loss
         est.n_iter_ += 1
@@ -111,6 +113,10 @@ class _BaseMLP(BaseEstimator):
     #: What each parameter accepts (scikit-learn's name for the table); checked by _validate_params.
     _parameter_constraints: ClassVar[Mapping[str, Check]] = PARAMETER_CONSTRAINTS
     _loss_scale = 1.0  # the core's loss over sklearn's (see the package docstring and _optimizer)
+
+    def _grad_scale(self, n_outputs: int) -> float:
+        """The core's gradient over scikit-learn's (that of its loss, but for the multi-output regressor)."""
+        return self._loss_scale
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
                  alpha: float = 0.0001, batch_size: Any = "auto", learning_rate: str = "constant",
@@ -173,12 +179,13 @@ class _BaseMLP(BaseEstimator):
     def _batch(p: Params, n: int) -> int:
         return min(200, n) if p["batch_size"] == "auto" else min(p["batch_size"], n)
 
-    def _optimizer(self, p: Params) -> _optimizers.Optimizer:
+    def _optimizer(self, p: Params, n_outputs: int) -> _optimizers.Optimizer:
         # sklearn's alpha: weights only, divided by each batch's rows (see the package docstring)
-        # The core's gradients are _loss_scale times sklearn's: SGD takes lr / scale, the adaptive
-        # rules (invariant to the scale but for eps) eps * scale, so the steps are sklearn's.
+        # The core's gradients are _grad_scale times sklearn's: SGD takes lr / scale, the adaptive
+        # rules (invariant to the scale but for eps) eps * scale, the decay scale * alpha, so the
+        # steps are sklearn's.
         # ("lbfgs" trains outside the optimiser: the model keeps a plain SGD for later fits of its own.)
-        scale = self._loss_scale
+        scale = self._grad_scale(n_outputs)
         decay = dict(weight_decay=scale * p["alpha"], decay_bias=False, decay_per_sample=True)
         lr = p["learning_rate_init"]
         if p["solver"] in ("sgd", "lbfgs"):
@@ -201,10 +208,10 @@ class _BaseMLP(BaseEstimator):
 
     def _set_learning_rate(self, lr: float) -> None:
         """scikit-learn's current learning rate of ``solver="sgd"`` (its units), to the core (divided by
-        the loss scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
+        the gradient scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
         opt = self.model_.optimizer
         assert opt is not None and isinstance(opt.lr, float)  # the estimators' optimisers have a constant lr
-        old, new = opt.lr, float(lr) / self._loss_scale
+        old, new = opt.lr, float(lr) / self._grad_scale(self.n_outputs_)
         self._learning_rate = float(lr)
         if new == old:
             return
@@ -233,7 +240,7 @@ class _BaseMLP(BaseEstimator):
                 layers.append(Dropout(keep_prob=p["dropout_keep_prob"]))
         layers.append(Dense(n_outputs, activation=out_activation))
         model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
-        model.compile(loss=loss, optimizer=self._optimizer(p))
+        model.compile(loss=loss, optimizer=self._optimizer(p, n_outputs))
         # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
         # factor 2 with logistic hidden units and 6 otherwise (Glorot), drawn layer by layer (W, then b)
         # from numpy.random.RandomState(random_state) as scikit-learn draws them: the same numbers
@@ -286,7 +293,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_: Optional[float] = np.inf
             self._no_improvement_count = 0
         # sklearn reads alpha at every call; the rest it keeps
-        self._retune_weight_decay(self._optimizer(p).weight_decay)
+        self._retune_weight_decay(self._optimizer(p, n_outputs).weight_decay)
         self.model_.engine.set_weight_norm("weight_sum")  # sklearn's weighted mean (not saved: set at every call)
         if model is None:
             if getattr(self, "loss_curve_", None) is None:  # continuing a model fitted by lbfgs

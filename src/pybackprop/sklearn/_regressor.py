@@ -112,6 +112,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss_scale = 2.0
 
+    def _grad_scale(self, n_outputs: int) -> float:
+        # sklearn's loss is squared_error / 2 averaged over the outputs (half the core's mse), but
+        # its gradient is delta = prediction - y over the rows, not divided by the outputs: the core's
+        # mse gradient, 2 (prediction - y) / (rows * n_outputs), is 2 / n_outputs times sklearn's
+        return 2.0 / n_outputs
+
     def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
         # sklearn's squared_error / 2 is half the core's mse; its gradient (delta = prediction - y
         # over the rows) is n_outputs times its loss's, and the core's mse gradient is 2 / n_outputs of that
