@@ -394,3 +394,25 @@ def test_weight_sum_with_unit_weights_equals_no_weights_bitwise(batch_size):
         runs.append((h.history["loss"], model.engine.last_penalty, model.get_weights()))
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1] > 0
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][2], runs[1][2]))
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_core_equals_the_reference_twin_with_weight_sum(loss, k, act):
+    """weight_norm="weight_sum" in the core and in pybackprop.reference: shuffled batches of 6 (some
+    of weight zero), Adam with per-sample decay on the weights, two epochs; evaluate over all rows."""
+    from conftest import reference_of
+
+    X, Y, w = data_for(loss, k)
+    w[_core.permutation(3, 0, N)[:6]] = 0.0  # the first batch of epoch 0 (seed 3) weighs nothing
+    model = make_model([(5, "tanh")], k, act, loss=loss, dtype="float64", seed=3, input_dim=D,
+                       optimizer=bp.Adam(lr=0.05, weight_decay=0.4, decay_bias=False, decay_per_sample=True))
+    model.engine.set_weight_norm("weight_sum")
+    ref = reference_of(model)
+    ref.weight_norm = "weight_sum"
+    h = model.fit(X, Y, epochs=2, batch_size=6, verbose=0, sample_weight=w)
+    want = ref.fit(X, Y, epochs=2, batch_size=6, sample_weight=w)
+    assert model.engine.net.optimizer_step == ref.optimizer_step == 7
+    assert_close(f"{loss} losses", h.history["loss"], want["loss"], 1e-12, 1e-12)
+    assert_tensors_close(f"{loss} weights", model.get_weights(), ref.get_weights(), "float64")
+    assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), ref.evaluate(X, Y, sample_weight=w),
+                 1e-12, 1e-12)

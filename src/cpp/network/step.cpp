@@ -92,7 +92,7 @@ template <typename T>
 double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights) {
     const double loss = loss_and_gradients(X, Y, n, true, nullptr, weights);
     if (loss_count_ == 0) {  // weights summing to zero (WeightSum): no update, nothing diverged
-        discard_running_update();
+        ++step_counter;  // as fit_epoch: the dropout streams move on
         if (applied) *applied = true;
         return loss;
     }

@@ -131,7 +131,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
                 std::memcpy(predictions + (shuffle ? order_[start + r] : start + r) * K, out + r * K, K * sizeof(T));
         }
         if (loss_count_ == 0) {  // weights summing to zero (WeightSum): loss 0, no update
-            discard_running_update();
+            // (BatchNorm's running estimates, which ignore the weights, moved as in any training pass)
             ++step_counter;  // the dropout streams move on as after a step
             ++stats.steps;
             if (stop_requested(s)) break;
