@@ -169,10 +169,11 @@ public:
     bool apply_gradients(double lr, double rows, double* update_ratio = nullptr);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
-    // batch), or / Σ w_i of the batch (weight_norm), the weights shuffled with their rows. predictions (n × output_dim, or
-    // null): each row's output as the training forward pass saw it, before its step's
-    // update (what the metrics of an epoch are computed from). With either, the fused
-    // per-sample path runs its portable loops, never the table's kernel (sample_plan).
+    // batch), or / Σ w_i of the batch (weight_norm), the weights shuffled with their rows.
+    // predictions (n × output_dim, or null): each row's output as the training forward pass
+    // saw it, before its step's update (what the metrics of an epoch are computed from). With
+    // either, the fused per-sample path runs its portable loops, never the table's kernel
+    // (sample_plan); with WeightSum weights it is not taken.
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 

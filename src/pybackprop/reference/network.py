@@ -634,8 +634,8 @@ class Network:
         """One optimiser step on every parameter: clip the gradients, then the update rule.
 
         ``rows`` is the batch's sample count (or its weights' sum with ``weight_norm="weight_sum"``):
-        with ``decay_per_sample`` the step's weight decay is ``weight_decay / rows``. Without ``decay_bias`` the rule runs
-        twice, on the weights with the decay and on the biases without (the rules
+        with ``decay_per_sample`` the step's weight decay is ``weight_decay / rows``. Without
+        ``decay_bias`` the rule runs twice, on the weights with the decay and on the biases without (the rules
         are elementwise, so this is the same as one call with a per-parameter decay).
         """
         opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
