@@ -278,6 +278,9 @@ class EpochOutcome:
     health: Dict[str, Any]
     diverged: Optional[Tuple[int, float]] = None  # (step, loss) of the first non-finite step
     targets: Optional[np.ndarray] = None  # the global targets of the predictions (distributed: the ranks' rows)
+    #: per-sample decay (decay_per_sample): each step's 0.5 * wd * ||theta||^2, averaged as the loss
+    #: (the core's EpochResult.penalty; 0 from the reduced steps)
+    penalty: float = 0.0
 
 
 class Engine:
@@ -312,6 +315,9 @@ class Engine:
         self.loss: Optional[str] = None
         self.optimizer: Optional[_optimizers.Optimizer] = None
         self.metrics: List[_metrics.Metric] = []  # compile(metrics=...), in order
+        self.weight_norm = "rows"  # see set_weight_norm
+        #: the last epoch's EpochOutcome.penalty (read by callbacks at on_epoch_end)
+        self.last_penalty = 0.0
         if input_dim is not None and layers:
             self.build(input_dim)
 
@@ -406,6 +412,7 @@ class Engine:
                     net.init_layer(d, layer.init)
                 else:
                     net.W(d)[...] = layer.init
+        net.weight_norm = self.weight_norm
         self.net, self.input_dim = net, input_dim
         if self.owner is not None:
             for layer in self.layers:
@@ -511,6 +518,30 @@ class Engine:
         factor = check_float("factor", factor)
         arena = (net.state1, net.state2)[names.index(name)]()
         arena *= factor
+
+    def set_weight_norm(self, mode: str) -> None:
+        """What a batch's loss and gradient are divided by when it has per-sample weights ``w``.
+
+        ``"rows"`` (the default, Keras's ``sum_over_batch_size``): ``sum(w * l) / rows``;
+        ``"weight_sum"`` (scikit-learn's MLP): ``sum(w * l) / sum(w)`` of each batch, a batch whose
+        weights sum to zero having loss 0 and making no update. It applies in ``fit``'s epochs,
+        ``train_step``, ``loss_and_gradients`` and ``evaluate`` (there over all the rows), and
+        ``decay_per_sample`` weight decay divides by the same count. Without weights both are
+        the rows. An engine setting (not saved with the model).
+
+        >>> import numpy as np, pybackprop as bp
+        >>> e = Engine([bp.Dense(1, init="zeros")], input_dim=1, dtype="float64", seed=0)
+        >>> e.compile("mse", bp.SGD())
+        >>> X, Y = e.data(np.ones((2, 1)), np.array([[1.0], [3.0]]))
+        >>> w = np.array([1.0, 3.0])
+        >>> e.evaluate(X, Y, w), e.set_weight_norm("weight_sum"), e.evaluate(X, Y, w)
+        (14.0, None, 7.0)
+        """
+        if mode not in ("rows", "weight_sum"):
+            fail("weight_norm", "'rows' or 'weight_sum'", mode)
+        self.weight_norm = mode
+        if self.built:
+            self.net.weight_norm = mode
 
     def configure_optimizer(self, reset_state: bool = False) -> None:
         """Give the core the optimiser's current hyperparameters (after a change such as
@@ -897,6 +928,7 @@ class Engine:
                     break
                 raise DivergenceError(epoch, step, bad_loss, history if root else None)
             logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": out.grad_norm, "lr": float(out.lr[0])}
+            self.last_penalty = out.penalty
             logs.update(out.health)
             if root and not warned:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
@@ -927,7 +959,7 @@ class Engine:
         r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
-                            (r.diverged_step, r.diverged_loss) if r.diverged else None)
+                            (r.diverged_step, r.diverged_loss) if r.diverged else None, penalty=r.penalty)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],

@@ -414,7 +414,8 @@ void bind_training(py::class_<Network<T>>& c) {
           },
           py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
           "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
-          "sample count (decay_per_sample divides weight_decay by it); False when the update would leave a "
+          "sample count, or its weights' sum with weight_norm 'weight_sum' (decay_per_sample divides weight_decay by "
+          "it); False when the update would leave a "
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
@@ -488,6 +489,14 @@ void bind_one(py::module_& m, const char* name) {
         .def_readwrite("epoch_counter", &Net::epoch_counter)
         .def_readwrite("step_counter", &Net::step_counter)
         .def_readwrite("optimizer_step", &Net::optimizer_step)
+        .def_property(
+            "weight_norm", [](const Net& n) { return std::string(kWeightNormNames[std::size_t(n.weight_norm)]); },
+            [](Net& n, const std::string& name) {
+                const WeightNorm norm = weight_norm_from_name(name);
+                locked(n, [&] { n.weight_norm = norm; });
+            },
+            "What a weighted batch's loss is divided by: 'rows' (Keras's sum(w * l) / rows, the default) or "
+            "'weight_sum' (scikit-learn's sum(w * l) / sum(w); weights summing to zero: loss 0, no update).")
         .def_property_readonly("running_size", &Net::running_size)
         .def_property_readonly("has_batchnorm", &Net::has_batchnorm)
         .def(

@@ -143,6 +143,11 @@ double Network<T>::evaluate(const T* X, const T* Y, std::size_t n, const T* weig
     });
     double total = 0;
     for (double s : sums) total += s;
+    if (weights && weight_norm == WeightNorm::WeightSum) {  // Σ w_i·l_i / Σ w_i (0 for weights of sum 0)
+        double sum = 0;
+        for (std::size_t i = 0; i < n; ++i) sum += double(weights[i]);
+        return sum > 0 ? total / sum : 0.0;
+    }
     return total / double(n);
 }
 

@@ -110,6 +110,14 @@ public:
     void set_keep_prob(std::size_t l, double keep_prob);
     double keep_prob(std::size_t l) const { return layers_[l].dropout.keep_prob; }
 
+    // What a weighted batch's loss and gradient are divided by (docs/internals.md, "Sample
+    // weights"): Rows (Keras's Σ w_i·l_i / rows, the default) or WeightSum (scikit-learn's
+    // Σ w_i·l_i / Σ w_i: a batch whose weights sum to zero has loss 0, zero gradients and no
+    // update). It applies wherever weights are given (fit_epoch, train_step,
+    // loss_and_gradients, evaluate), and decay_per_sample divides the weight decay by the same
+    // count. Without weights both are the rows.
+    WeightNorm weight_norm = WeightNorm::Rows;
+
     uint64_t epoch_counter = 0;  // drives the shuffle stream
     uint64_t step_counter = 0;   // drives the dropout and noise streams
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
@@ -123,7 +131,8 @@ public:
     // count nor the training batch size.
     static constexpr std::size_t kInferenceChunk = 256;
     void predict(T* out, const T* X, std::size_t n);
-    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention).
+    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention), or
+    // Σ w_i·l_i / Σ w_i with weight_norm WeightSum (0 when the weights sum to zero).
     double evaluate(const T* X, const T* Y, std::size_t n, const T* weights = nullptr);
     // The inference forward pass of X (n rows) through the training buffers, whose views
     // (Z, A, the normalisations' below) then show it: what a probe of the activations
@@ -137,7 +146,8 @@ public:
     // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
     // With training, dropout masks are drawn for step_counter, or taken from `masks`
     // (one B × fan_in array per dense layer, null where none) when given. `weights`
-    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp).
+    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp), or divided
+    // by Σ w_i (weight_norm).
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
                               const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // passes.cpp: rows `rows[0..R)` (positions in the coming step's batch, step_counter)
@@ -155,13 +165,15 @@ public:
     // would leave a NaN or inf. If update_ratio is given (num_layers() values), each
     // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
     // as fit records its last step's.
-    bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
+    // rows: the batch's count for decay_per_sample (its samples, or its weights' sum with WeightSum).
+    bool apply_gradients(double lr, double rows, double* update_ratio = nullptr);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
-    // batch), the weights shuffled with their rows. predictions (n × output_dim, or
-    // null): each row's output as the training forward pass saw it, before its step's
-    // update (what the metrics of an epoch are computed from). With either, the fused
-    // per-sample path runs its portable loops, never the table's kernel (sample_plan).
+    // batch), or / Σ w_i of the batch (weight_norm), the weights shuffled with their rows.
+    // predictions (n × output_dim, or null): each row's output as the training forward pass
+    // saw it, before its step's update (what the metrics of an epoch are computed from). With
+    // either, the fused per-sample path runs its portable loops, never the table's kernel
+    // (sample_plan); with WeightSum weights it is not taken.
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 
@@ -256,8 +268,12 @@ private:
     double forward_backward(const T* X, const T* Y, std::size_t B, bool training,
                             const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // The pieces both backward passes are made of.
-    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss
+    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss. Sets
+    // loss_count_: what the loss was divided by (the rows, or Σ w with WeightSum).
     double output_gradient(T* delta, const T* Y, std::size_t B, const T* weights = nullptr);
+    double loss_count_ = 0;  // of the last output_gradient; 0: a weighted batch of weight zero
+    // The decay term ½·wd·‖θ‖² (θ: what decays; wd the step's decay over `count`), in double.
+    double decay_penalty(double count);
     void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
     void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
     void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
@@ -274,11 +290,12 @@ private:
 
     // step.cpp. One optimiser step; returns false, with the parameters and state unchanged,
     // when it would leave a NaN or inf in them (an overflowing update; clip_norm has then
-    // already scaled grads()). rows: the batch's samples (for decay_per_sample). If
+    // already scaled grads()). rows: the batch's count (for decay_per_sample: its samples, or
+    // their weights' sum with WeightSum; see loss_count_). If
     // layer_delta_sq is given (one per layer), Σ (new − old)² of each layer's W and b
     // is added to it. grad_max: a bound on max |grad| over the arena, when known
     // (fit_epoch): with SGD it lets sgd_bounds_ prove the step finite without the dry run.
-    bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
+    bool step(double lr, double rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
     SgdBounds sgd_bounds_;  // fit_epoch's proof that SGD steps stay finite
     void sgd_bounds_measure();  // at an epoch's start: exact bounds for its steps (SGD), else invalid
 

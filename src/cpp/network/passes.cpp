@@ -167,8 +167,19 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, co
 
 template <typename T>
 double Network<T>::output_gradient(T* delta, const T* Y, std::size_t B, const T* weights) {
-    const std::size_t L = layers_.size();
-    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim(), weights);
+    const std::size_t L = layers_.size(), K = output_dim();
+    loss_count_ = double(B);
+    if (weights && weight_norm == WeightNorm::WeightSum) {  // scikit-learn's Σ w_i·l_i / Σ w_i
+        double sum = 0;
+        for (std::size_t r = 0; r < B; ++r) sum += double(weights[r]);
+        loss_count_ = sum;
+        if (!(sum > 0)) {  // a batch of weight zero: nothing to learn from (zero gradients, loss 0)
+            std::fill(delta, delta + B * K, T(0));
+            return 0.0;
+        }
+        return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, K, weights, sum);
+    }
+    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, K, weights);
 }
 
 template <typename T>
