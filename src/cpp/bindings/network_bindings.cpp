@@ -407,36 +407,39 @@ void bind_training(py::class_<Network<T>>& c) {
           "the forward pass would draw at step_counter and the current keep probabilities, bitwise; "
           "None where the layer has no input dropout.");
     c.def("apply_gradients",
-          [](Net& n, double lr, std::size_t rows, const py::object& ratio) {
+          [](Net& n, double lr, std::size_t rows, const py::object& ratio, std::optional<double> momentum) {
               check_lr(lr);
               double* out = ratio.is_none() ? nullptr : out_doubles(ratio, "update_ratio", n.num_layers());
-              return locked(n, [&] { return n.apply_gradients(lr, rows, out); });
+              return locked(n, [&] { return n.apply_gradients(lr, rows, out, momentum); });
           },
-          py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
+          py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(), py::arg("momentum") = py::none(),
           "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
           "sample count, or its weights' sum with weight_norm 'weight_sum' (decay_per_sample divides weight_decay by "
           "it); False when the update would leave a "
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
-          "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
+          "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b. momentum, if "
+          "given, is this step's momentum (SGD, RMSprop) or beta1 (Adam, AdamW) in place of the configured one.");
     c.def("train_step",
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::optional<double> lr,
-             const std::optional<InArray<T>>& sample_weight) {
+             const std::optional<InArray<T>>& sample_weight, std::optional<double> momentum) {
               const std::size_t rows = check_xy(n, X, Y);
               const T* w = weights_of<T>(sample_weight, rows);
               const T *x = X.data(), *y = Y.data();
               const double rate = lr ? *lr : n.optimizer().lr;
               check_lr(rate);
               bool applied = false;
-              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied, w); });
+              const double loss = locked(n, [&] { return n.train_step(x, y, rows, rate, &applied, w, momentum); });
               return py::make_tuple(loss, applied);
           },
           py::arg("X"), py::arg("Y"), py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(),
-          "One update (the loss weighted by sample_weight when given); returns (loss, applied): a NaN/inf "
-          "loss or gradient is not applied.");
+          py::arg("momentum") = py::none(),
+          "One update (the loss weighted by sample_weight when given; momentum, if given, this step's momentum "
+          "or Adam's beta1); returns (loss, applied): a NaN/inf loss or gradient is not applied.");
     c.def("fit_epoch",
           [](Net& n, const InArray<T>& X, const InArray<T>& Y, std::size_t batch_size, bool shuffle,
              const std::optional<InArray<double>>& lr, const std::optional<InArray<double>>& keep,
-             const std::optional<InArray<T>>& sample_weight, const py::object& predictions) {
+             const std::optional<InArray<T>>& sample_weight, const py::object& predictions,
+             const std::optional<InArray<double>>& momentum) {
               const std::size_t rows = check_xy(n, X, Y);
               const T* w = weights_of<T>(sample_weight, rows);
               T* pred = predictions.is_none() ? nullptr : out_matrix<T>(predictions, "predictions", rows, n.output_dim());
@@ -444,6 +447,10 @@ void bind_training(py::class_<Network<T>>& c) {
               if (lr) {
                   schedule.lr = lr->data();
                   schedule.lr_steps = std::size_t(lr->size());  // one value per step, in order
+              }
+              if (momentum) {
+                  schedule.momentum = momentum->data();
+                  schedule.momentum_steps = std::size_t(momentum->size());
               }
               if (keep) {
                   schedule.keep = keep->data();
@@ -465,9 +472,10 @@ void bind_training(py::class_<Network<T>>& c) {
           },
           py::arg("X"), py::arg("Y"), py::arg("batch_size"), py::arg("shuffle"), py::arg("lr") = py::none(),
           py::arg("keep_prob") = py::none(), py::arg("sample_weight") = py::none(),
-          py::arg("predictions") = py::none(),
-          "One epoch of mini-batch training; lr (steps,) and keep_prob (steps, num_dropout) are per-step "
-          "schedules (None: the configured values); sample_weight (n,) weights each row's loss (a batch's "
+          py::arg("predictions") = py::none(), py::arg("momentum") = py::none(),
+          "One epoch of mini-batch training; lr (steps,), keep_prob (steps, num_dropout) and momentum (steps,: "
+          "SGD's or RMSprop's momentum, Adam's or AdamW's beta1) are per-step schedules (None: the configured "
+          "values); sample_weight (n,) weights each row's loss (a batch's "
           "loss is sum(w * l) / rows); predictions, a writeable (n, output_dim) array, receives each row's "
           "training-mode output before its step's update. Returns an EpochResult.");
 }

@@ -35,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -157,16 +158,19 @@ public:
     // step.cpp: one update at learning rate lr on (X, Y) as one batch; returns the loss
     // before it. A NaN/inf loss or gradient leaves the parameters untouched (*applied = false).
     // weights: n per-sample weights of the loss, or null (see loss_and_gradients).
+    // momentum: this step's momentum (SGD, RMSprop) or β1 (Adam, AdamW) in place of the
+    // configured one (see MomentumScope).
     double train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied = nullptr,
-                      const T* weights = nullptr);
+                      const T* weights = nullptr, std::optional<double> momentum = std::nullopt);
     // step.cpp: applies the optimiser to the gradients now in grads() (for data-parallel
     // training: loss_and_gradients, all-reduce grads(), then this). Counts a step.
     // Returns false, with the parameters and optimiser state unchanged, when the update
     // would leave a NaN or inf. If update_ratio is given (num_layers() values), each
     // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
-    // as fit records its last step's.
+    // as fit records its last step's. momentum: as train_step's.
     // rows: the batch's count for decay_per_sample (its samples, or its weights' sum with WeightSum).
-    bool apply_gradients(double lr, double rows, double* update_ratio = nullptr);
+    bool apply_gradients(double lr, double rows, double* update_ratio = nullptr,
+                         std::optional<double> momentum = std::nullopt);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
     // batch), or / Σ w_i of the batch (weight_norm), the weights shuffled with their rows.
@@ -299,6 +303,40 @@ private:
     SgdBounds sgd_bounds_;  // fit_epoch's proof that SGD steps stay finite
     void sgd_bounds_measure();  // at an epoch's start: exact bounds for its steps (SGD), else invalid
 
+    // step.cpp. The optimiser's momentum a per-step schedule sets: &opt_.momentum (SGD,
+    // RMSprop) or &opt_.beta1 (Adam, AdamW). ValueError for Adagrad, which has none, and for
+    // SGD or RMSprop configured without momentum (their buffer is then not reset with the
+    // state: torch's OneCycleLR configures max_momentum first, and so does pybackprop).
+    double* momentum_slot();
+    // Sets the momentum (or β1) for the steps of a scope, the configured value back after
+    // (std::nullopt: nothing). torch's scheduler writes it before each step; the value a
+    // step uses is its own, in the update and in Adam's bias correction 1 − β1^t.
+    class MomentumScope {
+      public:
+        MomentumScope(Network& net, std::optional<double> momentum) {
+            if (!momentum) return;
+            check_momentum(*momentum);
+            slot_ = net.momentum_slot();
+            saved_ = *slot_;
+            *slot_ = *momentum;
+        }
+        MomentumScope(const MomentumScope&) = delete;
+        MomentumScope& operator=(const MomentumScope&) = delete;
+        ~MomentumScope() {
+            if (slot_) *slot_ = saved_;
+        }
+        // The slot of a per-step schedule (null when there is none): the value of each step goes there.
+        double* slot() const { return slot_; }
+
+      private:
+        double* slot_ = nullptr;
+        double saved_ = 0;
+    };
+    static void check_momentum(double m) {
+        require(m >= 0 && m < 1, "momentum schedule", "values in [0, 1) (momentum, or Adam's beta1)",
+                std::to_string(m));
+    }
+
     // diagnostics.cpp
     double layer_grad_norm(std::size_t l);
     bool grads_finite();
@@ -326,9 +364,10 @@ private:
     // path records it (rows by order when shuffled, lr from lr_schedule when given). Returns
     // the first step not made: end, or a step sample_step refused (the general path's then).
     // sample_weight, predictions: as fit_epoch's (each row's weight; its output copied out).
+    // momentum_schedule: SGD's momentum per step, or null (the configured one).
     std::size_t sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s, std::size_t end,
-                             const double* lr_schedule, EpochStats& stats, const T* sample_weight = nullptr,
-                             T* predictions = nullptr);
+                             const double* lr_schedule, const double* momentum_schedule, EpochStats& stats,
+                             const T* sample_weight = nullptr, T* predictions = nullptr);
     // Layer l beside its view sample_views_[l]: what the portable loops need besides.
     struct SampleLayer {
         const Activation* act;

@@ -1,6 +1,7 @@
 // The optimiser step over the parameter arena, refused whole when it would leave
 // a NaN or inf (the dry run of update_stays_finite, or SgdBounds' proof that
-// spares it), the update-to-weight ratio it can measure, and train_step.
+// spares it), the update-to-weight ratio it can measure, train_step, and the
+// momentum (β1) a per-step schedule sets.
 #include <cmath>
 #include <limits>
 
@@ -69,6 +70,23 @@ double Network<T>::decay_penalty(double count) {
 }
 
 template <typename T>
+double* Network<T>::momentum_slot() {
+    switch (opt_.kind) {
+        case OptKind::Sgd:
+        case OptKind::Rmsprop:
+            require(opt_.momentum > 0, "momentum schedule",
+                    "an optimiser configured with momentum > 0 (its momentum buffer is reset with the state)",
+                    "momentum=" + std::to_string(opt_.momentum));
+            return &opt_.momentum;
+        case OptKind::Adam:
+        case OptKind::AdamW: return &opt_.beta1;
+        case OptKind::Adagrad: break;
+    }
+    throw ValueError("momentum schedule: expected an optimiser with a momentum (SGD, RMSprop) or beta1 (Adam, "
+                     "AdamW), got Adagrad");
+}
+
+template <typename T>
 void Network<T>::sgd_bounds_measure() {
     sgd_bounds_.valid = opt_.kind == OptKind::Sgd;
     if (!sgd_bounds_.valid) return;
@@ -78,7 +96,8 @@ void Network<T>::sgd_bounds_measure() {
 }
 
 template <typename T>
-bool Network<T>::apply_gradients(double lr, double rows, double* update_ratio) {
+bool Network<T>::apply_gradients(double lr, double rows, double* update_ratio, std::optional<double> momentum) {
+    const MomentumScope scope(*this, momentum);
     if (!update_ratio) return step(lr, rows);
     const std::size_t L = layers_.size();
     std::vector<double> norm(L), delta_sq(L, 0.0);
@@ -89,7 +108,9 @@ bool Network<T>::apply_gradients(double lr, double rows, double* update_ratio) {
 }
 
 template <typename T>
-double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights) {
+double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights,
+                              std::optional<double> momentum) {
+    const MomentumScope scope(*this, momentum);  // before the pass: a refused momentum changes nothing
     const double loss = loss_and_gradients(X, Y, n, true, nullptr, weights);
     if (loss_count_ == 0) {  // weights summing to zero (WeightSum): no update, nothing diverged
         ++step_counter;  // as fit_epoch: the dropout streams move on
@@ -105,9 +126,11 @@ double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, 
 #define BP_STEP(T)                                                                        \
     template bool Network<T>::step(double, double, double*, double);                      \
     template double Network<T>::decay_penalty(double);                                    \
+    template double* Network<T>::momentum_slot();                                         \
     template void Network<T>::sgd_bounds_measure();                                       \
-    template bool Network<T>::apply_gradients(double, double, double*);                   \
-    template double Network<T>::train_step(const T*, const T*, std::size_t, double, bool*, const T*);
+    template bool Network<T>::apply_gradients(double, double, double*, std::optional<double>); \
+    template double Network<T>::train_step(const T*, const T*, std::size_t, double, bool*, const T*, \
+                                           std::optional<double>);
 BP_STEP(float)
 BP_STEP(double)
 

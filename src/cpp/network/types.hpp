@@ -36,13 +36,17 @@ struct DenseSpec {
     NormSpec norm;          // normalisation of this layer's input (before the dropout)
 };
 
-// Optional per-step schedules for fit_epoch: lr[lr_steps] and keep[keep_steps ×
-// keep_cols] (null: the configured constant values; fit_epoch checks the shapes
-// against its steps × dropouts, and the values), and a stop request polled between
-// steps every ~20 ms (e.g. Ctrl-C; the poll may take the GIL, the steps never do).
+// Optional per-step schedules for fit_epoch: lr[lr_steps], momentum[momentum_steps]
+// (SGD's and RMSprop's momentum, Adam's and AdamW's β1, as torch's OneCycleLR with
+// cycle_momentum writes them before each step) and keep[keep_steps × keep_cols]
+// (null: the configured constant values; fit_epoch checks the shapes against its
+// steps × dropouts, and the values), and a stop request polled between steps every
+// ~20 ms (e.g. Ctrl-C; the poll may take the GIL, the steps never do).
 struct StepSchedule {
     const double* lr = nullptr;
     std::size_t lr_steps = 0;
+    const double* momentum = nullptr;
+    std::size_t momentum_steps = 0;
     const double* keep = nullptr;
     std::size_t keep_steps = 0, keep_cols = 0;
     std::function<bool()> should_stop;

@@ -1,7 +1,8 @@
-// fit_epoch, the epoch loop: the shuffle, per-step schedules, batches gathered
-// into the workspace, forward/backward/step per batch (or the fused per-sample
-// step for tiny networks at batch size 1), divergence and Ctrl-C between steps,
-// and the epoch's summary (loss, gradient norms, health).
+// fit_epoch, the epoch loop: the shuffle, per-step schedules (lr, momentum, keep
+// probabilities), batches gathered into the workspace, forward/backward/step per
+// batch (or the fused per-sample step for tiny networks at batch size 1),
+// divergence and Ctrl-C between steps, and the epoch's summary (loss, gradient
+// norms, health).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -35,6 +36,12 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         require(std::isfinite(schedule.lr[s]) && schedule.lr[s] >= 0, "lr schedule",
                 "finite values >= 0", std::to_string(schedule.lr[s]));
     for (std::size_t i = 0; schedule.keep && i < steps * nd; ++i) check_keep_prob(schedule.keep[i], "the schedule");
+    if (schedule.momentum) {
+        require(schedule.momentum_steps == steps, "momentum schedule",
+                std::to_string(steps) + " values (one per step)", std::to_string(schedule.momentum_steps));
+        momentum_slot();  // an optimiser with a momentum (β1)
+        for (std::size_t s = 0; s < steps; ++s) check_momentum(schedule.momentum[s]);
+    }
     // BatchNorm refuses a training batch of one sample: the epoch's smallest (its last) is checked first.
     const std::size_t smallest = n % bs == 0 ? bs : n % bs;
     for (std::size_t l = 0; has_batchnorm_ && smallest < 2 && l < layers_.size(); ++l)
@@ -66,6 +73,11 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     if (sample_weight && shuffle) wbatch_.resize(bs);
     activity_reset();
     if (per_sample) sample_plan(sample_weight || predictions);
+    // A momentum schedule: each step's value in the optimiser's slot, the configured one back
+    // at the end (set after the SGD bounds and the plan above have read the configured one).
+    const MomentumScope momentum(*this,
+                                 schedule.momentum ? std::optional<double>(schedule.momentum[0]) : std::nullopt);
+    double* const step_momentum = momentum.slot();
     bool loss_nonfinite = false;
     using Clock = std::chrono::steady_clock;
     auto last_poll = Clock::now();
@@ -89,8 +101,8 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             // Fused steps up to the next poll point (the epoch's last step is the general
             // path's); a step they refuse falls through to the general path below.
             const std::size_t end = std::min(steps - 1, (s | poll_mask) + 1);
-            const std::size_t next = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr, stats,
-                                                  sample_weight, predictions);
+            const std::size_t next = sample_steps(X, Y, shuffle ? order_.data() : nullptr, s, end, schedule.lr,
+                                                  schedule.momentum, stats, sample_weight, predictions);
             if (next == end) {  // all made: step end - 1 was the run's last
                 s = end - 1;
                 if (stop_requested(s)) break;
@@ -122,6 +134,7 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         }
         const double lr = schedule.lr ? schedule.lr[s] : opt_.lr;
         stats.lr.push_back(lr);
+        if (step_momentum) *step_momentum = schedule.momentum[s];
 
         zero_grads();
         const double loss = forward_backward(xb, yb, B, true, nullptr, wb);

@@ -216,8 +216,8 @@ bool Network<T>::sample_commit(const std::size_t* saturated) {
 
 template <typename T>
 std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* order, std::size_t s,
-                                     std::size_t end, const double* lr_schedule, EpochStats& stats,
-                                     const T* sample_weight, T* predictions) {
+                                     std::size_t end, const double* lr_schedule, const double* momentum_schedule,
+                                     EpochStats& stats, const T* sample_weight, T* predictions) {
     const std::size_t D = input_dim_, K = output_dim(), L = sample_layers_.size();
     last_batch_ = 1;
     last_training_ = true;
@@ -233,6 +233,7 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
     for (; s < end; ++s) {
         const std::size_t row = order ? order[s] : s;  // shuffled: the row itself, no copy
         const double lr = lr_schedule ? lr_schedule[s] : opt_.lr;
+        if (momentum_schedule) opt_.momentum = momentum_schedule[s];  // fit_epoch restores the configured one
         double loss;
         if (!sample_step(X + row * D, Y + row * K, lr, grad_limit, loss, norms,
                          sample_weight ? sample_weight + row : nullptr))
@@ -255,7 +256,8 @@ std::size_t Network<T>::sample_steps(const T* X, const T* Y, const std::size_t* 
     template bool Network<T>::sample_step_eligible() const;                                                \
     template bool Network<T>::sample_step(const T*, const T*, double, double&, double&, double*, const T*); \
     template std::size_t Network<T>::sample_steps(const T*, const T*, const std::size_t*, std::size_t,     \
-                                                  std::size_t, const double*, EpochStats&, const T*, T*);
+                                                  std::size_t, const double*, const double*, EpochStats&,     \
+                                                  const T*, T*);
 BP_SAMPLE_STEP(float)
 BP_SAMPLE_STEP(double)
 
