@@ -481,3 +481,36 @@ def test_per_rank_layout_needs_sharded_data_and_a_row_per_rank(tmp_path):
     """
     proc = mpirun(tmp_path, body)
     assert proc.returncode == 0, proc.stderr
+
+
+ONECYCLE_SRC = """
+def make_onecycle_model(name):
+    model = make_model()
+    cycle = bp.schedules.OneCycle(0.02, total_steps=28, three_phase=name == "Adam")  # 4 epochs of 7 steps
+    model.compile(loss="mse", optimizer=bp.SGD(lr=cycle, momentum=0.9) if name == "SGD" else bp.Adam(lr=cycle))
+    return model
+"""
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_one_cycle_momentum_on_two_ranks_matches_single_process(tmp_path, name):
+    """OneCycle's cycled momentum (SGD's momentum, Adam's beta1) reaches each rank's steps: the
+    weights and the recorded momentum of one process."""
+    body = textwrap.indent(ONECYCLE_SRC, "    ") + f"""
+    model = make_onecycle_model({name!r})
+    X, y = make_data()
+    history = fit_distributed(model, X, y, verbose=0, **{SINGLE!r})
+    if history is not None:  # the root's
+        np.save(f"{{out}}/momentum.npy", history.steps["momentum"])
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC + ONECYCLE_SRC, ns)
+    model = ns["make_onecycle_model"](name)
+    X, y = ns["make_data"]()
+    h = model.fit(X, y, verbose=0, **SINGLE)
+    check_same(load_ranks(tmp_path, "w"), model)
+    np.testing.assert_array_equal(np.load(tmp_path / "momentum.npy"), h.steps["momentum"])
+    cycle = model.optimizer.lr
+    assert h.steps["momentum"].tolist() == [cycle.momentum(t) for t in range(28)]

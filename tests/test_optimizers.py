@@ -459,17 +459,40 @@ SCHEDULED = {
                             lambda lrs, o: lrs.SequentialLR(o, [lrs.LinearLR(o, start_factor=0.1, total_iters=5),
                                                                 lrs.CosineAnnealingLR(o, 8, eta_min=1e-3)],
                                                             milestones=[5]), "step"),
-    "adam-amsgrad-onecycle": ("Adam", dict(amsgrad=True, weight_decay=0.01),
-                              lambda: bp.schedules.OneCycle(0.05, total_steps=24),
-                              lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.05, total_steps=24, cycle_momentum=False),
-                              "step"),
+    "adam-amsgrad-onecycle-fixed-momentum": ("Adam", dict(amsgrad=True, weight_decay=0.01),
+                                             lambda: bp.schedules.OneCycle(0.05, total_steps=24, cycle_momentum=False),
+                                             lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.05, total_steps=24,
+                                                                           cycle_momentum=False), "step"),
     "adamw-amsgrad-cosine-epochs": ("AdamW", dict(amsgrad=True, weight_decay=0.3),
                                     lambda: bp.schedules.Cosine(0.03, T_max=2),
                                     lambda lrs, o: lrs.CosineAnnealingLR(o, 2), "epoch"),
-    "sgd-momentum-onecycle": ("SGD", dict(momentum=0.9, nesterov=True),
-                              lambda: bp.schedules.OneCycle(0.2, total_steps=24, three_phase=True),
-                              lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.2, total_steps=24, three_phase=True,
-                                                            cycle_momentum=False), "step"),
+    "sgd-momentum-onecycle-fixed-momentum": ("SGD", dict(momentum=0.9, nesterov=True),
+                                             lambda: bp.schedules.OneCycle(0.2, total_steps=24, three_phase=True,
+                                                                           cycle_momentum=False),
+                                             lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.2, total_steps=24,
+                                                                           three_phase=True, cycle_momentum=False),
+                                             "step"),
+    # torch's default cycle_momentum=True: SGD's and RMSprop's momentum, Adam's and AdamW's beta1 cycle too
+    "sgd-onecycle": ("SGD", {}, lambda: bp.schedules.OneCycle(0.1, total_steps=24),
+                     lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.1, total_steps=24), "step"),
+    "sgd-nesterov-onecycle-three-phase": ("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+                                          lambda: bp.schedules.OneCycle(0.1, total_steps=24, three_phase=True,
+                                                                        base_momentum=0.8, max_momentum=0.9),
+                                          lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.1, total_steps=24,
+                                                                        three_phase=True, base_momentum=0.8,
+                                                                        max_momentum=0.9), "step"),
+    "rmsprop-onecycle-linear": ("RMSprop", {},
+                                lambda: bp.schedules.OneCycle(0.01, total_steps=24, anneal_strategy="linear"),
+                                lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.01, total_steps=24,
+                                                              anneal_strategy="linear"), "step"),
+    "adam-onecycle": ("Adam", dict(weight_decay=0.01), lambda: bp.schedules.OneCycle(0.05, total_steps=24),
+                      lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.05, total_steps=24), "step"),
+    "adamw-amsgrad-onecycle-three-phase-linear": ("AdamW", dict(amsgrad=True, weight_decay=0.1),
+                                                  lambda: bp.schedules.OneCycle(0.05, total_steps=24, three_phase=True,
+                                                                                anneal_strategy="linear"),
+                                                  lambda lrs, o: lrs.OneCycleLR(o, max_lr=0.05, total_steps=24,
+                                                                                three_phase=True,
+                                                                                anneal_strategy="linear"), "step"),
 }
 
 
@@ -478,8 +501,9 @@ SCHEDULED = {
 @pytest.mark.parametrize("case", list(SCHEDULED))
 def test_scheduled_training_matches_torch_and_resumes_from_a_file(case, clip_norm, dtype, tmp_path):
     """fit over 4 epochs of 6 steps (shuffled, the last batch short) with the schedule equals torch's
-    optimiser driven by its scheduler (the lr of every step too); the reference agrees; a model saved
-    after epoch 2 and loaded ends bitwise where the uninterrupted one does."""
+    optimiser driven by its scheduler (the lr of every step too, and with OneCycle's cycle_momentum the
+    momentum or beta1 of every step); the reference agrees; a model saved after epoch 2 and loaded ends
+    bitwise where the uninterrupted one does."""
     torch = pytest.importorskip("torch")
     name, hp, ours, theirs, per = SCHEDULED[case]
     model = make_model(optimizer(name, clip_norm, lr=ours(), **hp), dtype, seed=11)
@@ -499,12 +523,14 @@ def test_scheduled_training_matches_torch_and_resumes_from_a_file(case, clip_nor
     for a, b in zip(resumed.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
-    torch_lr = []
+    torch_lr, torch_momentum = [], []
     for epoch in range(epochs):
         order = permutation(model.seed, epoch, n)
         for start in range(0, n, batch):
             rows = order[start:start + batch]
             torch_lr.append(topt.param_groups[0]["lr"])
+            group = topt.param_groups[0]
+            torch_momentum.append(group["betas"][0] if "betas" in group else group.get("momentum"))
             topt.zero_grad()
             tnet.loss(X[rows], y[rows]).backward()
             if clip_norm is not None:
@@ -519,11 +545,20 @@ def test_scheduled_training_matches_torch_and_resumes_from_a_file(case, clip_nor
         np.testing.assert_allclose(used, torch_lr, rtol=1e-14, atol=0)
     else:
         assert used.tolist() == torch_lr  # bit for bit
-    rtol, atol = TORCH_TOL[dtype]
+    cycled = isinstance(schedule, bp.schedules.OneCycle) and schedule.cycle_momentum
+    if cycled:  # the momentum (beta1) of every step, bit for bit, recorded as the lr is
+        momentum = np.concatenate([hist.steps["momentum"], hist2.steps["momentum"]])
+        assert momentum.tolist() == torch_momentum
+        assert hist.history["momentum"] == [torch_momentum[0], torch_momentum[6]]
+    else:
+        assert "momentum" not in hist.steps and "momentum" not in hist.history
+    rtol, atol = (1e-12, 1e-12) if cycled and dtype == "float64" else TORCH_TOL[dtype]
     for k, (w, t) in enumerate(zip(model.get_weights(), tnet.weights())):
         assert_close(f"{case} weight {k} (core vs torch)", w, t, rtol, atol * max(1.0, float(np.max(np.abs(t)))))
-    ref.fit(X, y, epochs=epochs, batch_size=batch)
+    ref_hist = ref.fit(X, y, epochs=epochs, batch_size=batch)
     assert_tensors_close("weights (core vs reference)", model.get_weights(), ref.get_weights(), dtype)
+    if cycled:
+        assert ref_hist["steps"]["momentum"] == torch_momentum
 
 
 def test_adamw_and_amsgrad_validate_and_differ_from_adam():

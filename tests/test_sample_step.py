@@ -46,6 +46,8 @@ CASES = {
     "one-layer": lambda dt: model([2], ["identity"], dtype=dt),
     "lr-schedule": lambda dt: model([4, 1], ["relu", "identity"], dtype=dt,
                                     optimizer=bp.SGD(lr=bp.schedules.TimeBased(0.1, decay=0.01, unit="step"))),
+    "onecycle-momentum": lambda dt: model([4, 1], ["tanh", "identity"], dtype=dt,
+                                          optimizer=bp.SGD(lr=bp.schedules.OneCycle(0.05, total_steps=4 * N_ROWS))),
     # with the cases above, every width 1..8 in and out; one output from 8 inputs (dot's
     # eight partial sums); several outputs; a sigmoid output under mse
     "kernel-widths": lambda dt: model([7, 5, 8, 3, 6, 1], ["leaky_relu", "tanh", "sigmoid", "relu", "tanh", "identity"],
@@ -58,9 +60,9 @@ CASES = {
 # The cases the AVX2 table's whole-network kernel takes in float32 (the rest run
 # sample_step's portable loops, as every case does in float64 and on the generic table).
 KERNEL_CASES = {"textbook", "bias-momentum", "eight-layers", "one-layer", "lr-schedule", "kernel-widths",
-                "kernel-8-to-1", "kernel-outputs"}
+                "kernel-8-to-1", "kernel-outputs", "onecycle-momentum"}
 # Of those, the ones with plain SGD (no momentum, no decay), whose update the kernel makes too.
-KERNEL_UPDATE_CASES = KERNEL_CASES - {"bias-momentum", "kernel-widths"}
+KERNEL_UPDATE_CASES = KERNEL_CASES - {"bias-momentum", "kernel-widths", "onecycle-momentum"}
 
 
 def fit_both(make, dtype, epochs=2, classes=False, **fit_args):

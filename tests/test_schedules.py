@@ -259,10 +259,182 @@ def test_one_cycle_is_torchs_one_cycle_lr_step_for_step(kw, total):
     assert [s(t) for t in range(total)] == want
     from pybackprop.reference.functional import schedule_value
     assert [schedule_value(s.get_config(), t) for t in range(total)] == want
-    # torch's default also cycles the momentum: the lr is the same, the momentum moves (ours stays)
-    _, opt = _torch_lrs(torch, lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=max_lr, total_steps=total,
-                                                                              **kw), 0.01, total // 2, "SGD")
-    assert opt.param_groups[0]["momentum"] != 0.0  # torch set it (0.95 .. 0.85); pybackprop's SGD keeps its own
+
+
+def _torch_one_cycle(torch, optimizer, n, **kw):
+    """(lr, momentum) of each of n steps of torch's OneCycleLR(**kw) on ``optimizer`` (SGD: with momentum
+    0.9, RMSprop: 0.5): group["momentum"], or group["betas"][0] for Adam and AdamW."""
+    param = torch.zeros(1, requires_grad=True)
+    extra = {"SGD": dict(momentum=0.9), "RMSprop": dict(momentum=0.5)}.get(optimizer, {})
+    opt = getattr(torch.optim, optimizer)([param], lr=0.01, **extra)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, **kw)
+    lrs, moms = [], []
+    for _ in range(n):
+        group = opt.param_groups[0]
+        lrs.append(group["lr"])
+        moms.append(group["betas"][0] if "betas" in group else group["momentum"])
+        opt.step()
+        sched.step()
+    return lrs, moms
+
+
+@pytest.mark.parametrize("kw", [{}, dict(anneal_strategy="linear"), dict(three_phase=True),
+                                dict(three_phase=True, anneal_strategy="linear", pct_start=0.4),
+                                dict(base_momentum=0.5, max_momentum=0.99, pct_start=0.25)],
+                         ids=["cos", "linear", "three-phase", "three-phase-linear", "momenta"])
+@pytest.mark.parametrize("optimizer", ["SGD", "RMSprop", "Adam", "AdamW"])
+def test_one_cycle_lr_and_momentum_are_torchs_step_for_step(optimizer, kw):
+    """Each step's lr and momentum (Adam's and AdamW's beta1) are torch's OneCycleLR's, bit for bit,
+    from the schedule, from fit's record of what the core used, and from the reference."""
+    torch = pytest.importorskip("torch")
+    total = 37
+    want_lr, want_m = _torch_one_cycle(torch, optimizer, total, max_lr=0.05, total_steps=total, **kw)
+    s = schedules.OneCycle(0.05, total_steps=total, **kw)
+    assert [s(t) for t in range(total)] == want_lr
+    assert [s.momentum(t) for t in range(total)] == want_m
+    assert s.momentum_values(0, 3, 5).tolist() == want_m[3:8]
+    from pybackprop.reference.functional import one_cycle_momentum
+    assert [one_cycle_momentum(s.get_config(), t) for t in range(total)] == want_m
+
+    from conftest import reference_of
+    X, y = _data(36)
+    hp = {"SGD": dict(momentum=0.9), "RMSprop": dict(momentum=0.5)}.get(optimizer, {})
+    m = bp.Sequential([bp.Dense(4, activation="tanh"), bp.Dense(1)], input_dim=3, dtype="float64", seed=0)
+    m.compile(loss="mse", optimizer=getattr(bp, optimizer)(lr=s, **hp))
+    ref = reference_of(m)
+    h = m.fit(X, y, epochs=3, batch_size=3, verbose=0)  # 12 steps an epoch: steps 0 .. 35 of the cycle
+    assert h.steps["lr"].tolist() == want_lr[:36]
+    assert h.steps["momentum"].tolist() == want_m[:36]
+    assert h.history["momentum"] == [want_m[0], want_m[12], want_m[24]]  # as "lr": each epoch's first step's
+    r = ref.fit(X, y, epochs=3, batch_size=3)
+    assert r["steps"]["lr"] == want_lr[:36] and r["steps"]["momentum"] == want_m[:36]
+    for a, b in zip(m.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_one_cycle_momentum_reaches_every_path_of_the_core():
+    """The per-sample path (batch 1, tiny SGD network), the general path, train_step and
+    apply_gradients each step with the cycled momentum: the same weights as the reference."""
+    from conftest import reference_of
+    X, y = _data(20)
+
+    def model(dtype="float64"):
+        m = bp.Sequential([bp.Dense(4, activation="tanh"), bp.Dense(1)], input_dim=3, dtype=dtype, seed=2)
+        m.compile(loss="mse", optimizer=bp.SGD(lr=schedules.OneCycle(0.05, total_steps=60)))
+        return m
+
+    for dtype in ("float64", "float32"):
+        m = model(dtype)
+        assert bp._core._testing.per_sample_kind(m._net) != "general"
+        ref = reference_of(m)
+        m.fit(X, y, epochs=2, batch_size=1, verbose=0)
+        ref.fit(X, y, epochs=2, batch_size=1)
+        for a, b in zip(m.get_weights(), ref.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-12 if dtype == "float64" else 1e-5, atol=1e-6)
+        assert bp._core._testing.fused_steps(m._net) > 0
+    m, steps = model(), model()
+    ref = reference_of(m)
+    for k in range(5):
+        m.train_step(X[4 * k:4 * k + 4], y[4 * k:4 * k + 4])
+        ref.train_step(X[4 * k:4 * k + 4], y[4 * k:4 * k + 4])
+        steps.engine.net.loss_and_gradients(*steps.engine.data(X[4 * k:4 * k + 4], y[4 * k:4 * k + 4]), True,
+                                            copy=False)
+        assert steps.engine.net.apply_gradients(steps.engine.lr_now(), 4, momentum=steps.engine.momentum_now())
+    for a, b, c in zip(m.get_weights(), ref.get_weights(), steps.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(a, c)
+    assert m.optimizer.momentum == 0.0 and m.optimizer.core_config().momentum == 0.95  # torch's max_momentum
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_one_cycle_without_cycle_momentum_is_the_lr_only(optimizer):
+    """cycle_momentum=False: no momentum array, no record, and the same weights, bit for bit, as the
+    same lr values given by a schedule that does not touch the momentum."""
+    X, y = _data(24)
+    hp = dict(momentum=0.9) if optimizer == "SGD" else {}
+    cycle = schedules.OneCycle(0.05, total_steps=30, cycle_momentum=False)
+
+    def model(lr):
+        m = bp.Sequential([bp.Dense(4, activation="tanh"), bp.Dense(1)], input_dim=3, dtype="float64", seed=0)
+        m.compile(loss="mse", optimizer=getattr(bp, optimizer)(lr=lr, **hp))
+        return m
+
+    a, b, c = model(cycle), model(schedules.FromCallable(cycle, unit="step")), model(schedules.OneCycle(0.05, 30))
+    ha = a.fit(X, y, epochs=3, batch_size=3, verbose=0)
+    b.fit(X, y, epochs=3, batch_size=3, verbose=0)
+    hc = c.fit(X, y, epochs=3, batch_size=3, verbose=0)
+    assert "momentum" not in ha.steps and "momentum" not in ha.history and "momentum" in hc.steps
+    for wa, wb, wc in zip(a.get_weights(), b.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+        assert not np.array_equal(wa, wc)  # the default cycles the momentum: another trajectory
+    config = a.optimizer.core_config()
+    assert (config.momentum, config.beta1) == (hp.get("momentum", 0.0), 0.9)  # the optimiser's own
+
+
+def test_one_cycle_momentum_with_adagrad_is_a_value_error():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adagrad([torch.zeros(1, requires_grad=True)]),
+                                            max_lr=0.1, total_steps=10)
+    with pytest.raises(ValueError, match=r"cycle_momentum: expected False for Adagrad .* got True"):
+        bp.Adagrad(lr=schedules.OneCycle(0.1, total_steps=10))
+    bp.Adagrad(lr=schedules.OneCycle(0.1, total_steps=10, cycle_momentum=False))  # the lr alone: fine
+    m = _model()
+    opt = bp.Adagrad(lr=0.1)
+    opt.lr = schedules.OneCycle(0.1, total_steps=10)  # set after construction: refused at compile
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        m.compile(loss="mse", optimizer=opt)
+    from pybackprop.reference import Network
+    cfg = _model(lr=schedules.OneCycle(0.1, total_steps=10)).get_config()
+    cfg["compile"]["optimizer"] = {"class_name": "Adagrad", "lr": cfg["compile"]["optimizer"]["lr"]}
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        Network.from_config(cfg)
+
+
+def test_the_core_refuses_a_bad_momentum_schedule_and_changes_nothing():
+    X, y = _data(12)
+    m = _model(lr=0.1)  # SGD configured without momentum: its buffer is not reset with the state
+    net, (Xc, Yc) = m._net, m.engine.data(X, y)
+    before = net.params().copy()
+    with pytest.raises(ValueError, match=r"momentum schedule: expected an optimiser configured with momentum > 0"):
+        net.fit_epoch(Xc, Yc, 4, False, momentum=np.full(3, 0.9))
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1, momentum=0.5))
+    for bad, match in [(np.full(2, 0.9), "momentum schedule: expected 3 values"),
+                       (np.array([0.9, 1.0, 0.9]), r"momentum schedule: expected values in \[0, 1\)"),
+                       (np.array([0.9, np.nan, 0.9]), "momentum schedule")]:
+        with pytest.raises(ValueError, match=match):
+            net.fit_epoch(Xc, Yc, 4, False, momentum=bad)
+    with pytest.raises(ValueError, match="momentum schedule"):
+        net.train_step(Xc, Yc, 0.1, None, -0.5)
+    np.testing.assert_array_equal(net.params(), before)
+    assert net.step_counter == 0
+    twin = m.engine.clone().net
+    for n, then in ((net, None), (twin, np.full(3, 0.5))):
+        n.fit_epoch(Xc, Yc, 4, False, momentum=np.array([0.9, 0.8, 0.7]))
+        n.fit_epoch(Xc, Yc, 4, False, momentum=then)  # the configured 0.5 is back after the epoch
+    np.testing.assert_array_equal(net.params(), twin.params())
+    m.compile(loss="mse", optimizer=bp.Adagrad(lr=0.1))
+    with pytest.raises(ValueError, match="momentum schedule: expected an optimiser with a momentum"):
+        net.apply_gradients(0.1, 4, momentum=0.9)
+
+
+def test_one_cycle_momentum_per_epoch_and_round_trip():
+    s = schedules.OneCycle(0.1, total_steps=10, unit="epoch", base_momentum=0.8, max_momentum=0.9)
+    assert s.momentum_values(2, 17, 3).tolist() == [s.momentum(2)] * 3
+    again = schedules.from_config(s.get_config())
+    assert again.get_config() == s.get_config() and again.base_momentum == 0.8
+    old = {k: v for k, v in s.get_config().items() if "momentum" not in k}  # a config written before them
+    assert schedules.from_config(old).cycle_momentum is True  # torch's default
+    assert schedules.OneCycle(0.1, 10, 0.3, 25.0, 1e4, False, "cos", "epoch").unit == "epoch"  # positional calls
+    X, y = _data(12)
+    m = _model(lr=s)
+    h = m.fit(X, y, epochs=3, batch_size=4, verbose=0)
+    assert h.history["momentum"] == [s.momentum(t) for t in range(3)]
+    np.testing.assert_array_equal(h.steps["momentum"], np.repeat([s.momentum(t) for t in range(3)], 3))
+    with pytest.raises(ValueError, match="base_momentum"):
+        schedules.OneCycle(0.1, total_steps=10, base_momentum=1.0)
+    with pytest.raises(TypeError, match="cycle_momentum"):
+        schedules.OneCycle(0.1, total_steps=10, cycle_momentum="yes")
 
 
 def test_one_cycle_past_total_steps_is_refused_before_the_epoch():

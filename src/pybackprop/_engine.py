@@ -6,7 +6,7 @@ around it:
 - building: the layer specs of the core from the layers, dtype and seed;
 - data coercion: inputs, targets (one-hot for class labels), validation data
   or a validation split, Dropout masks given by the user;
-- the schedules of an epoch (per-step lr and keep_prob arrays, the lr now);
+- the schedules of an epoch (per-step lr, momentum and keep_prob arrays, the lr now);
 - ONE fit loop (:meth:`Engine.fit`): callbacks, the ProgressBar of
   ``verbose``, ``History.params``, divergence (asked of every callback's
   ``on_divergence``), the gradient-flow warning. An epoch's steps run in the
@@ -57,7 +57,7 @@ CORE_CLASSES = {"float32": _core.NetworkF32, "float64": _core.NetworkF64}
 #: per-layer gradient-flow diagnostics the C++ loop records every epoch (see History)
 HEALTH_KEYS = ("weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "nonfinite")
 #: History's own keys, which a metric's name may not take
-RESERVED_KEYS = ("loss", "grad_norm", "lr", "keep_prob") + HEALTH_KEYS
+RESERVED_KEYS = ("loss", "grad_norm", "lr", "momentum", "keep_prob") + HEALTH_KEYS
 #: the first layer's gradient norm relative to the last's beyond which fit warns
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
 #: the optimiser state the core keeps, by optimiser kind: the names of its first, second (and
@@ -568,6 +568,25 @@ class Engine:
             lr = lr(self._time(lr))
         return check_float("lr (schedule value)", lr, minimum=0.0)
 
+    def _momentum_cycle(self) -> Optional[_schedules.OneCycle]:
+        """The optimiser's OneCycle that cycles its momentum (beta1), or None (also when that
+        cycle's momenta are all 0: the optimiser is then configured without momentum)."""
+        assert self.optimizer is not None
+        cycle = self.optimizer.momentum_schedule()
+        if cycle is None or max(cycle.base_momentum, cycle.max_momentum) == 0:
+            return None
+        return cycle
+
+    def momentum_now(self) -> Optional[float]:
+        """The momentum (Adam's beta1) of the next step when a OneCycle cycles it, else None."""
+        cycle = self._momentum_cycle()
+        return None if cycle is None else cycle.momentum(self._time(cycle))
+
+    def epoch_momentum(self, epoch: int, first_step: int, steps: int) -> Optional[np.ndarray]:
+        """Per-step momentum (Adam's beta1) for the coming epoch when a OneCycle cycles it, else None."""
+        cycle = self._momentum_cycle()
+        return None if cycle is None else cycle.momentum_values(epoch, first_step, steps)
+
     def set_keep_probs_now(self) -> None:
         """Give scheduled Dropout keep probabilities their value at the current time to the core."""
         for dropout in self.dropouts:
@@ -788,9 +807,9 @@ class Engine:
     def train_step(self, Xc: np.ndarray, Yc: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> float:
         """One update on one batch (cast data, checked weights or None); DivergenceError when it is
         not applied."""
-        lr = self.lr_now()
+        lr, momentum = self.lr_now(), self.momentum_now()
         self.set_keep_probs_now()
-        loss, applied = self.net.train_step(Xc, Yc, lr, sample_weight)
+        loss, applied = self.net.train_step(Xc, Yc, lr, sample_weight, momentum)
         if not applied:
             raise DivergenceError(self.net.epoch_counter, 0, loss)
         return float(loss)
@@ -912,11 +931,13 @@ class Engine:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             lr_steps, keep_steps = self.epoch_schedules(epoch, net.step_counter, steps)
+            momentum_steps = self.epoch_momentum(epoch, net.step_counter, steps)
             if reducer is None:
-                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight, pred)
+                out = self._core_epoch(Xc, Yc, batch, args.shuffle, lr_steps, keep_steps, args.sample_weight, pred,
+                                       momentum_steps)
             else:
                 out = self._reduced_epoch(reducer, Xc, Yc, n, args.batch_size, steps, args.shuffle, lr_steps,
-                                          keep_steps, epoch, history, args.sample_weight, pred)
+                                          keep_steps, epoch, history, args.sample_weight, pred, momentum_steps)
             if out.diverged is not None:
                 step, bad_loss = out.diverged
                 stop = any([cb.on_divergence(epoch, step, bad_loss) for cb in callbacks])  # every one is told
@@ -929,6 +950,10 @@ class Engine:
                 raise DivergenceError(epoch, step, bad_loss, history if root else None)
             logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": out.grad_norm, "lr": float(out.lr[0])}
             self.last_penalty = out.penalty
+            step_logs = {"lr": out.lr, "keep_prob": out.keep_prob}
+            if momentum_steps is not None:  # as the lr: the epoch's first step's, and every step's
+                logs["momentum"] = float(momentum_steps[0])
+                step_logs["momentum"] = momentum_steps[:len(out.lr)]
             logs.update(out.health)
             if root and not warned:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
@@ -942,7 +967,7 @@ class Engine:
                     logs.update(self.metric_values(args.validation[1], net.predict(args.validation[0]), "val_"))
             if reducer is not None:
                 logs = reducer.agree(logs)  # the root's val_loss reaches every rank's callbacks
-            history.append(epoch, logs, {"lr": out.lr, "keep_prob": out.keep_prob})
+            history.append(epoch, logs, step_logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             stop = owner.stop_training if reducer is None else reducer.agree(owner.stop_training)
@@ -955,8 +980,10 @@ class Engine:
 
     def _core_epoch(self, Xc: np.ndarray, Yc: np.ndarray, batch: int, shuffle: bool,
                     lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
-                    sample_weight: Optional[np.ndarray] = None, pred: Optional[np.ndarray] = None) -> EpochOutcome:
-        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred)  # an EpochResult
+                    sample_weight: Optional[np.ndarray] = None, pred: Optional[np.ndarray] = None,
+                    momentum_steps: Optional[np.ndarray] = None) -> EpochOutcome:
+        r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred,
+                               momentum_steps)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
                             (r.diverged_step, r.diverged_loss) if r.diverged else None, penalty=r.penalty)
@@ -964,7 +991,8 @@ class Engine:
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
                        epoch: int, history: History, sample_weight: Optional[np.ndarray] = None,
-                       pred: Optional[np.ndarray] = None) -> EpochOutcome:
+                       pred: Optional[np.ndarray] = None, momentum_steps: Optional[np.ndarray] = None
+                       ) -> EpochOutcome:
         """One epoch step by step, the gradients summed over the ranks by ``reducer``.
 
         With ``pred`` (n_global, outputs) the metrics' rows are gathered: each rank writes the
@@ -979,7 +1007,7 @@ class Engine:
         batchnorms = [layer._index for layer in self.layers if isinstance(layer, BatchNorm)]
         try:
             return self._reduced_steps(reducer, Xc, Yc, n, batch_size, steps, shuffle, lr_steps, keep_steps,
-                                       epoch, history, batchnorms, sample_weight, pred)
+                                       epoch, history, batchnorms, sample_weight, pred, momentum_steps)
         finally:
             if batchnorms:
                 self.net.set_stat_sync(None)
@@ -987,7 +1015,7 @@ class Engine:
     def _reduced_steps(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
                        epoch: int, history: History, batchnorms: List[int], sample_weight: Optional[np.ndarray],
-                       pred: Optional[np.ndarray]) -> EpochOutcome:
+                       pred: Optional[np.ndarray], momentum_steps: Optional[np.ndarray]) -> EpochOutcome:
         """The steps of :meth:`_reduced_epoch`."""
         net, timings = self.net, reducer.timings
         t_epoch = time.perf_counter()
@@ -1006,6 +1034,7 @@ class Engine:
         for s, batch in enumerate(batches):
             positions, rows = reducer.rows(batch)
             lr = float(lr_steps[s]) if lr_steps is not None else self.lr_now()
+            momentum = float(momentum_steps[s]) if momentum_steps is not None else None
             if keep_steps is not None:
                 self.set_keep_probs(keep_steps[s])
             keeps = self.keep_probs()
@@ -1051,10 +1080,10 @@ class Engine:
             norm_sums += norms
             if s == steps - 1:  # the last step also measures its update-to-weight ratio, as fit does
                 ratio = np.zeros(len(dense))
-                applied = net.apply_gradients(lr, batch.size, ratio)
+                applied = net.apply_gradients(lr, batch.size, ratio, momentum)
                 update_ratio = [float(v) for v in ratio]
             else:
-                applied = net.apply_gradients(lr, batch.size)
+                applied = net.apply_gradients(lr, batch.size, momentum=momentum)
             if not applied:  # refused (it would overflow) on every rank alike
                 bad = reducer.sum(loss * rows.size) / batch.size
                 raise DivergenceError(epoch, s, bad, history if reducer.root else None)

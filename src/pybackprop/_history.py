@@ -78,6 +78,8 @@ class History(Callback):
         layers: share of units that never fired), ``"saturated_fraction"``
         (sigmoid/tanh: share of outputs beyond 0.01/0.99), ``"nonfinite"`` (a NaN
         or inf appeared); ``"lr"``: the learning rate of the epoch's first step;
+        ``"momentum"`` (a ``OneCycle`` lr that cycles the momentum): the momentum,
+        or Adam's beta1, of the epoch's first step;
         ``"keep_prob"`` (models with Dropout): per epoch, the list of each
         Dropout's keep probability at the first step; ``"val_loss"`` with
         validation data. With ``compile(metrics=[...])``, each metric by its name
@@ -89,7 +91,8 @@ class History(Callback):
     steps : dict
         Per-step values actually used by the C++ loop, concatenated over epochs:
         ``steps["lr"]`` of shape (total_steps,), ``steps["keep_prob"]`` of shape
-        (total_steps, n_dropout_layers).
+        (total_steps, n_dropout_layers), ``steps["momentum"]`` (total_steps,) when
+        a ``OneCycle`` cycles the momentum (SGD's, RMSprop's; Adam's beta1).
     epoch : list of int
         The model's epoch numbers (they continue across ``fit`` calls).
     params : dict

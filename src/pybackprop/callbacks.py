@@ -4,7 +4,8 @@
 (below the engine, whose fit loop uses them) and are re-exported here.
 Callbacks run between epochs, never inside the C++ loop. Each gets the model
 (``callback.model``) and the epoch's logs (``loss``, ``val_loss``, ``lr``,
-``keep_prob``, ``grad_norm``), and may set ``model.stop_training = True``.
+``momentum`` when a ``OneCycle`` cycles it, ``keep_prob``, ``grad_norm``), and may
+set ``model.stop_training = True``.
 
 >>> import numpy as np, pybackprop as bp
 >>> X = np.random.default_rng(0).normal(size=(64, 2)); y = X.sum(axis=1)

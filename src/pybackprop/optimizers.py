@@ -26,12 +26,15 @@ class Optimizer:
     """Base class: hyperparameters only; the update runs in the C++ core."""
 
     kind: str = ""
+    #: the hyperparameter torch's OneCycleLR cycles (``momentum``, or Adam's ``beta1``); None: none
+    momentum_name: Optional[str] = "momentum"
 
     def __init__(self, lr: LrLike, weight_decay: float, clip_norm: Optional[float], decay_bias: bool = True,
                  decay_per_sample: bool = False) -> None:
         self.lr: Union[float, _schedules.Schedule] = _schedules.get("lr", lr)
         if not isinstance(self.lr, _schedules.Schedule):
             self.lr = check_float("lr", self.lr, minimum=0.0)
+        self.momentum_schedule()
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.decay_bias = check_bool("decay_bias", decay_bias)
         self.decay_per_sample = check_bool("decay_per_sample", decay_per_sample)
@@ -48,9 +51,28 @@ class Optimizer:
         0.9
         """
         lr = self.lr(0) if isinstance(self.lr, _schedules.Schedule) else self.lr
+        params = self._params()
+        cycle = self.momentum_schedule()
+        if cycle is not None and self.momentum_name is not None:
+            # as torch's OneCycleLR, which sets it to max_momentum first (the steps get their own values)
+            params[self.momentum_name] = max(cycle.max_momentum, cycle.base_momentum)
         return _core.OptimizerConfig(kind=self.kind, lr=lr, weight_decay=self.weight_decay,
                                      clip_norm=self.clip_norm, decay_bias=self.decay_bias,
-                                     decay_per_sample=self.decay_per_sample, **self._params())
+                                     decay_per_sample=self.decay_per_sample, **params)
+
+    def momentum_schedule(self) -> Optional[_schedules.OneCycle]:
+        """The schedule that cycles this optimiser's momentum (``beta1``): its ``lr`` when that is
+        a ``OneCycle`` with ``cycle_momentum``, else None; ValueError for an optimiser without a
+        momentum (Adagrad), as torch's OneCycleLR.
+
+        >>> SGD(lr=_schedules.OneCycle(0.1, total_steps=10)).momentum_schedule().max_momentum
+        0.95
+        """
+        cycle = _schedules.momentum_schedule(self.lr)
+        if cycle is not None and self.momentum_name is None:
+            fail("cycle_momentum", f"False for {type(self).__name__} (OneCycle cycles the momentum, or Adam's "
+                 "beta1, and it has neither; torch's OneCycleLR refuses it too)", True)
+        return cycle
 
     def get_config(self) -> Dict[str, Any]:
         return {"class_name": type(self).__name__, "lr": _schedules.to_config(self.lr), **self._params(),
@@ -160,6 +182,7 @@ class Adam(Optimizer):
     """
 
     kind = "adam"
+    momentum_name = "beta1"
 
     def __init__(self, lr: LrLike = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: Optional[float] = None,
@@ -319,6 +342,7 @@ class Adagrad(Optimizer):
     """
 
     kind = "adagrad"
+    momentum_name = None
 
     def __init__(self, lr: LrLike = 0.01, lr_decay: float = 0.0, eps: float = 1e-10,
                  initial_accumulator_value: float = 0.0, weight_decay: float = 0.0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
@@ -30,7 +30,8 @@ class Schedule(Checked):
     """Base class: ``schedule(t)`` gives the value at time ``t``; ``unit`` says what t counts.
 
     A subclass is a dataclass whose fields, declared with ``parameter(constraint[, default])``
-    and ending with ``unit``, are its parameters: checked when it is made, and its config
+    and ending with ``unit`` (``OneCycle``'s later momentum fields come after it), are its
+    parameters: checked when it is made, and its config
     (``{"class_name": ..., **fields}``, the keyword arguments that make it again) and repr.
     """
 
@@ -294,7 +295,8 @@ class Warmup(Schedule):
 @dataclasses.dataclass(eq=False, repr=False)
 class OneCycle(Schedule):
     """The one-cycle policy: torch's ``OneCycleLR(optimizer, max_lr, total_steps, pct_start,
-    anneal_strategy, div_factor, final_div_factor, three_phase)``, value for value.
+    anneal_strategy, cycle_momentum, base_momentum, max_momentum, div_factor, final_div_factor,
+    three_phase)``, value for value, the momentum included.
 
     From ``max_lr / div_factor`` up to ``max_lr`` over the first ``pct_start`` of
     ``total_steps``, then down to ``max_lr / div_factor / final_div_factor`` (with
@@ -303,10 +305,16 @@ class OneCycle(Schedule):
     (``2 pct_start * total_steps - 2``), the last at ``total_steps - 1``, and a time past
     ``total_steps`` is an error (``fit`` raises before the epoch that would reach it).
 
-    Only the learning rate cycles: torch's default ``cycle_momentum=True`` also moves SGD's
-    momentum (Adam's beta1) between 0.95 and 0.85 inversely to the lr, which pybackprop's
-    training loop does not schedule. So this equals ``OneCycleLR(..., cycle_momentum=False)``,
-    with the optimiser's momentum fixed.
+    With ``cycle_momentum`` (the default, as torch's) the optimiser's momentum moves
+    inversely to the lr, over the same phases: from ``max_momentum`` down to
+    ``base_momentum`` while the lr rises, back up while it falls (three phases: down, up,
+    then ``max_momentum`` to the end). It is SGD's and RMSprop's ``momentum`` and Adam's and
+    AdamW's ``beta1`` (torch's ``betas[0]``, which Adam's bias correction ``1 - beta1**t``
+    then uses at each step's value); it replaces the optimiser's own value while the
+    schedule is its ``lr`` (an SGD or RMSprop with ``momentum=0`` gets the cycled momentum,
+    as in torch). Adagrad has no momentum: compiling it with a cycling ``OneCycle`` is a
+    ValueError, as torch's. ``History.steps["momentum"]`` records each step's value.
+    ``cycle_momentum=False`` leaves the optimiser's momentum alone.
 
     Parameters
     ----------
@@ -326,12 +334,22 @@ class OneCycle(Schedule):
         Shape of each phase (default "cos").
     unit : {"step", "epoch"}
         Default "step": the cycle counts batches, as torch's.
+    cycle_momentum : bool
+        Cycle the optimiser's momentum (beta1) inversely to the lr (default True).
+    base_momentum : float
+        The momentum at the lr's peak, in [0, 1) (default 0.85).
+    max_momentum : float
+        The momentum at the start (and end) of the cycle, in [0, 1) (default 0.95).
 
     Examples
     --------
     >>> s = OneCycle(0.1, total_steps=10)
     >>> [round(s(t), 5) for t in (0, 2, 9)]
     [0.004, 0.1, 0.0]
+    >>> [round(s.momentum(t), 5) for t in (0, 2, 9)]
+    [0.95, 0.85, 0.95]
+    >>> import pybackprop as bp
+    >>> opt = bp.SGD(lr=OneCycle(0.1, total_steps=100), momentum=0.9)  # momentum cycles 0.95 -> 0.85 -> 0.95
     """
 
     max_lr: float = parameter(Real(minimum=0.0, min_inclusive=False))
@@ -342,30 +360,40 @@ class OneCycle(Schedule):
     three_phase: bool = parameter(Boolean(), False)
     anneal_strategy: str = parameter(Options(("cos", "linear")), "cos")
     unit: str = parameter(_UNIT, "step")
+    # after unit (they came later): positional calls of the fields above keep their meaning
+    cycle_momentum: bool = parameter(Boolean(), True)
+    base_momentum: float = parameter(Real(minimum=0.0, maximum=1.0, max_inclusive=False), 0.85)
+    max_momentum: float = parameter(Real(minimum=0.0, maximum=1.0, max_inclusive=False), 0.95)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         initial = self.max_lr / self.div_factor
         low = initial / self.final_div_factor
         n, p = self.total_steps, self.pct_start
+        top, bottom = self.max_momentum, self.base_momentum
+        # (end step, lr from, lr to, momentum from, momentum to), as torch's _schedule_phases
         if self.three_phase:
-            self._phases = [(float(p * n) - 1, initial, self.max_lr), (float(2 * p * n) - 2, self.max_lr, initial),
-                            (n - 1, initial, low)]
+            self._phases = [(float(p * n) - 1, initial, self.max_lr, top, bottom),
+                            (float(2 * p * n) - 2, self.max_lr, initial, bottom, top),
+                            (n - 1, initial, low, top, top)]
         else:
-            self._phases = [(float(p * n) - 1, initial, self.max_lr), (n - 1, self.max_lr, low)]
+            self._phases = [(float(p * n) - 1, initial, self.max_lr, top, bottom),
+                            (n - 1, self.max_lr, low, bottom, top)]
         start = 0.0
-        for end, _, _ in self._phases:  # torch divides by each phase's length
+        for end, *_ in self._phases:  # torch divides by each phase's length
             if end == start:
                 fail("pct_start", f"a fraction giving every phase of total_steps={n} a length (torch divides by "
                      "it)", p)
             start = end
 
-    def __call__(self, t: int) -> float:
+    def _anneal(self, t: int, which: int) -> float:
+        """torch's get_lr at step t: the lr (which = 1) or the momentum (which = 3) of t's phase."""
         if t > self.total_steps:
             fail("OneCycle time", f"at most total_steps={self.total_steps} (the cycle is over; give a larger "
                  "total_steps)", t)
         start = 0.0
-        for i, (end, high, low) in enumerate(self._phases):
+        for i, phase in enumerate(self._phases):
+            end, high, low = phase[0], phase[which], phase[which + 1]
             if t <= end or i == len(self._phases) - 1:
                 pct = (t - start) / (end - start)
                 if self.anneal_strategy == "cos":
@@ -373,6 +401,34 @@ class OneCycle(Schedule):
                 return (low - high) * pct + high
             start = end
         raise AssertionError  # unreachable: the last phase returns
+
+    def __call__(self, t: int) -> float:
+        return self._anneal(t, 1)
+
+    def momentum(self, t: int) -> float:
+        """The momentum (Adam's beta1) at time ``t``, as torch's OneCycleLR sets it (whether or
+        not ``cycle_momentum``: the optimiser only gets it with ``cycle_momentum``).
+
+        >>> [round(OneCycle(0.1, total_steps=10, anneal_strategy="linear").momentum(t), 6) for t in (0, 1, 2, 9)]
+        [0.95, 0.9, 0.85, 0.95]
+        """
+        return self._anneal(t, 3)
+
+    def momentum_values(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
+        """The momentum for each of the ``steps`` steps of an epoch, as float64 (see :meth:`values`)."""
+        if self.unit == "epoch":
+            return np.full(steps, self.momentum(epoch))
+        return np.array([self.momentum(first_step + s) for s in range(steps)], dtype=np.float64)
+
+
+def momentum_schedule(lr: Any) -> Optional[OneCycle]:
+    """The schedule that cycles an optimiser's momentum when ``lr`` is its learning rate: a
+    ``OneCycle`` with ``cycle_momentum``, else None.
+
+    >>> momentum_schedule(OneCycle(0.1, total_steps=10)) is not None, momentum_schedule(0.1)
+    (True, None)
+    """
+    return lr if isinstance(lr, OneCycle) and lr.cycle_momentum else None
 
 
 def _callable(name: str, value: Any) -> Any:

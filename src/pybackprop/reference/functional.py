@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -761,6 +761,16 @@ def cosine_value(initial: float, T_max: int, eta_min: float, t: int) -> float:
     return lr
 
 
+def cycles_momentum(spec: Any) -> bool:
+    """Whether a schedule (config dict or number) is a OneCycle that cycles the momentum
+    (``cycle_momentum``, True by default as torch's).
+
+    >>> cycles_momentum({"class_name": "OneCycle", "cycle_momentum": False}), cycles_momentum(0.1)
+    (False, False)
+    """
+    return isinstance(spec, dict) and spec.get("class_name") == "OneCycle" and bool(spec.get("cycle_momentum", True))
+
+
 def one_cycle_value(spec: dict, t: int) -> float:
     """torch's OneCycleLR at step t: phases (end step, from, to), each a half cosine
     ``to + (from - to) / 2 (1 + cos(pi pct))`` (or a line) over pct = (t - start) / (end - start).
@@ -771,12 +781,37 @@ def one_cycle_value(spec: dict, t: int) -> float:
     ...                  "final_div_factor": 1e4, "three_phase": False, "anneal_strategy": "cos"}, 2)
     1.0
     """
+    return _one_cycle(spec, t, momentum=False)
+
+
+def one_cycle_momentum(spec: dict, t: int) -> float:
+    """torch's OneCycleLR's momentum (Adam's beta1) at step t: over the lr's phases, from
+    max_momentum down to base_momentum while the lr rises and back up while it falls (three
+    phases: down, up, then max_momentum throughout); the same half cosine (or line).
+
+    Examples
+    --------
+    >>> one_cycle_momentum({"max_lr": 1.0, "total_steps": 10, "pct_start": 0.3, "div_factor": 25.0,
+    ...                     "final_div_factor": 1e4, "three_phase": False, "anneal_strategy": "cos",
+    ...                     "base_momentum": 0.85, "max_momentum": 0.95}, 2)
+    0.85
+    """
+    return _one_cycle(spec, t, momentum=True)
+
+
+def _one_cycle(spec: dict, t: int, momentum: bool) -> float:
     n, p, peak = spec["total_steps"], spec["pct_start"], spec["max_lr"]
     initial = peak / spec["div_factor"]
     low = initial / spec["final_div_factor"]
     if t > n:
         raise ValueError(f"OneCycle time: expected at most total_steps={n}, got {t}")
-    if spec["three_phase"]:
+    if momentum:
+        bottom, top = spec.get("base_momentum", 0.85), spec.get("max_momentum", 0.95)
+        if spec["three_phase"]:
+            phases = [(float(p * n) - 1, top, bottom), (float(2 * p * n) - 2, bottom, top), (n - 1, top, top)]
+        else:
+            phases = [(float(p * n) - 1, top, bottom), (n - 1, bottom, top)]
+    elif spec["three_phase"]:
         phases = [(float(p * n) - 1, initial, peak), (float(2 * p * n) - 2, peak, initial), (n - 1, initial, low)]
     else:
         phases = [(float(p * n) - 1, initial, peak), (n - 1, peak, low)]

@@ -33,6 +33,8 @@ from .functional import (
     dropout_scales,
     layernorm_backward,
     layernorm_forward,
+    cycles_momentum,
+    one_cycle_momentum,
     rmsprop_update,
     schedule_value,
     sgd_update,
@@ -323,6 +325,8 @@ class Network:
         optimizer = {"class_name": name, **OPTIMIZERS[name], **spec}
         if isinstance(optimizer["lr"], dict):
             schedule_value(optimizer["lr"], 0)  # raises for a schedule the reference cannot evaluate
+        if name == "Adagrad" and cycles_momentum(optimizer["lr"]):
+            raise ValueError("cycle_momentum: expected False for Adagrad (it has no momentum or beta1), got True")
         if name == "SGD" and optimizer["nesterov"] and optimizer["momentum"] == 0:
             raise ValueError("compile.optimizer: nesterov needs momentum > 0")
         return optimizer
@@ -398,6 +402,16 @@ class Network:
     def momentum_buffers(self) -> list[np.ndarray] | None:
         """The momentum buffers of SGD (or RMSprop), one per parameter; None for the others."""
         return self.optimizer_state.get("momentum_buffer")
+
+    def _momentum_now(self) -> float | None:
+        """The momentum (Adam's beta1) of the next step when the lr is a OneCycle that cycles
+        it (torch's OneCycleLR writes it before each step), else None: the optimiser's own."""
+        assert self.optimizer is not None
+        spec = self.optimizer["lr"]
+        if not cycles_momentum(spec):
+            return None
+        return one_cycle_momentum(spec, self.step_counter if spec.get("unit", "epoch") == "step"
+                                  else self.epoch_counter)
 
     def _now(self, spec: float | dict) -> float:
         """A hyperparameter's value for the next step: a number, or a schedule evaluated at
@@ -641,24 +655,28 @@ class Network:
         opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
         assert opt is not None, "the config has no optimiser"
         lr = self._now(opt["lr"])
+        momentum = self._momentum_now()
         if opt["clip_norm"] is not None:
             grads = clip_grad_norm(grads, opt["clip_norm"])
         self.optimizer_step += 1
         wd = opt["weight_decay"] / rows if opt["decay_per_sample"] and rows > 0 else opt["weight_decay"]
         if opt["decay_bias"] or wd == 0:
-            self._rule(params, grads, state, lr, wd)
+            self._rule(params, grads, state, lr, wd, momentum)
             return
         is_bias = [p.ndim == 1 for p in params]  # [W0, b0, W1, ...]: the biases are the vectors
         for want_bias, decay in ((False, wd), (True, 0.0)):
             index = [i for i, b in enumerate(is_bias) if b == want_bias]
             self._rule([params[i] for i in index], [grads[i] for i in index],
-                       {key: [bufs[i] for i in index] for key, bufs in state.items()}, lr, decay)
+                       {key: [bufs[i] for i in index] for key, bufs in state.items()}, lr, decay, momentum)
 
     def _rule(self, params: list[np.ndarray], grads: list[np.ndarray], state: dict[str, list[np.ndarray]],
-              lr: float, wd: float) -> None:
-        """The compiled update rule on these parameters, in place."""
-        opt, t = self.optimizer, self.optimizer_step
-        assert opt is not None
+              lr: float, wd: float, momentum: float | None = None) -> None:
+        """The compiled update rule on these parameters, in place; ``momentum``: this step's
+        momentum (SGD, RMSprop) or beta1 (Adam, AdamW) in place of the configured one."""
+        assert self.optimizer is not None
+        opt, t = dict(self.optimizer), self.optimizer_step
+        if momentum is not None:
+            opt["beta1" if opt["class_name"] in ("Adam", "AdamW") else "momentum"] = momentum
         if opt["class_name"] == "SGD":
             sgd_update(params, grads, state["momentum_buffer"], lr, opt["momentum"], opt["nesterov"], wd)
         elif opt["class_name"] in ("Adam", "AdamW"):
@@ -708,7 +726,8 @@ class Network:
             ``"grad_norm"``: per epoch, per Dense layer, the mean over the steps
             of sqrt(sum dW^2 + sum db^2) (before any clipping; with the dgamma, dbeta
             of the BatchNorm or LayerNorm in front of it);
-            ``"steps"``: ``{"lr": [...]}``, the learning rate of every step.
+            ``"steps"``: ``{"lr": [...]}``, the learning rate of every step (and
+            ``"momentum"``, each step's momentum or beta1, when a OneCycle lr cycles it).
 
         Examples
         --------
@@ -723,12 +742,16 @@ class Network:
         Y = self._targets(Y, n)
         dense = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)]
         history: dict[str, Any] = {"loss": [], "grad_norm": [], "steps": {"lr": []}}
+        if cycles_momentum(self.optimizer["lr"]):
+            history["steps"]["momentum"] = []
         for _ in range(epochs):
             order = rng.permutation(self.seed, self.epoch_counter, n) if shuffle else np.arange(n)
             loss_sum, norm_sums, steps = 0.0, [0.0] * len(dense), 0
             for start in range(0, n, batch_size):
                 rows = order[start:start + batch_size]  # (B,) sample indices
                 history["steps"]["lr"].append(self._now(self.optimizer["lr"]))
+                if "momentum" in history["steps"]:
+                    history["steps"]["momentum"].append(self._momentum_now())
                 w = None if sample_weight is None else np.asarray(sample_weight)[rows]
                 loss, grads = self._step(X[rows], Y[rows], w)
                 loss_sum += loss * len(rows)
