@@ -312,8 +312,8 @@ class OneCycle(Schedule):
     AdamW's ``beta1`` (torch's ``betas[0]``, which Adam's bias correction ``1 - beta1**t``
     then uses at each step's value); it replaces the optimiser's own value while the
     schedule is its ``lr`` (an SGD or RMSprop with ``momentum=0`` gets the cycled momentum,
-    as in torch). Adagrad has no momentum: compiling it with a cycling ``OneCycle`` is a
-    ValueError, as torch's. ``History.steps["momentum"]`` records each step's value.
+    as in torch). Adagrad has no momentum: a cycling ``OneCycle`` as its lr is a
+    ValueError naming ``cycle_momentum``, as torch's. ``History.steps["momentum"]`` records each step's value.
     ``cycle_momentum=False`` leaves the optimiser's momentum alone.
 
     Parameters
@@ -349,7 +349,8 @@ class OneCycle(Schedule):
     >>> [round(s.momentum(t), 5) for t in (0, 2, 9)]
     [0.95, 0.85, 0.95]
     >>> import pybackprop as bp
-    >>> opt = bp.SGD(lr=OneCycle(0.1, total_steps=100), momentum=0.9)  # momentum cycles 0.95 -> 0.85 -> 0.95
+    >>> opt = bp.SGD(lr=OneCycle(0.1, total_steps=100))  # its momentum: 0.95 -> 0.85 -> 0.95
+    >>> fixed = bp.SGD(lr=OneCycle(0.1, total_steps=100, cycle_momentum=False), momentum=0.9)  # 0.9 throughout
     """
 
     max_lr: float = parameter(Real(minimum=0.0, min_inclusive=False))
