@@ -13,9 +13,12 @@
 // The sums run rows outer, features inner: contiguous, branch-free and in a fixed
 // order. They are separate steps so that distributed training can all-reduce
 // them between the pieces (the global batch's statistics); N is the global rows.
+// The affine step (γ, β) is layers/affine.hpp's, shared with LayerNorm.
 #pragma once
 #include <cmath>
 #include <cstddef>
+
+#include "layers/affine.hpp"
 
 namespace bp {
 
@@ -51,15 +54,7 @@ void batchnorm_normalize(T* Y, T* Xhat, const T* X, const T* mean, const T* inv_
         T* xh = Xhat + r * F;
         for (std::size_t j = 0; j < F; ++j) xh[j] = (x[j] - mean[j]) * inv_std[j];
     }
-    if (!gamma) {
-        for (std::size_t i = 0; i < B * F; ++i) Y[i] = Xhat[i];
-        return;
-    }
-    for (std::size_t r = 0; r < B; ++r) {
-        const T* xh = Xhat + r * F;
-        T* y = Y + r * F;
-        for (std::size_t j = 0; j < F; ++j) y[j] = gamma[j] * xh[j] + beta[j];
-    }
+    affine_forward(Y, Xhat, gamma, beta, B, F);
 }
 
 // inv_std[F] = 1/√(var + ε)
@@ -84,20 +79,7 @@ void batchnorm_update_running(T* running_mean, T* running_var, const T* mean, co
 template <typename T>
 void batchnorm_backward_sums(T* dY, T* dgamma, T* dbeta, T* s1, T* s2, const T* Xhat, const T* gamma,
                              std::size_t B, std::size_t F) {
-    if (dgamma)
-        for (std::size_t r = 0; r < B; ++r) {
-            const T* d = dY + r * F;
-            const T* xh = Xhat + r * F;
-            for (std::size_t j = 0; j < F; ++j) {
-                dgamma[j] += d[j] * xh[j];
-                dbeta[j] += d[j];
-            }
-        }
-    if (gamma)
-        for (std::size_t r = 0; r < B; ++r) {
-            T* d = dY + r * F;
-            for (std::size_t j = 0; j < F; ++j) d[j] *= gamma[j];
-        }
+    affine_backward(dY, dgamma, dbeta, Xhat, gamma, B, F);
     for (std::size_t j = 0; j < F; ++j) s1[j] = s2[j] = T(0);
     for (std::size_t r = 0; r < B; ++r) {
         const T* d = dY + r * F;
