@@ -53,7 +53,8 @@ void column_centered_squares(T* sq, const T* X, const T* mean, std::size_t B, st
 }
 
 // One process's moments, packed for the exchange: packed[1 + 2F] = [n, μ[F], M2[F]] with
-// n = B, μ = Σ_r X[r, :] / B, M2 = Σ_r (X[r, :] − μ)² (all zero when B = 0).
+// n = B (exact in float32 up to 2^24 rows), μ = Σ_r X[r, :] / B, M2 = Σ_r (X[r, :] − μ)²
+// (all zero when B = 0).
 template <typename T>
 void batchnorm_local_moments(T* packed, const T* X, std::size_t B, std::size_t F) {
     T *mean = packed + 1, *m2 = packed + 1 + F;
