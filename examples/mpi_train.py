@@ -3,6 +3,7 @@
     mpiexec -n 2 python examples/mpi_train.py [--epochs 5] [--samples 20000] [--width 256]
                                               [--batch-size 256] [--checkpoint model.pbp] [--check]
                                               [--profile] [--threads N] [--dtype float64]
+                                              [--sharded] [--layout per_rank] [--no-shuffle]
 
 Every rank builds the same model (same seed) and the same synthetic data set,
 then ``fit_distributed`` splits each global batch across the ranks, sums the
@@ -12,6 +13,12 @@ compute (forward + backward of this rank's rows), allreduce (including waiting
 for the slowest rank, unless ``--profile`` times that wait separately at a
 barrier) and update. ``--check`` also trains the same model in
 one process on rank 0 and prints the largest weight difference.
+
+``--sharded`` gives each rank only its contiguous part of the data set (rank r
+the r-th of N equal slices), as a job whose data had to be split would;
+``--layout per_rank`` then makes each step take every rank's next local batch
+(``fit_distributed(layout="per_rank")``) instead of the batches of the shards
+concatenated, which with ``--no-shuffle`` fall on one rank at a time.
 
 Run with one rank (``mpiexec -n 1`` or plain ``python``) to get the baseline
 time per epoch. See docs/distributed.md for running across hosts.
@@ -53,9 +60,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="core threads per rank (default: auto)")
     parser.add_argument("--checkpoint", default=None, help="file rank 0 saves after every epoch")
     parser.add_argument("--check", action="store_true", help="compare with a single-process fit on rank 0")
+    parser.add_argument("--sharded", action="store_true", help="each rank holds only its slice of the data")
+    parser.add_argument("--layout", default="global", choices=["global", "per_rank"],
+                        help="how the ranks share the steps (fit_distributed's layout; per_rank needs --sharded)")
+    parser.add_argument("--no-shuffle", action="store_true", help="fit with shuffle=False")
     parser.add_argument("--profile", action="store_true",
                         help="a Barrier before each Allreduce, to time waiting apart from communicating")
     args = parser.parse_args()
+    if args.check and args.sharded:
+        parser.error("--check compares with one process on the whole data set: not with --sharded")
 
     X, y = make_data(args.samples, args.features)
     model = make_model(args.features, args.width, args.dtype)
@@ -63,9 +76,13 @@ def main() -> None:
     callbacks = [bp.ModelCheckpoint(args.checkpoint, monitor="loss")] if args.checkpoint else []
     if trainer.is_root:
         print(f"{trainer.size} rank(s), {bp.get_num_threads()} core thread(s) per rank, "
-              f"{model.count_params()} parameters, global batch {args.batch_size}")
+              f"{model.count_params()} parameters, global batch {args.batch_size}"
+              + (f", sharded, layout {args.layout}" if args.sharded else ""))
+    if args.sharded:
+        lo, hi = trainer.rank * len(X) // trainer.size, (trainer.rank + 1) * len(X) // trainer.size
+        X, y = X[lo:hi], y[lo:hi]
     history = trainer.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, callbacks=callbacks,
-                          verbose=1)
+                          verbose=1, sharded=args.sharded, layout=args.layout, shuffle=not args.no_shuffle)
     if trainer.is_root:
         assert history is not None
         t = trainer.timings

@@ -14,7 +14,7 @@ import pytest
 
 from pybackprop import bench
 
-TINY = ["--samples-scale", "0.02", "--warmup", "0", "--repeats", "2", "--no-gemm", "--no-imports"]
+TINY = ["--samples-scale", "0.02", "--warmup", "0", "--repeats", "2", "--no-gemm", "--no-imports", "--inference", "no"]
 
 
 def parse(argv):
@@ -312,3 +312,33 @@ def test_python_dash_m_pybackprop_bench_runs_the_same_command():
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: pybackprop bench") and "--rounds" in out.stdout
+
+
+def test_inference_rows_agree_with_numpy_and_name_missing_peers(capsys):
+    ghost = bench.InferencePeer("ghost", "ghost_lib:setup", ("ghost_lib_not_installed_xyz",), "pip install ghost")
+    peers = [bench.INFERENCE_PEERS["pybackprop"], ghost]
+    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
+        peers.append(bench.INFERENCE_PEERS["onnxruntime"])
+    recs = bench.run_inference(["infer-mlp", "infer-mlp-f64"], peers, [1], batches=(1, 3), calls_scale=0.001)
+    assert {(r["workload"], r["peer"]) for r in recs} == {(w, p.name) for w in ("infer-mlp", "infer-mlp-f64")
+                                                          for p in peers}
+    for r in recs:
+        if r["peer"] == "ghost":
+            assert r["status"] == "skipped" and "ghost_lib_not_installed_xyz is not installed" in r["note"]
+            continue
+        assert r["status"] == "ok", r
+        assert set(r["us"]) == {"1", "3"} and all(t > 0 for t in r["us"].values())
+        # the same weights and inputs: the float64 forward pass to the dtype's precision
+        tol = 1e-5 if r["workload"] == "infer-mlp" else 1e-12
+        assert max(r["max_rel_err"].values()) < tol, r
+    table = bench.format_inference(recs)
+    assert "infer-mlp-f64" in table and "ghost_lib_not_installed_xyz" in table
+
+
+def test_inference_only_skips_training(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = parse(["--quick", "--peers", "pybackprop", "--inference", "only", "--json", str(out)])
+    assert bench.run(args) == 0
+    result = json.loads(out.read_text())
+    assert result["records"] == [] and [r["peer"] for r in result["inference"]] == ["pybackprop"]
+    assert "µs per predict call" in capsys.readouterr().out

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import pybackprop as bp
+from pybackprop.distributed import per_rank_batches, rank_shares
 
 pytest.importorskip("mpi4py")
 # the mpich wheel installs mpiexec next to the interpreter, which may not be on PATH
@@ -416,6 +417,70 @@ def test_batchnorm_batch_of_one_refused_on_every_rank(tmp_path):
     proc = mpirun(tmp_path, body)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "refused0").exists() and (tmp_path / "refused1").exists()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_per_rank_layout_matches_its_batches_in_one_process(tmp_path, shuffle):
+    """layout="per_rank": each step joins every rank's next local batch (uneven shards: rank 1 runs
+    out first); the same batches trained one by one in one process give the same weights."""
+    sizes = [130, 73]
+    body = f"""
+    model = make_model(True)
+    X, y = make_data()
+    X, y = (X[:{sizes[0]}], y[:{sizes[0]}]) if comm.rank == 0 else (X[{sizes[0]}:], y[{sizes[0]}:])
+    history = fit_distributed(model, X, y, verbose=0, sharded=True, layout="per_rank", epochs=3,
+                              batch_size=32, shuffle={shuffle})
+    if comm.rank == 0:
+        assert history.params["layout"] == "per_rank" and history.params["steps"] == 9
+    """
+    proc = mpirun(tmp_path, body, save=True)
+    assert proc.returncode == 0, proc.stderr
+    ns: dict = {}
+    exec(MODEL_SRC, ns)
+    model = ns["make_model"](True)
+    X, y = ns["make_data"]()
+    for epoch in range(3):
+        batches = per_rank_batches(sizes, 32, model.seed, epoch, shuffle)
+        # shares 16 + 16: rank 1's 73 rows last 5 steps (the 5th has 9), rank 0's 130 rows 9 (the 9th has 2)
+        assert [b.size for b in batches] == [32, 32, 32, 32, 25, 16, 16, 16, 2]
+        for b in batches:
+            model.train_step(X[b], y[b])
+    check_same(load_ranks(tmp_path, "w"), model)
+
+
+def test_per_rank_batches_keep_every_rank_busy():
+    sizes, B = [400, 400], 64
+    for epoch in range(3):
+        batches = per_rank_batches(sizes, B, seed=7, epoch=epoch, shuffle=True)
+        rows = np.concatenate(batches)
+        assert sorted(rows.tolist()) == list(range(800))  # every row once
+        for b in batches:  # each step: each rank's share, from its own shard
+            assert (b < 400).sum() == rank_shares(B, 2)[0] or b.size < B
+            assert (b >= 400).sum() > 0 and (b < 400).sum() > 0
+    one, two = (per_rank_batches(sizes, B, seed=7, epoch=e, shuffle=True) for e in (0, 1))
+    assert not np.array_equal(np.concatenate(one), np.concatenate(two))  # a new shuffle each epoch
+    first = np.concatenate(one)
+    assert not np.array_equal(np.sort(first[first < 400])[:10], first[first < 400][:10])  # shuffled
+    assert not np.array_equal(first[first < 400], first[first >= 400] - 400)  # a stream per rank
+
+
+def test_per_rank_layout_needs_sharded_data_and_a_row_per_rank(tmp_path):
+    body = """
+    model = make_model()
+    X, y = make_data()
+    for kwargs, message in [(dict(sharded=False), "layout: expected 'global'"),
+                            (dict(sharded=True, batch_size=1), "batch_size: expected at least one row per rank"),
+                            (dict(sharded=True, layout="rows"), "layout: expected one of")]:
+        kwargs = {"layout": "per_rank", **kwargs}
+        try:
+            fit_distributed(model, X, y, verbose=0, **kwargs)
+        except (ValueError, TypeError, DistributedError) as exc:
+            assert message in str(exc), (message, str(exc))
+        else:
+            raise AssertionError(f"no error for {kwargs}")
+    """
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
 
 
 # ---------------------------------------------------------------- BatchNorm: one collective per layer each way

@@ -120,6 +120,8 @@ def small_edge_shapes() -> List[Tuple[int, int, int]]:
               for k in (1, 7)]
     shapes += [(32, 64, 16), (32, 64, 64), (16, 64, 32), (64, 64, 32), (64, 10, 256), (256, 10, 64),
                (64, 256, 10), (37, 41, 43), (100, 70, 129)]
+    # one and two rows take wider tiles (4 and 8 vectors): every column edge around them
+    shapes += [(m, n, k) for m in (1, 2) for n in (31, 32, 63, 64, 65, 100, 129, 256) for k in (1, 9)]
     return shapes
 
 

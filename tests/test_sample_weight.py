@@ -292,3 +292,127 @@ def test_batch_size_one_with_weights_or_metrics_keeps_the_fused_step_bitwise(los
     assert (n_fast, n_gen) == (2 * (N - 1), 0)
     assert h_fast["loss"] == h_gen["loss"] and h_fast.get("mae") == h_gen.get("mae")
     assert all(np.array_equal(a, b) for a, b in zip(w_fast, w_gen))
+
+
+# ---------------------------------------------------------------------- weight_norm="weight_sum"
+def test_weight_norm_is_rows_by_default_and_checked():
+    model = model_for("mse", 2, "identity")
+    assert model.engine.weight_norm == "rows" and model.engine.net.weight_norm == "rows"
+    with pytest.raises(ValueError, match="weight_norm: expected 'rows' or 'weight_sum', got 'mean'"):
+        model.engine.set_weight_norm("mean")
+    with pytest.raises(ValueError, match="weight_norm: expected one of rows, weight_sum, got 'mean'"):
+        model.engine.net.weight_norm = "mean"
+    model.engine.set_weight_norm("weight_sum")
+    assert model.engine.net.weight_norm == "weight_sum"
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_weight_sum_fit_equals_torch_step_for_step(loss, k, act):
+    """weight_norm="weight_sum" (scikit-learn's): each batch's loss and gradient divided by its
+    weights' sum, the per-sample weight decay too (weights only, decay_bias=False), and a batch of
+    weight zero (rows 5..9) has loss 0 and makes no step: the torch twin's SGD steps to 1e-12, the
+    epoch losses (zero batches counted with loss 0) and the decay's L2 term (EpochResult.penalty,
+    each step's weights before it)."""
+    X, Y, w = data_for(loss, k)
+    w[5:10] = 0.0
+    wd = 0.7
+    model = make_model([(5, "tanh")], k, act, loss=loss, dtype="float64", seed=3, input_dim=D,
+                       optimizer=bp.SGD(lr=0.1, momentum=0.5, weight_decay=wd, decay_bias=False,
+                                        decay_per_sample=True))
+    model.engine.set_weight_norm("weight_sum")
+    twin = Twin(model)
+    W0, b0, W1, b1 = twin.params
+    opt = torch.optim.SGD([{"params": [W0, W1]}, {"params": [b0, b1], "weight_decay": 0.0}], lr=0.1, momentum=0.5)
+    batch, epochs = 5, 3
+    losses, penalties = [], []
+    for _ in range(epochs):
+        losses += model.fit(X, Y, epochs=1, batch_size=batch, shuffle=False, verbose=0,
+                            sample_weight=w).history["loss"]
+        penalties.append(model.engine.last_penalty)
+    want_losses, want_penalties = [], []
+    for epoch in range(epochs):
+        total = penalty = 0.0
+        for s in range(0, N, batch):
+            rows = np.arange(s, min(s + batch, N))
+            total_w = float(w[rows].sum())
+            if total_w == 0:
+                continue  # loss 0, no step
+            opt.zero_grad()
+            z, a = twin.forward(X[rows])
+            L = (torch.tensor(w[rows]) * per_sample_loss(loss, z, a, torch.tensor(Y[rows]))).sum() / total_w
+            L.backward()
+            squares = float((W0.detach() ** 2).sum() + (W1.detach() ** 2).sum())
+            penalty += 0.5 * wd / total_w * squares * rows.size
+            opt.param_groups[0]["weight_decay"] = wd / total_w
+            opt.step()
+            total += float(L.detach()) * rows.size
+        want_losses.append(total / N)
+        want_penalties.append(penalty / N)
+    assert_close(f"{loss} epoch losses", losses, want_losses, 1e-12, 1e-12)
+    assert_close(f"{loss} penalties", penalties, want_penalties, 1e-12, 1e-12)
+    assert model.engine.net.optimizer_step == epochs * 4  # 5 batches an epoch, one of weight zero
+    assert_tensors_close(f"{loss} weights after {epochs} epochs", model.get_weights(),
+                         [p.detach().numpy() for p in twin.params], "float64")
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_weight_sum_evaluate_train_step_and_loss_and_gradients(loss, k, act):
+    """evaluate is sum(w * l) / sum(w) over all rows; loss_and_gradients and train_step divide the
+    batch by its weights' sum; weights summing to zero give loss 0, zero gradients, no update."""
+    X, Y, w = data_for(loss, k)
+    model = model_for(loss, k, act)
+    model.engine.set_weight_norm("weight_sum")
+    twin = Twin(model)
+    L = twin.batch_loss(loss, X, Y, w) * N / float(w.sum())
+    L.backward()
+    assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), float(L.detach()), 1e-12, 1e-12)
+    got, grads = model.engine.net.loss_and_gradients(X, Y, False, None, sample_weight=w)[:2]
+    assert_close(f"{loss} loss_and_gradients", got, float(L.detach()), 1e-12, 1e-12)
+    assert_tensors_close(f"{loss} gradients", [g for layer in grads for g in layer],
+                         [p.grad.numpy() for p in twin.params], "float64")
+    zero = np.zeros(4)
+    got, grads = model.engine.net.loss_and_gradients(X[:4], Y[:4], False, None, sample_weight=zero)[:2]
+    assert got == 0.0 and all(not g.any() for layer in grads for g in layer)
+    before, step = model.get_weights(), model.engine.net.optimizer_step
+    # (the public train_step refuses weights that are all zero; the core's, a batch of fit, takes them)
+    assert model.engine.net.train_step(X[:4], Y[:4], 0.1, zero) == (0.0, True)
+    assert model.engine.net.optimizer_step == step
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    loss_before = model.train_step(X, Y, sample_weight=w)
+    assert loss_before == pytest.approx(float(L.detach()), rel=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_weight_sum_with_unit_weights_equals_no_weights_bitwise(batch_size):
+    X, Y, _ = data_for("mse", 2)
+    runs = []
+    for w in (None, np.ones(N)):
+        model = make_model([(5, "tanh")], 2, "identity", loss="mse", dtype="float64", seed=3, input_dim=D,
+                           optimizer=bp.Adam(lr=0.01, weight_decay=0.3, decay_bias=False, decay_per_sample=True))
+        model.engine.set_weight_norm("weight_sum")
+        h = model.fit(X, Y, epochs=2, batch_size=batch_size, verbose=0, sample_weight=w)
+        runs.append((h.history["loss"], model.engine.last_penalty, model.get_weights()))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][2], runs[1][2]))
+
+
+@pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
+def test_core_equals_the_reference_twin_with_weight_sum(loss, k, act):
+    """weight_norm="weight_sum" in the core and in pybackprop.reference: shuffled batches of 6 (some
+    of weight zero), Adam with per-sample decay on the weights, two epochs; evaluate over all rows."""
+    from conftest import reference_of
+
+    X, Y, w = data_for(loss, k)
+    w[_core.permutation(3, 0, N)[:6]] = 0.0  # the first batch of epoch 0 (seed 3) weighs nothing
+    model = make_model([(5, "tanh")], k, act, loss=loss, dtype="float64", seed=3, input_dim=D,
+                       optimizer=bp.Adam(lr=0.05, weight_decay=0.4, decay_bias=False, decay_per_sample=True))
+    model.engine.set_weight_norm("weight_sum")
+    ref = reference_of(model)
+    ref.weight_norm = "weight_sum"
+    h = model.fit(X, Y, epochs=2, batch_size=6, verbose=0, sample_weight=w)
+    want = ref.fit(X, Y, epochs=2, batch_size=6, sample_weight=w)
+    assert model.engine.net.optimizer_step == ref.optimizer_step == 7
+    assert_close(f"{loss} losses", h.history["loss"], want["loss"], 1e-12, 1e-12)
+    assert_tensors_close(f"{loss} weights", model.get_weights(), ref.get_weights(), "float64")
+    assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), ref.evaluate(X, Y, sample_weight=w),
+                 1e-12, 1e-12)

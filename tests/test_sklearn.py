@@ -584,11 +584,10 @@ def test_sgd_learning_rates_and_early_stopping_are_sklearns(kind, learning_rate,
     n_iter_no_change rule would stop, until <= 1e-6), with or without early stopping (the same
     validation split as scikit-learn's, stratified for two classes; the best weights restored):
     without shuffling, from the same random_state, every epoch's loss, validation score, the epoch
-    count, the final learning rate and the weights are scikit-learn's (float64, ~1e-12). alpha = 0
-    here: with alpha > 0 and several batches, loss_curve_ takes the L2 term at the epoch's start
-    (scikit-learn per batch)."""
+    count, the final learning rate and the weights are scikit-learn's (float64, ~1e-12), with
+    alpha > 0 over several batches (each batch's L2 term in loss_curve_, as scikit-learn's)."""
     Est, X, y = _targets(kind)
-    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.0, batch_size=16,
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver="sgd", alpha=0.1, batch_size=16,
                learning_rate=learning_rate, learning_rate_init=0.05, power_t=0.3, shuffle=False, max_iter=60,
                tol=0.05 if learning_rate == "adaptive" else 1e-4, n_iter_no_change=2 if learning_rate == "adaptive"
                else 10, early_stopping=early_stopping, random_state=0, dtype="float64")
@@ -714,6 +713,75 @@ def test_sample_weight_sgd_is_sklearns_with_one_batch(kind, early_stopping):
         _assert_same_parameters(ours_p, theirs_p, rtol=1e-10, atol=1e-12)
 
 
+#: the stochastic solvers as compared with scikit-learn's: sgd with Nesterov momentum, and adam with an
+#: epsilon too small to count (scikit-learn adds epsilon to sqrt(v) before the bias correction, torch and
+#: pybackprop after it: with the default 1e-8 the two differ where a gradient is tiny, to ~1e-3 relative,
+#: see test_training_steps_are_sklearns; with epsilon=1e-30 they agree to rounding)
+STOCHASTIC = [("sgd", dict(momentum=0.9, nesterovs_momentum=True)), ("adam", dict(epsilon=1e-30))]
+
+
+@pytest.mark.parametrize("solver, extra", STOCHASTIC, ids=[s for s, _ in STOCHASTIC])
+@pytest.mark.parametrize("kind", ["regressor", "regressor-3", "binary", "multiclass", "multilabel"])
+def test_sample_weight_with_several_batches_is_sklearns(kind, solver, extra):
+    """Mini-batches of 16 (the last one short), weights with zeros, alpha = 0.3: each batch's loss,
+    gradient and L2 term divided by that batch's weights' sum, as scikit-learn's. Five epochs of fit,
+    then three of partial_fit: the weights and every epoch's loss_curve_ (with each batch's L2 term
+    at its weights before the step) are scikit-learn's to rounding (float64)."""
+    Est, X, y = _targets(kind)
+    w = _weights(len(X), seed=1)
+    ours = Est(hidden_layer_sizes=(6,), activation="tanh", solver=solver, alpha=0.3, batch_size=16,
+               learning_rate_init=0.05, shuffle=False, max_iter=5, random_state=0, dtype="float64", **extra)
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter (scikit-learn's)
+        ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w)
+        for _ in range(3):
+            ours.partial_fit(X, y, sample_weight=w), theirs.partial_fit(X, y, sample_weight=w)
+    assert len(theirs.loss_curve_) == 8 and -(-len(X) // 16) > 2
+    scale = {"regressor": 2.0, "regressor-3": 2.0, "multilabel": 1 / 3}.get(kind, 1.0)
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / scale, theirs.loss_curve_, rtol=1e-12)
+    _assert_same_parameters(ours, theirs, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver, extra", STOCHASTIC, ids=[s for s, _ in STOCHASTIC])
+def test_multi_target_regression_is_sklearns(solver, extra):
+    """Three targets: scikit-learn's loss is squared_error / 2 averaged over the targets (half the
+    core's mse), but its gradient is (prediction - y) over the rows, not divided by the targets, so
+    the core's gradient is 2 / 3 of it: the regressor's lr, epsilon and decay follow that scale, and
+    fit then partial_fit (batches of 16, alpha = 0.3) give scikit-learn's weights and loss_curve_."""
+    X, y = regression(n=120, outputs=3)
+    ours = MLPRegressor(hidden_layer_sizes=(6,), activation="tanh", solver=solver, alpha=0.3, batch_size=16,
+                        learning_rate_init=0.05, shuffle=False, max_iter=5, random_state=0, dtype="float64", **extra)
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter (scikit-learn's)
+        ours.fit(X, y), theirs.fit(X, y)
+        for _ in range(3):
+            ours.partial_fit(X, y), theirs.partial_fit(X, y)
+    np.testing.assert_allclose(np.array(ours.loss_curve_) / 2.0, theirs.loss_curve_, rtol=1e-12)
+    _assert_same_parameters(ours, theirs, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver, extra", STOCHASTIC, ids=[s for s, _ in STOCHASTIC])
+def test_a_batch_of_weight_zero_makes_no_step(solver, extra):
+    """A mini-batch whose weights are all zero has loss 0 and makes no step (scikit-learn's own
+    divides by zero there): the weights are those of scikit-learn's fit without those rows, and
+    loss_curve_ counts the batch's rows with loss 0."""
+    X, y = blobs(n=150, classes=3)
+    w = _weights(len(X), seed=2)
+    w[144:] = 0.0  # the last batch (rows 144..149)
+    ours = MLPClassifier(hidden_layer_sizes=(6,), activation="tanh", solver=solver, alpha=0.3, batch_size=16,
+                         learning_rate_init=0.05, shuffle=False, max_iter=4, random_state=0, dtype="float64",
+                         **extra)
+    theirs = _sk(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y, sample_weight=w), theirs.fit(X[:144], y[:144], sample_weight=w[:144])
+    np.testing.assert_allclose(np.array(ours.loss_curve_) * 150 / 144, theirs.loss_curve_, rtol=1e-12)
+    _assert_same_parameters(ours, theirs, rtol=1e-11, atol=1e-13)
+    assert ours.model_.engine.net.optimizer_step == 4 * 9
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_integer_sample_weights_repeat_rows(solver):
     """Weights 0, 1, 2, ... equal removing or repeating the rows (one batch for adam)."""
@@ -728,14 +796,21 @@ def test_integer_sample_weights_repeat_rows(solver):
     np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9, atol=1e-11)
 
 
-def test_sample_weights_of_one_change_nothing():
-    X, y = regression(n=90)
-    est = MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0, dtype="float64")
-    a = clone(est).fit(X, y)
-    b = clone(est).fit(X, y, sample_weight=np.ones(len(X)))
+@pytest.mark.parametrize("est", [
+    MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0, dtype="float64"),
+    MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", batch_size=16, max_iter=5, random_state=0),
+    MLPClassifier(hidden_layer_sizes=(8,), batch_size=1, max_iter=2, random_state=0, dtype="float64"),
+    MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20, random_state=0, dtype="float64")])
+def test_sample_weights_of_one_change_nothing(est):
+    """Weights of one are bitwise no weights: losses and weights (several batches, alpha > 0)."""
+    X, y = regression(n=90) if isinstance(est, MLPRegressor) else blobs(n=90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = clone(est).fit(X, y)
+        b = clone(est).fit(X, y, sample_weight=np.ones(len(X)))
     for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         np.testing.assert_array_equal(u, v)
-    assert a.loss_curve_ == b.loss_curve_
+    assert getattr(a, "loss_curve_", None) == getattr(b, "loss_curve_", None) and a.loss_ == b.loss_
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])

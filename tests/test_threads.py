@@ -268,3 +268,20 @@ def test_measure_two_models_two_threads_speedup(restore_num_threads: None) -> No
     print(f"\ntwo models, 4 epochs each (256 wide, batch 64, 1 core thread each, {bp.build_info()['cpus']} "
           f"CPUs): one after the other {sequential * 1e3:.0f} ms, two Python threads "
           f"{concurrent * 1e3:.0f} ms, speed-up x{sequential / concurrent:.2f}")
+
+
+def test_large_dropout_masks_do_not_depend_on_thread_count(restore_num_threads: None) -> None:
+    """A mask of more than one span (8,192 values) is drawn over the threads: the same values
+    with 1 and 2 threads, and the same as the rows drawn one by one by jumping ahead."""
+    m = bp.Sequential([bp.Dropout(keep_prob=0.7), bp.Dense(8)], input_dim=700, dtype="float64", seed=5)
+    m.compile(loss="mse", optimizer=bp.SGD(lr=0.1))
+    X, Y = np.ones((64, 700)), np.zeros((64, 8))
+    masks = []
+    for threads in (1, 2):
+        bp.set_num_threads(threads)
+        _, _, used = m.loss_and_gradients(X, Y, training=True, return_masks=True)
+        masks.append(used[0])
+    assert masks[0].shape == (64, 700) and 0.6 < masks[0].mean() < 0.8
+    np.testing.assert_array_equal(masks[0], masks[1])
+    rows = m.engine.net.dropout_masks(np.arange(64, dtype=np.int64))[0]
+    np.testing.assert_array_equal(rows, masks[0])

@@ -161,6 +161,19 @@ class TrainingOwner(Protocol):
     stop_training: bool
 
 
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
+    """The batches of an epoch as ``fit`` draws them: consecutive slices of ``batch_size`` rows of
+    ``arange(n)`` or, with ``shuffle``, of the permutation of ``seed`` and ``epoch``
+    (docs/internals.md, "An epoch"); the last one partial.
+
+    >>> [b.tolist() for b in epoch_batches(0, 0, 5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
+    order = _core.permutation(seed, epoch, n) if shuffle else np.arange(n)
+    size = min(batch_size, n)
+    return [order[s:s + size] for s in range(0, n, size)]
+
+
 class GradientReducer(Protocol):
     """The hook of distributed training: how the ranks share the steps of an epoch.
 
@@ -190,6 +203,15 @@ class GradientReducer(Protocol):
     samples: int
     params: Dict[str, Any]
     timings: Dict[str, float]
+
+    def steps(self, batch_size: int) -> int:
+        """The steps of an epoch (for the schedules, before it starts)."""
+        ...
+
+    def batches(self, epoch: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
+        """The global batches of the epoch, in step order: arrays of global row indices, each row
+        in exactly one (:func:`epoch_batches` for batches drawn over the global data set)."""
+        ...
 
     def rows(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(positions in batch, rows of this rank's X)`` of the global batch ``batch``."""
@@ -267,6 +289,9 @@ class EpochOutcome:
     health: Dict[str, Any]
     diverged: Optional[Tuple[int, float]] = None  # (step, loss) of the first non-finite step
     targets: Optional[np.ndarray] = None  # the global targets of the predictions (distributed: the ranks' rows)
+    #: per-sample decay (decay_per_sample): each step's 0.5 * wd * ||theta||^2, averaged as the loss
+    #: (the core's EpochResult.penalty; 0 from the reduced steps)
+    penalty: float = 0.0
 
 
 class Engine:
@@ -295,11 +320,15 @@ class Engine:
     def __init__(self, layers: List[Layer], input_dim: Optional[int], dtype: str, seed: int,
                  owner: Optional[LayerOwner] = None) -> None:
         self.layers, self.dtype, self.seed, self.owner = layers, dtype, seed, owner
+        self.np_dtype = np.dtype(dtype)
         self.input_dim: Optional[int] = None
         self.net: Any = None  # the _core network, once built
         self.loss: Optional[str] = None
         self.optimizer: Optional[_optimizers.Optimizer] = None
         self.metrics: List[_metrics.Metric] = []  # compile(metrics=...), in order
+        self.weight_norm = "rows"  # see set_weight_norm
+        #: the last epoch's EpochOutcome.penalty (read by callbacks at on_epoch_end)
+        self.last_penalty = 0.0
         if input_dim is not None and layers:
             self.build(input_dim)
 
@@ -394,6 +423,7 @@ class Engine:
                     net.init_layer(d, layer.init)
                 else:
                     net.W(d)[...] = layer.init
+        net.weight_norm = self.weight_norm
         self.net, self.input_dim = net, input_dim
         if self.owner is not None:
             for layer in self.layers:
@@ -500,6 +530,30 @@ class Engine:
         arena = (net.state1, net.state2)[names.index(name)]()
         arena *= factor
 
+    def set_weight_norm(self, mode: str) -> None:
+        """What a batch's loss and gradient are divided by when it has per-sample weights ``w``.
+
+        ``"rows"`` (the default, Keras's ``sum_over_batch_size``): ``sum(w * l) / rows``;
+        ``"weight_sum"`` (scikit-learn's MLP): ``sum(w * l) / sum(w)`` of each batch, a batch whose
+        weights sum to zero having loss 0 and making no update. It applies in ``fit``'s epochs,
+        ``train_step``, ``loss_and_gradients`` and ``evaluate`` (there over all the rows), and
+        ``decay_per_sample`` weight decay divides by the same count. Without weights both are
+        the rows. An engine setting (not saved with the model).
+
+        >>> import numpy as np, pybackprop as bp
+        >>> e = Engine([bp.Dense(1, init="zeros")], input_dim=1, dtype="float64", seed=0)
+        >>> e.compile("mse", bp.SGD())
+        >>> X, Y = e.data(np.ones((2, 1)), np.array([[1.0], [3.0]]))
+        >>> w = np.array([1.0, 3.0])
+        >>> e.evaluate(X, Y, w), e.set_weight_norm("weight_sum"), e.evaluate(X, Y, w)
+        (14.0, None, 7.0)
+        """
+        if mode not in ("rows", "weight_sum"):
+            fail("weight_norm", "'rows' or 'weight_sum'", mode)
+        self.weight_norm = mode
+        if self.built:
+            self.net.weight_norm = mode
+
     def configure_optimizer(self, reset_state: bool = False) -> None:
         """Give the core the optimiser's current hyperparameters (after a change such as
         ``optimizer.lr = ...``), keeping its state unless ``reset_state``."""
@@ -553,6 +607,26 @@ class Engine:
         return lr, keep
 
     # ------------------------------------------------------------------ data
+    def predict(self, X: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The outputs of ``X`` by the core (:meth:`Sequential.predict`'s checks and call).
+
+        An ``X`` already as the core takes it (an ndarray of the model's dtype, 2-D,
+        C-contiguous, non-empty, of ``input_dim`` columns and finite) goes to the core as it is:
+        its checks are a few attribute reads and one vectorised pass in C++, so a one-sample
+        predict costs little more than the forward pass. Anything else goes through
+        :meth:`inputs` (a copy in the dtype, or the standard error naming ``X``)."""
+        net = self.net
+        if (net is not None and type(X) is np.ndarray and X.dtype is self.np_dtype and X.ndim == 2
+                and X.flags.c_contiguous and X.shape[0] and X.shape[1] == self.input_dim and _core.all_finite(X)):
+            return net.predict(X) if out is None else net.predict(X, out)  # type: ignore[no-any-return]
+        Xc = self.inputs(X)  # first: it builds an unbuilt model
+        if out is None:
+            return self.require_built().predict(Xc)  # type: ignore[no-any-return]
+        if isinstance(out, np.ndarray) and isinstance(X, np.ndarray) and X is not Xc \
+                and np.may_share_memory(out, X):  # X was cast to Xc: the core sees only the copy
+            raise ValueError("out: expected an array not sharing memory with X, got an array overlapping X")
+        return self.require_built().predict(Xc, out)  # type: ignore[no-any-return]
+
     def inputs(self, X: Any, name: str = "X") -> np.ndarray:
         """``X`` checked and cast to a C-contiguous matrix of the dtype (builds an unbuilt model)."""
         if not self.built:
@@ -832,7 +906,7 @@ class Engine:
         n = Xc.shape[0] if reducer is None else reducer.samples
         self.check_batchnorm_batches(n, args.batch_size)  # the global batches: before anything starts
         batch = min(args.batch_size, n)
-        steps = -(-n // batch)
+        steps = -(-n // batch) if reducer is None else reducer.steps(args.batch_size)
         history = History()
         history.params = {"epochs": args.epochs, "batch_size": args.batch_size, "samples": n, "steps": steps,
                           **(reducer.params if reducer is not None else {})}
@@ -865,6 +939,7 @@ class Engine:
                     break
                 raise DivergenceError(epoch, step, bad_loss, history if root else None)
             logs: Dict[str, Any] = {"loss": out.loss, "grad_norm": out.grad_norm, "lr": float(out.lr[0])}
+            self.last_penalty = out.penalty
             logs.update(out.health)
             if root and not warned:
                 warned = warn_gradient_flow(out.grad_norm, epoch)
@@ -895,7 +970,7 @@ class Engine:
         r = self.net.fit_epoch(Xc, Yc, batch, shuffle, lr_steps, keep_steps, sample_weight, pred)  # an EpochResult
         health = r.health  # each read of a result's attribute converts it: read once
         return EpochOutcome(r.loss, list(r.grad_norm), r.lr, r.keep_prob, {key: health[key] for key in HEALTH_KEYS},
-                            (r.diverged_step, r.diverged_loss) if r.diverged else None)
+                            (r.diverged_step, r.diverged_loss) if r.diverged else None, penalty=r.penalty)
 
     def _reduced_epoch(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
@@ -930,7 +1005,7 @@ class Engine:
         t_epoch = time.perf_counter()
         dense, dropouts = self.dense, self.dropouts
         grads = net.grads()
-        order = _core.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
+        batches = reducer.batches(epoch, batch_size, shuffle)
         loss_sum = 0.0
         norm_sums = np.zeros(len(dense))
         lr_used = np.empty(steps)
@@ -940,8 +1015,7 @@ class Engine:
         if pred is not None:
             pred[...] = 0
             targets = np.zeros_like(pred)
-        for s in range(steps):
-            batch = order[s * batch_size:(s + 1) * batch_size]
+        for s, batch in enumerate(batches):
             positions, rows = reducer.rows(batch)
             lr = float(lr_steps[s]) if lr_steps is not None else self.lr_now()
             if keep_steps is not None:

@@ -12,7 +12,9 @@ arguments. Then:
   ``Sequential.fit`` does (``arange(n)`` or the shuffle permutation of the
   model's seed and ``epoch_counter``, docs/internals.md), and every global
   batch is split across the ranks: rank r takes rows ``[r B / N, (r+1) B / N)``
-  of it (or, with ``sharded=True``, the rows it holds);
+  of it (or, with ``sharded=True``, the rows it holds; with ``sharded=True,
+  layout="per_rank"`` each global batch is instead every rank's next local
+  batch, see :func:`per_rank_batches`);
 - each rank computes the gradient of the mean loss over its rows with the
   core (``loss_and_gradients``), scales it in place by ``n_rank / n_batch``,
   and ONE ``Allreduce(IN_PLACE, SUM)`` over the flat gradient arena turns it
@@ -70,18 +72,19 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
 from . import _core
-from ._engine import DivergenceError
+from ._engine import DivergenceError, epoch_batches
 from ._history import Callback, History, ProgressBar
-from ._validation import check_bool, check_int, fail
+from ._validation import check_bool, check_choice, check_int, fail
 from .callbacks import ModelCheckpoint
 from .model import Sequential
 
-__all__ = ["DistributedError", "DistributedTrainer", "fit_distributed", "default_comm"]
+__all__ = ["DistributedError", "DistributedTrainer", "fit_distributed", "default_comm", "per_rank_batches",
+           "rank_shares", "LAYOUTS"]
 
 T = TypeVar("T")
 
@@ -212,7 +215,7 @@ class DistributedTrainer:
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             verbose: int = 1, validation_data: Optional[Tuple[Any, Any]] = None,
             callbacks: Optional[Sequence[Callback]] = None, sharded: bool = False, sample_weight: Any = None,
-            class_weight: Optional[Dict[int, float]] = None) -> Optional[History]:
+            class_weight: Optional[Dict[int, float]] = None, layout: str = "global") -> Optional[History]:
         """Train like :meth:`Sequential.fit`, data-parallel over the ranks.
 
         Parameters
@@ -235,6 +238,17 @@ class DistributedTrainer:
             callbacks with ``root_only = True``, which run on rank 0 only.
         sharded : bool
             See ``X``.
+        layout : {"global", "per_rank"}
+            How the ranks share the steps. ``"global"`` (default): the batches are drawn over
+            the global data set as single-process ``fit`` draws them (the shards concatenated
+            when sharded), and each rank computes the rows of a batch it holds; with sharded
+            data and ``shuffle=False`` a batch of contiguous rows then falls on one rank while
+            the others wait. ``"per_rank"`` (sharded only; what Horovod and torch's
+            ``DistributedSampler`` users expect): each step takes every rank's next local
+            batch, its share of the global ``batch_size`` (:func:`rank_shares`), from its shard
+            in order or, with ``shuffle``, in a per-epoch permutation of its own, so with equal
+            shards every rank computes in every step (:func:`per_rank_batches`). Either way a
+            step is one optimiser update on the global batch's mean gradient.
         sample_weight, class_weight : as in ``fit``
             Per-sample weights of this rank's ``X`` (the whole set, or with
             ``sharded=True`` the shard's); each rank weights the rows it computes,
@@ -253,6 +267,10 @@ class DistributedTrainer:
         error: Optional[BaseException] = None
         try:
             sharded = check_bool("sharded", sharded)
+            layout = check_choice("layout", layout, LAYOUTS)
+            if layout == "per_rank" and not sharded:
+                raise ValueError("layout: expected 'global' for data on every rank (its batches are split "
+                                 "evenly already), or sharded=True with 'per_rank'; got 'per_rank' with sharded=False")
             args = engine.fit_arguments(X, y, epochs, batch_size, shuffle, verbose, validation_data,
                                         callbacks=callbacks, validation=self.is_root,
                                         sample_weight=sample_weight, class_weight=class_weight)
@@ -260,27 +278,33 @@ class DistributedTrainer:
             error = exc
         self._fail_together("checking the arguments of fit", error)
 
-        signature = (model.get_config(), args.batch_size, args.epochs, args.shuffle, sharded,
+        signature = (model.get_config(), args.batch_size, args.epochs, args.shuffle, sharded, layout,
                      engine.net.arena_size, None if sharded else args.X.shape[0])
         signatures = comm.allgather(signature)
         for r, other in enumerate(signatures):
             if other != signature:
                 names = ("model config (layers, seed, dtype, loss, optimiser)", "batch_size", "epochs",
-                         "shuffle", "sharded", "number of parameters", "number of samples")
+                         "shuffle", "sharded", "layout", "number of parameters", "number of samples")
                 field = next(name for name, a, b in zip(names, signature, other) if a != b)
                 raise DistributedError(f"rank {self.rank} and rank {r} differ in {field}: every rank must "
                                        "build the same model (give every rank the same seed=...) and call fit with "
                                        "the same arguments")
         sizes = comm.allgather(args.X.shape[0]) if sharded else [args.X.shape[0]] * self.size
         n = sum(sizes) if sharded else args.X.shape[0]
-        offset = sum(sizes[:self.rank]) if sharded else 0
         if n == 0:
             raise DistributedError("fit_distributed: no samples on any rank")
-        engine.check_batchnorm_batches(n, args.batch_size)  # the global batches: every rank raises together
+        if layout == "per_rank":  # every rank raises together: the sizes are the same everywhere
+            if args.batch_size < self.size:
+                raise ValueError(f"batch_size: expected at least one row per rank with layout='per_rank' "
+                                 f"({self.size} ranks), got {args.batch_size}")
+            smallest = min(b.size for b in per_rank_batches(sizes, args.batch_size, model.seed, 0, False))
+            engine.check_batchnorm_batches(smallest, smallest)
+        else:
+            engine.check_batchnorm_batches(n, args.batch_size)  # the global batches: every rank raises together
         self.broadcast_state()
         # Progress and checkpoints on rank 0 only (the engine adds the ProgressBar of verbose there).
         args.callbacks = [cb for cb in args.callbacks if self.is_root or not _root_only(cb)]
-        reducer = _Reducer(self, n, offset, args.X.shape[0] if sharded else None)
+        reducer = _Reducer(self, sizes, sharded, layout)
         self.timings = reducer.timings
         try:
             history = engine.fit(model, args, reducer)
@@ -298,21 +322,83 @@ class DistributedTrainer:
             raise
 
 
+LAYOUTS = ("global", "per_rank")
+"""How the ranks share an epoch's steps (``fit(..., layout=)``)."""
+
+
+def rank_shares(batch_size: int, ranks: int) -> List[int]:
+    """Rows each rank contributes to a global batch of ``batch_size``: rank r's share is
+    ``(r+1)·B // N - r·B // N``, the split of an unsharded batch.
+
+    >>> rank_shares(10, 3)
+    [3, 3, 4]
+    """
+    return [(r + 1) * batch_size // ranks - r * batch_size // ranks for r in range(ranks)]
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own shuffle under ``layout="per_rank"`` (a stream per rank)."""
+    return (seed + (rank + 1) * 0x9E3779B97F4A7C15) % 2**64
+
+
+def per_rank_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int, shuffle: bool) -> List[np.ndarray]:
+    """The global batches of ``layout="per_rank"``: step s joins every rank's s-th local batch.
+
+    Rank r holds ``sizes[r]`` rows, global rows ``offset_r + i`` (the shards in rank order).
+    Each epoch it takes them in order or, with ``shuffle``, in its own permutation (the model's
+    seed, the epoch and the rank), in local batches of its share of ``batch_size``
+    (:func:`rank_shares`); global batch s is the ranks' s-th local batches, rank 0's first. With
+    equal shards every rank computes in every step; a rank whose shard is used up sits out the
+    epoch's last steps. Every row is in exactly one batch of the epoch.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in per_rank_batches([4, 4], 4, seed=0, epoch=0, shuffle=False)]
+    [[0, 1, 4, 5], [2, 3, 6, 7]]
+    >>> [b.tolist() for b in per_rank_batches([3, 5], 4, seed=0, epoch=0, shuffle=False)]
+    [[0, 1, 3, 4], [2, 5, 6], [7]]
+    """
+    shares = rank_shares(batch_size, len(sizes))
+    local = []
+    offset = 0
+    for r, n_r in enumerate(sizes):
+        order = _core.permutation(_rank_seed(seed, r), epoch, n_r) if shuffle and n_r > 1 else np.arange(n_r)
+        local.append(offset + order)
+        offset += n_r
+    steps = max(-(-n_r // b) for n_r, b in zip(sizes, shares))
+    return [np.concatenate([rows[s * b:(s + 1) * b] for rows, b in zip(local, shares)]) for s in range(steps)]
+
+
 class _Reducer:
     """The engine's gradient reducer over MPI (:class:`pybackprop._engine.GradientReducer`).
 
-    Rows: with the whole data set on every rank, rank r takes rows
-    ``[r B / N, (r+1) B / N)`` of each global batch; sharded, the rows of the
-    batch that fall in this rank's shard ``[offset, offset + n_local)``.
+    Batches: :func:`~pybackprop._engine.epoch_batches` over the global data set, or with
+    ``layout="per_rank"`` :func:`per_rank_batches`. Rows: with the whole data set on every
+    rank, rank r takes rows ``[r B / N, (r+1) B / N)`` of each global batch; sharded, the rows
+    of the batch that fall in this rank's shard ``[offset, offset + n_local)``.
     """
 
-    def __init__(self, trainer: DistributedTrainer, samples: int, offset: int, n_local: Optional[int]) -> None:
+    def __init__(self, trainer: DistributedTrainer, sizes: Sequence[int], sharded: bool, layout: str) -> None:
         self.trainer, self.comm = trainer, trainer.comm
-        self.root, self.samples, self.ranks = trainer.is_root, samples, trainer.size
-        self.params: Dict[str, Any] = {"ranks": trainer.size}
-        self.offset, self.n_local = offset, n_local
+        self.root, self.layout, self.ranks = trainer.is_root, layout, trainer.size
+        self.sizes = list(sizes)
+        self.samples = sum(self.sizes) if sharded else self.sizes[0]
+        self.params: Dict[str, Any] = {"ranks": trainer.size, "layout": layout}
+        self.offset = sum(self.sizes[:trainer.rank]) if sharded else 0
+        self.n_local: Optional[int] = self.sizes[trainer.rank] if sharded else None
+        self.seed = trainer.model.seed
         self.timings: Dict[str, float] = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0,
                                           "stats": 0.0, "epochs": 0.0, "steps": 0}
+
+    def steps(self, batch_size: int) -> int:
+        if self.layout == "per_rank":
+            return max(-(-n_r // b) for n_r, b in zip(self.sizes, rank_shares(batch_size, len(self.sizes))))
+        return -(-self.samples // min(batch_size, self.samples))
+
+    def batches(self, epoch: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
+        if self.layout == "per_rank":
+            return per_rank_batches(self.sizes, batch_size, self.seed, epoch, shuffle)
+        return epoch_batches(self.seed, epoch, self.samples, batch_size, shuffle)
 
     def rows(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         if self.n_local is not None:  # sharded
@@ -362,7 +448,7 @@ def fit_distributed(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_si
     """Data-parallel :meth:`Sequential.fit` over MPI: ``DistributedTrainer(model, comm).fit(...)``.
 
     Every rank calls it with the same model config and arguments; keyword
-    arguments (``verbose``, ``validation_data``, ``callbacks``, ``sharded``,
+    arguments (``verbose``, ``validation_data``, ``callbacks``, ``sharded``, ``layout``,
     and the trainer's ``num_threads``, ``abort_on_error``, ``profile``) as in
     :class:`DistributedTrainer`. Returns the History on rank 0, None elsewhere.
     """

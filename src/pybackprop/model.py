@@ -392,6 +392,16 @@ class Sequential:
             ``out`` has the wrong shape, is not C-contiguous, is read-only or
             overlaps ``X``.
 
+        Notes
+        -----
+        The core runs without the GIL and computes in a workspace of the call's own
+        (pooled: no allocation once warm), so several Python threads may predict with
+        one model at once, with the results of one thread; a training call waits for
+        them. Rows go in chunks of 256, split over the core's threads
+        (:func:`pybackprop.set_num_threads`); a row's output does not depend on the
+        thread count. An ``X`` already C-contiguous in the model's dtype skips every
+        copy: its checks are a few attribute reads and one pass for NaN/inf in C++.
+
         Examples
         --------
         >>> import numpy as np, pybackprop as bp
@@ -410,13 +420,7 @@ class Sequential:
         ...
         TypeError: out: expected a writeable C-contiguous float32 array of shape (1, 2) (the model's dtype; rows of X, outputs), got an array of dtype float64
         """
-        Xc = self._engine.inputs(X)  # first: it builds an unbuilt model
-        if out is None:
-            return self._engine.net.predict(Xc)  # type: ignore[no-any-return]
-        if isinstance(out, np.ndarray) and isinstance(X, np.ndarray) and X is not Xc \
-                and np.may_share_memory(out, X):  # X was cast to Xc: the core sees only the copy
-            raise ValueError("out: expected an array not sharing memory with X, got an array overlapping X")
-        return self._engine.net.predict(Xc, out)  # type: ignore[no-any-return]
+        return self._engine.predict(X, out)
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """The loss over ``(X, y)`` in inference mode (and the compiled metrics).

@@ -14,6 +14,7 @@
 #include "common/rng.hpp"
 #include "common/threads.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/reductions.hpp"
 #include "losses/losses.hpp"
 
 #ifndef PYBACKPROP_VERSION
@@ -42,6 +43,24 @@ PYBIND11_MODULE(_core, m) {
         std::copy(order.begin(), order.end(), out.mutable_data());
         return out;
     }, py::arg("seed"), py::arg("epoch"), py::arg("n"), "The shuffle order fit uses in that epoch.");
+
+    // The lean validation of predict's fast path (model.py): no NaN or inf, in one
+    // vectorised pass (without the GIL for a large array); the caller has checked
+    // shape, dtype and layout.
+    m.def("all_finite", [](const py::array& a) {
+        if (!(a.flags() & py::array::c_style)) throw py::value_error("all_finite: a C-contiguous array");
+        auto check = [&a](auto zero) {
+            using T = decltype(zero);
+            const T* x = static_cast<const T*>(a.data());
+            const std::size_t n = std::size_t(a.size());
+            if (n < (std::size_t(1) << 16)) return bp::all_finite(x, n);
+            py::gil_scoped_release release;
+            return bp::all_finite(x, n);
+        };
+        if (py::isinstance<py::array_t<float>>(a)) return check(0.0f);
+        if (py::isinstance<py::array_t<double>>(a)) return check(0.0);
+        throw py::type_error("all_finite: a float32 or float64 array");
+    }, py::arg("a"), "Whether every value of a C-contiguous float32/float64 array is finite.");
 
     auto names = [](const auto& table) {
         py::list out;

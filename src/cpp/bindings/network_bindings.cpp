@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -128,11 +129,18 @@ T* out_matrix(const py::object& obj, const char* name, std::size_t rows, std::si
     return static_cast<T*>(a.mutable_data());
 }
 
-// Runs f without the GIL, holding the network's lock.
+// Runs f without the GIL, holding the network's lock: exclusively (anything that
+// writes the network), or shared (predict and evaluate, which only read it).
 template <typename T, typename F>
 auto locked(Network<T>& net, F&& f) {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> guard(net.mutex());
+    std::unique_lock<std::shared_mutex> guard(net.mutex());
+    return f();
+}
+template <typename T, typename F>
+auto shared_locked(Network<T>& net, F&& f) {
+    py::gil_scoped_release release;
+    std::shared_lock<std::shared_mutex> guard(net.mutex());
     return f();
 }
 
@@ -221,14 +229,17 @@ void bind_views(py::class_<Network<T>>& c) {
     });
 }
 
-// Copies of the last forward pass: Z, A (batch, fan_out); mask, dropped_input
-// (batch, fan_in) or None where the layer has no input dropout.
+// Copies of the last forward pass through the training buffers (a training step,
+// loss_and_gradients or forward_views; predict and evaluate have their own): Z, A
+// (batch, fan_out); mask, dropped_input (batch, fan_in) or None where the layer has no
+// input dropout. Before any such pass, 0 rows.
 template <typename T>
 void bind_last_pass(py::class_<Network<T>>& c) {
     using Net = Network<T>;
     auto output = [](const T* (Net::*of)(std::size_t) const) {
         return [of](const Net& n, std::size_t l) {
             check_layer(n, l);
+            if (n.last_batch() == 0) return py::array_t<T>(std::vector<py::ssize_t>{0, py::ssize_t(n.fan_out(l))});
             return copy_rows<T>((n.*of)(l), n.last_batch(), n.fan_out(l));
         };
     };
@@ -236,6 +247,7 @@ void bind_last_pass(py::class_<Network<T>>& c) {
         return [of](const Net& n, std::size_t l) -> py::object {
             check_layer(n, l);
             if (!n.has_dropout(l)) return py::none();
+            if (n.last_batch() == 0) return py::array_t<T>(std::vector<py::ssize_t>{0, py::ssize_t(n.fan_in(l))});
             return copy_rows<T>((n.*of)(l), n.last_batch(), n.fan_in(l));
         };
     };
@@ -402,7 +414,8 @@ void bind_training(py::class_<Network<T>>& c) {
           },
           py::arg("lr"), py::arg("rows"), py::arg("update_ratio") = py::none(),
           "One optimiser step on the gradients in grads() (e.g. after an all-reduce); rows is the batch's "
-          "sample count (decay_per_sample divides weight_decay by it); False when the update would leave a "
+          "sample count, or its weights' sum with weight_norm 'weight_sum' (decay_per_sample divides weight_decay by "
+          "it); False when the update would leave a "
           "NaN or inf (parameters and optimiser state unchanged; with clip_norm, grads() already clipped). "
           "update_ratio, if given, receives each layer's |new - old| / |old| of its W and b.");
     c.def("train_step",
@@ -476,6 +489,14 @@ void bind_one(py::module_& m, const char* name) {
         .def_readwrite("epoch_counter", &Net::epoch_counter)
         .def_readwrite("step_counter", &Net::step_counter)
         .def_readwrite("optimizer_step", &Net::optimizer_step)
+        .def_property(
+            "weight_norm", [](const Net& n) { return std::string(kWeightNormNames[std::size_t(n.weight_norm)]); },
+            [](Net& n, const std::string& name) {
+                const WeightNorm norm = weight_norm_from_name(name);
+                locked(n, [&] { n.weight_norm = norm; });
+            },
+            "What a weighted batch's loss is divided by: 'rows' (Keras's sum(w * l) / rows, the default) or "
+            "'weight_sum' (scikit-learn's sum(w * l) / sum(w); weights summing to zero: loss 0, no update).")
         .def_property_readonly("running_size", &Net::running_size)
         .def_property_readonly("has_batchnorm", &Net::has_batchnorm)
         .def(
@@ -565,21 +586,31 @@ void bind_one(py::module_& m, const char* name) {
                  if (out.is_none()) {
                      py::array_t<T> fresh({py::ssize_t(rows), py::ssize_t(n.output_dim())});
                      T* o = fresh.mutable_data();
-                     locked(n, [&] { n.predict(o, x, rows); });
+                     shared_locked(n, [&] { n.predict(o, x, rows); });
                      return std::move(fresh);
                  }
                  T* o = out_matrix<T>(out, "out", rows, n.output_dim(), X);
-                 locked(n, [&] { n.predict(o, x, rows); });
+                 shared_locked(n, [&] { n.predict(o, x, rows); });
                  return out;
              },
              py::arg("X"), py::arg("out") = py::none(),
-             "Outputs of X in inference mode: a new array, or written into `out` (returned).")
+             "Outputs of X in inference mode: a new array, or written into `out` (returned). Several "
+             "threads may predict at once.")
+        .def("forward_views",
+             [](Net& n, const InArray<T>& X) {
+                 const std::size_t rows = check_matrix<T>(X, "X", n.input_dim());
+                 const T* x = X.data();
+                 locked(n, [&] { n.forward_views(x, rows); });
+             },
+             py::arg("X"),
+             "The inference forward pass of X through the network's own buffers, whose views (Z, A) "
+             "then show it; predict never writes them.")
         .def("evaluate",
              [](Net& n, const InArray<T>& X, const InArray<T>& Y, const std::optional<InArray<T>>& sample_weight) {
                  const std::size_t rows = check_xy(n, X, Y);
                  const T* w = weights_of<T>(sample_weight, rows);
                  const T *x = X.data(), *y = Y.data();
-                 return locked(n, [&] { return n.evaluate(x, y, rows, w); });
+                 return shared_locked(n, [&] { return n.evaluate(x, y, rows, w); });
              },
              py::arg("X"), py::arg("Y"), py::arg("sample_weight") = py::none(),
              "The mean loss in inference mode; with sample_weight (n,), sum(w * l) / n.");

@@ -1,6 +1,6 @@
 // Test hooks of the network in _core._testing (no math here): switch fit_epoch's
 // fused per-sample step off to compare with it, ask which step it takes, and count
-// the steps it and the tiny-network kernel made.
+// the steps it and the tiny-network kernel made; count the pooled inference workspaces.
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -26,6 +26,8 @@ void bind_hooks(py::module_& m) {
           "The steps the fused per-sample step has made.");
     m.def("kernel_updates", [](const Net& n) { return n.kernel_updates; }, py::arg("net"),
           "Of those, the ones whose update the tiny-network kernel made itself.");
+    m.def("inference_workspaces", [](Net& n) { return n.inference_workspaces(); }, py::arg("net"),
+          "The idle inference workspaces in the network's pool (one per call running at once, at most).");
 }
 
 }  // namespace

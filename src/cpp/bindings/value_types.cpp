@@ -182,7 +182,11 @@ void bind_epoch_result(py::module_& m) {
     py::class_<EpochStats>(m, "EpochResult", "What one fit_epoch did (read-only).")
         .def_readonly("loss", &EpochStats::loss, "The sample-weighted mean of the batch losses.")
         .def_readonly("grad_norm", &EpochStats::grad_norm, "Per layer, the mean over steps of ‖(dW, db)‖₂.")
-        .def_readonly("steps", &EpochStats::steps, "The updates made.")
+        .def_readonly("steps", &EpochStats::steps,
+                      "The steps made (with weight_norm 'weight_sum', a batch of weight zero counts without an update).")
+        .def_readonly("penalty", &EpochStats::penalty,
+                      "With decay_per_sample and weight_decay > 0: each step's 0.5 * wd * |theta|^2 (before its "
+                      "update), averaged over the epoch as the loss is; 0 otherwise.")
         .def_property_readonly(
             "lr", [](const EpochStats& s) { return array_of(s.lr, {py::ssize_t(s.steps)}); },
             "The learning rate of every step made, shape (steps,).")

@@ -20,6 +20,9 @@
 #define BP_INITS(X)                                                                                       \
     X(RandomNormal, "random_normal") X(RandomUniform, "random_uniform") X(GlorotUniform, "glorot_uniform") \
     X(GlorotNormal, "glorot_normal") X(HeNormal, "he_normal") X(HeUniform, "he_uniform") X(Zeros, "zeros")
+// What a weighted batch's loss is divided by (docs/internals.md, "Sample weights"):
+// its rows (Keras: Σ w_i·l_i / rows) or its weights' sum (scikit-learn: Σ w_i·l_i / Σ w_i).
+#define BP_WEIGHT_NORMS(X) X(Rows, "rows") X(WeightSum, "weight_sum")
 
 namespace bp {
 
@@ -28,10 +31,12 @@ namespace bp {
 enum class Act { BP_ACTIVATIONS(BP_ENUM_VALUE) };
 enum class Loss { BP_LOSSES(BP_ENUM_VALUE) };
 enum class Init { BP_INITS(BP_ENUM_VALUE) };
+enum class WeightNorm { BP_WEIGHT_NORMS(BP_ENUM_VALUE) };
 
 inline constexpr std::array kActNames{BP_ACTIVATIONS(BP_ENUM_NAME)};
 inline constexpr std::array kLossNames{BP_LOSSES(BP_ENUM_NAME)};
 inline constexpr std::array kInitNames{BP_INITS(BP_ENUM_NAME)};
+inline constexpr std::array kWeightNormNames{BP_WEIGHT_NORMS(BP_ENUM_NAME)};
 #undef BP_ENUM_VALUE
 #undef BP_ENUM_NAME
 
@@ -49,5 +54,8 @@ E enum_from_name(const std::array<const char*, N>& names, const std::string& nam
 inline Act act_from_name(const std::string& s) { return enum_from_name<Act>(kActNames, s, "activation"); }
 inline Loss loss_from_name(const std::string& s) { return enum_from_name<Loss>(kLossNames, s, "loss"); }
 inline Init init_from_name(const std::string& s) { return enum_from_name<Init>(kInitNames, s, "init"); }
+inline WeightNorm weight_norm_from_name(const std::string& s) {
+    return enum_from_name<WeightNorm>(kWeightNormNames, s, "weight_norm");
+}
 
 }  // namespace bp

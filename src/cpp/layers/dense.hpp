@@ -8,13 +8,14 @@ namespace bp {
 
 // Z[B,OUT] = A[B,IN] · W[IN,OUT] + b[OUT]      (b may be null: no bias)
 // The bias is the product's starting value (no pass of its own); epi (if any)
-// runs on each final block of Z (layers/epilogues.hpp: the activation).
+// runs on each final block of Z (layers/epilogues.hpp: the activation). path:
+// the kernels of a training step or of inference (kernels/gemm.hpp: ForwardPath).
 template <typename T>
 void dense_forward(T* Z, const T* A, const T* W, const T* b, std::size_t B, std::size_t IN,
-                   std::size_t OUT, const GemmEpilogue* epi = nullptr) {
+                   std::size_t OUT, const GemmEpilogue* epi = nullptr, ForwardPath path = ForwardPath::Training) {
     for (std::size_t r = 0; r < B; ++r)
         for (std::size_t j = 0; j < OUT; ++j) Z[r * OUT + j] = b ? b[j] : T(0);
-    matmul_nn(Z, A, W, B, IN, OUT, epi);
+    matmul_nn(Z, A, W, B, IN, OUT, epi, path);
 }
 
 // Given dZ[B,OUT] = dL/dZ, accumulates

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/rng.hpp"
+#include "common/threads.hpp"
 
 namespace bp {
 
@@ -28,7 +29,11 @@ struct DropoutSpec {
     double inference_scale() const { return inverted ? 1.0 : keep_prob; }
 };
 
-// Fills M[B, F] with 0/1 from rng (p = 1 keeps everything and draws nothing).
+// Fills M[B, F] with 0/1 from rng (p = 1 keeps everything and draws nothing): value i
+// is output i of rng's stream, and rng ends advanced past the values drawn. A large
+// mask is drawn in fixed spans of kMaskSpan values over the core's threads, each span
+// from a copy of rng jumped ahead to its start: the same values for any thread count.
+inline constexpr std::size_t kMaskSpan = 8192;
 template <typename T>
 void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per_batch, Pcg32& rng) {
     const uint64_t threshold = static_cast<uint64_t>(std::floor(keep_prob * 4294967296.0));
@@ -37,14 +42,21 @@ void dropout_mask(T* M, std::size_t B, std::size_t F, double keep_prob, bool per
         std::fill(M, M + drawn, T(1));
     } else {
         const uint32_t t32 = uint32_t(threshold);
-        constexpr std::size_t kChunk = 512;
-        uint32_t u[kChunk];
-        for (std::size_t start = 0; start < drawn; start += kChunk) {
-            const std::size_t n = std::min(kChunk, drawn - start);
-            rng.fill(u, n);  // the stream of rng.next(), drawn four at a time
-            // a branch-free 32-bit compare, so the loop vectorises (a branch would miss at random)
-            for (std::size_t i = 0; i < n; ++i) M[start + i] = T(u[i] < t32);
-        }
+        auto span = [&](std::size_t, std::size_t off, std::size_t len) {
+            Pcg32 at = rng;
+            at.advance(off);
+            constexpr std::size_t kChunk = 512;
+            uint32_t u[kChunk];
+            for (std::size_t start = off; start < off + len; start += kChunk) {
+                const std::size_t n = std::min(kChunk, off + len - start);
+                at.fill(u, n);  // the stream of rng.next(), drawn four at a time
+                // a branch-free 32-bit compare, so the loop vectorises (a branch would miss at random)
+                for (std::size_t i = 0; i < n; ++i) M[start + i] = T(u[i] < t32);
+            }
+        };
+        const int threads = std::min<int>(num_threads(), int(drawn / kMaskSpan));
+        for_each_chunk(drawn, kMaskSpan, threads < 1 ? 1 : threads, span);
+        rng.advance(drawn);
     }
     if (per_batch)
         for (std::size_t r = 1; r < B; ++r) std::memcpy(M + r * F, M, F * sizeof(T));

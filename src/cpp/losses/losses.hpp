@@ -5,9 +5,10 @@
 //   sigmoid + BCE:  L = max(z,0) − z·y + log1p(e^−|z|),  dL/dz = σ(z) − y
 //   softmax + CE:   L = −Σ_k y_k log softmax(z)_k,      dL/dz = softmax(z) − y
 // (divide by the number of averaged terms). See docs/internals.md, "Losses".
-// With per-sample weights w (Keras's convention, docs/internals.md "Sample
-// weights"): L = Σ_r w_r·l_r / rows, l_r the row's loss (its mean over the
-// outputs for mse, mae, huber and BCE), and each gradient row is multiplied by w_r.
+// With per-sample weights w (docs/internals.md "Sample weights"): L = Σ_r w_r·l_r / count,
+// l_r the row's loss (its mean over the outputs for mse, mae, huber and BCE), each
+// gradient row multiplied by w_r; count is the batch's rows (Keras's convention) or
+// the weights' sum Σ_r w_r (scikit-learn's), as the caller chooses.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -48,14 +49,15 @@ inline void check_loss_activation(Loss loss, Act out) {
 // G = dL/dŶ for unfused losses, dL/dZ for fused ones. Z are the output
 // logits, A = f(Z) the predictions, Y the targets (one-hot rows for CE).
 // Sums are taken in double, so float32 losses are reported accurately.
+// count (> 0) replaces rows as the weighted loss's divisor (< 0: rows).
 template <typename T>
 double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, const T* Y, const T* w,
-                                      std::size_t rows, std::size_t cols);
+                                      std::size_t rows, std::size_t cols, double count);
 
 template <typename T>
 double loss_forward_backward(Loss loss, T* G, const T* Z, const T* A, const T* Y,
-                             std::size_t rows, std::size_t cols, const T* w = nullptr) {
-    if (w) return loss_forward_backward_weighted(loss, G, Z, A, Y, w, rows, cols);  // once per batch
+                             std::size_t rows, std::size_t cols, const T* w = nullptr, double count = -1.0) {
+    if (w) return loss_forward_backward_weighted(loss, G, Z, A, Y, w, rows, cols, count);  // once per batch
     const std::size_t n = rows * cols;
     const T inv_n = T(1) / static_cast<T>(n);
     double sum = 0;
@@ -116,11 +118,14 @@ double loss_forward_backward(Loss loss, T* G, const T* Z, const T* A, const T* Y
 // each multiplied by its row's weight (the loss term in double, the gradient in
 // T), so weights of exactly one give bitwise the unweighted results. Keras's
 // sum_over_batch_size: Σ_r w_r·l_r / rows, l_r the mean over the row's outputs
-// (a sum over classes for CE, which has one term per row).
+// (a sum over classes for CE, which has one term per row); with count > 0,
+// Σ_r w_r·l_r / count (scikit-learn's weighted mean when count = Σ_r w_r).
+// (rows as a double times cols is exactly rows·cols: the same divisors as before.)
 template <typename T>
 double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, const T* Y, const T* w,
-                                      std::size_t rows, std::size_t cols) {
-    const std::size_t n = rows * cols;
+                                      std::size_t rows, std::size_t cols, double count) {
+    const double per_output = count > 0 ? count : double(rows);
+    const double n = per_output * double(cols);
     const T inv_n = T(1) / static_cast<T>(n);
     double sum = 0;
     switch (loss) {
@@ -131,7 +136,7 @@ double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, c
                     sum += double(w[r]) * (double(d) * double(d));
                     if (G) G[i] = T(2) * d * inv_n * w[r];
                 }
-            return sum / double(n);
+            return sum / n;
         case Loss::Mae:
             for (std::size_t r = 0, i = 0; r < rows; ++r)
                 for (std::size_t j = 0; j < cols; ++j, ++i) {
@@ -139,7 +144,7 @@ double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, c
                     sum += double(w[r]) * std::fabs(double(d));
                     if (G) G[i] = (d > T(0) ? T(1) : d < T(0) ? T(-1) : T(0)) * inv_n * w[r];
                 }
-            return sum / double(n);
+            return sum / n;
         case Loss::Huber:
             for (std::size_t r = 0, i = 0; r < rows; ++r)
                 for (std::size_t j = 0; j < cols; ++j, ++i) {
@@ -148,7 +153,7 @@ double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, c
                     sum += double(w[r]) * (ad < 1.0 ? 0.5 * double(d) * double(d) : ad - 0.5);
                     if (G) G[i] = (d > T(1) ? T(1) : d < T(-1) ? T(-1) : d) * inv_n * w[r];
                 }
-            return sum / double(n);
+            return sum / n;
         case Loss::BinaryCrossentropy:
             for (std::size_t r = 0, i = 0; r < rows; ++r)
                 for (std::size_t j = 0; j < cols; ++j, ++i) {
@@ -157,9 +162,9 @@ double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, c
                     sum += double(w[r]) * double(l);
                     if (G) G[i] = (A[i] - Y[i]) * inv_n * w[r];
                 }
-            return sum / double(n);
+            return sum / n;
         case Loss::CategoricalCrossentropy: {
-            const T inv_rows = T(1) / static_cast<T>(rows);
+            const T inv_rows = T(1) / static_cast<T>(per_output);
             for (std::size_t r = 0; r < rows; ++r) {
                 const T* z = Z + r * cols;
                 T m = z[0];
@@ -174,7 +179,7 @@ double loss_forward_backward_weighted(Loss loss, T* G, const T* Z, const T* A, c
                     for (std::size_t j = 0; j < cols; ++j)
                         G[r * cols + j] = (A[r * cols + j] - Y[r * cols + j]) * inv_rows * w[r];
             }
-            return sum / double(rows);
+            return sum / per_output;
         }
     }
     return sum;

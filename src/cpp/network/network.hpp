@@ -8,7 +8,7 @@
 //   recording.cpp    the explainer's backward, which records per-layer values
 //   step.cpp         the optimiser step, its finiteness proof, train_step
 //   diagnostics.cpp  gradient and weight norms, unit activity, batch_health
-//   inference.cpp    predict and evaluate in bounded chunks
+//   inference.cpp    predict and evaluate: their own forward, workspaces and threads
 // and, in the training loop's room above network/ (src/cpp/training/):
 //   epoch.cpp        fit_epoch, the epoch loop
 //   sample_step.cpp  fit_epoch's fused per-sample step for tiny networks
@@ -33,7 +33,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -108,19 +110,44 @@ public:
     void set_keep_prob(std::size_t l, double keep_prob);
     double keep_prob(std::size_t l) const { return layers_[l].dropout.keep_prob; }
 
+    // What a weighted batch's loss and gradient are divided by (docs/internals.md, "Sample
+    // weights"): Rows (Keras's Σ w_i·l_i / rows, the default) or WeightSum (scikit-learn's
+    // Σ w_i·l_i / Σ w_i: a batch whose weights sum to zero has loss 0, zero gradients and no
+    // update). It applies wherever weights are given (fit_epoch, train_step,
+    // loss_and_gradients, evaluate), and decay_per_sample divides the weight decay by the same
+    // count. Without weights both are the rows.
+    WeightNorm weight_norm = WeightNorm::Rows;
+
     uint64_t epoch_counter = 0;  // drives the shuffle stream
     uint64_t step_counter = 0;   // drives the dropout and noise streams
     uint64_t optimizer_step = 0; // the optimiser's own step count (Adam, Adagrad)
 
     // --- computation (X: n × input_dim, Y: n × output_dim, row-major) ----------
-    // inference.cpp
+    // inference.cpp. predict and evaluate read the parameters and running estimates and
+    // write nothing of the network's: each call computes in workspaces of its own, taken
+    // from a pool, so calls from several threads may run at once under a shared lock
+    // of mutex() (everything else takes it exclusively). Chunks of kInferenceChunk rows
+    // are split over the core's threads; the results depend on neither the thread
+    // count nor the training batch size.
+    static constexpr std::size_t kInferenceChunk = 256;
     void predict(T* out, const T* X, std::size_t n);
-    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention).
+    // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention), or
+    // Σ w_i·l_i / Σ w_i with weight_norm WeightSum (0 when the weights sum to zero).
     double evaluate(const T* X, const T* Y, std::size_t n, const T* weights = nullptr);
+    // The inference forward pass of X (n rows) through the training buffers, whose views
+    // (Z, A, the normalisations' below) then show it: what a probe of the activations
+    // reads (the playground's unit values). Exclusive, like training.
+    void forward_views(const T* X, std::size_t n);
+    // The inference workspaces in the pool, idle (the tests check they are reused).
+    std::size_t inference_workspaces() {
+        std::lock_guard<std::mutex> guard(pool_mutex_);
+        return pool_.size();
+    }
     // passes.cpp: the loss of the whole (X, Y) as one batch; gradients left in grads().
     // With training, dropout masks are drawn for step_counter, or taken from `masks`
     // (one B × fan_in array per dense layer, null where none) when given. `weights`
-    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp).
+    // (n per-sample weights, or null): Σ w_i·l_i / n and its gradient (losses.hpp), or divided
+    // by Σ w_i (weight_norm).
     double loss_and_gradients(const T* X, const T* Y, std::size_t n, bool training,
                               const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // passes.cpp: rows `rows[0..R)` (positions in the coming step's batch, step_counter)
@@ -138,13 +165,15 @@ public:
     // would leave a NaN or inf. If update_ratio is given (num_layers() values), each
     // layer's ‖θ_new − θ_old‖ / ‖θ_old‖ of this step goes there (0 where ‖θ_old‖ = 0),
     // as fit records its last step's.
-    bool apply_gradients(double lr, std::size_t rows, double* update_ratio = nullptr);
+    // rows: the batch's count for decay_per_sample (its samples, or its weights' sum with WeightSum).
+    bool apply_gradients(double lr, double rows, double* update_ratio = nullptr);
     // training/epoch.cpp: one epoch of mini-batch gradient descent over (X, Y).
     // sample_weight (n values, or null): each batch's loss is Σ w_i·l_i / (rows in the
-    // batch), the weights shuffled with their rows. predictions (n × output_dim, or
-    // null): each row's output as the training forward pass saw it, before its step's
-    // update (what the metrics of an epoch are computed from). With either, the fused
-    // per-sample path runs its portable loops, never the table's kernel (sample_plan).
+    // batch), or / Σ w_i of the batch (weight_norm), the weights shuffled with their rows.
+    // predictions (n × output_dim, or null): each row's output as the training forward pass
+    // saw it, before its step's update (what the metrics of an epoch are computed from). With
+    // either, the fused per-sample path runs its portable loops, never the table's kernel
+    // (sample_plan); with WeightSum weights it is not taken.
     EpochStats fit_epoch(const T* X, const T* Y, std::size_t n, std::size_t batch_size, bool shuffle,
                          StepSchedule schedule = {}, const T* sample_weight = nullptr, T* predictions = nullptr);
 
@@ -226,8 +255,9 @@ public:
     // tiny-network step), "portable" (sample_step's own loops) or "general".
     std::string sample_step_kind() const;
 
-    // Serialises the public methods of one network between threads.
-    std::mutex& mutex() { return mutex_; }
+    // Serialises the public methods of one network between threads: shared by predict
+    // and evaluate, exclusive for everything else.
+    std::shared_mutex& mutex() { return mutex_; }
 
 private:
     // layout.cpp
@@ -250,14 +280,20 @@ private:
     double forward_backward(const T* X, const T* Y, std::size_t B, bool training,
                             const std::vector<const T*>* masks = nullptr, const T* weights = nullptr);
     // The pieces both backward passes are made of.
-    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss
+    // dL/dŶ (fused loss: dL/dZ), rows weighted when weights is given; the loss. Sets
+    // loss_count_: what the loss was divided by (the rows, or Σ w with WeightSum).
     double output_gradient(T* delta, const T* Y, std::size_t B, const T* weights = nullptr);
+    double loss_count_ = 0;  // of the last output_gradient; 0: a weighted batch of weight zero
+    // The decay term ½·wd·‖θ‖² (θ: what decays; wd the step's decay over `count`), in double.
+    double decay_penalty(double count);
     void dense_backward_of(std::size_t l, T* d_in, const T* delta, const T* X, std::size_t B);  // dW, db, δWᵀ
     void dropout_backward_of(std::size_t l, T* d_in, std::size_t B);  // dL/dD → dL/dA below layer l
     void activation_backward_of(std::size_t l, T* d, std::size_t B);  // dL/dA_l → dL/dZ_l in place
     // Layer l's input normalisation: forward of its input (B rows) into N, X̂, S (and the
     // running estimates while training); backward dL/dN → dL/d(its input) in place, with dγ, dβ.
     void norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training);
+    // The same into N, X̂ (B × fan_in(l)) and S (the statistics, see norm_stat) given.
+    void norm_forward_into(std::size_t l, const T* in, std::size_t B, bool training, T* N, T* Xhat, T* S);
     // input_grad false (norm_input_grad): only dγ, dβ, and d is left as it came.
     void norm_backward_of(std::size_t l, T* d, std::size_t B, bool input_grad);
     void gathered_moments(T* mean, T* var, const T* in, std::size_t B, std::size_t F);  // passes.cpp
@@ -268,11 +304,12 @@ private:
 
     // step.cpp. One optimiser step; returns false, with the parameters and state unchanged,
     // when it would leave a NaN or inf in them (an overflowing update; clip_norm has then
-    // already scaled grads()). rows: the batch's samples (for decay_per_sample). If
+    // already scaled grads()). rows: the batch's count (for decay_per_sample: its samples, or
+    // their weights' sum with WeightSum; see loss_count_). If
     // layer_delta_sq is given (one per layer), Σ (new − old)² of each layer's W and b
     // is added to it. grad_max: a bound on max |grad| over the arena, when known
     // (fit_epoch): with SGD it lets sgd_bounds_ prove the step finite without the dry run.
-    bool step(double lr, std::size_t rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
+    bool step(double lr, double rows, double* layer_delta_sq = nullptr, double grad_max = -1.0);
     SgdBounds sgd_bounds_;  // fit_epoch's proof that SGD steps stay finite
     void sgd_bounds_measure();  // at an epoch's start: exact bounds for its steps (SGD), else invalid
 
@@ -354,7 +391,35 @@ private:
     AlignedBuffer<T> record_;
     std::vector<std::size_t> rec_off_;  // kRecorded views per layer into record_ (see Recorded)
     std::size_t rec_batch_ = 0;
-    std::mutex mutex_;
+    std::shared_mutex mutex_;
+
+    // inference.cpp: one call's buffers for up to `rows` rows of every layer: the
+    // activations (two, alternating layer by layer), Z, and where the network has them
+    // a normalisation's N, X̂ and statistics and a dropout's scaled input.
+    struct InferenceWorkspace {
+        AlignedBuffer<T> buf;
+        std::size_t rows = 0;
+        T *act[2] = {nullptr, nullptr}, *z = nullptr, *n = nullptr, *xhat = nullptr, *s = nullptr, *d = nullptr;
+    };
+    // `count` workspaces for `rows` rows each, from the pool (made or grown when short),
+    // back to the pool when the lease ends.
+    class WorkspaceLease {
+    public:
+        WorkspaceLease(Network& net, std::size_t count, std::size_t rows);
+        ~WorkspaceLease();
+        WorkspaceLease(const WorkspaceLease&) = delete;
+        WorkspaceLease& operator=(const WorkspaceLease&) = delete;
+        InferenceWorkspace& operator[](std::size_t i) { return *held_[i]; }
+    private:
+        Network& net_;
+        std::vector<std::unique_ptr<InferenceWorkspace>> held_;
+    };
+    void fit_workspace(InferenceWorkspace& ws, std::size_t rows) const;
+    // X (B rows) → the output layer's A (into out, B × output_dim, when given) and Z, by
+    // the inference kernels (kernels/gemm.hpp: ForwardPath). Returns {Z, A} of the output.
+    std::pair<const T*, const T*> forward_inference(const T* X, std::size_t B, InferenceWorkspace& ws, T* out);
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<InferenceWorkspace>> pool_;
 };
 
 }  // namespace bp

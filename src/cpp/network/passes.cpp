@@ -23,11 +23,13 @@ namespace bp {
 
 template <typename T>
 void Network<T>::norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training) {
+    norm_forward_into(l, in, B, training, acts_.data() + n_off_[l], acts_.data() + xh_off_[l], acts_.data() + s_off_[l]);
+}
+
+template <typename T>
+void Network<T>::norm_forward_into(std::size_t l, const T* in, std::size_t B, bool training, T* N, T* Xhat, T* S) {
     const NormSpec& nm = norm(l);
     const std::size_t F = fan_in(l);
-    T* N = acts_.data() + n_off_[l];
-    T* Xhat = acts_.data() + xh_off_[l];
-    T* S = acts_.data() + s_off_[l];
     if (nm.kind == NormKind::Layer) {
         layernorm_forward(N, Xhat, S, S + B, S + 2 * B, in, gamma(l), beta(l), B, F, nm.eps);
         return;
@@ -178,8 +180,19 @@ void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, co
 
 template <typename T>
 double Network<T>::output_gradient(T* delta, const T* Y, std::size_t B, const T* weights) {
-    const std::size_t L = layers_.size();
-    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, output_dim(), weights);
+    const std::size_t L = layers_.size(), K = output_dim();
+    loss_count_ = double(B);
+    if (weights && weight_norm == WeightNorm::WeightSum) {  // scikit-learn's Σ w_i·l_i / Σ w_i
+        double sum = 0;
+        for (std::size_t r = 0; r < B; ++r) sum += double(weights[r]);
+        loss_count_ = sum;
+        if (!(sum > 0)) {  // a batch of weight zero: nothing to learn from (zero gradients, loss 0)
+            std::fill(delta, delta + B * K, T(0));
+            return 0.0;
+        }
+        return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, K, weights, sum);
+    }
+    return loss_forward_backward(loss_, delta, Z(L - 1), A(L - 1), Y, B, K, weights);
 }
 
 template <typename T>
@@ -252,6 +265,7 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 
 #define BP_PASSES(T)                                                                                        \
     template void Network<T>::norm_forward_of(std::size_t, const T*, std::size_t, bool);                     \
+    template void Network<T>::norm_forward_into(std::size_t, const T*, std::size_t, bool, T*, T*, T*);     \
     template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t, bool);                         \
     template void Network<T>::gathered_moments(T*, T*, const T*, std::size_t, std::size_t);                 \
     template void Network<T>::stat_sync_idle();                                                             \

@@ -10,7 +10,7 @@
 namespace bp {
 
 template <typename T>
-bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, double grad_max) {
+bool Network<T>::step(double lr, double rows, double* layer_delta_sq, double grad_max) {
     const std::size_t n = params_.size();
     T *p = params_.data(), *g = grads_.data(), *s1 = state1_.data(), *s2 = state2_.data(),
       *s3 = state3_.data();
@@ -59,6 +59,16 @@ bool Network<T>::step(double lr, std::size_t rows, double* layer_delta_sq, doubl
 }
 
 template <typename T>
+double Network<T>::decay_penalty(double count) {
+    const double wd = step_weight_decay(opt_, count);
+    if (wd == 0) return 0.0;
+    if (opt_.decay_bias) return 0.5 * wd * sum_squares_chunked(params_.data(), params_.size());
+    double sq = 0;  // the weights only (biases, γ and β do not decay)
+    for (std::size_t l = 0; l < layers_.size(); ++l) sq += sum_squares_chunked(W(l), fan_in(l) * fan_out(l));
+    return 0.5 * wd * sq;
+}
+
+template <typename T>
 void Network<T>::sgd_bounds_measure() {
     sgd_bounds_.valid = opt_.kind == OptKind::Sgd;
     if (!sgd_bounds_.valid) return;
@@ -68,7 +78,7 @@ void Network<T>::sgd_bounds_measure() {
 }
 
 template <typename T>
-bool Network<T>::apply_gradients(double lr, std::size_t rows, double* update_ratio) {
+bool Network<T>::apply_gradients(double lr, double rows, double* update_ratio) {
     if (!update_ratio) return step(lr, rows);
     const std::size_t L = layers_.size();
     std::vector<double> norm(L), delta_sq(L, 0.0);
@@ -81,16 +91,22 @@ bool Network<T>::apply_gradients(double lr, std::size_t rows, double* update_rat
 template <typename T>
 double Network<T>::train_step(const T* X, const T* Y, std::size_t n, double lr, bool* applied, const T* weights) {
     const double loss = loss_and_gradients(X, Y, n, true, nullptr, weights);
-    const bool ok = std::isfinite(loss) && grads_finite() && step(lr, n);
+    if (loss_count_ == 0) {  // weights summing to zero (WeightSum): no update, nothing diverged
+        ++step_counter;  // as fit_epoch: the dropout streams move on
+        if (applied) *applied = true;
+        return loss;
+    }
+    const bool ok = std::isfinite(loss) && grads_finite() && step(lr, loss_count_);
     if (!ok) discard_running_update();
     if (applied) *applied = ok;
     return loss;
 }
 
 #define BP_STEP(T)                                                                        \
-    template bool Network<T>::step(double, std::size_t, double*, double);                 \
+    template bool Network<T>::step(double, double, double*, double);                      \
+    template double Network<T>::decay_penalty(double);                                    \
     template void Network<T>::sgd_bounds_measure();                                       \
-    template bool Network<T>::apply_gradients(double, std::size_t, double*);              \
+    template bool Network<T>::apply_gradients(double, double, double*);                   \
     template double Network<T>::train_step(const T*, const T*, std::size_t, double, bool*, const T*);
 BP_STEP(float)
 BP_STEP(double)

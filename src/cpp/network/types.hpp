@@ -62,7 +62,7 @@ struct EpochStats {
     double loss = 0;                 // sample-weighted mean of the batch losses
     std::vector<double> grad_norm;   // per layer: mean over steps of ‖(dW, db)‖₂ (before clipping)
     std::vector<LayerHealth> health; // per layer, see LayerHealth
-    std::size_t steps = 0;           // updates made
+    std::size_t steps = 0;           // steps made (a WeightSum batch of weight zero counts, without an update)
     bool diverged = false;           // a step met a NaN/inf loss or gradient and was not applied
     std::size_t diverged_step = 0;   // that step's index in the epoch (== steps)
     double diverged_loss = 0;        // that step's loss
@@ -70,6 +70,10 @@ struct EpochStats {
     std::vector<double> lr;          // the learning rate of every step
     std::vector<double> keep;        // the keep probability of every step and dropout (steps × n_dropout)
     std::size_t n_dropout = 0;       // the columns of keep
+    // With decay_per_sample and weight_decay > 0: the decay's L2 term ½·wd_s·‖θ‖² of every step
+    // s (θ before its update, wd_s the step's decay), averaged over the epoch as the loss is
+    // (weighted by the batches' rows); scikit-learn adds it to its loss_curve_. 0 otherwise.
+    double penalty = 0;
 };
 
 // Throws ValueError unless p is a keep probability in (0, 1]; `where` names it.

@@ -78,9 +78,10 @@ inline StateUse state_used(const OptimizerConfig& c) {
     return {true, true, true};
 }
 
-// The weight decay of a step over a batch of `rows` samples.
-inline double step_weight_decay(const OptimizerConfig& c, std::size_t rows) {
-    return c.decay_per_sample && rows > 0 ? c.weight_decay / double(rows) : c.weight_decay;
+// The weight decay of a step over a batch of `rows` samples (or, with the WeightSum
+// normalisation of sample weights, of weights summing to `rows`).
+inline double step_weight_decay(const OptimizerConfig& c, double rows) {
+    return c.decay_per_sample && rows > 0 ? c.weight_decay / rows : c.weight_decay;
 }
 
 // The update rule over n contiguous elements at learning rate lr and weight decay wd

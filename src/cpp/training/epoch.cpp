@@ -54,12 +54,15 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
     stats.health.assign(layers_.size(), LayerHealth{});
     // SGD: exact bounds for this epoch's steps (see SgdBounds), which spare the dry run.
     const bool track_bounds = opt_.kind == OptKind::Sgd;
+    const bool track_penalty = opt_.decay_per_sample && opt_.weight_decay > 0;
     sgd_bounds_measure();
     std::vector<double> last_ratio(layers_.size(), 0.0);  // the update-to-weight ratio of the last step
     // Batch size 1 on a tiny network: the fused per-sample step (sample_step.cpp), all
     // but the last step, which also measures the update-to-weight ratio.
     // (With sample weights or recorded predictions, the portable loops, not the table's kernel.)
-    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible();
+    // (Not with WeightSum weights: a row of weight zero makes no step, which the fused path does not know.)
+    const bool per_sample = per_sample_path && bs == 1 && sample_step_eligible() &&
+                            !(sample_weight && weight_norm == WeightNorm::WeightSum);
     if (sample_weight && shuffle) wbatch_.resize(bs);
     activity_reset();
     if (per_sample) sample_plan(sample_weight || predictions);
@@ -127,6 +130,13 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             for (std::size_t r = 0; r < B; ++r)
                 std::memcpy(predictions + (shuffle ? order_[start + r] : start + r) * K, out + r * K, K * sizeof(T));
         }
+        if (loss_count_ == 0) {  // weights summing to zero (WeightSum): loss 0, no update
+            // (BatchNorm's running estimates, which ignore the weights, moved as in any training pass)
+            ++step_counter;  // the dropout streams move on as after a step
+            ++stats.steps;
+            if (stop_requested(s)) break;
+            continue;
+        }
         bool finite = std::isfinite(loss);
         loss_nonfinite |= !finite;
         double grad_max = 0;  // a bound on max |grad| (each layer's norm bounds its values), for SgdBounds
@@ -140,8 +150,10 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
         // Divergence: a NaN/inf loss or gradient, or an update that would overflow (step()
         // refuses it). The model keeps the weights of the last finite step.
         const bool last = s + 1 == steps;
-        if (!finite || !(last ? apply_gradients(lr, B, last_ratio.data())
-                              : step(lr, B, nullptr, track_bounds ? grad_max : -1.0))) {
+        // scikit-learn's loss_curve_ adds each batch's L2 term, with the weights before its step
+        const double penalty = track_penalty ? decay_penalty(loss_count_) : 0.0;
+        if (!finite || !(last ? apply_gradients(lr, loss_count_, last_ratio.data())
+                              : step(lr, loss_count_, nullptr, track_bounds ? grad_max : -1.0))) {
             discard_running_update();
             stats.diverged = true;
             stats.diverged_step = s;
@@ -151,12 +163,14 @@ EpochStats Network<T>::fit_epoch(const T* X, const T* Y, std::size_t n, std::siz
             break;
         }
         stats.loss += loss * double(B);
+        stats.penalty += penalty * double(B);
         ++stats.steps;
         if (stop_requested(s)) break;
     }
     if (per_sample) sample_flush();
     if (stats.diverged || stats.interrupted) return stats;  // an unfinished epoch: no summary
     stats.loss /= double(n);
+    stats.penalty /= double(n);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         LayerHealth& h = stats.health[l];
         stats.grad_norm[l] /= double(stats.steps);

@@ -1,5 +1,6 @@
-"""``pybackprop bench``: end-to-end training speed against the libraries a user
-would pick instead, on the workloads of the project's WORKLOADS.md.
+"""``pybackprop bench``: end-to-end training speed, and inference speed, against
+the libraries a user would pick instead, on the workloads of the project's
+WORKLOADS.md.
 
 The package works from an installed pybackprop; each module holds one thing:
 
@@ -26,6 +27,10 @@ The package works from an installed pybackprop; each module holds one thing:
   in turn R times and each pools its rounds' epochs (:func:`merge_rounds`);
   the JSON record (:func:`run_benchmarks`);
 - :mod:`~pybackprop.bench.report`: the report tables (:func:`format_report`);
+- :mod:`~pybackprop.bench.inference`: ``predict`` on the inference workloads
+  (:data:`INFERENCE_WORKLOADS`) against ONNX Runtime, PyTorch and scikit-learn
+  (:data:`INFERENCE_PEERS`), one worker each (:func:`run_inference`), and its
+  table (:func:`format_inference`);
 - :mod:`~pybackprop.bench.cli`: the options, ``pybackprop bench`` and
   ``python -m pybackprop.bench``.
 
@@ -37,6 +42,7 @@ Command line::
     pybackprop bench --quick                  # seed-sgd, seed-minibatch, small; < 1 min
     pybackprop bench --workloads wide --threads 1 2 --repeats 5 --json out.json
     pybackprop bench --workloads seed-sgd --repeats 10 --rounds 3   # peers interleaved
+    pybackprop bench --inference only --threads 1 2                  # predict only
 
 A runner is ``setup(ctx) -> Runner``: ``ctx`` carries the workload, the data,
 the initial weights and the thread count; the runner's ``epoch()`` trains one
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 from .cli import add_arguments, add_parser, main, run
 from .harness import merge_rounds, run_benchmarks
+from .inference import INFERENCE_PEERS, INFERENCE_WORKLOADS, InferencePeer, format_inference, run_inference
 from .peers import PEERS, Context, Peer, PeerUnavailable, Runner, limit_blas_threads
 from .peers.pybackprop import pybackprop_model
 from .peers.pybackprop import setup as setup_pybackprop

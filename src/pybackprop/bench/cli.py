@@ -16,6 +16,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from .harness import run_benchmarks
+from .inference import BATCHES, INFERENCE_PEERS, INFERENCE_WORKLOADS, format_inference, run_inference
 from .peers import PEERS, Peer
 from .report import format_report
 from .workloads import QUICK_WORKLOADS, WORKLOADS
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser, peers: Dict[str, Peer]) -> No
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--no-gemm", action="store_true", help="skip the NumPy/OpenBLAS GEMM rate")
     parser.add_argument("--no-imports", action="store_true", help="skip the import-cost measurement")
+    parser.add_argument("--inference", choices=["yes", "no", "only"], default="yes",
+                        help="also measure predict on the inference workloads against ONNX Runtime, PyTorch and "
+                             "scikit-learn where installed (default yes; only: skip training)")
     parser.add_argument("--samples-scale", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=1800, help=argparse.SUPPRESS)
 
@@ -69,11 +73,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The subcommand's parser; its ``func`` default is :func:`run`.
     """
-    p = subparsers.add_parser("bench", help="training speed against the NumPy reference and PyTorch",
+    p = subparsers.add_parser("bench", help="training and inference speed against the NumPy reference, PyTorch "
+                                            "and ONNX Runtime",
                               description="Samples/s of training on the workloads of WORKLOADS.md: pybackprop "
                                           "against its NumPy reference and PyTorch eager (where installed), "
-                                          "each in its own process. The repository's benchmarks/python/run.py "
-                                          "adds JAX, NumPy by hand and scikit-learn.")
+                                          "each in its own process; then µs per predict call on the inference "
+                                          "workloads against ONNX Runtime, PyTorch and scikit-learn. The "
+                                          "repository's benchmarks/python/run.py adds JAX, NumPy by hand and "
+                                          "scikit-learn to the training rows.")
     add_arguments(p, PEERS)
     p.set_defaults(func=run)
     return p
@@ -119,15 +126,28 @@ def run(args: argparse.Namespace, peers: Optional[Dict[str, Peer]] = None, sys_p
         print("--warmup must be >= 0, --repeats and --rounds >= 1", file=sys.stderr)
         return 2
     scale = args.samples_scale if args.samples_scale is not None else (0.2 if quick else 1.0)
-    result = run_benchmarks(workloads, chosen, threads, warmup, repeats, scale=scale, sys_path=sys_path,
-                            timeout=args.timeout, gemm=not args.no_gemm,
-                            imports=() if args.no_imports else imports, rounds=rounds)
-    print(format_report(result, markdown=bool(getattr(args, "markdown", False))))
+    inference = getattr(args, "inference", "yes")
+    markdown = bool(getattr(args, "markdown", False))
+    if inference == "only":
+        result: Dict[str, Any] = {"records": []}
+    else:
+        result = run_benchmarks(workloads, chosen, threads, warmup, repeats, scale=scale, sys_path=sys_path,
+                                timeout=args.timeout, gemm=not args.no_gemm,
+                                imports=() if args.no_imports else imports, rounds=rounds)
+        print(format_report(result, markdown=markdown))
+    if inference != "no":
+        # --quick: one float32 workload, batches of 1 and 256, a tenth of the calls
+        infer_peers = [INFERENCE_PEERS[p] for p in INFERENCE_PEERS
+                       if args.peers is None or p in args.peers or p == "pybackprop"]
+        result["inference"] = run_inference(["infer-mlp"] if quick else list(INFERENCE_WORKLOADS), infer_peers,
+                                            threads, batches=BATCHES[:2] if quick else BATCHES,
+                                            calls_scale=0.1 if quick else 1.0, timeout=args.timeout)
+        print("\n" + format_inference(result["inference"], markdown=markdown))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
         print(f"\nresults written to {args.json}")
-    bad = [r for r in result["records"] if r["status"] == "error"]
+    bad = [r for r in result["records"] + result.get("inference", []) if r["status"] == "error"]
     return 1 if bad else 0
 
 

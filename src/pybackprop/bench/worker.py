@@ -1,7 +1,8 @@
 """One task in a fresh interpreter, both ends of the wire: :func:`spawn` starts
 the worker (thread variables set, pinned to its CPUs) and reads back its
 record; :func:`main` runs in the worker and does the task: ``"fit"`` (time a
-peer's epochs, its losses and peak RSS) or ``"gemm"`` (the BLAS rate).
+peer's epochs, its losses and peak RSS), ``"gemm"`` (the BLAS rate) or
+``"predict"`` (a peer's inference, :func:`~pybackprop.bench.inference.predict_task`).
 
 The worker loads this ``pybackprop.bench`` package by its file alone, not the
 ``pybackprop`` package around it, so that a peer's process holds only that
@@ -98,6 +99,10 @@ def main() -> None:
             out = fit(task)
         elif kind == "gemm":
             out = gemm(task)
+        elif kind == "predict":
+            from .inference import predict_task
+
+            out = predict_task(task)
         else:
             raise ValueError(f"unknown task kind {kind}")
     except PeerUnavailable as exc:

@@ -474,7 +474,7 @@ class Session:
     def unit_values(self, x: Sequence[float]) -> List[List[float]]:
         """Every unit's output for the input ``x`` in inference mode: ``[[x...], [a1...], ..., [y_hat]]``.
 
-        One ``model.predict`` of ``x`` in the core, then each Dense layer's
+        One inference forward pass of ``x`` in the core (``net.forward_views``), then each Dense layer's
         output of that forward pass (``model.engine.net.A(d)``): the numbers the
         hover labels show are the core's own.
 
@@ -487,7 +487,7 @@ class Session:
             a = self._probe(x)
             engine = self.model.engine
             with np.errstate(all="ignore"):
-                self.model.predict(a)
+                engine.net.forward_views(np.ascontiguousarray(a, dtype=engine.dtype))
             return [a[0].tolist()] + [engine.net.A(d)[0].tolist() for d in range(len(engine.dense))]
 
     def _probe(self, x: Any, name: str = "x") -> np.ndarray:

@@ -149,6 +149,10 @@ class Network:
         The optimiser's own update count (Adam's and Adagrad's t is this + 1).
     epoch_counter, step_counter : int
         Epochs and updates done so far (they drive shuffling, dropout, noise, schedules).
+    weight_norm : {"rows", "weight_sum"}
+        What a weighted batch's loss is divided by: its rows (Keras's, the default) or its
+        weights' sum (scikit-learn's; a batch of weight zero has loss 0 and makes no update).
+        The core's ``Engine.set_weight_norm``.
 
     Examples
     --------
@@ -170,6 +174,8 @@ class Network:
         self.optimizer = optimizer
         self.epoch_counter = 0
         self.step_counter = 0
+        self.weight_norm = "rows"
+        self.last_count = 0.0  # what the last loss_and_gradients divided by (rows, or the weights' sum)
         self.reset_optimizer_state()
 
     # ---------------------------------------------------------------- building
@@ -552,6 +558,8 @@ class Network:
         sample_weight : array (B,), optional
             Keras's weighted loss ``sum_r w_r * l_r / B``, ``l_r`` the loss of row r
             alone; its gradient is the unweighted one with row r scaled by ``w_r``.
+            With ``weight_norm="weight_sum"``, ``sum_r w_r * l_r / sum_r w_r`` (and its
+            gradient; 0 and zero gradients when the weights sum to zero).
 
         Returns
         -------
@@ -577,9 +585,14 @@ class Network:
         pred = out["z"] if loss_fn.fused_with is not None else out["a"]  # fused (sigmoid+BCE, softmax+CE): logits
         loss = loss_fn.loss(pred, Y)
         dpred = loss_fn.grad(pred, Y)
+        self.last_count = float(pred.shape[0])
         if sample_weight is not None:  # l_r: the loss of row r alone (its mean over the outputs)
             w = np.asarray(sample_weight, dtype=pred.dtype)
             rows = np.array([loss_fn.loss(pred[r:r + 1], Y[r:r + 1]) for r in range(pred.shape[0])])
+            if self.weight_norm == "weight_sum":  # sum w_r l_r / sum w_r: the mean's B / sum w times it
+                self.last_count = float(np.sum(w.astype(np.float64)))
+                share = pred.shape[0] / self.last_count if self.last_count > 0 else 0.0
+                w = w * share
             loss = np.sum(w * rows) / pred.shape[0]
             dpred = dpred * w[:, None]
         if loss_fn.fused_with is not None:
@@ -617,12 +630,12 @@ class Network:
 
     # ---------------------------------------------------------------- training
 
-    def _update(self, grads: list[np.ndarray], rows: int) -> None:
+    def _update(self, grads: list[np.ndarray], rows: float) -> None:
         """One optimiser step on every parameter: clip the gradients, then the update rule.
 
-        ``rows`` is the batch's sample count: with ``decay_per_sample`` the step's
-        weight decay is ``weight_decay / rows``. Without ``decay_bias`` the rule runs
-        twice, on the weights with the decay and on the biases without (the rules
+        ``rows`` is the batch's sample count (or its weights' sum with ``weight_norm="weight_sum"``):
+        with ``decay_per_sample`` the step's weight decay is ``weight_decay / rows``. Without
+        ``decay_bias`` the rule runs twice, on the weights with the decay and on the biases without (the rules
         are elementwise, so this is the same as one call with a per-parameter decay).
         """
         opt, state, params = self.optimizer, self.optimizer_state, self._parameters()
@@ -664,7 +677,8 @@ class Network:
             raise ValueError("optimizer: the config has no 'compile' entry, so no optimizer")
         loss, grads = self.loss_and_gradients(X, Y, training=True, sample_weight=w)
         flat = [g[k] for g in grads for k in ("W", "b", "weight", "bias") if k in g]  # as parameters
-        self._update(flat, len(X))
+        if self.last_count > 0:  # (weights summing to zero with "weight_sum": no update)
+            self._update(flat, self.last_count)
         self.step_counter += 1
         return loss, grads
 

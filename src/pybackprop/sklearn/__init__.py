@@ -26,22 +26,24 @@ Differences from scikit-learn's MLP estimators
   (stopping once it is <= 1e-6). The core's SGD keeps torch's momentum buffer, which is rescaled
   when the rate changes so that the steps stay scikit-learn's (velocity) steps.
 - ``alpha`` is exactly scikit-learn's L2 penalty: ``alpha / (2 * rows) *
-  ||W||**2`` added to the loss of each mini-batch of ``rows`` samples, on the
+  ||W||**2`` added to the loss of each mini-batch of ``rows`` samples (with sample weights:
+  divided by the batch's weights' sum instead), on the
   weights only (not the biases). It reaches the core as the optimiser's
   ``weight_decay`` with ``decay_bias=False`` and ``decay_per_sample=True``:
-  ``alpha`` (classifier) or ``2 * alpha`` (regressor, whose loss ``"mse"`` is
-  twice scikit-learn's ``squared_error / 2``), divided by each step's rows, so a
-  short last batch takes the larger share as in scikit-learn. For the same
-  reason the regressor's SGD runs at ``learning_rate_init / 2`` and its
-  adaptive solvers at ``2 * epsilon`` (a multilabel classifier's, whose binary
-  cross-entropy averages over the k labels where scikit-learn's sums, at ``k *
-  learning_rate_init`` and ``epsilon / k``): the steps are scikit-learn's
-  (``sgd`` exactly; ``adam`` up to where epsilon enters, see the tests).
+  ``alpha`` times the ratio of the core's gradient to scikit-learn's, divided by each step's
+  rows (or weights' sum), so a short last batch takes the larger share as in scikit-learn.
+  That ratio is 1 for the classifier, ``1 / k`` for a multilabel one (its binary
+  cross-entropy averages over the k labels where scikit-learn's sums), and ``2 / k`` for the
+  regressor with k targets (the core's ``"mse"``, a mean over all elements, is twice
+  scikit-learn's ``squared_error / 2``, itself a mean over the targets, whose gradient
+  scikit-learn nevertheless takes as ``prediction - y`` over the rows, k times the gradient
+  of its loss). SGD runs at ``learning_rate_init`` divided by the ratio and the adaptive
+  solvers at ``epsilon`` times it: the steps are scikit-learn's (``sgd`` exactly; ``adam`` up
+  to where epsilon enters, see the tests).
 - ``loss_curve_`` and ``loss_`` hold, as scikit-learn's, the objective of each epoch: the
-  mean training loss over the mini-batches as they were seen (dropout active)
-  plus the batches' L2 terms, ``steps * alpha / (2 n) * ||W||**2`` with the
-  weights at the epoch's start (scikit-learn uses each batch's weights before its
-  step: the same with one batch per epoch), in
+  mean training loss over the mini-batches as they were seen (dropout active, each batch
+  counted by its rows) plus each batch's L2 term with the weights before its step, as
+  scikit-learn's (the core reports it, ``EpochResult.penalty``), in
   pybackprop's units: mean squared error for the regressor (twice
   scikit-learn's ``squared_error / 2``), cross-entropy for the classifier (a mean
   over the labels for multilabel targets); ``loss_`` of ``"lbfgs"`` is its final
@@ -53,11 +55,14 @@ Differences from scikit-learn's MLP estimators
   the same integer ``random_state``; early stopping's validation split is then scikit-learn's
   too (``train_test_split`` with that RandomState, stratified for two classes). The mini-batch
   shuffle is the core's own: without shuffling, ``sgd`` runs are scikit-learn's to 1e-12.
-- ``sample_weight`` (``fit``, ``partial_fit``): each sample's loss weighted, the loss and the L2
-  term divided by the weights' sum as scikit-learn's; a mini-batch is normalised by the data's
-  mean weight where scikit-learn normalises each batch by its own sum (the same with one
-  batch, e.g. ``batch_size="auto"`` on up to 200 samples, and with ``"lbfgs"``). Weights must be
-  finite, >= 0 and not all zero (scikit-learn also takes negative ones).
+- ``sample_weight`` (``fit``, ``partial_fit``): each sample's loss weighted, and as in
+  scikit-learn each mini-batch's loss, gradient and L2 term divided by that batch's weights'
+  sum (the core's weight normalisation ``"weight_sum"``, see
+  :meth:`pybackprop._engine.Engine.set_weight_norm`; ``"lbfgs"``: the weights' sum of all the
+  data): from the same weights, the runs are scikit-learn's (tests/test_sklearn.py). A
+  mini-batch whose weights are all zero has loss 0 and makes no step (scikit-learn's own divides
+  by zero). Weights must be finite, >= 0 and not all zero (scikit-learn also takes negative
+  ones); weights of one give bitwise the results without weights.
 - ``warm_start`` continues the previous fit's optimiser state and learning rate (scikit-learn
   restarts its optimiser at every ``fit``).
 - Warnings: ``"lbfgs"`` warns as scikit-learn's; the stochastic solvers warn about nothing

@@ -46,18 +46,14 @@ class _Monitor(Callback):
         self.incremental, self.validation = incremental, validation
         self.best_weights: Optional[List[np.ndarray]] = None
 
-    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        self.squares = sum(float(np.vdot(w, w)) for w in self.est._weight_views()) if wd else 0.0
-
     def on_epoch_end(self, epoch: int, logs: Dict[str, Any]) -> None:
         est, p = self.est, self.p
-        loss = float(logs["loss"])
-        wd = self.model.optimizer.weight_decay if self.model.optimizer is not None else 0.0
-        if wd:  # sklearn's objective: the loss plus each batch's L2 term (weights only, at the epoch's start:
-            # sklearn takes each batch's weights before its step, the same with one batch per epoch)
-            steps = -(-self.n_train // self.batch)
-            loss += 0.5 * wd * steps / self.n_train * self.squares
+        # sklearn's objective: the loss plus each batch's L2 term alpha / 2 * ||W||^2 / (the batch's rows
+        # or weights' sum), with the weights before its step, averaged over the batches by their rows:
+        # the core adds up that term of its per-sample weight decay (EpochResult.penalty), which is
+        # in the gradient's units (the decay is grad_scale * alpha): turned into the loss's here
+        scale = est._loss_scale / est._grad_scale(est.n_outputs_)
+        loss = float(logs["loss"]) + self.model.engine.last_penalty * scale
         est.loss_curve_.append(loss)
         est.loss_ = loss
         est.n_iter_ += 1
@@ -117,6 +113,10 @@ class _BaseMLP(BaseEstimator):
     #: What each parameter accepts (scikit-learn's name for the table); checked by _validate_params.
     _parameter_constraints: ClassVar[Mapping[str, Check]] = PARAMETER_CONSTRAINTS
     _loss_scale = 1.0  # the core's loss over sklearn's (see the package docstring and _optimizer)
+
+    def _grad_scale(self, n_outputs: int) -> float:
+        """The core's gradient over scikit-learn's (that of its loss, but for the multi-output regressor)."""
+        return self._loss_scale
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
                  alpha: float = 0.0001, batch_size: Any = "auto", learning_rate: str = "constant",
@@ -179,12 +179,13 @@ class _BaseMLP(BaseEstimator):
     def _batch(p: Params, n: int) -> int:
         return min(200, n) if p["batch_size"] == "auto" else min(p["batch_size"], n)
 
-    def _optimizer(self, p: Params) -> _optimizers.Optimizer:
+    def _optimizer(self, p: Params, n_outputs: int) -> _optimizers.Optimizer:
         # sklearn's alpha: weights only, divided by each batch's rows (see the package docstring)
-        # The core's gradients are _loss_scale times sklearn's: SGD takes lr / scale, the adaptive
-        # rules (invariant to the scale but for eps) eps * scale, so the steps are sklearn's.
+        # The core's gradients are _grad_scale times sklearn's: SGD takes lr / scale, the adaptive
+        # rules (invariant to the scale but for eps) eps * scale, the decay scale * alpha, so the
+        # steps are sklearn's.
         # ("lbfgs" trains outside the optimiser: the model keeps a plain SGD for later fits of its own.)
-        scale = self._loss_scale
+        scale = self._grad_scale(n_outputs)
         decay = dict(weight_decay=scale * p["alpha"], decay_bias=False, decay_per_sample=True)
         lr = p["learning_rate_init"]
         if p["solver"] in ("sgd", "lbfgs"):
@@ -207,10 +208,10 @@ class _BaseMLP(BaseEstimator):
 
     def _set_learning_rate(self, lr: float) -> None:
         """scikit-learn's current learning rate of ``solver="sgd"`` (its units), to the core (divided by
-        the loss scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
+        the gradient scale, as ``_optimizer``), the optimiser's state kept and rescaled to sklearn's rule."""
         opt = self.model_.optimizer
         assert opt is not None and isinstance(opt.lr, float)  # the estimators' optimisers have a constant lr
-        old, new = opt.lr, float(lr) / self._loss_scale
+        old, new = opt.lr, float(lr) / self._grad_scale(self.n_outputs_)
         self._learning_rate = float(lr)
         if new == old:
             return
@@ -239,7 +240,7 @@ class _BaseMLP(BaseEstimator):
                 layers.append(Dropout(keep_prob=p["dropout_keep_prob"]))
         layers.append(Dense(n_outputs, activation=out_activation))
         model = Sequential(layers, input_dim=n_features, dtype=p["dtype"], seed=seed)
-        model.compile(loss=loss, optimizer=self._optimizer(p))
+        model.compile(loss=loss, optimizer=self._optimizer(p, n_outputs))
         # scikit-learn's initialisation: W and b ~ U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)),
         # factor 2 with logistic hidden units and 6 otherwise (Glorot), drawn layer by layer (W, then b)
         # from numpy.random.RandomState(random_state) as scikit-learn draws them: the same numbers
@@ -258,11 +259,10 @@ class _BaseMLP(BaseEstimator):
         """Build (or reuse) the network and run the epochs; ``Y`` is what the core trains on,
         ``y_score`` the targets in the form ``_validation_score`` compares with.
 
-        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core's convention
-        being ``sum(w * l) / rows``, it trains on ``w * n / sum(w)`` with the L2 term's weight decay
-        times ``n / sum(w)`` (scikit-learn divides both by the weights' sum: exactly so for one batch,
-        while scikit-learn normalises each mini-batch by its own sum and pybackprop by the data's mean
-        weight)."""
+        With ``sample_weight`` the loss is scikit-learn's weighted mean: the core runs with the weight
+        normalisation ``"weight_sum"`` (:meth:`pybackprop._engine.Engine.set_weight_norm`), so each
+        mini-batch's loss, its gradient and the L2 term's weight decay are divided by that batch's
+        weights' sum, as scikit-learn's (a batch of weight zero makes no step)."""
         seed = self._seed(p)
         # scikit-learn's one RandomState: the initial weights, then the validation split
         rs = np.random.RandomState(seed % 2 ** 32)
@@ -281,10 +281,9 @@ class _BaseMLP(BaseEstimator):
             X, Y = X[idx_train], Y[idx_train]
             sample_weight = None if sample_weight is None else sample_weight[idx_train]
         n = X.shape[0]
-        decay_factor, core_w = 1.0, None
+        core_w = None
         if sample_weight is not None:
-            decay_factor = n / float(sample_weight.sum())
-            core_w = check_sample_weight(sample_weight * decay_factor, n, p["dtype"],
+            core_w = check_sample_weight(sample_weight, n, p["dtype"],
                                          "sample_weight (of the training part after the validation split)")
         batch = self._batch(p, n)
         if model is not None:
@@ -293,8 +292,9 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_: List[float] = []
             self.best_loss_: Optional[float] = np.inf
             self._no_improvement_count = 0
-        # sklearn reads alpha at every call (and divides it by the weights' sum); the rest it keeps
-        self._retune_weight_decay(self._optimizer(p).weight_decay * decay_factor)
+        # sklearn reads alpha at every call; the rest it keeps
+        self._retune_weight_decay(self._optimizer(p, n_outputs).weight_decay)
+        self.model_.engine.set_weight_norm("weight_sum")  # sklearn's weighted mean (not saved: set at every call)
         if model is None:
             if getattr(self, "loss_curve_", None) is None:  # continuing a model fitted by lbfgs
                 self.loss_curve_ = []
@@ -410,9 +410,6 @@ class _BaseMLP(BaseEstimator):
         """Bias vectors, one per layer (copies)."""
         check_is_fitted(self)
         return [layer.b.copy() for layer in self.model_.layers if isinstance(layer, Dense)]  # type: ignore
-
-    def _weight_views(self) -> List[np.ndarray]:
-        return [layer.W for layer in self.model_.layers if isinstance(layer, Dense)]
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")

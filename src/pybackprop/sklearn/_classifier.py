@@ -115,7 +115,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPClassifier":
         """Train on ``(X, y)`` for up to ``max_iter`` epochs (L-BFGS iterations with ``solver="lbfgs"``),
-        each sample's loss weighted by ``sample_weight`` when given; returns ``self``."""
+        each sample's loss weighted by ``sample_weight`` when given (as in scikit-learn, each
+        mini-batch's loss, gradient and L2 term divided by that batch's weights' sum; a batch of
+        weight zero makes no step); returns ``self``."""
         p = self._validate_params()
         new = not (p["warm_start"] and hasattr(self, "model_"))
         X, y, sw = self._fit_args(X, y, sample_weight, p, reset=new, y_numeric=False)
@@ -140,7 +142,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Optional[Any] = None
                     ) -> "MLPClassifier":
-        """One epoch over ``(X, y)`` (weighted by ``sample_weight``); the first call needs ``classes``
+        """One epoch over ``(X, y)`` (weighted by ``sample_weight``, each mini-batch divided by its
+        weights' sum, as :meth:`fit`); the first call needs ``classes``
         (all labels that will occur). Not with ``solver="lbfgs"`` (as scikit-learn's)."""
         p = self._validate_params()
         first = not hasattr(self, "model_")

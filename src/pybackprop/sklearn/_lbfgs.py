@@ -84,8 +84,10 @@ def fit_lbfgs(model: Sequential, X: np.ndarray, Y: np.ndarray, *, alpha: float, 
     keeps the result. ``ConvergenceWarning`` as scikit-learn's when L-BFGS-B stops for another
     reason than convergence; a non-finite result raises ``ValueError`` with the weights restored.
 
-    ``sample_weight`` (checked, float64) makes the loss scikit-learn's weighted mean: the core gets
-    ``w * n / sum(w)`` (its convention is ``sum(w * l) / rows``) and the L2 term divides by ``sum(w)``.
+    ``sample_weight`` (checked, float64) makes the loss scikit-learn's weighted mean: the model's engine
+    is set to the weight normalisation ``"weight_sum"`` (the core's loss and gradient are then
+    ``sum(w * l) / sum(w)``, see :meth:`pybackprop._engine.Engine.set_weight_norm`) and the L2 term
+    divides by ``sum(w)``.
     ``loss(outputs, Y, sample_weight)``, when given, replaces ``loss_factor * core_loss`` by a value computed from
     the pass's output activations (scikit-learn's log-losses clip the probabilities and take
     ``log(1 - p)``, which differ from the core's exact logit form where predictions are confident:
@@ -100,9 +102,9 @@ def fit_lbfgs(model: Sequential, X: np.ndarray, Y: np.ndarray, *, alpha: float, 
     n = float(Xc.shape[0])
     core_w = None
     if sample_weight is not None:
-        total = float(sample_weight.sum())
-        core_w = np.ascontiguousarray(sample_weight * (n / total), dtype=Xc.dtype)
-        n = total
+        engine.set_weight_norm("weight_sum")
+        core_w = np.ascontiguousarray(sample_weight, dtype=Xc.dtype)
+        n = float(sample_weight.sum())
     initial = model.get_weights()
 
     def objective(theta: np.ndarray) -> Tuple[float, np.ndarray]:

@@ -108,9 +108,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     >>> lbfgs = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0).fit(X, y)
     >>> lbfgs.score(X, y) > 0.99, hasattr(lbfgs, "loss_curve_")
     (True, False)
+    >>> w = np.where(X[:, 0] > 0, 3.0, 1.0)   # batches of 32, each divided by its weights' sum
+    >>> sgd = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", batch_size=32, random_state=0)
+    >>> sgd.fit(X, y, sample_weight=w).score(X, y, sample_weight=w) > 0.9
+    True
     """
 
     _loss_scale = 2.0
+
+    def _grad_scale(self, n_outputs: int) -> float:
+        # sklearn's loss is squared_error / 2 averaged over the outputs (half the core's mse), but
+        # its gradient is delta = prediction - y over the rows, not divided by the outputs: the core's
+        # mse gradient, 2 (prediction - y) / (rows * n_outputs), is 2 / n_outputs times sklearn's
+        return 2.0 / n_outputs
 
     def _lbfgs_factors(self, n_outputs: int) -> Tuple[float, float]:
         # sklearn's squared_error / 2 is half the core's mse; its gradient (delta = prediction - y
@@ -120,7 +130,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """Train on ``(X, y)`` for up to ``max_iter`` epochs (``max_iter`` L-BFGS iterations with
         ``solver="lbfgs"``), each sample's loss weighted by ``sample_weight`` when given (finite,
-        >= 0, not all zero; see the package docstring); returns ``self``."""
+        >= 0, not all zero): as in scikit-learn, each mini-batch's loss, gradient and L2 term are
+        divided by that batch's weights' sum (see the package docstring); returns ``self``."""
         p = self._validate_params()
         new = not (p["warm_start"] and hasattr(self, "model_"))
         X, y, sw = self._fit_args(X, y, sample_weight, p, reset=new, y_numeric=True)
@@ -134,8 +145,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
-        """One epoch over ``(X, y)`` (weighted by ``sample_weight``), continuing from the current
-        weights; returns ``self``. Not with ``solver="lbfgs"`` (as scikit-learn's)."""
+        """One epoch over ``(X, y)`` (weighted by ``sample_weight``, each mini-batch divided by its
+        weights' sum, as :meth:`fit`), continuing from the current weights; returns ``self``. Not
+        with ``solver="lbfgs"`` (as scikit-learn's)."""
         p = self._validate_params()
         new = not hasattr(self, "model_")
         X, y, sw = self._fit_args(X, y, sample_weight, p, reset=new, y_numeric=True)

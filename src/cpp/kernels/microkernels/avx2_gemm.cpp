@@ -21,7 +21,7 @@ void packed_6x2(std::ptrdiff_t kc, const typename S::T* a, const typename S::T* 
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = S::zero();
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (std::ptrdiff_t p = 0; p < kc; ++p) {
         _mm_prefetch(reinterpret_cast<const char*>(a + 6 * 8), _MM_HINT_T0);
         const typename S::V b0 = S::aload(b), b1 = S::aload(b + L);
@@ -67,17 +67,17 @@ void small_tile(std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa, st
     typename S::V acc[R][V];
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 8
         for (int v = 0; v < V; ++v) acc[i][v] = S::zero();
 #pragma GCC unroll 2
     for (std::ptrdiff_t p = 0; p < k; ++p) {
         typename S::V bv[V];
-#pragma GCC unroll 2
+#pragma GCC unroll 8
         for (int v = 0; v < V; ++v) bv[v] = (MASK && v == V - 1) ? S::mload(b + v * S::L, mask) : S::load(b + v * S::L);
 #pragma GCC unroll 6
         for (int i = 0; i < R; ++i) {
             const typename S::V ai = S::bcast(a + i * rsa);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
             for (int v = 0; v < V; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
         }
         a += csa;
@@ -85,7 +85,7 @@ void small_tile(std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa, st
     }
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 8
         for (int v = 0; v < V; ++v) {
             typename S::T* r = c + i * ldc + v * S::L;
             if (MASK && v == V - 1) S::mstore(r, mask, S::add(S::mload(r, mask), acc[i][v]));
@@ -93,7 +93,10 @@ void small_tile(std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa, st
         }
 }
 
-// One strip of R rows across all n columns, in tiles of 2 vectors.
+// One strip of R rows across all n columns, in tiles of 2 vectors; a strip of one
+// or two rows in tiles of 4, so that its tile still has 4 or 8 independent FMA
+// chains to hide the FMA's latency (one row of a 2-vector tile runs at half speed:
+// a sample's GEMV at inference). The tiling leaves each element's arithmetic as is.
 template <class S, int R>
 void small_strip(std::ptrdiff_t n, std::ptrdiff_t k, const typename S::T* a, std::ptrdiff_t rsa,
                  std::ptrdiff_t csa, const typename S::T* b, std::ptrdiff_t ldb, typename S::T* c,
@@ -101,6 +104,10 @@ void small_strip(std::ptrdiff_t n, std::ptrdiff_t k, const typename S::T* a, std
     constexpr int L = S::L;
     const __m256i none = _mm256_setzero_si256();
     std::ptrdiff_t j = 0;
+    if constexpr (R == 1)
+        for (; j + 8 * L <= n; j += 8 * L) small_tile<S, R, 8, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, none);
+    if constexpr (R <= 2)
+        for (; j + 4 * L <= n; j += 4 * L) small_tile<S, R, 4, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, none);
     for (; j + 2 * L <= n; j += 2 * L) small_tile<S, R, 2, false>(k, a, rsa, csa, b + j, ldb, c + j, ldc, none);
     const std::ptrdiff_t rest = n - j;
     if (rest > L) small_tile<S, R, 2, true>(k, a, rsa, csa, b + j, ldb, c + j, ldc, S::mask(rest - L));
