@@ -514,3 +514,133 @@ def test_one_cycle_momentum_on_two_ranks_matches_single_process(tmp_path, name):
     np.testing.assert_array_equal(np.load(tmp_path / "momentum.npy"), h.steps["momentum"])
     cycle = model.optimizer.lr
     assert h.steps["momentum"].tolist() == [cycle.momentum(t) for t in range(28)]
+
+
+# ---------------------------------------------------------------- BatchNorm: one collective per layer each way
+BN_PARITY_SRC = """
+BN_ARCHS = {
+    # a BatchNorm of the network's input (no backward collective) and one in the middle
+    "first": lambda: [bp.BatchNorm(), bp.Dense(12, activation="tanh"), bp.BatchNorm(momentum=0.2),
+                      bp.Dense(8, activation="relu"), bp.Dense(1)],
+    # BatchNorm in the middle only (without affine: no gamma, beta), and after a LayerNorm
+    "middle": lambda: [bp.Dense(12, activation="tanh"), bp.BatchNorm(affine=False), bp.Dense(8, activation="elu"),
+                       bp.LayerNorm(), bp.Dense(6, activation="tanh"), bp.BatchNorm(), bp.Dense(1)],
+}
+
+
+def make_bn_model(arch, dtype):
+    model = bp.Sequential(BN_ARCHS[arch](), input_dim=5, dtype=dtype, seed=7)
+    model.compile(loss="mse", optimizer=bp.SGD(lr=0.05, momentum=0.9))
+    return model
+
+
+BN_FIT = dict(epochs=2, batch_size=40, shuffle=True)
+#: uneven shards of the 203 rows (rank r holds rows [cut[r], cut[r + 1])); the last rank's 3 rows
+#: leave it without rows in most batches
+BN_CUTS = {2: [0, 120, 203], 3: [0, 60, 200, 203]}
+"""
+BN_TOL = {"float64": 1e-12, "float32": 1e-5}
+
+
+def _bn_single(arch: str, dtype: str) -> bp.Sequential:
+    ns: dict = {}
+    exec(MODEL_SRC + BN_PARITY_SRC, ns)
+    model = ns["make_bn_model"](arch, dtype)
+    X, y = ns["make_data"]()
+    model.fit(X, y, verbose=0, **ns["BN_FIT"])
+    return model
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_batchnorm_ranks_match_one_process_on_the_global_batch(tmp_path, ranks):
+    """2 and 3 ranks, BatchNorm first and in the middle, float64 and float32, the batch split by rank
+    and uneven shards: the weights, the running mean and variance (in get_weights) and the loss are
+    one process's on the global batches (relative 1e-12 in float64, 1e-5 in float32), and the ranks
+    agree bitwise (the statistics are combined in rank order on every rank)."""
+    body = BN_PARITY_SRC + textwrap.dedent("""
+    X, y = make_data()
+    cut = BN_CUTS[comm.size]
+    for arch in BN_ARCHS:
+        for dtype in ("float64", "float32"):
+            for sharded in (False, True):
+                model = make_bn_model(arch, dtype)
+                Xs, ys = (X[cut[comm.rank]:cut[comm.rank + 1]], y[cut[comm.rank]:cut[comm.rank + 1]]) if sharded \\
+                    else (X, y)
+                history = fit_distributed(model, Xs, ys, verbose=0, sharded=sharded, **BN_FIT)
+                loss = history.history["loss"] if history is not None else []
+                np.savez(f"{out}/{arch}-{dtype}-{sharded}-{comm.rank}.npz", loss=np.array(loss),
+                         **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    """)
+    proc = mpirun(tmp_path, body, n=ranks, timeout=3 * TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    for arch in ("first", "middle"):
+        for dtype in ("float64", "float32"):
+            model = _bn_single(arch, dtype)
+            want, tol = model.get_weights(), BN_TOL[dtype]
+            for sharded in (False, True):
+                saved = [np.load(tmp_path / f"{arch}-{dtype}-{sharded}-{r}.npz") for r in range(ranks)]
+                for i, w in enumerate(want):
+                    scale = float(np.abs(w).max())
+                    for r in range(ranks):
+                        got = saved[r][f"w{i}"]
+                        assert got.dtype == w.dtype
+                        np.testing.assert_allclose(got, w, rtol=tol, atol=tol * scale,
+                                                   err_msg=f"{arch} {dtype} sharded={sharded} rank {r} weights[{i}]")
+                    assert all(np.array_equal(saved[0][f"w{i}"], s[f"w{i}"]) for s in saved[1:]), (arch, dtype, i)
+                np.testing.assert_allclose(saved[0]["loss"], model.history.history["loss"], rtol=tol)
+
+
+def test_batchnorm_collectives_per_step(tmp_path):
+    """Per step: one Allgather per BatchNorm layer in the forward (its n, mean and M2), one Allreduce per
+    BatchNorm layer in the backward except a BatchNorm of the network's input (none), then the gradients'
+    Allreduce; the same sequence on a rank without rows in the step's batch (rank 1 holds 3 rows)."""
+    body = BN_PARITY_SRC + textwrap.dedent("""
+    import json
+
+    class CountingComm:
+        '''COMM_WORLD, recording every buffer collective (name, elements).'''
+
+        def __init__(self, comm):
+            self.comm, self.calls = comm, []
+
+        def __getattr__(self, name):
+            return getattr(self.comm, name)
+
+        def Allgather(self, send, recv):
+            self.calls.append(["Allgather", int(np.asarray(send).size), int(np.asarray(recv).size)])
+            return self.comm.Allgather(send, recv)
+
+        def Allreduce(self, send, recv, op=MPI.SUM):
+            self.calls.append(["Allreduce", int(np.asarray(recv).size)])
+            return self.comm.Allreduce(send, recv, op=op)
+
+        def Bcast(self, *args, **kwargs):
+            self.calls.append(["Bcast"])
+            return self.comm.Bcast(*args, **kwargs)
+
+        def Reduce(self, *args, **kwargs):
+            self.calls.append(["Reduce"])
+            return self.comm.Reduce(*args, **kwargs)
+
+    counting = CountingComm(comm)
+    model = make_bn_model("first", "float64")
+    X, y = make_data(n=123)
+    X, y = (X[:120], y[:120]) if comm.rank == 0 else (X[120:], y[120:])
+    fit_distributed(model, X, y, verbose=0, sharded=True, epochs=2, batch_size=30, comm=counting)
+    json.dump({"calls": counting.calls, "arena": model.engine.net.arena_size},
+              open(f"{out}/calls{comm.rank}.json", "w"))
+    """)
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    logs = [json.loads((tmp_path / f"calls{r}.json").read_text()) for r in range(2)]
+    arena = logs[0]["arena"]
+    # make_bn_model("first"): BatchNorm of the input (5 features), BatchNorm of Dense(12)'s output
+    step = [["Allgather", 1 + 2 * 5, 2 * (1 + 2 * 5)], ["Allgather", 1 + 2 * 12, 2 * (1 + 2 * 12)],
+            ["Allreduce", 2 * 12],  # the middle BatchNorm's backward; none for the input's
+            ["Allreduce", arena]]   # the gradients
+    steps = -(-123 // 30)
+    epoch = step * steps + [["Allreduce", 1]]  # + the epoch's loss
+    assert logs[0]["calls"] == epoch * 2
+    assert logs[1]["calls"] == logs[0]["calls"]  # rank 1 has no rows in most steps: the same collectives

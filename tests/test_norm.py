@@ -467,3 +467,71 @@ def test_a_refused_step_leaves_the_running_statistics_too():
         m.train_step(X[:10], y[:10])  # refused: inf on the way
     for got, want in zip(m.get_weights(), before):
         np.testing.assert_array_equal(got, want)
+
+
+def _packed_moments(x: np.ndarray) -> np.ndarray:
+    """[n, mean, M2] of x's rows, as one rank hands them to the others (two passes)."""
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    return np.concatenate([[len(x)], mean, ((x - mean) ** 2).sum(axis=0)])
+
+
+@pytest.mark.parametrize("this", [0, 1, 3])
+def test_distributed_batchnorm_combines_the_ranks_moments_in_rank_order(this):
+    """The core's side of distributed BatchNorm, without MPI: a stand-in gather gives it the moments of
+    4 "ranks" (one without rows); the statistics are the global batch's, with a large mean over a small
+    spread (where Σx² − N·μ² would lose every digit; the combined moments keep 7), the running
+    estimates use the global rows, and a BatchNorm of the network's input asks for no backward sum."""
+    rng = np.random.default_rng(4)
+    X = 1e6 + rng.normal(size=(29, 3)) * 1e-2
+    Y = rng.normal(size=(29, 1))
+    cuts = [0, 7, 7, 20, 29]
+    shards = [slice(cuts[p], cuts[p + 1]) for p in range(4)]
+    model = bp.Sequential([bp.BatchNorm(momentum=0.25), bp.Dense(2, activation="tanh"), bp.Dense(1)], input_dim=3,
+                          dtype="float64", seed=0)
+    model.compile(loss="mse", optimizer="sgd")
+    net = model.engine.net
+    sums = []
+
+    def gather(local: np.ndarray, out: np.ndarray) -> None:
+        assert local.shape == (7,) and out.shape == (4, 7) and not local.flags.writeable
+        out[:] = [_packed_moments(X[s]) for s in shards]
+        np.testing.assert_allclose(local, out[this], rtol=1e-15, atol=1e-12)  # this rank's own
+        out[this] = local
+
+    net.set_stat_sync(gather, sums.append, 29, 4)
+    try:
+        if this == 1:  # no rows in this batch
+            net.stat_sync_idle()
+        else:
+            net.loss_and_gradients(X[shards[this]], Y[shards[this]], True)
+            stats = net.norm_values(0)
+            np.testing.assert_allclose(stats["mean"], X.mean(axis=0), rtol=1e-15)
+            # the conditioning's limit: μ ≈ 1e6 rounds at 1e-10, so x − μ ≈ 1e-2 keeps ~1e-8 relative
+            np.testing.assert_allclose(stats["var"], X.var(axis=0), rtol=1e-7)
+    finally:
+        net.set_stat_sync(None, None)
+    assert sums == []  # the input's BatchNorm: no dL/dX, no backward collective
+    np.testing.assert_allclose(net.running_mean(0), 0.25 * X.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(net.running_var(0) - 0.75, 0.25 * X.var(axis=0, ddof=1), rtol=1e-7)
+
+
+def test_distributed_batchnorm_on_one_rank_is_bitwise_one_process():
+    """With one rank the combined moments are the rank's own: bitwise the statistics, running estimates
+    and gradients of plain training (BatchNorm in the middle: its backward sum is the only one)."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(17, 4)) * 3 + 2, rng.normal(size=(17, 2))
+    for dtype in ("float32", "float64"):
+        runs = []
+        for synced in (False, True):
+            model = bp.Sequential([bp.Dense(6, activation="relu"), bp.BatchNorm(), bp.Dense(2)], input_dim=4,
+                                  dtype=dtype, seed=1)
+            model.compile(loss="mse", optimizer="sgd")
+            net, calls = model.engine.net, []
+            if synced:
+                net.set_stat_sync(lambda local, out: out.__setitem__(0, local), lambda v: calls.append(v.size),
+                                  17, 1)
+            net.loss_and_gradients(X.astype(dtype), Y.astype(dtype), True)
+            runs.append([net.grads().copy(), net.running_mean(1).copy(), net.running_var(1).copy()])
+            assert calls == ([2 * 6] if synced else [])
+        for a, b in zip(*runs):
+            assert a.tobytes() == b.tobytes()

@@ -187,6 +187,8 @@ class GradientReducer(Protocol):
     ----------
     root : bool
         This rank reports (progress bar, gradient-flow warning, the History).
+    ranks : int
+        The number of ranks.
     samples : int
         Size of the global data set (the batches are drawn over it).
     params : dict
@@ -197,6 +199,7 @@ class GradientReducer(Protocol):
     """
 
     root: bool
+    ranks: int
     samples: int
     params: Dict[str, Any]
     timings: Dict[str, float]
@@ -216,6 +219,14 @@ class GradientReducer(Protocol):
 
     def allreduce(self, grads: np.ndarray) -> None:
         """Sum ``grads`` over the ranks, in place."""
+        ...
+
+    def gather_stats(self, local: np.ndarray, out: np.ndarray) -> None:
+        """Every rank's ``local`` (k,) into the rows of ``out`` (ranks, k), in rank order (BatchNorm)."""
+        ...
+
+    def sum_stats(self, values: np.ndarray) -> None:
+        """Sum ``values`` over the ranks, in place (BatchNorm's backward sums)."""
         ...
 
     def sum(self, value: float) -> float:
@@ -999,10 +1010,11 @@ class Engine:
         outputs (and targets) of the rows it computes at their global positions, zeros elsewhere,
         and one all-reduce (a sum: every row comes from exactly one rank) joins them.
 
-        BatchNorm: the training statistics are the global batch's. The core calls a sync on each
-        such layer's sums (forward: Σx and Σ(x-μ)², backward: Σdx̂ and Σdx̂·x̂), which sums them
-        over the ranks; the backward sums are of this rank's mean loss, so they are weighed by its
-        share of the batch for the sum (and back after it).
+        BatchNorm: the training statistics are the global batch's. For each such layer the core
+        hands the reducer its rows' moments (n, μ, M2) to gather from every rank (``gather_stats``;
+        the core combines them in rank order), and in the backward Σdx̂ and Σdx̂·x̂ in one buffer to
+        sum (``sum_stats``; not for a BatchNorm of the network's input); those sums are of this
+        rank's mean loss, so they are weighed by its share of the batch for the sum (and back after).
         """
         batchnorms = [layer._index for layer in self.layers if isinstance(layer, BatchNorm)]
         try:
@@ -1010,7 +1022,7 @@ class Engine:
                                        epoch, history, batchnorms, sample_weight, pred, momentum_steps)
         finally:
             if batchnorms:
-                self.net.set_stat_sync(None)
+                self.net.set_stat_sync(None, None)
 
     def _reduced_steps(self, reducer: GradientReducer, Xc: np.ndarray, Yc: np.ndarray, n: int, batch_size: int,
                        steps: int, shuffle: bool, lr_steps: Optional[np.ndarray], keep_steps: Optional[np.ndarray],
@@ -1042,17 +1054,15 @@ class Engine:
             if rows.size and batchnorms:
                 share = rows.size / batch.size
 
-                def sync(v: np.ndarray, backward: bool, share: float = share) -> None:
-                    if backward:
-                        v *= share
-                    reducer.allreduce(v)
-                    if backward:
-                        v /= share
+                def sum_stats(v: np.ndarray, share: float = share) -> None:
+                    v *= share
+                    reducer.sum_stats(v)
+                    v /= share
 
-                net.set_stat_sync(sync, batch.size)
-            elif batchnorms:  # no rows here: this rank takes part in every reduction with zeros (and its
+                net.set_stat_sync(reducer.gather_stats, sum_stats, batch.size, reducer.ranks)
+            elif batchnorms:  # no rows here: this rank takes part in every collective with zeros (and its
                 # running estimates move with the others')
-                net.set_stat_sync(lambda v, backward: reducer.allreduce(v), batch.size)
+                net.set_stat_sync(reducer.gather_stats, reducer.sum_stats, batch.size, reducer.ranks)
                 net.stat_sync_idle()
             if rows.size:
                 masks = self._masks(positions) if dropouts else None

@@ -21,12 +21,15 @@ arguments. Then:
   into the gradient of the global batch mean on every rank; then every rank
   applies the compiled optimiser (``apply_gradients``, with ``clip_norm`` on
   the global gradient), so all ranks keep the same weights;
-- BatchNorm's training statistics are the global batch's: the core hands each
-  BatchNorm layer's sums (forward: Σx, then Σ(x − μ)²; backward: Σdx̂ and
-  Σdx̂·x̂) to the reducer, which sums them over the ranks in place (three small
-  ``Allreduce`` calls per BatchNorm layer and step; a rank without rows in a
-  batch takes part with zeros), so the gradients and the running estimates are
-  those of one process on the global batch;
+- BatchNorm's training statistics are the global batch's, at one small
+  collective per BatchNorm layer and step each way: forward, one ``Allgather``
+  of every rank's (count, mean, M2 = Σ(x − mean)²) of its rows, which every
+  rank combines in rank order (Chan et al.'s pairwise formula, so all ranks get
+  bitwise the same statistics); backward, one ``Allreduce`` of Σdx̂ and Σdx̂·x̂
+  in one buffer, none for a BatchNorm of the network's input (nothing needs
+  dL/dX there). A rank without rows in a batch takes part with zeros. The
+  gradients and the running estimates are those of one process on the global
+  batch (docs/internals.md);
 - Dropout masks are the masks single-process ``fit`` would draw for the
   global batch, drawn by the core for exactly the rows a rank holds
   (``dropout_masks``), so even with Dropout N ranks follow the
@@ -134,7 +137,8 @@ class DistributedTrainer:
     rank, size : int
     timings : dict
         Of the last :meth:`fit`: seconds spent computing gradients
-        (``"compute"``), in the gradient ``Allreduce`` (``"allreduce"``, which
+        (``"compute"``, which includes BatchNorm's collectives, also counted
+        in ``"stats"``), in the gradient ``Allreduce`` (``"allreduce"``, which
         includes waiting for the slowest rank unless ``profile``), applying
         updates (``"update"``), waiting at the profiling barrier (``"wait"``),
         the whole epochs (``"epochs"``) and the number of ``"steps"``.
@@ -376,7 +380,7 @@ class _Reducer:
 
     def __init__(self, trainer: DistributedTrainer, sizes: Sequence[int], sharded: bool, layout: str) -> None:
         self.trainer, self.comm = trainer, trainer.comm
-        self.root, self.layout = trainer.is_root, layout
+        self.root, self.layout, self.ranks = trainer.is_root, layout, trainer.size
         self.sizes = list(sizes)
         self.samples = sum(self.sizes) if sharded else self.sizes[0]
         self.params: Dict[str, Any] = {"ranks": trainer.size, "layout": layout}
@@ -384,7 +388,7 @@ class _Reducer:
         self.n_local: Optional[int] = self.sizes[trainer.rank] if sharded else None
         self.seed = trainer.model.seed
         self.timings: Dict[str, float] = {"compute": 0.0, "wait": 0.0, "allreduce": 0.0, "update": 0.0,
-                                          "epochs": 0.0, "steps": 0}
+                                          "stats": 0.0, "epochs": 0.0, "steps": 0}
 
     def steps(self, batch_size: int) -> int:
         if self.layout == "per_rank":
@@ -415,6 +419,18 @@ class _Reducer:
             t0 = t1
         self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
         self.timings["allreduce"] += time.perf_counter() - t0
+
+    def gather_stats(self, local: np.ndarray, out: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        self.comm.Allgather(local, out)
+        self.timings["stats"] += time.perf_counter() - t0
+
+    def sum_stats(self, values: np.ndarray) -> None:
+        from mpi4py import MPI
+
+        t0 = time.perf_counter()
+        self.comm.Allreduce(MPI.IN_PLACE, values, op=MPI.SUM)
+        self.timings["stats"] += time.perf_counter() - t0
 
     def sum(self, value: float) -> float:
         from mpi4py import MPI

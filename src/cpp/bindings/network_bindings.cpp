@@ -509,28 +509,40 @@ void bind_one(py::module_& m, const char* name) {
         .def_property_readonly("has_batchnorm", &Net::has_batchnorm)
         .def(
             "stat_sync_idle", [](Net& n) { locked(n, [&] { n.stat_sync_idle(); }); },
-            "Distributed BatchNorm on a process without rows in the step's batch: the step's sync calls "
-            "with zero sums, and the running estimates updated from the reduced statistics.")
+            "Distributed BatchNorm on a process without rows in the step's batch: the step's gather and sum "
+            "calls with zero moments and sums, and the running estimates updated from the combined statistics.")
         .def(
             "set_stat_sync",
-            [](Net& n, const py::object& fn, std::size_t rows) {
-                if (fn.is_none()) {
-                    n.stat_sync = nullptr;
-                    n.stat_rows = 0;
+            [](Net& n, const py::object& gather, const py::object& sum, std::size_t rows, std::size_t ranks) {
+                if (gather.is_none()) {
+                    n.stat_sync = {};
                     return;
                 }
                 require(rows >= 1, "rows", "the global batch's rows (>= 1)", std::to_string(rows));
-                // Called by the passes without the GIL: takes it, gives fn a view of the sums to reduce in place.
-                n.stat_sync = [fn](T* v, std::size_t count, bool backward) {
+                require(ranks >= 1, "ranks", "the number of processes (>= 1)", std::to_string(ranks));
+                require(!sum.is_none(), "sum", "a function (with gather)", "None");
+                // Called by the passes without the GIL: take it, give the functions views of the
+                // core's buffers (valid during the call only) to fill or reduce in place.
+                n.stat_sync.gather = [gather, ranks](const T* local, std::size_t count, T* all) {
+                    py::gil_scoped_acquire gil;
+                    py::capsule keep(all, [](void*) {});
+                    py::array_t<T> in({py::ssize_t(count)}, local, keep);  // a read-only view
+                    py::detail::array_proxy(in.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+                    gather(in, py::array_t<T>({py::ssize_t(ranks), py::ssize_t(count)}, all, keep));
+                };
+                n.stat_sync.sum = [sum](T* v, std::size_t count) {
                     py::gil_scoped_acquire gil;
                     py::capsule keep(v, [](void*) {});
-                    fn(py::array_t<T>({py::ssize_t(count)}, v, keep), backward);
+                    sum(py::array_t<T>({py::ssize_t(count)}, v, keep));
                 };
-                n.stat_rows = rows;
+                n.stat_sync.rows = rows;
+                n.stat_sync.ranks = ranks;
             },
-            py::arg("fn"), py::arg("rows") = 0,
-            "Distributed BatchNorm: fn(sums, backward) sums a float array over the processes in place; rows: "
-            "the global batch's. None: the statistics are this process's batch's (the default).")
+            py::arg("gather"), py::arg("sum") = py::none(), py::arg("rows") = 0, py::arg("ranks") = 1,
+            "Distributed BatchNorm: gather(local, all) writes every process's local (count,) into the rows of "
+            "all (ranks, count), in rank order (an all-gather); sum(v) sums v over the processes in place; rows: "
+            "the global batch's, ranks: the processes. None: the statistics are this process's batch's (the "
+            "default).")
         .def("init_layer",
              [](Net& n, std::size_t l, const std::string& init) {
                  check_layer(n, l);

@@ -9,9 +9,12 @@
 // Each row is two contiguous passes for its statistics and one for x̂; no branch
 // inside the loops. A row's sums run in eight interleaved lanes (row_sum), a
 // fixed order that vectorises without reassociating.
+// The affine step (γ, β) is layers/affine.hpp's, shared with BatchNorm.
 #pragma once
 #include <cmath>
 #include <cstddef>
+
+#include "layers/affine.hpp"
 
 namespace bp {
 
@@ -45,36 +48,18 @@ void layernorm_forward(T* Y, T* Xhat, T* mean, T* var, T* inv_std, const T* X, c
         T* xh = Xhat + r * F;
         for (std::size_t j = 0; j < F; ++j) xh[j] = (x[j] - mu) * inv;
     }
-    if (!gamma) {
-        for (std::size_t i = 0; i < B * F; ++i) Y[i] = Xhat[i];
-        return;
-    }
-    for (std::size_t r = 0; r < B; ++r) {
-        const T* xh = Xhat + r * F;
-        T* y = Y + r * F;
-        for (std::size_t j = 0; j < F; ++j) y[j] = gamma[j] * xh[j] + beta[j];
-    }
+    affine_forward(Y, Xhat, gamma, beta, B, F);
 }
 
 // Given dY[B,F], in place: dY becomes dX; accumulates dγ, dβ (null without affine).
 template <typename T>
 void layernorm_backward(T* dY, T* dgamma, T* dbeta, const T* Xhat, const T* inv_std, const T* gamma,
                         std::size_t B, std::size_t F) {
-    if (dgamma)
-        for (std::size_t r = 0; r < B; ++r) {
-            const T* d = dY + r * F;
-            const T* xh = Xhat + r * F;
-            for (std::size_t j = 0; j < F; ++j) {
-                dgamma[j] += d[j] * xh[j];
-                dbeta[j] += d[j];
-            }
-        }
+    affine_backward(dY, dgamma, dbeta, Xhat, gamma, B, F);
     const T invF = T(1) / T(F);
     for (std::size_t r = 0; r < B; ++r) {
         T* d = dY + r * F;
         const T* xh = Xhat + r * F;
-        if (gamma)
-            for (std::size_t j = 0; j < F; ++j) d[j] *= gamma[j];
         const T s1 = row_sum<T>(F, [d](std::size_t j) { return d[j]; });
         const T s2 = row_sum<T>(F, [d, xh](std::size_t j) { return d[j] * xh[j]; });
         const T m1 = s1 * invF, m2 = s2 * invF, inv = inv_std[r];

@@ -201,16 +201,28 @@ public:
         return norm(l).kind == NormKind::Batch ? fan_in(l) : rows;
     }
     // Distributed training with BatchNorm: when set, the training statistics are the
-    // global batch's. stat_sync(v, n, backward) sums v[0..n) over the processes in place
-    // (the forward's Σx and Σ(x − μ)², the backward's Σdx̂ and Σdx̂·x̂ of each layer; the
-    // backward sums are of each process's own loss, which the caller weighs), and
-    // stat_rows is the global batch's rows (N of layers/batchnorm.hpp).
-    std::function<void(T*, std::size_t, bool)> stat_sync;
-    std::size_t stat_rows = 0;
+    // global batch's (layers/batchnorm.hpp), with two collectives at most per BatchNorm
+    // layer and step:
+    //   gather(local, count, all): all[p·count + i] = local[i] of process p, p < ranks
+    //     (an all-gather in rank order; the forward's packed moments [n, μ, M2] of a layer);
+    //   sum(v, count): v[0..count) summed over the processes in place (the backward's
+    //     Σdx̂ and Σdx̂·x̂ of a layer, of this process's own loss, which the caller weighs;
+    //     not for a normalisation of the network's input, whose dL/dX nothing needs).
+    // rows: the global batch's (N of layers/batchnorm.hpp); ranks: the processes.
+    struct StatSync {
+        std::function<void(const T*, std::size_t, T*)> gather;
+        std::function<void(T*, std::size_t)> sum;
+        std::size_t rows = 0, ranks = 0;
+        explicit operator bool() const { return bool(gather); }
+    };
+    StatSync stat_sync;
     // passes.cpp: a process without rows in the step's batch: every stat_sync call of a
-    // training step's forward and backward with zero sums, in the same order, and the
-    // running estimates updated from the reduced statistics as the others update them.
+    // training step's forward and backward with zero moments and sums, in the same order,
+    // and the running estimates updated from the combined statistics as the others do.
     void stat_sync_idle();
+    // Whether the backward computes dL/d(input) of layer l's normalisation: not for
+    // layer 0 (nothing below needs dL/dX; its γ, β gradients only), unless recording.
+    bool norm_input_grad(std::size_t l) const { return l > 0 || recording_; }
     std::size_t last_batch() const { return last_batch_; }
 
     // --- recording, for the chain-rule explainer (recording.cpp) ----------------
@@ -286,7 +298,9 @@ private:
     void norm_forward_of(std::size_t l, const T* in, std::size_t B, bool training);
     // The same into N, X̂ (B × fan_in(l)) and S (the statistics, see norm_stat) given.
     void norm_forward_into(std::size_t l, const T* in, std::size_t B, bool training, T* N, T* Xhat, T* S);
-    void norm_backward_of(std::size_t l, T* d, std::size_t B);
+    // input_grad false (norm_input_grad): only dγ, dβ, and d is left as it came.
+    void norm_backward_of(std::size_t l, T* d, std::size_t B, bool input_grad);
+    void gathered_moments(T* mean, T* var, const T* in, std::size_t B, std::size_t F);  // passes.cpp
 
     // recording.cpp
     double backward_recorded(const T* X, const T* Y, std::size_t B, const T* weights = nullptr);  // backward(), recording
@@ -408,6 +422,7 @@ private:
     bool last_training_ = false;
     std::vector<std::size_t> d_off_, m_off_, z_off_, a_off_;  // views into acts_
     std::vector<std::size_t> n_off_, xh_off_, s_off_;         // the normalisations' views into acts_
+    std::vector<T> stat_parts_;  // distributed BatchNorm: this process's moments, then every process's
     AlignedBuffer<T> acts_, delta_a_, delta_b_, xbatch_, ybatch_;
     std::vector<T> wbatch_;  // a shuffled batch's sample weights (fit_epoch with weights)
     std::vector<std::size_t> order_;

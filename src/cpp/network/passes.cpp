@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "layers/affine.hpp"
 #include "layers/batchnorm.hpp"
 #include "layers/dense.hpp"
 #include "layers/layernorm.hpp"
@@ -34,15 +35,15 @@ void Network<T>::norm_forward_into(std::size_t l, const T* in, std::size_t B, bo
         return;
     }
     T *mean = S, *var = S + F, *inv = S + 2 * F;
-    if (training) {
-        const std::size_t rows = stat_sync ? stat_rows : B;
+    if (training && stat_sync) {  // the global batch's: one gather of every process's moments
+        gathered_moments(mean, var, in, B, F);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, stat_sync.rows, nm.momentum);
+    } else if (training) {
         column_sums(mean, in, B, F);
-        if (stat_sync) stat_sync(mean, F, false);
-        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(rows);
+        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(B);
         column_centered_squares(var, in, mean, B, F);
-        if (stat_sync) stat_sync(var, F, false);
-        for (std::size_t j = 0; j < F; ++j) var[j] /= T(rows);
-        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, rows, nm.momentum);
+        for (std::size_t j = 0; j < F; ++j) var[j] /= T(B);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, B, nm.momentum);
     } else {
         std::memcpy(mean, running_mean(l), F * sizeof(T));
         std::memcpy(var, running_var(l), F * sizeof(T));
@@ -51,12 +52,28 @@ void Network<T>::norm_forward_into(std::size_t l, const T* in, std::size_t B, bo
     batchnorm_normalize(N, Xhat, in, mean, inv, gamma(l), beta(l), B, F);
 }
 
+// mean[F], var[F] of the global batch from this process's B rows `in` and the others' (stat_sync).
 template <typename T>
-void Network<T>::norm_backward_of(std::size_t l, T* d, std::size_t B) {
+void Network<T>::gathered_moments(T* mean, T* var, const T* in, std::size_t B, std::size_t F) {
+    const std::size_t count = 1 + 2 * F, P = stat_sync.ranks;
+    if (stat_parts_.size() < (P + 1) * count) stat_parts_.resize((P + 1) * count);
+    T* local = stat_parts_.data();
+    T* parts = local + count;
+    batchnorm_local_moments(local, in, B, F);
+    stat_sync.gather(local, count, parts);
+    batchnorm_combine_moments(mean, var, parts, P, F);
+}
+
+template <typename T>
+void Network<T>::norm_backward_of(std::size_t l, T* d, std::size_t B, bool input_grad) {
     const NormSpec& nm = norm(l);
     const std::size_t F = fan_in(l);
     const T* Xhat = norm_xhat(l);
     T* S = acts_.data() + s_off_[l];
+    if (!input_grad) {  // the network's input: dγ, dβ only
+        affine_param_grads(dgamma(l), dbeta(l), d, Xhat, B, F);
+        return;
+    }
     if (nm.kind == NormKind::Layer) {
         layernorm_backward(d, dgamma(l), dbeta(l), Xhat, S + 2 * B, gamma(l), B, F);
         return;
@@ -67,8 +84,8 @@ void Network<T>::norm_backward_of(std::size_t l, T* d, std::size_t B) {
         scale_columns(d, inv, B, F);
         return;
     }
-    if (stat_sync) stat_sync(s1, 2 * F, true);  // s1, s2 adjacent
-    batchnorm_backward_input(d, Xhat, s1, s2, inv, B, F, stat_sync ? stat_rows : B);
+    if (stat_sync) stat_sync.sum(s1, 2 * F);  // s1, s2 adjacent: one collective
+    batchnorm_backward_input(d, Xhat, s1, s2, inv, B, F, stat_sync ? stat_sync.rows : B);
 }
 
 template <typename T>
@@ -81,19 +98,15 @@ void Network<T>::stat_sync_idle() {
         if (norm(l).kind != NormKind::Batch) continue;
         const std::size_t F = fan_in(l);
         T* mean = acts_.data() + s_off_[l];
-        T* var = mean + F;
-        std::fill(mean, mean + 2 * F, T(0));
-        stat_sync(mean, F, false);
-        for (std::size_t j = 0; j < F; ++j) mean[j] /= T(stat_rows);
-        stat_sync(var, F, false);
-        for (std::size_t j = 0; j < F; ++j) var[j] /= T(stat_rows);
-        batchnorm_update_running(running_mean(l), running_var(l), mean, var, F, stat_rows, norm(l).momentum);
+        gathered_moments(mean, mean + F, nullptr, 0, F);
+        batchnorm_update_running(running_mean(l), running_var(l), mean, mean + F, F, stat_sync.rows,
+                                 norm(l).momentum);
     }
     for (std::size_t l = L; l-- > 0;) {
-        if (norm(l).kind != NormKind::Batch) continue;
+        if (norm(l).kind != NormKind::Batch || !norm_input_grad(l)) continue;
         T* s1 = acts_.data() + s_off_[l] + 3 * fan_in(l);
         std::fill(s1, s1 + 2 * fan_in(l), T(0));
-        stat_sync(s1, 2 * fan_in(l), true);
+        stat_sync.sum(s1, 2 * fan_in(l));
     }
     last_batch_ = 0;
 }
@@ -112,12 +125,12 @@ void Network<T>::dropout_mask_rows(std::size_t l, const int64_t* rows, std::size
 // X (B, input_dim) → D, M, Z, A of every layer.
 template <typename T>
 void Network<T>::forward(const T* X, std::size_t B, bool training, bool fuse, const std::vector<const T*>* masks) {
-    if (training && has_batchnorm_ && (stat_sync ? stat_rows : B) < 2)
+    if (training && has_batchnorm_ && (stat_sync ? stat_sync.rows : B) < 2)
         for (std::size_t l = 0; l < layers_.size(); ++l)
             require(norm(l).kind != NormKind::Batch, "BatchNorm layer " + std::to_string(norm(l).index),
                     "a training batch of more than one sample (its variance over one sample is 0; as "
                     "torch, training refuses it: use a larger batch, or drop the last incomplete one)",
-                    "a batch of " + std::to_string(stat_sync ? stat_rows : B));
+                    "a batch of " + std::to_string(stat_sync ? stat_sync.rows : B));
     if (training && has_batchnorm_)  // the step may yet be refused: keep the estimates it moves
         std::copy(running_.data(), running_.data() + running_.size(), running_before_.data());
     const T* a_prev = X;
@@ -219,10 +232,12 @@ double Network<T>::backward(const T* X, const T* Y, std::size_t B, const T* weig
             const GemmEpilogue epi = fused.epilogue();
             dense_backward(delta_prev, dW(l), db(l), delta, layer_input(l, X), W(l), B, fan_in(l), fan_out(l), &epi);
         } else {
-            dense_backward_of(l, below || has_norm(l) ? delta_prev : nullptr, delta, X, B);
-            if (!below && !has_norm(l)) break;
+            // Layer 0 needs dL/d(its input) only for the γ, β of a normalisation there.
+            const bool d_in = below || has_affine(l);
+            dense_backward_of(l, d_in ? delta_prev : nullptr, delta, X, B);
+            if (!d_in) break;
             dropout_backward_of(l, delta_prev, B);
-            if (has_norm(l)) norm_backward_of(l, delta_prev, B);
+            if (has_norm(l)) norm_backward_of(l, delta_prev, B, norm_input_grad(l));
             if (!below) break;
             activation_backward_of(l - 1, delta_prev, B);
         }
@@ -251,7 +266,8 @@ double Network<T>::loss_and_gradients(const T* X, const T* Y, std::size_t n, boo
 #define BP_PASSES(T)                                                                                        \
     template void Network<T>::norm_forward_of(std::size_t, const T*, std::size_t, bool);                     \
     template void Network<T>::norm_forward_into(std::size_t, const T*, std::size_t, bool, T*, T*, T*);     \
-    template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t);                               \
+    template void Network<T>::norm_backward_of(std::size_t, T*, std::size_t, bool);                         \
+    template void Network<T>::gathered_moments(T*, T*, const T*, std::size_t, std::size_t);                 \
     template void Network<T>::stat_sync_idle();                                                             \
     template Pcg32 Network<T>::dropout_rng(std::size_t) const;                                              \
     template void Network<T>::dropout_mask_rows(std::size_t, const int64_t*, std::size_t, T*) const;        \

@@ -63,7 +63,7 @@ double Network<T>::backward_recorded(const T* X, const T* Y, std::size_t B, cons
         dropout_backward_of(l, delta_prev, B);
         if (has_norm(l)) {
             record(l, Recorded::dNorm, delta_prev, B * in);
-            norm_backward_of(l, delta_prev, B);
+            norm_backward_of(l, delta_prev, B, norm_input_grad(l));
             record(l, Recorded::dNormIn, delta_prev, B * in);
         }
         if (l == 0) break;
