@@ -285,3 +285,15 @@ def test_large_dropout_masks_do_not_depend_on_thread_count(restore_num_threads: 
     np.testing.assert_array_equal(masks[0], masks[1])
     rows = m.engine.net.dropout_masks(np.arange(64, dtype=np.int64))[0]
     np.testing.assert_array_equal(rows, masks[0])
+
+
+def test_more_threads_than_cpus_are_not_oversubscribed(restore_num_threads: None) -> None:
+    """A count above the CPUs is kept as set, but a parallel region takes at most the CPUs."""
+    from pybackprop import _core
+
+    cpus = bp.build_info()["cpus"]
+    bp.set_num_threads(cpus + 3)
+    assert bp.get_num_threads() == cpus + 3
+    assert _core._testing.region_threads() == cpus
+    bp.set_num_threads(1)
+    assert _core._testing.region_threads() == 1

@@ -58,7 +58,10 @@ def __getattr__(name: str) -> Any:
 def set_num_threads(n: int) -> None:
     """Set how many threads the core may use (default: the CPUs this process may run on).
 
-    Results are bitwise identical for any thread count.
+    Results are bitwise identical for any thread count. A count above the CPUs this
+    process may run on is kept (``get_num_threads`` returns it) but the core's parallel
+    regions take at most that many CPUs' worth of threads: more would only oversubscribe
+    them.
 
     >>> import pybackprop as bp
     >>> old = bp.get_num_threads(); bp.set_num_threads(1); bp.get_num_threads()

@@ -32,7 +32,7 @@ PYBIND11_MODULE(_core, m) {
     bp::bindings::bind_network_hooks(testing);
 
     m.def("set_num_threads", &bp::set_num_threads, py::arg("n"));
-    m.def("get_num_threads", &bp::num_threads);
+    m.def("get_num_threads", &bp::requested_threads);
     m.def("available_cpus", &bp::available_cpus);
     m.def("permutation", [](uint64_t seed, uint64_t epoch, std::size_t n) {
         bp::require(n < (std::size_t(1) << 32), "n", "fewer than 2^32 samples", std::to_string(n));

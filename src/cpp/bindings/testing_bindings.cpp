@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bindings/bindings.hpp"
+#include "common/threads.hpp"
 #include "network/network.hpp"
 
 namespace py = pybind11;
@@ -35,6 +36,8 @@ void bind_hooks(py::module_& m) {
 void bind_network_hooks(py::module_& m) {
     bind_hooks<float>(m);
     bind_hooks<double>(m);
+    m.def("region_threads", &num_threads,
+          "The threads a parallel region takes: get_num_threads(), at most the CPUs this process may run on.");
 }
 
 }  // namespace bp::bindings

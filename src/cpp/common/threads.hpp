@@ -34,7 +34,17 @@ inline std::atomic<int>& thread_count_storage() {
     static std::atomic<int> n{available_cpus()};
     return n;
 }
-inline int num_threads() { return thread_count_storage().load(std::memory_order_relaxed); }
+// The thread count set (set_num_threads; default: the CPUs this process may run on).
+inline int requested_threads() { return thread_count_storage().load(std::memory_order_relaxed); }
+// The threads a parallel region takes: the count set, but at most the CPUs this process
+// could run on when first asked. More would only oversubscribe them: each step's static
+// split would wait on threads that share a core (mnist-like, 4 threads on 2 CPUs: 48 k
+// samples/s against 75-88 k with 2).
+inline int num_threads() {
+    static const int cpus = available_cpus();
+    const int n = requested_threads();
+    return n < cpus ? n : cpus;
+}
 inline void set_num_threads(int n) { thread_count_storage().store(n < 1 ? 1 : n); }
 
 // Threads worth using for `flops` multiply-adds: small layers stay on one.
