@@ -3,7 +3,7 @@
 - Several Python threads predicting with one model at once get exactly the
   outputs of one thread, and the pool holds no more workspaces than calls ran at once.
 - A row's output depends on neither the core's thread count nor the training
-  buffers' size (fixed chunks of 256 rows).
+  buffers' size (fixed chunks of 128 rows).
 - The inference kernels (a vector GEMV for few rows, the unpacked path for a
   narrow output layer) agree with the NumPy reference in float64 and float32.
 - The fast path (an X already as the core takes it) refuses NaN and inf as the

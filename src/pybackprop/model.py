@@ -397,7 +397,7 @@ class Sequential:
         The core runs without the GIL and computes in a workspace of the call's own
         (pooled: no allocation once warm), so several Python threads may predict with
         one model at once, with the results of one thread; a training call waits for
-        them. Rows go in chunks of 256, split over the core's threads
+        them. Rows go in chunks of 128, split over the core's threads
         (:func:`pybackprop.set_num_threads`); a row's output does not depend on the
         thread count. An ``X`` already C-contiguous in the model's dtype skips every
         copy: its checks are a few attribute reads and one pass for NaN/inf in C++.

@@ -130,7 +130,7 @@ public:
     // of mutex() (everything else takes it exclusively). Chunks of kInferenceChunk rows
     // are split over the core's threads; the results depend on neither the thread
     // count nor the training batch size.
-    static constexpr std::size_t kInferenceChunk = 256;
+    static constexpr std::size_t kInferenceChunk = 128;
     void predict(T* out, const T* X, std::size_t n);
     // The mean loss; with per-sample weights (n of them) Σ w_i·l_i / n (Keras's convention), or
     // Σ w_i·l_i / Σ w_i with weight_norm WeightSum (0 when the weights sum to zero).
