@@ -65,7 +65,15 @@ inline int threads_for(double flops) {
 template <typename F>
 inline void for_each_chunk(std::size_t n, std::size_t chunk, int threads, F&& f) {
     const std::ptrdiff_t chunks = std::ptrdiff_t((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    if (threads <= 1 || chunks <= 1) {  // no region at all: even an inactive one would keep the
+        // products f runs from using the threads (a region nested in it stays on one thread)
+        for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+            const std::size_t off = std::size_t(k) * chunk;
+            f(std::size_t(k), off, std::min(chunk, n - off));
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (std::ptrdiff_t k = 0; k < chunks; ++k) {
         const std::size_t off = std::size_t(k) * chunk;
         f(std::size_t(k), off, std::min(chunk, n - off));
