@@ -800,11 +800,12 @@ class Engine:
             return loss
         return {"loss": loss, **self.metric_values(Yc, self.net.predict(Xc))}
 
-    def check_batchnorm_batches(self, n: int, batch_size: int) -> None:
+    def check_batchnorm_batches(self, n: int, batch_size: int, batches: Optional[List[np.ndarray]] = None) -> None:
         """ValueError naming the first BatchNorm when an epoch of ``n`` samples would have a
-        training batch of one (torch refuses it too: one sample has no variance)."""
+        training batch of one (torch refuses it too: one sample has no variance). ``batches``: the
+        epoch's batches when they are not fit's slices of ``batch_size`` (a reducer's)."""
         bs = min(batch_size, n)
-        smallest = n % bs or bs
+        smallest = (n % bs or bs) if batches is None else min(b.size for b in batches)
         if smallest >= 2:
             return
         for i, layer in enumerate(self.layers):
@@ -923,7 +924,9 @@ class Engine:
         net, Xc, Yc = self.net, args.X, args.Y
         root = reducer is None or reducer.root
         n = Xc.shape[0] if reducer is None else reducer.samples
-        self.check_batchnorm_batches(n, args.batch_size)  # the global batches: before anything starts
+        # the global batches, before anything starts
+        self.check_batchnorm_batches(n, args.batch_size, None if reducer is None
+                                     else reducer.batches(net.epoch_counter, args.batch_size, False))
         batch = min(args.batch_size, n)
         steps = -(-n // batch) if reducer is None else reducer.steps(args.batch_size)
         history = History()

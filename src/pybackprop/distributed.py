@@ -293,18 +293,15 @@ class DistributedTrainer:
         n = sum(sizes) if sharded else args.X.shape[0]
         if n == 0:
             raise DistributedError("fit_distributed: no samples on any rank")
-        if layout == "per_rank":  # every rank raises together: the sizes are the same everywhere
-            if args.batch_size < self.size:
-                raise ValueError(f"batch_size: expected at least one row per rank with layout='per_rank' "
-                                 f"({self.size} ranks), got {args.batch_size}")
-            smallest = min(b.size for b in per_rank_batches(sizes, args.batch_size, model.seed, 0, False))
-            engine.check_batchnorm_batches(smallest, smallest)
-        else:
-            engine.check_batchnorm_batches(n, args.batch_size)  # the global batches: every rank raises together
+        # every rank raises together: the sizes are the same everywhere
+        if layout == "per_rank" and args.batch_size < self.size:
+            raise ValueError(f"batch_size: expected at least one row per rank with layout='per_rank' "
+                             f"({self.size} ranks), got {args.batch_size}")
+        reducer = _Reducer(self, sizes, sharded, layout)
+        engine.check_batchnorm_batches(n, args.batch_size, reducer.batches(0, args.batch_size, False))
         self.broadcast_state()
         # Progress and checkpoints on rank 0 only (the engine adds the ProgressBar of verbose there).
         args.callbacks = [cb for cb in args.callbacks if self.is_root or not _root_only(cb)]
-        reducer = _Reducer(self, sizes, sharded, layout)
         self.timings = reducer.timings
         try:
             history = engine.fit(model, args, reducer)
@@ -391,9 +388,7 @@ class _Reducer:
                                           "stats": 0.0, "epochs": 0.0, "steps": 0}
 
     def steps(self, batch_size: int) -> int:
-        if self.layout == "per_rank":
-            return max(-(-n_r // b) for n_r, b in zip(self.sizes, rank_shares(batch_size, len(self.sizes))))
-        return -(-self.samples // min(batch_size, self.samples))
+        return len(self.batches(0, batch_size, False))  # the same count every epoch, shuffled or not
 
     def batches(self, epoch: int, batch_size: int, shuffle: bool) -> List[np.ndarray]:
         if self.layout == "per_rank":
