@@ -80,10 +80,16 @@ def mpirun(tmp_path: Path, body: str, n: int = 2, timeout: float = TIMEOUT,
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
 
+def in_process(extra: str = "") -> dict:
+    """MODEL_SRC (and ``extra``, more of the scripts' definitions) run in this process: its names."""
+    ns: dict = {}
+    exec(MODEL_SRC + extra, ns)
+    return ns
+
+
 def single_process(dropout: bool = False) -> bp.Sequential:
     """The same model trained by plain ``fit`` in this process."""
-    ns: dict = {}
-    exec(MODEL_SRC, ns)
+    ns = in_process()
     model = ns["make_model"](dropout)
     X, y = ns["make_data"]()
     model.fit(X, y, verbose=0, **SINGLE)
@@ -290,8 +296,7 @@ def test_adamw_amsgrad_with_a_schedule_and_the_new_callbacks_on_two_ranks(tmp_pa
     """.replace("{SINGLE!r}", repr(SINGLE))
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC + ADAMW_SRC, ns)
+    ns = in_process(ADAMW_SRC)
     model = ns["make_adamw_model"]()
     X, y = ns["make_data"]()
     model.fit(X, y, verbose=0, callbacks=[bp.EarlyStopping(monitor="loss", patience=1, min_delta=1e-9)], **SINGLE)
@@ -311,8 +316,7 @@ def test_reduce_lr_on_plateau_reduces_alike_on_two_ranks(tmp_path):
     """
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC, ns)
+    ns = in_process()
     model = ns["make_model"]()
     model.compile(loss="mse", optimizer=bp.Adam(lr=0.01, amsgrad=True))
     X, y = ns["make_data"]()
@@ -332,8 +336,7 @@ def test_sample_weight_on_two_sharded_ranks_matches_single_process(tmp_path):
     """
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC, ns)
+    ns = in_process()
     model = ns["make_model"](False)
     X, y = ns["make_data"]()
     model.fit(X, y, verbose=0, sample_weight=np.random.default_rng(5).uniform(0.0, 2.0, size=X.shape[0]), **SINGLE)
@@ -357,8 +360,7 @@ def test_metrics_on_two_ranks_match_single_process(tmp_path, sharded):
     """
     proc = mpirun(tmp_path, body)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC, ns)
+    ns = in_process()
     model = ns["make_model"](False)
     model.compile(loss="mse", optimizer=model.optimizer, metrics=["mae", "r2"])
     X, y = ns["make_data"]()
@@ -395,8 +397,7 @@ def test_batchnorm_statistics_are_the_global_batch(tmp_path, sharded):
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
     ranks = load_ranks(tmp_path, "w")
-    ns: dict = {}
-    exec(MODEL_SRC + NORM_SRC, ns)
+    ns = in_process(NORM_SRC)
     model = ns["make_norm_model"]()
     X, y = ns["make_data"]()
     model.fit(X, y, verbose=0, epochs=3, batch_size=40, shuffle=True)
@@ -435,8 +436,7 @@ def test_per_rank_layout_matches_its_batches_in_one_process(tmp_path, shuffle):
     """
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC, ns)
+    ns = in_process()
     model = ns["make_model"](True)
     X, y = ns["make_data"]()
     for epoch in range(3):
@@ -505,8 +505,7 @@ def test_one_cycle_momentum_on_two_ranks_matches_single_process(tmp_path, name):
     """
     proc = mpirun(tmp_path, body, save=True)
     assert proc.returncode == 0, proc.stderr
-    ns: dict = {}
-    exec(MODEL_SRC + ONECYCLE_SRC, ns)
+    ns = in_process(ONECYCLE_SRC)
     model = ns["make_onecycle_model"](name)
     X, y = ns["make_data"]()
     h = model.fit(X, y, verbose=0, **SINGLE)
@@ -543,8 +542,7 @@ BN_TOL = {"float64": 1e-12, "float32": 1e-5}
 
 
 def _bn_single(arch: str, dtype: str) -> bp.Sequential:
-    ns: dict = {}
-    exec(MODEL_SRC + BN_PARITY_SRC, ns)
+    ns = in_process(BN_PARITY_SRC)
     model = ns["make_bn_model"](arch, dtype)
     X, y = ns["make_data"]()
     model.fit(X, y, verbose=0, **ns["BN_FIT"])
@@ -644,3 +642,25 @@ def test_batchnorm_collectives_per_step(tmp_path):
     epoch = step * steps + [["Allreduce", 1]]  # + the epoch's loss
     assert logs[0]["calls"] == epoch * 2
     assert logs[1]["calls"] == logs[0]["calls"]  # rank 1 has no rows in most steps: the same collectives
+
+
+def test_per_rank_batchnorm_check_takes_the_per_rank_batches(tmp_path):
+    """The BatchNorm check reads the layout's own batches: 129 rows in batches of 32 would end
+    on a batch of one drawn over the global data, but per rank ([66, 63] rows, shares 16 + 16)
+    the smallest batch has 2 rows; and a per-rank layout ending on one row is refused on every rank."""
+    body = textwrap.indent(NORM_SRC, "    ") + """
+    X, y = make_data(129)
+    mine = slice(0, 66) if comm.rank == 0 else slice(66, 129)
+    model = make_norm_model()
+    fit_distributed(model, X[mine], y[mine], verbose=0, sharded=True, layout="per_rank", epochs=1, batch_size=32)
+    mine = slice(0, 65) if comm.rank == 0 else slice(65, 129)  # rank 0's 65 rows: a last batch of one
+    try:
+        fit_distributed(make_norm_model(), X[mine], y[mine], verbose=0, sharded=True, layout="per_rank",
+                        epochs=1, batch_size=32)
+    except ValueError as exc:
+        assert "BatchNorm layer 0: expected training batches of more than one sample" in str(exc), str(exc)
+    else:
+        raise AssertionError("no error for a per-rank batch of one row")
+    """
+    proc = mpirun(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr

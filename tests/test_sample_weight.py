@@ -96,15 +96,21 @@ def test_fit_with_sample_weight_equals_torch_step_for_step(loss, k, act):
 @pytest.mark.parametrize("loss,k,act", LOSS_SETUPS)
 def test_evaluate_and_loss_and_gradients_with_sample_weight_equal_torch(loss, k, act):
     X, Y, w = data_for(loss, k)
-    model = model_for(loss, k, act)
+    assert_weighted_loss_is_torchs(model_for(loss, k, act), loss, X, Y, w, divisor=N)
+
+
+def assert_weighted_loss_is_torchs(model, loss, X, Y, w, divisor) -> float:
+    """evaluate and loss_and_gradients with weights ``w`` against torch's ``(w * l).sum() / divisor``
+    and its gradients (the twin's batch loss is ``(w * l).sum() / N``); returns torch's loss."""
     twin = Twin(model)
-    L = twin.batch_loss(loss, X, Y, w)
+    L = twin.batch_loss(loss, X, Y, w) * (N / divisor)
     L.backward()
     assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), float(L.detach()), 1e-12, 1e-12)
     got, grads = model.engine.net.loss_and_gradients(X, Y, False, None, sample_weight=w)[:2]
     assert_close(f"{loss} loss_and_gradients", got, float(L.detach()), 1e-12, 1e-12)
     assert_tensors_close(f"{loss} gradients", [g for layer in grads for g in layer],
                          [p.grad.numpy() for p in twin.params], "float64")
+    return float(L.detach())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -362,14 +368,7 @@ def test_weight_sum_evaluate_train_step_and_loss_and_gradients(loss, k, act):
     X, Y, w = data_for(loss, k)
     model = model_for(loss, k, act)
     model.engine.set_weight_norm("weight_sum")
-    twin = Twin(model)
-    L = twin.batch_loss(loss, X, Y, w) * N / float(w.sum())
-    L.backward()
-    assert_close(f"{loss} evaluate", model.evaluate(X, Y, sample_weight=w), float(L.detach()), 1e-12, 1e-12)
-    got, grads = model.engine.net.loss_and_gradients(X, Y, False, None, sample_weight=w)[:2]
-    assert_close(f"{loss} loss_and_gradients", got, float(L.detach()), 1e-12, 1e-12)
-    assert_tensors_close(f"{loss} gradients", [g for layer in grads for g in layer],
-                         [p.grad.numpy() for p in twin.params], "float64")
+    want = assert_weighted_loss_is_torchs(model, loss, X, Y, w, divisor=float(w.sum()))
     zero = np.zeros(4)
     got, grads = model.engine.net.loss_and_gradients(X[:4], Y[:4], False, None, sample_weight=zero)[:2]
     assert got == 0.0 and all(not g.any() for layer in grads for g in layer)
@@ -379,7 +378,7 @@ def test_weight_sum_evaluate_train_step_and_loss_and_gradients(loss, k, act):
     assert model.engine.net.optimizer_step == step
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     loss_before = model.train_step(X, Y, sample_weight=w)
-    assert loss_before == pytest.approx(float(L.detach()), rel=1e-12)
+    assert loss_before == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
