@@ -586,3 +586,17 @@ def test_adamw_and_amsgrad_validate_and_differ_from_adam():
     b.fit(X, y, epochs=2, batch_size=8, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_apply_gradients_takes_a_weights_sum_as_the_count():
+    """rows may be a weights' sum (weight_norm 'weight_sum'): per-sample decay divides by it, also
+    when it is not a whole number; a negative or non-finite count is refused."""
+    model = make_model(bp.SGD(lr=0.1, weight_decay=0.3, decay_per_sample=True), "float64")
+    net = model._net
+    net.grads()[...] = 0.0
+    before = net.params().copy()
+    assert net.apply_gradients(0.1, 2.5)
+    np.testing.assert_allclose(net.params(), before * (1 - 0.1 * 0.3 / 2.5), rtol=1e-15)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="rows: expected a finite count >= 0"):
+            net.apply_gradients(0.1, bad)

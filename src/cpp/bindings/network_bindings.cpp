@@ -407,8 +407,10 @@ void bind_training(py::class_<Network<T>>& c) {
           "the forward pass would draw at step_counter and the current keep probabilities, bitwise; "
           "None where the layer has no input dropout.");
     c.def("apply_gradients",
-          [](Net& n, double lr, std::size_t rows, const py::object& ratio, std::optional<double> momentum) {
+          [](Net& n, double lr, double rows, const py::object& ratio, std::optional<double> momentum) {
               check_lr(lr);
+              require(std::isfinite(rows) && rows >= 0, "rows", "a finite count >= 0 (the batch's samples, or "
+                      "its weights' sum)", std::to_string(rows));
               double* out = ratio.is_none() ? nullptr : out_doubles(ratio, "update_ratio", n.num_layers());
               return locked(n, [&] { return n.apply_gradients(lr, rows, out, momentum); });
           },
